@@ -1,0 +1,1 @@
+//! careline-bus (being built).

@@ -1,0 +1,77 @@
+//! Channels, languages and priorities: the small vocabularies routing keys on.
+
+use serde::{Deserialize, Serialize};
+
+/// How a member reached the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Voice,
+    Chat,
+    Email,
+}
+
+impl Channel {
+    /// Every channel, in a stable order.
+    pub const ALL: [Channel; 3] = [Channel::Voice, Channel::Chat, Channel::Email];
+
+    /// Short lowercase name, as used in configuration and Redis keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Chat => "chat",
+            Channel::Email => "email",
+        }
+    }
+}
+
+/// A language Careline routes on (agents carry it as `lang:<code>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    En,
+    Es,
+}
+
+impl Language {
+    /// ISO 639-1 code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Es => "es",
+        }
+    }
+}
+
+/// Queue priority, lowest to highest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    /// Rank used in queue scores: urgent 0 (first) .. low 3 (last).
+    pub fn band(self) -> u8 {
+        match self {
+            Priority::Urgent => 0,
+            Priority::High => 1,
+            Priority::Normal => 2,
+            Priority::Low => 3,
+        }
+    }
+
+    /// The priority of a band (inverse of [`Priority::band`]); `None` outside 0..=3.
+    pub fn from_band(band: u8) -> Option<Priority> {
+        match band {
+            0 => Some(Priority::Urgent),
+            1 => Some(Priority::High),
+            2 => Some(Priority::Normal),
+            3 => Some(Priority::Low),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! careline-kit (being built).

@@ -1,0 +1,1 @@
+//! careline-routing (being built).

@@ -1,0 +1,1 @@
+//! careline-testkit (being built).

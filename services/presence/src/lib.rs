@@ -1,0 +1,1 @@
+//! careline-presence (being built).

@@ -1,0 +1,1 @@
+//! careline-router (being built).
