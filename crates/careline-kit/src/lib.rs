@@ -1,1 +1,31 @@
-//! careline-kit (being built).
+//! careline-kit: what every Careline service binary shares, so each service is just
+//! `pub async fn serve(cfg, listener, shutdown)` and `careline up` can run many in one process.
+//!
+//! - [`config`]: [`CommonConfig`] (flags + env vars every service takes), validation with errors
+//!   that name the field, and [`config::parse_from`] to parse any clap config from explicit
+//!   args and an explicit env map.
+//! - [`telemetry`]: [`init_telemetry`]: tracing subscriber (text/json), optional OTLP span
+//!   export, W3C trace-context propagation; safe to call more than once per process.
+//! - [`metrics`]: the process-wide Prometheus recorder and the `/metrics` + `/healthz` endpoint.
+//! - [`grpc`]: [`GrpcServer`], the tonic server every service uses: health, reflection,
+//!   trace-context extraction, graceful drain.
+//! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`tenant_of`].
+//! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
+//! - [`KitError`]: the one error type of this crate.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use auth::{ApiKeyLookup, AuthenticatedTenant, TenantAuth, tenant_of};
+pub use config::{CommonConfig, LogFormat, MetricsAddr};
+pub use error::KitError;
+pub use grpc::{GrpcServer, HealthHandle};
+pub use shutdown::Shutdown;
+pub use telemetry::{TelemetryGuard, init_telemetry};

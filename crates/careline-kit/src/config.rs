@@ -1,0 +1,358 @@
+//! Configuration every service takes, and how any clap config is parsed without library code
+//! reading the process environment.
+//!
+//! Services define their own `#[derive(clap::Parser)] struct Config` and
+//! `#[command(flatten)] common: CommonConfig`. `main.rs` calls
+//! `parse_from(std::env::args_os(), &std::env::vars().collect())`, then `validate()`;
+//! tests build structs directly or call [`parse_from`] with explicit args and env maps.
+//! Names and defaults live here as constants (linkerd2-proxy's `env.rs`).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Arg, Command, Parser};
+
+use crate::KitError;
+
+/// Env var for the Redis URL.
+pub const ENV_REDIS_URL: &str = "CARELINE_REDIS_URL";
+/// Env var for the NATS URL.
+pub const ENV_NATS_URL: &str = "CARELINE_NATS_URL";
+/// Env var for the metrics listen address (or `off`).
+pub const ENV_METRICS_ADDR: &str = "CARELINE_METRICS_ADDR";
+/// Env var for the log format (`text` or `json`).
+pub const ENV_LOG_FORMAT: &str = "CARELINE_LOG_FORMAT";
+/// Env var for the log filter (tracing `EnvFilter` syntax).
+pub const ENV_LOG_FILTER: &str = "RUST_LOG";
+/// Env var for the drain deadline after a shutdown signal.
+pub const ENV_SHUTDOWN_GRACE_SECS: &str = "CARELINE_SHUTDOWN_GRACE_SECS";
+/// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
+pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Default Redis URL (a local redis-server).
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+/// Default NATS URL (a local nats-server).
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// Default metrics listen address.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+/// Default log filter.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+/// Default drain deadline.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
+/// Longest accepted drain deadline (Kubernetes' default grace period is 30 s; one hour is
+/// surely a typo).
+pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 3600;
+
+/// Settings shared by every service; `#[command(flatten)]` it into a service's config.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct CommonConfig {
+    /// Redis URL (redis:// or rediss://).
+    #[arg(long = "redis-url", env = ENV_REDIS_URL, default_value = DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+
+    /// NATS URL (nats://, tls:// or a comma-separated list of them).
+    #[arg(long = "nats-url", env = ENV_NATS_URL, default_value = DEFAULT_NATS_URL)]
+    pub nats_url: String,
+
+    /// Prometheus endpoint address (host:port), or `off`.
+    #[arg(long = "metrics-addr", env = ENV_METRICS_ADDR, default_value = DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: MetricsAddr,
+
+    /// Log line format.
+    #[arg(long = "log-format", env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, tracing EnvFilter syntax (e.g. `info,careline_router=debug`).
+    #[arg(long = "log-filter", env = ENV_LOG_FILTER, default_value = DEFAULT_LOG_FILTER)]
+    pub log_filter: String,
+
+    /// OTLP/gRPC collector endpoint (e.g. http://127.0.0.1:4317); unset: no span export.
+    #[arg(long = "otlp-endpoint", env = ENV_OTLP_ENDPOINT)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Seconds to let in-flight requests finish after a shutdown signal.
+    #[arg(long = "shutdown-grace-secs", env = ENV_SHUTDOWN_GRACE_SECS, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: DEFAULT_REDIS_URL.to_owned(),
+            nats_url: DEFAULT_NATS_URL.to_owned(),
+            metrics_addr: MetricsAddr::Listen(
+                DEFAULT_METRICS_ADDR
+                    .parse()
+                    .expect("default metrics address is a valid socket address"),
+            ),
+            log_format: LogFormat::Text,
+            log_filter: DEFAULT_LOG_FILTER.to_owned(),
+            otlp_endpoint: None,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+        }
+    }
+}
+
+impl CommonConfig {
+    /// Checks every field; the error names the env var and flag of the first bad one.
+    pub fn validate(&self) -> Result<(), KitError> {
+        check_url(
+            &self.redis_url,
+            &["redis", "rediss"],
+            "a redis:// or rediss:// URL",
+        )
+        .map_err(|m| KitError::config(ENV_REDIS_URL, "redis-url", m))?;
+        for server in self.nats_url.split(',') {
+            check_url(server.trim(), &["nats", "tls"], "a nats:// or tls:// URL")
+                .map_err(|m| KitError::config(ENV_NATS_URL, "nats-url", m))?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| {
+            KitError::config(
+                ENV_LOG_FILTER,
+                "log-filter",
+                format!("{:?} is not a valid filter: {e}", self.log_filter),
+            )
+        })?;
+        if let Some(endpoint) = &self.otlp_endpoint {
+            check_url(endpoint, &["http", "https"], "an http:// or https:// URL")
+                .map_err(|m| KitError::config(ENV_OTLP_ENDPOINT, "otlp-endpoint", m))?;
+        }
+        if self.shutdown_grace_secs == 0 || self.shutdown_grace_secs > MAX_SHUTDOWN_GRACE_SECS {
+            return Err(KitError::config(
+                ENV_SHUTDOWN_GRACE_SECS,
+                "shutdown-grace-secs",
+                format!(
+                    "{} is out of range: use 1 to {MAX_SHUTDOWN_GRACE_SECS} seconds",
+                    self.shutdown_grace_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The drain deadline as a [`Duration`].
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// `scheme://rest` with a non-empty rest and one of the allowed schemes.
+fn check_url(value: &str, schemes: &[&str], expected: &str) -> Result<(), String> {
+    let ok = value.split_once("://").is_some_and(|(scheme, rest)| {
+        schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s))
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+    });
+    if ok {
+        Ok(())
+    } else {
+        // URLs may carry a password: show only what precedes any '@'.
+        let shown = match value.rsplit_once('@') {
+            Some((_, host)) => format!("<credentials>@{host}"),
+            None => value.to_owned(),
+        };
+        Err(format!("{shown:?} is not {expected}"))
+    }
+}
+
+/// Where the Prometheus endpoint listens, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// No metrics endpoint.
+    Off,
+    /// Listen on this address.
+    Listen(SocketAddr),
+}
+
+impl MetricsAddr {
+    /// The address to bind, if enabled.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            MetricsAddr::Off => None,
+            MetricsAddr::Listen(addr) => Some(*addr),
+        }
+    }
+}
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(MetricsAddr::Off);
+        }
+        s.parse()
+            .map(MetricsAddr::Listen)
+            .map_err(|_| format!("{s:?} is not host:port (e.g. 0.0.0.0:9464) or `off`"))
+    }
+}
+
+impl fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsAddr::Off => f.write_str("off"),
+            MetricsAddr::Listen(addr) => addr.fmt(f),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Parses any clap config from explicit `args` (the first is the binary name) and an explicit
+/// `env` map instead of the process environment.
+///
+/// Precedence is the usual one: flag, then env var, then default. `main.rs` passes
+/// `std::env::args_os()` and `std::env::vars().collect()`, and calls `e.exit()` on error so
+/// `--help` and usage errors behave as clap users expect.
+pub fn parse_from<C, I, T>(args: I, env: &HashMap<String, String>) -> Result<C, clap::Error>
+where
+    C: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = with_env_map(C::command(), env);
+    let matches = command.try_get_matches_from_mut(args)?;
+    C::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// Replaces clap's own env lookups with lookups in `env`: an env value becomes the default.
+fn with_env_map(command: Command, env: &HashMap<String, String>) -> Command {
+    command
+        .mut_args(|arg| env_as_default(arg, env))
+        .mut_subcommands(|sub| with_env_map(sub, env))
+}
+
+fn env_as_default(arg: Arg, env: &HashMap<String, String>) -> Arg {
+    let Some(name) = arg.get_env().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return arg;
+    };
+    let help = arg
+        .get_help()
+        .map(|h| format!("{h} [env: {name}]"))
+        .unwrap_or_else(|| format!("[env: {name}]"));
+    let arg = arg.env(None).help(help);
+    match env.get(&name) {
+        Some(value) => arg.default_value(value.clone()).required(false),
+        None => arg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct ServiceConfig {
+        #[command(flatten)]
+        common: CommonConfig,
+        #[arg(
+            long = "grpc-addr",
+            env = "CARELINE_GRPC_ADDR",
+            default_value = "127.0.0.1:50051"
+        )]
+        grpc_addr: SocketAddr,
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let cfg: ServiceConfig = parse_from(["svc"], &env(&[])).unwrap();
+        assert_eq!(cfg.common, CommonConfig::default());
+        assert_eq!(cfg.grpc_addr, "127.0.0.1:50051".parse().unwrap());
+        cfg.common.validate().unwrap();
+    }
+
+    #[test]
+    fn env_map_overrides_default_and_flag_overrides_env() {
+        let vars = env(&[
+            (ENV_REDIS_URL, "redis://redis.internal:6379/"),
+            (ENV_METRICS_ADDR, "off"),
+            (ENV_LOG_FORMAT, "json"),
+            ("CARELINE_GRPC_ADDR", "0.0.0.0:7000"),
+        ]);
+        let cfg: ServiceConfig =
+            parse_from(["svc", "--redis-url", "rediss://other:6380/"], &vars).unwrap();
+        assert_eq!(cfg.common.redis_url, "rediss://other:6380/");
+        assert_eq!(cfg.common.metrics_addr, MetricsAddr::Off);
+        assert_eq!(cfg.common.log_format, LogFormat::Json);
+        assert_eq!(cfg.grpc_addr, "0.0.0.0:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_metrics_addr_is_rejected_naming_the_flag() {
+        let err =
+            parse_from::<ServiceConfig, _, _>(["svc", "--metrics-addr", "nowhere"], &env(&[]))
+                .unwrap_err();
+        assert!(err.to_string().contains("--metrics-addr"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field_for_each_bad_value() {
+        type BreakIt = fn(&mut CommonConfig);
+        let cases: [(&str, BreakIt); 5] = [
+            ("CARELINE_REDIS_URL (--redis-url)", |c| {
+                c.redis_url = "foo".into()
+            }),
+            ("CARELINE_NATS_URL (--nats-url)", |c| {
+                c.nats_url = "nats://a:4222,http://b".into()
+            }),
+            ("RUST_LOG (--log-filter)", |c| c.log_filter = "[[".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint)", |c| {
+                c.otlp_endpoint = Some("collector:4317".into())
+            }),
+            (
+                "CARELINE_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
+                |c| c.shutdown_grace_secs = 0,
+            ),
+        ];
+        for (field, break_it) in cases {
+            let mut cfg = CommonConfig::default();
+            break_it(&mut cfg);
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid config {field}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn redis_url_error_matches_the_documented_wording() {
+        let cfg = CommonConfig {
+            redis_url: "foo".into(),
+            ..CommonConfig::default()
+        };
+        assert_eq!(
+            cfg.validate().unwrap_err().to_string(),
+            r#"invalid config CARELINE_REDIS_URL (--redis-url): "foo" is not a redis:// or rediss:// URL"#
+        );
+    }
+
+    #[test]
+    fn url_errors_hide_credentials() {
+        let cfg = CommonConfig {
+            redis_url: "http://user:s3cret@host:6379".into(),
+            ..CommonConfig::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}

@@ -1,0 +1,334 @@
+//! The tonic server every service runs, with what every service needs added once here.
+//!
+//! [`GrpcServer`] always serves, next to the services given with [`GrpcServer::add_service`]:
+//! - gRPC health (`grpc.health.v1.Health`): "" and each added service start SERVING; a
+//!   [`HealthHandle`] lets the service report NOT_SERVING while Redis or NATS is unreachable,
+//!   and everything turns NOT_SERVING as soon as shutdown starts;
+//! - server reflection v1 and v1alpha over every Careline proto and the health proto, so
+//!   `grpcurl -plaintext HOST:PORT list` works without proto files;
+//! - a `grpc` span per request whose parent is the caller's W3C `traceparent`, carrying the
+//!   method (never the request body).
+//!
+//! [`GrpcServer::serve`] runs on a caller-bound listener (tests bind `127.0.0.1:0`) until the
+//! shutdown future completes, then stops accepting and lets in-flight calls finish within the
+//! grace period.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use opentelemetry::propagation::Extractor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic_health::server::{HealthReporter, HealthService};
+use tracing::instrument::{Instrument as _, Instrumented};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::KitError;
+use crate::config::DEFAULT_SHUTDOWN_GRACE_SECS;
+
+pub use tonic_health::ServingStatus;
+
+/// Builds and runs a service's gRPC server; see the module docs for what it adds.
+pub struct GrpcServer {
+    routes: RoutesBuilder,
+    health: HealthHandle,
+    descriptor_sets: Vec<&'static [u8]>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("health", &self.health)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GrpcServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GrpcServer {
+    /// A server with health and reflection only.
+    pub fn new() -> Self {
+        Self {
+            routes: RoutesBuilder::default(),
+            health: HealthHandle::new(),
+            descriptor_sets: vec![
+                careline_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+            grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+        }
+    }
+
+    /// Serves `svc` (a generated `FooServer`, possibly wrapped with an interceptor) and marks it
+    /// SERVING in health.
+    pub fn add_service<S>(mut self, svc: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.health.register(S::NAME);
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Also serves, through reflection, the protos in this encoded `FileDescriptorSet` (for
+    /// services whose protos are not in `careline-proto`).
+    pub fn register_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
+        self.descriptor_sets.push(encoded);
+        self
+    }
+
+    /// How long in-flight calls may run after shutdown starts (default 20 s); see
+    /// [`crate::CommonConfig::shutdown_grace`].
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The health handle, to report NOT_SERVING while a dependency is down.
+    pub fn health(&self) -> HealthHandle {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains: new connections are
+    /// refused, health turns NOT_SERVING, and in-flight calls get up to the grace period.
+    ///
+    /// Returns once every connection has closed, or when the grace period ends (in-flight
+    /// calls are then dropped, with a warning).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), KitError> {
+        let mut reflection = tonic_reflection::server::Builder::configure();
+        for set in &self.descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+        }
+        let mut reflection_alpha = tonic_reflection::server::Builder::configure();
+        for set in &self.descriptor_sets {
+            reflection_alpha = reflection_alpha.register_encoded_file_descriptor_set(set);
+        }
+        let health = self.health.clone();
+        let mut routes = self.routes;
+        routes
+            .add_service(tonic_health::pb::health_server::HealthServer::new(
+                HealthService::from_health_reporter(health.reporter.clone()),
+            ))
+            .add_service(reflection.build_v1()?)
+            .add_service(reflection_alpha.build_v1alpha()?);
+        health.apply_pending().await;
+
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "gRPC server listening");
+        }
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = {
+            let health = health.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("gRPC server draining");
+                health.set_all(ServingStatus::NotServing).await;
+                let _ = draining_tx.send(());
+            }
+        };
+        let serve = Server::builder()
+            .layer(GrpcTraceLayer)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        tokio::pin!(serve);
+
+        tokio::select! {
+            result = &mut serve => return result.map_err(KitError::from),
+            _ = draining_rx => {}
+        }
+        match tokio::time::timeout(self.grace, serve).await {
+            Ok(result) => {
+                tracing::info!("gRPC server drained");
+                result.map_err(KitError::from)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = self.grace.as_secs(),
+                    "gRPC calls still running at the end of the grace period were dropped"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reports the serving status of a server's gRPC services; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HealthHandle {
+    reporter: HealthReporter,
+    services: Arc<Mutex<Services>>,
+}
+
+#[derive(Debug, Default)]
+struct Services {
+    names: Vec<&'static str>,
+    /// Registered before their SERVING status could be set without waiting.
+    pending: Vec<&'static str>,
+}
+
+impl HealthHandle {
+    fn new() -> Self {
+        Self {
+            reporter: HealthReporter::new(),
+            services: Arc::default(),
+        }
+    }
+
+    fn services(&self) -> std::sync::MutexGuard<'_, Services> {
+        self.services
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn register(&self, name: &'static str) {
+        let mut services = self.services();
+        services.names.push(name);
+        // The reporter's lock is uncontended while the server is being built, so this
+        // completes on its first poll; otherwise `serve` sets it before listening.
+        let set_now = self
+            .reporter
+            .set_service_status(name, ServingStatus::Serving)
+            .now_or_never();
+        if set_now.is_none() {
+            services.pending.push(name);
+        }
+    }
+
+    async fn apply_pending(&self) {
+        let pending = std::mem::take(&mut self.services().pending);
+        for name in pending {
+            self.reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+    }
+
+    /// Sets the overall status ("") and that of every added service, e.g. NOT_SERVING while
+    /// Redis is unreachable and SERVING once it is back.
+    pub async fn set_all(&self, status: ServingStatus) {
+        let names = self.services().names.clone();
+        self.reporter.set_service_status("", status).await;
+        for name in names {
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+
+    /// Sets the status of one service (its full name, e.g. `careline.v1.Router`).
+    pub async fn set_service(&self, service_name: &str, status: ServingStatus) {
+        self.reporter.set_service_status(service_name, status).await;
+    }
+
+    /// The underlying tonic-health reporter.
+    pub fn reporter(&self) -> &HealthReporter {
+        &self.reporter
+    }
+}
+
+/// Tower layer opening the per-request `grpc` span, parented on the caller's `traceparent`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcTraceLayer;
+
+impl<S> tower::Layer<S> for GrpcTraceLayer {
+    type Service = GrpcTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTrace { inner }
+    }
+}
+
+/// The service made by [`GrpcTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcTrace<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcTrace<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let span = request_span(request.uri().path(), request.headers());
+        // Interceptors run inside `call`; entering here lets them record (e.g. the tenant).
+        let future = span.in_scope(|| self.inner.call(request));
+        future.instrument(span)
+    }
+}
+
+/// The span of one gRPC call: `grpc` named `package.Service/Method` for OpenTelemetry, with the
+/// caller's trace as parent. Health and reflection calls (probes) are at debug level.
+pub fn request_span(path: &str, headers: &http::HeaderMap) -> tracing::Span {
+    let method = path.trim_start_matches('/');
+    let (service, rpc) = method.split_once('/').unwrap_or((method, ""));
+    let span = if service.starts_with("grpc.") {
+        tracing::debug_span!(
+            "grpc",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %rpc,
+        )
+    } else {
+        tracing::info_span!(
+            "grpc",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %rpc,
+            tenant = tracing::field::Empty,
+        )
+    };
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    // Fails only when no OpenTelemetry layer is installed (no export): nothing to parent.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Reads propagation fields (`traceparent`, `tracestate`) from HTTP/2 headers.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
