@@ -1,13 +1,27 @@
 //! Careline's domain: pure types and rules, no I/O.
 //!
+//! - [`ids`]: validated ids (tenant, agent, queue, interaction, offer) safe in NATS subjects and Redis keys.
 //! - [`channel`]: channels, languages and priorities.
+//! - [`skills`]: proficiencies and whether an agent's skills meet a queue's requirements.
+//! - [`hours`]: business hours in the tenant's time zone, holidays and overnight windows.
 //! - [`targets`]: routing targets (queues and their overflow steps) and who may serve them.
-//! - [`tenant`]: the tenant configuration document and its validation.
+//! - [`tenant`]: the tenant configuration document, its parsing and validation.
+//! - [`error`]: the crate's errors, including [`ConfigError`] with every problem found.
 
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod error;
+pub mod hours;
+pub mod ids;
+pub mod skills;
 pub mod targets;
 pub mod tenant;
+mod yaml_lines;
 
 pub use channel::{Channel, Language, Priority};
+pub use error::{ConfigError, Error, Problem};
+pub use hours::BusinessHours;
+pub use ids::{AgentId, InteractionId, OfferId, QueueId, TenantId};
+pub use skills::Proficiency;
+pub use tenant::TenantConfig;
