@@ -1,2 +1,157 @@
-//! Routing targets: which (pseudo-)queues an interaction can wait in and which
+//! Routing targets: the (pseudo-)queues an interaction waits in, and which
 //! agents may serve each, derived from tenant configuration.
+//!
+//! A queue `general` with overflow steps becomes the targets `general`,
+//! `general~1`, `general~2`, ...: step *i* lowers proficiency minimums
+//! (`relax_by`) or adds another queue's agents (`widen_to`) on top of step
+//! *i-1*; `move_to` sends the interaction to the other queue's own target.
+//! Every agent also has a personal target `@<agent id>` for transfers to
+//! that agent and pending follow-ups that return to it.
+//!
+//! Agent eligibility is computed here, once per login or configuration
+//! change, so the Redis scripts only pop from and push to indexes.
+
+use crate::tenant::{AgentConfig, SkillRequirement, TenantConfig};
+
+/// One target: a queue or one of its overflow steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `queue` or `queue~step`.
+    pub name: String,
+    /// The queue the interaction belongs to while it waits here.
+    pub queue: String,
+    /// An agent qualifies by meeting every requirement of any one alternative.
+    pub alternatives: Vec<Vec<SkillRequirement>>,
+    /// Where the interaction goes next, and when (seconds after it entered `queue`).
+    pub next: Option<(String, u32)>,
+    /// Service-level threshold of the queue.
+    pub service_level_secs: u32,
+}
+
+/// The personal target of an agent.
+pub fn personal_target(agent_id: &str) -> String {
+    format!("@{agent_id}")
+}
+
+/// Every target of the tenant, queue by queue.
+pub fn routing_targets(config: &TenantConfig) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for queue in &config.queues {
+        let mut alternatives = vec![queue.skills.clone()];
+        let mut name = queue.id.clone();
+        for (index, step) in queue.overflow.iter().enumerate() {
+            let next = if let Some(other) = &step.move_to {
+                other.clone()
+            } else {
+                format!("{}~{}", queue.id, index + 1)
+            };
+            targets.push(Target {
+                name: name.clone(),
+                queue: queue.id.clone(),
+                alternatives: alternatives.clone(),
+                next: Some((next.clone(), step.after_secs)),
+                service_level_secs: queue.service_level_secs,
+            });
+            if step.move_to.is_some() {
+                name.clear();
+                break;
+            }
+            if let Some(by) = step.relax_by {
+                for requirements in &mut alternatives {
+                    *requirements = crate::skills::relax(requirements, by);
+                }
+            }
+            if let Some(other) = step.widen_to.as_ref().and_then(|id| config.queue(id)) {
+                alternatives.push(other.skills.clone());
+            }
+            name = next;
+        }
+        if !name.is_empty() {
+            targets.push(Target {
+                name,
+                queue: queue.id.clone(),
+                alternatives,
+                next: None,
+                service_level_secs: queue.service_level_secs,
+            });
+        }
+    }
+    targets
+}
+
+/// The targets an agent may serve, each with the agent's proficiency for it
+/// (used by the most-skilled strategy); always ends with its personal target.
+pub fn agent_targets(targets: &[Target], agent: &AgentConfig) -> Vec<(String, u8)> {
+    let mut served: Vec<(String, u8)> = targets
+        .iter()
+        .filter_map(|target| {
+            target
+                .alternatives
+                .iter()
+                .filter(|requirements| crate::skills::satisfies(&agent.skills, requirements))
+                .map(|requirements| crate::skills::proficiency_for(&agent.skills, requirements))
+                .max()
+                .map(|proficiency| (target.name.clone(), proficiency))
+        })
+        .collect();
+    served.push((personal_target(&agent.id), 10));
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> TenantConfig {
+        TenantConfig::from_yaml(include_str!("../../../deploy/tenants/demo-health.yaml"))
+            .expect("demo tenant parses")
+    }
+
+    #[test]
+    fn overflow_steps_become_chained_targets() {
+        let targets = routing_targets(&demo());
+        let general: Vec<_> = targets.iter().filter(|t| t.queue == "general").collect();
+        assert_eq!(
+            general.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["general", "general~1", "general~2"]
+        );
+        assert_eq!(general[0].next, Some(("general~1".into(), 120)));
+        assert_eq!(general[1].next, Some(("general~2".into(), 300)));
+        assert_eq!(general[1].alternatives[0][0].min_proficiency, 1);
+        assert_eq!(general[2].alternatives.len(), 2, "widened to billing");
+    }
+
+    #[test]
+    fn agents_serve_targets_they_are_skilled_for() {
+        let config = demo();
+        let targets = routing_targets(&config);
+        let served = |id: &str| -> Vec<String> {
+            agent_targets(&targets, config.agent(id).expect("agent"))
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        // kim has billing only: billing itself and general once widened to billing.
+        assert_eq!(served("kim"), ["general~2", "billing", "@kim"]);
+        // luis: member_services 5 meets general's 3; clinical 7 meets 6.
+        assert_eq!(
+            served("luis"),
+            ["general", "general~1", "general~2", "clinical", "@luis"]
+        );
+    }
+
+    #[test]
+    fn move_to_hands_over_to_the_other_queue() {
+        let mut config = demo();
+        config.queues[1].overflow = vec![crate::tenant::OverflowStep {
+            after_secs: 60,
+            relax_by: None,
+            widen_to: None,
+            move_to: Some("general".into()),
+        }];
+        let targets = routing_targets(&config);
+        let billing: Vec<_> = targets.iter().filter(|t| t.queue == "billing").collect();
+        assert_eq!(billing.len(), 1);
+        assert_eq!(billing[0].next, Some(("general".into(), 60)));
+    }
+}
