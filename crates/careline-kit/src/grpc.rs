@@ -15,18 +15,23 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use opentelemetry::propagation::Extractor;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
+use tonic::transport::server::Connected;
 use tonic_health::server::{HealthReporter, HealthService};
 use tracing::instrument::{Instrument as _, Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -113,8 +118,10 @@ impl GrpcServer {
     /// Serves on `listener` until `shutdown` completes, then drains: new connections are
     /// refused, health turns NOT_SERVING, and in-flight calls get up to the grace period.
     ///
-    /// Returns once every connection has closed, or when the grace period ends (in-flight
-    /// calls are then dropped, with a warning).
+    /// Returns once every connection has closed. Connections still busy when the grace period
+    /// ends are closed (their calls fail on the client), with a warning. Long-lived streams
+    /// should end themselves when the service's [`crate::Shutdown`] fires rather than rely on
+    /// this.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -151,29 +158,109 @@ impl GrpcServer {
                 let _ = draining_tx.send(());
             }
         };
+        let force_close = CancellationToken::new();
+        let incoming = TcpListenerStream::new(listener).map({
+            let force_close = force_close.clone();
+            move |accepted| accepted.map(|io| ForceClosable::new(io, &force_close))
+        });
         let serve = Server::builder()
             .layer(GrpcTraceLayer)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            .serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serve);
 
         tokio::select! {
             result = &mut serve => return result.map_err(KitError::from),
             _ = draining_rx => {}
         }
-        match tokio::time::timeout(self.grace, serve).await {
-            Ok(result) => {
-                tracing::info!("gRPC server drained");
-                result.map_err(KitError::from)
-            }
+        if let Ok(result) = tokio::time::timeout(self.grace, &mut serve).await {
+            tracing::info!("gRPC server drained");
+            return result.map_err(KitError::from);
+        }
+        tracing::warn!(
+            grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            "closing connections with calls still running at the end of the grace period"
+        );
+        force_close.cancel();
+        match tokio::time::timeout(FORCE_CLOSE_TIMEOUT, serve).await {
+            Ok(result) => result.map_err(KitError::from),
             Err(_) => {
-                tracing::warn!(
-                    grace_secs = self.grace.as_secs(),
-                    "gRPC calls still running at the end of the grace period were dropped"
-                );
+                tracing::warn!("gRPC connections did not close after being aborted");
                 Ok(())
             }
         }
+    }
+}
+
+/// How long connections get to close once aborted at the end of the grace period.
+pub const FORCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An accepted connection whose reads and writes fail once `closed` fires, so that hyper ends
+/// the connection (and drops its in-flight calls) at the end of the grace period: tonic runs
+/// connections in detached tasks that would otherwise outlive `serve`.
+struct ForceClosable<IO> {
+    io: IO,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl<IO> ForceClosable<IO> {
+    fn new(io: IO, force_close: &CancellationToken) -> Self {
+        Self {
+            io,
+            closed: Box::pin(force_close.clone().cancelled_owned()),
+        }
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        match self.closed.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection closed: shutdown grace period over",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for ForceClosable<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ForceClosable<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<IO: Connected> Connected for ForceClosable<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
     }
 }
 

@@ -1,0 +1,10 @@
+//! Integration tests of careline-kit against real peers: a real tonic server on 127.0.0.1:0
+//! and real tonic clients, a real HTTP exchange with the metrics endpoint.
+
+mod auth;
+mod config;
+mod grpc;
+mod metrics;
+mod shutdown;
+mod support;
+mod tracing_context;
