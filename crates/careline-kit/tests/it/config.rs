@@ -31,12 +31,3 @@ fn metrics_can_be_turned_off_by_flag() {
     assert_eq!(cfg.common.metrics_addr.socket_addr(), None);
     cfg.common.validate().expect("valid");
 }
-
-#[test]
-fn telemetry_init_is_idempotent() {
-    let cfg = CommonConfig::default();
-    let first = careline_kit::init_telemetry("kit-test", &cfg).expect("first init");
-    let second = careline_kit::init_telemetry("kit-test", &cfg).expect("second init is a no-op");
-    drop(second);
-    drop(first);
-}

@@ -7,4 +7,5 @@ mod grpc;
 mod metrics;
 mod shutdown;
 mod support;
+mod telemetry;
 mod tracing_context;
