@@ -47,3 +47,14 @@ impl KitError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kit_error_crosses_tasks_and_converts_to_anyhow_style_boxes() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<KitError>();
+    }
+}
