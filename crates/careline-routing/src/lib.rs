@@ -1,1 +1,27 @@
-//! careline-routing (being built).
+//! Careline's routing state in Redis: interactions, queues, agents, offers
+//! and timers, changed only by atomic Lua scripts so that any number of
+//! router and presence replicas can share it.
+//!
+//! - [`store`]: [`RoutingStore`], one method per routing operation.
+//! - [`list`]: paged listing of interactions.
+//! - [`stats`]: queue statistics.
+//! - [`convert`]: domain <-> protobuf enums.
+//! - [`keys`]: Redis key names (`cl:{tenant}:...`).
+//!
+//! The scripts live in `src/lua/`, one per operation, after the shared
+//! prelude `lib.lua`.
+
+#![forbid(unsafe_code)]
+
+pub mod convert;
+pub mod error;
+pub mod keys;
+pub mod list;
+mod scripts;
+pub mod stats;
+pub mod store;
+
+pub use error::{Result, RoutingError};
+pub use list::ListFilter;
+
+pub use store::{AgentStatus, Created, NewInteraction, RoutingStore, TimersRun, TransferTarget};

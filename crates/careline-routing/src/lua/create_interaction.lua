@@ -1,0 +1,40 @@
+-- Creates an interaction, queues it and offers it to an agent if one is free.
+--
+-- ARGV[2] idempotency key      ARGV[3] request fingerprint
+-- ARGV[4] new interaction id   ARGV[5] channel    ARGV[6] language
+-- ARGV[7] queue id             ARGV[8] target     ARGV[9] priority band (0 urgent .. 3 low)
+-- ARGV[10] urgent (0/1)        ARGV[11] member ref
+-- ARGV[12] encoded InteractionContext            ARGV[13] after hours (0/1)
+-- ARGV[14] idempotency window in seconds
+-- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
+local idem_key = P .. 'idem:' .. ARGV[2]
+local previous = redis.call('GET', idem_key)
+if previous then
+  local sep = string.find(previous, '|', 1, true)
+  local id, fingerprint = string.sub(previous, 1, sep - 1), string.sub(previous, sep + 1)
+  if fingerprint ~= ARGV[3] then
+    return {'ALREADY_EXISTS', 'idempotency key was already used for a different request; use a new key for a new interaction'}
+  end
+  local ix = load_ix(id)
+  local position = 0
+  if ix and ix.state == 'queued' then position = queue_position(id, ix) end
+  return {'ok', id, position, 1}
+end
+
+local id = ARGV[4]
+local band = tonumber(ARGV[9])
+redis.call('SET', idem_key, id .. '|' .. ARGV[3], 'EX', tonumber(ARGV[14]))
+local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
+  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW}
+redis.call('HSET', ix_key(id), 'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
+  'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
+  'created', NOW, 'qenq', NOW)
+redis.call('ZADD', P .. 'live', NOW, id)
+emit_ix('created', ix, id)
+enqueue(id, ix)
+schedule_overflow(id, ix, ix.target)
+schedule_aging(id, ix)
+local offer = match_interaction(id, ix)
+local position = 0
+if not offer then position = queue_position(id, ix) end
+return {'ok', id, position, 0}

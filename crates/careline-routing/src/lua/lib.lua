@@ -1,0 +1,363 @@
+-- Shared prelude of every routing script (concatenated in front of each one).
+--
+-- KEYS[1]  the tenant's key prefix, "cl:{<tenant>}:" (the hash tag puts all of
+--          a tenant's keys in one Redis Cluster slot)
+-- ARGV[1]  W3C traceparent of the calling request ("" when none), stored with
+--          each emitted event so the relay can continue the trace
+-- ARGV[2..] the operation's own arguments
+--
+-- Everything a script does happens atomically. No script scans all agents or
+-- all interactions: it pops from and pushes to per-target indexes.
+
+local P = KEYS[1]
+local TRACEPARENT = ARGV[1]
+
+-- How many index entries a match may skip (agents who declined the
+-- interaction, or interactions the agent declined) before giving up.
+local DECLINED_SCAN_LIMIT = 16
+-- Priority bands are 10^13 apart; the rest of a score is milliseconds.
+local BAND = 10000000000000
+local CHANNELS = {'voice', 'chat', 'email'}
+local OUTBOX_MAXLEN = 200000
+-- Bounds the work of one script: a freed agent or a batch of timers makes at
+-- most this many offers; anything left is matched by the next event.
+local MAX_OFFERS_PER_SCRIPT = 64
+-- Closed interactions stay readable this long.
+local CLOSED_TTL_SECS = 7 * 24 * 3600
+local B32 = '0123456789abcdefghjkmnpqrstvwxyz' -- Crockford, as careline-domain ids
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+
+local function ix_key(id) return P .. 'ix:' .. id end
+local function agent_key(id) return P .. 'agent:' .. id end
+local function queue_key(target, ch, lang) return P .. 'q:' .. target .. ':' .. ch .. ':' .. lang end
+local function agent_index_key(target, ch, lang) return P .. 'aq:' .. target .. ':' .. ch .. ':' .. lang end
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function split(csv)
+  local out = {}
+  if csv == nil then return out end
+  for part in string.gmatch(csv, '[^,]+') do out[#out + 1] = part end
+  return out
+end
+
+local SETTINGS = hgetall(P .. 'settings')
+if SETTINGS == nil then
+  return {'FAILED_PRECONDITION', 'tenant routing settings are not loaded yet; retry shortly'}
+end
+
+local function setting_num(name) return tonumber(SETTINGS[name]) end
+
+-- Appends one event to the tenant's outbox; the relay publishes it on NATS.
+local function emit(fields)
+  local seq = redis.call('INCR', P .. 'seq')
+  local args = {'XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*', 'seq', seq, 'at', NOW, 'tp', TRACEPARENT}
+  for k, v in pairs(fields) do
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  redis.call(unpack(args))
+end
+
+local function emit_ix(kind, ix, id, extra)
+  local f = {entity = 'interaction', kind = kind, ix = id, queue = ix.queue, ch = ix.ch,
+    band = ix.band, urgent = ix.urgent, member = ix.member}
+  if extra then for k, v in pairs(extra) do f[k] = v end end
+  emit(f)
+end
+
+local function emit_agent(kind, aid, extra)
+  local f = {entity = 'agent', kind = kind, agent = aid}
+  if extra then for k, v in pairs(extra) do f[k] = v end end
+  emit(f)
+end
+
+-- Agents ------------------------------------------------------------------
+
+local function used_total(a)
+  return (tonumber(a['used:voice']) or 0) + (tonumber(a['used:chat']) or 0) + (tonumber(a['used:email']) or 0)
+end
+
+-- Whether the agent can take one more interaction on `ch` right now.
+local function agent_free(a, ch)
+  if a == nil or a.state ~= 'available' or a.online ~= '1' then return false end
+  local used = tonumber(a['used:' .. ch]) or 0
+  if used >= (tonumber(a['cap:' .. ch]) or 0) then return false end
+  if SETTINGS.voice_exclusive == '1' then
+    if ch == 'voice' and used_total(a) > 0 then return false end
+    if ch ~= 'voice' and (tonumber(a['used:voice']) or 0) > 0 then return false end
+  end
+  return true
+end
+
+local function agent_score(a, target)
+  local strategy = SETTINGS.strategy
+  if strategy == 'round_robin' then return tonumber(a.last_offer) or 0 end
+  local idle = tonumber(a.idle_since) or 0
+  if strategy == 'most_skilled' then
+    local prof = tonumber(a['prof:' .. target]) or 1
+    return (10 - prof) * BAND + idle
+  end
+  return idle
+end
+
+-- Puts the agent into, or takes it out of, every index it belongs to.
+local function reindex_agent(aid)
+  local a = hgetall(agent_key(aid))
+  if a == nil then return end
+  local targets = split(a.targets)
+  local langs = split(a.langs)
+  for _, ch in ipairs(CHANNELS) do
+    local free = agent_free(a, ch)
+    for _, target in ipairs(targets) do
+      for _, lang in ipairs(langs) do
+        local key = agent_index_key(target, ch, lang)
+        if free then
+          redis.call('ZADD', key, agent_score(a, target), aid)
+        else
+          redis.call('ZREM', key, aid)
+        end
+      end
+    end
+  end
+end
+
+-- Gives back one unit of the agent's capacity on `ch`.
+local function release_capacity(aid, ch)
+  local key = agent_key(aid)
+  local used = tonumber(redis.call('HINCRBY', key, 'used:' .. ch, -1))
+  if used < 0 then redis.call('HSET', key, 'used:' .. ch, 0) end
+  local a = hgetall(key)
+  if used_total(a) == 0 then redis.call('HSET', key, 'idle_since', NOW) end
+  emit_agent('capacity_released', aid, {ch = ch})
+  reindex_agent(aid)
+end
+
+-- Interactions and queues ---------------------------------------------------
+
+local function target_config(target)
+  -- "<next target>|<after secs from queue entry>|<service level secs>|<queue>"
+  local raw = redis.call('HGET', P .. 'targets', target)
+  if not raw then return nil end
+  local parts = {}
+  for part in string.gmatch(raw .. '|', '([^|]*)|') do parts[#parts + 1] = part end
+  return {next = parts[1], after = tonumber(parts[2]) or 0, sl = tonumber(parts[3]) or 30, queue = parts[4]}
+end
+
+local function schedule_overflow(id, ix, target)
+  local cfg = target_config(target)
+  if cfg and cfg.next ~= '' and cfg.after > 0 then
+    local due = (tonumber(ix.qenq) or NOW) + cfg.after * 1000
+    redis.call('ZADD', P .. 'timers', due, 'ovf|' .. id .. '|' .. target)
+  end
+end
+
+-- Puts a waiting interaction into its target's queue at `score`.
+local function enqueue(id, ix)
+  redis.call('ZADD', queue_key(ix.target, ix.ch, ix.lang), ix.score, id)
+  redis.call('HSET', ix_key(id), 'state', 'queued', 'target', ix.target, 'score', ix.score,
+    'agent', '', 'offer', '', 'offer_deadline', 0, 'updated', NOW)
+  ix.state = 'queued'
+end
+
+local function queue_position(id, ix)
+  local rank = redis.call('ZRANK', queue_key(ix.target, ix.ch, ix.lang), id)
+  if rank then return rank + 1 end
+  return 0
+end
+
+local OFFERS_MADE = 0
+
+local function base32(n, width)
+  local s = ''
+  for _ = 1, width do
+    local d = n % 32
+    s = string.sub(B32, d + 1, d + 1) .. s
+    n = math.floor(n / 32)
+  end
+  return s
+end
+
+-- Offer ids: "of_" + 26 base32 chars (time, then the tenant's sequence).
+local function new_offer_id()
+  return 'of_' .. base32(NOW, 10) .. base32(redis.call('INCR', P .. 'oseq'), 16)
+end
+
+-- Offers interaction `id` to agent `aid` (both known to be eligible).
+local function make_offer(id, ix, aid)
+  OFFERS_MADE = OFFERS_MADE + 1
+  local oid = new_offer_id()
+  local timeout = setting_num('offer_timeout:' .. ix.ch)
+  local deadline = NOW + timeout * 1000
+  redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id)
+  redis.call('HSET', ix_key(id), 'state', 'offered', 'agent', aid, 'offer', oid,
+    'offer_deadline', deadline, 'offered_at', NOW, 'updated', NOW)
+  ix.state = 'offered'
+  ix.agent = aid
+  ix.offer = oid
+  redis.call('SET', P .. 'offer:' .. oid, id, 'PX', (timeout + 3600) * 1000)
+  local akey = agent_key(aid)
+  redis.call('HINCRBY', akey, 'used:' .. ix.ch, 1)
+  redis.call('HSET', akey, 'last_offer', NOW, 'idle_since', NOW)
+  redis.call('SADD', P .. 'holds:' .. aid, id)
+  redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
+  emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
+  reindex_agent(aid)
+  return oid
+end
+
+local function can_offer_more() return OFFERS_MADE < MAX_OFFERS_PER_SCRIPT end
+
+-- Looks for an agent for a queued interaction; returns the offer id or nil.
+local function match_interaction(id, ix)
+  if ix.state ~= 'queued' or not can_offer_more() then return nil end
+  local candidates = redis.call('ZRANGE', agent_index_key(ix.target, ix.ch, ix.lang), 0, DECLINED_SCAN_LIMIT - 1)
+  for _, aid in ipairs(candidates) do
+    if redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
+      if agent_free(hgetall(agent_key(aid)), ix.ch) then
+        return make_offer(id, ix, aid)
+      end
+      -- A stale index entry: repair it rather than trust it.
+      reindex_agent(aid)
+    end
+  end
+  return nil
+end
+
+-- Offers the best waiting interactions to a freed agent, while it has room.
+local function match_agent(aid)
+  while can_offer_more() do
+    local a = hgetall(agent_key(aid))
+    if a == nil then return end
+    local best_id, best_score
+    for _, ch in ipairs(CHANNELS) do
+      if agent_free(a, ch) then
+        for _, target in ipairs(split(a.targets)) do
+          for _, lang in ipairs(split(a.langs)) do
+            local head = redis.call('ZRANGE', queue_key(target, ch, lang), 0, DECLINED_SCAN_LIMIT - 1, 'WITHSCORES')
+            for i = 1, #head, 2 do
+              local score = tonumber(head[i + 1])
+              if best_score ~= nil and score >= best_score then break end
+              if redis.call('SISMEMBER', ix_key(head[i]) .. ':declined', aid) == 0 then
+                best_id, best_score = head[i], score
+                break
+              end
+            end
+          end
+        end
+      end
+    end
+    if best_id == nil then return end
+    local ix = hgetall(ix_key(best_id))
+    make_offer(best_id, ix, aid)
+  end
+end
+
+-- Withdraws a pending offer: the agent gets its capacity back.
+local function withdraw_offer(id, ix, kind)
+  local aid = ix.agent
+  redis.call('ZREM', P .. 'timers', 'offer|' .. ix.offer)
+  redis.call('DEL', P .. 'offer:' .. ix.offer)
+  redis.call('SREM', P .. 'holds:' .. aid, id)
+  emit_ix(kind, ix, id, {agent = aid, offer = ix.offer})
+  release_capacity(aid, ix.ch)
+end
+
+-- Ends the assigned agent's work on `id`: capacity is held for wrap-up.
+local function finish_work(id, ix)
+  local aid = ix.agent
+  redis.call('SREM', P .. 'holds:' .. aid, id)
+  local wrap = setting_num('wrap_up_secs')
+  if wrap > 0 then
+    redis.call('ZADD', P .. 'timers', NOW + wrap * 1000, 'wrap|' .. aid .. '|' .. ix.ch .. '|' .. id)
+  else
+    release_capacity(aid, ix.ch)
+    match_agent(aid)
+  end
+end
+
+local function close_interaction(id, state)
+  redis.call('HSET', ix_key(id), 'state', state, 'updated', NOW)
+  redis.call('ZREM', P .. 'live', id)
+  redis.call('ZADD', P .. 'closed', NOW, id)
+  redis.call('ZREMRANGEBYRANK', P .. 'closed', 0, -100001)
+  for _, suffix in ipairs({'', ':declined', ':notes'}) do
+    redis.call('EXPIRE', ix_key(id) .. suffix, CLOSED_TTL_SECS)
+  end
+end
+
+local function load_ix(id)
+  local ix = hgetall(ix_key(id))
+  return ix
+end
+
+local function not_found(what) return {'NOT_FOUND', what .. ' not found'} end
+
+local function schedule_aging(id, ix)
+  local after = setting_num('aging_after_secs') or 0
+  if after > 0 and tonumber(ix.band) > setting_num('aging_max_band') then
+    redis.call('ZADD', P .. 'timers', NOW + after * 1000, 'age|' .. id)
+  end
+end
+
+-- Puts an interaction back in line at its original score and looks for an
+-- agent at once.
+local function requeue(id, ix, kind, aid, reason)
+  enqueue(id, ix)
+  emit_ix(kind, ix, id, {agent = aid, detail = reason})
+  match_interaction(id, ix)
+end
+
+-- Ends an agent's session: pending offers go back to the queue at once;
+-- assigned work waits `reconnect_grace_secs` for the agent to come back.
+local function end_session(aid, session, reason)
+  local key = agent_key(aid)
+  local a = hgetall(key)
+  if a == nil or a.session ~= session or a.online ~= '1' then return end
+  redis.call('HSET', key, 'online', '0', 'state', 'offline', 'reason', reason, 'state_since', NOW)
+  redis.call('ZREM', P .. 'timers', 'hb|' .. aid .. '|' .. session)
+  reindex_agent(aid)
+  local waiting_for_agent = false
+  for _, id in ipairs(redis.call('SMEMBERS', P .. 'holds:' .. aid)) do
+    local ix = load_ix(id)
+    if ix and ix.state == 'offered' and ix.agent == aid then
+      withdraw_offer(id, ix, 'offer_revoked')
+      requeue(id, ix, 'requeued', aid, 'session_lost')
+    elseif ix and ix.state == 'assigned' and ix.agent == aid then
+      waiting_for_agent = true
+    else
+      redis.call('SREM', P .. 'holds:' .. aid, id)
+    end
+  end
+  if waiting_for_agent then
+    redis.call('ZADD', P .. 'timers', NOW + setting_num('reconnect_grace_secs') * 1000, 'grace|' .. aid .. '|' .. session)
+  end
+  emit_agent('logged_out', aid, {state = 'offline', reason = reason})
+end
+
+-- The holder of an assigned interaction, or an error reply.
+local function assigned_to(id, aid)
+  local ix = load_ix(id)
+  if ix == nil then return nil, not_found('interaction') end
+  if ix.state ~= 'assigned' or ix.agent ~= aid then
+    return nil, {'FAILED_PRECONDITION', 'interaction is ' .. ix.state ..
+      (ix.agent ~= '' and ix.agent ~= aid and ' and held by another agent' or '') ..
+      '; only its assigned agent can do this'}
+  end
+  return ix, nil
+end
+
+local function add_note(id, note)
+  if note ~= nil and note ~= '' then redis.call('RPUSH', ix_key(id) .. ':notes', note) end
+end

@@ -1,0 +1,50 @@
+//! The Lua scripts, one per atomic routing operation, each preceded by the
+//! shared prelude `lua/lib.lua`.
+//!
+//! redis-rs [`Script`] runs them by SHA and reloads a script when Redis
+//! answers NOSCRIPT (after a restart or failover empties the script cache).
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/lib.lua"),
+            "\n",
+            include_str!($file)
+        ))
+    };
+}
+
+/// Every routing script, compiled once per store.
+pub(crate) struct Scripts {
+    pub create_interaction: Script,
+    pub accept_offer: Script,
+    pub reject_offer: Script,
+    pub transfer: Script,
+    pub set_pending: Script,
+    pub resolve: Script,
+    pub abandon: Script,
+    pub run_timers: Script,
+    pub agent_login: Script,
+    pub agent_set_state: Script,
+    pub agent_heartbeat: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            create_interaction: script!("lua/create_interaction.lua"),
+            accept_offer: script!("lua/accept_offer.lua"),
+            reject_offer: script!("lua/reject_offer.lua"),
+            transfer: script!("lua/transfer.lua"),
+            set_pending: script!("lua/set_pending.lua"),
+            resolve: script!("lua/resolve.lua"),
+            abandon: script!("lua/abandon.lua"),
+            run_timers: script!("lua/run_timers.lua"),
+            agent_login: script!("lua/agent_login.lua"),
+            agent_set_state: script!("lua/agent_set_state.lua"),
+            agent_heartbeat: script!("lua/agent_heartbeat.lua"),
+        }
+    }
+}

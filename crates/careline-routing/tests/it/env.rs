@@ -1,0 +1,210 @@
+//! A tenant in a fresh redis-server, with helpers that read like the scenarios.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use careline_domain::tenant::{AgentConfig, PerChannel, PerChannelOverride, TenantConfig};
+use careline_domain::{Channel, Language, Priority};
+use careline_proto::v1;
+use careline_routing::{AgentStatus, Created, NewInteraction, RoutingStore};
+use careline_testkit::RedisServer;
+
+pub const DEMO: &str = include_str!("../../../../deploy/tenants/demo-health.yaml");
+
+pub struct Env {
+    pub redis: RedisServer,
+    pub store: RoutingStore,
+    pub config: TenantConfig,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+/// An agent with the given skills and languages, default capacity.
+pub fn agent(id: &str, skills: &[(&str, u8)], languages: &[Language]) -> AgentConfig {
+    AgentConfig {
+        id: id.into(),
+        key_sha256: "0".repeat(64),
+        skills: skills
+            .iter()
+            .map(|(s, p)| (s.to_string(), *p))
+            .collect::<BTreeMap<_, _>>(),
+        languages: languages.to_vec(),
+        capacity: PerChannelOverride::default(),
+    }
+}
+
+impl Env {
+    /// The demo tenant without agents, no wrap-up, no aging, then `configure`.
+    pub async fn new(configure: impl FnOnce(&mut TenantConfig)) -> Env {
+        let mut config = TenantConfig::from_yaml(DEMO).expect("demo tenant parses");
+        config.agents.clear();
+        config.routing.wrap_up_secs = 0;
+        config.routing.aging = None;
+        config.routing.offer_timeout_secs = PerChannel {
+            voice: 20,
+            chat: 60,
+            email: 60,
+        };
+        configure(&mut config);
+        config.validate().expect("test tenant is valid");
+        let redis = RedisServer::start().await.expect("redis-server starts");
+        let store = RoutingStore::connect(&redis.url()).await.expect("connects");
+        store.sync_tenant(&config).await.expect("tenant synced");
+        Env {
+            redis,
+            store,
+            config,
+            counter: Default::default(),
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.config.id
+    }
+
+    pub async fn login(&self, agent: &str) -> String {
+        self.login_as(agent, AgentStatus::Available).await
+    }
+
+    pub async fn login_as(&self, agent: &str, status: AgentStatus) -> String {
+        let session = format!("s-{agent}-{}", self.next());
+        self.store
+            .agent_login(&self.config, agent, &session, status)
+            .await
+            .expect("agent logs in");
+        session
+    }
+
+    fn next(&self) -> u64 {
+        self.counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn new_interaction(
+        &self,
+        queue: &str,
+        channel: Channel,
+        language: Language,
+        priority: Priority,
+    ) -> NewInteraction {
+        NewInteraction {
+            channel,
+            queue: queue.into(),
+            language,
+            urgent: priority == Priority::Urgent,
+            priority,
+            member_ref: format!("m-{}", self.next()),
+            context: v1::InteractionContext {
+                reason: "billing question".into(),
+                ..Default::default()
+            },
+            after_hours: false,
+            idempotency_key: format!("k-{}", self.next()),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        queue: &str,
+        channel: Channel,
+        language: Language,
+        priority: Priority,
+    ) -> Created {
+        self.store
+            .create_interaction(
+                self.tenant(),
+                &self.new_interaction(queue, channel, language, priority),
+            )
+            .await
+            .expect("interaction created")
+    }
+
+    /// A normal-priority English chat in `queue`.
+    pub async fn chat(&self, queue: &str) -> String {
+        self.create(queue, Channel::Chat, Language::En, Priority::Normal)
+            .await
+            .interaction_id
+    }
+
+    pub async fn get(&self, id: &str) -> v1::Interaction {
+        self.store
+            .get_interaction(self.tenant(), id)
+            .await
+            .expect("interaction exists")
+    }
+
+    pub async fn state(&self, id: &str) -> v1::InteractionState {
+        v1::InteractionState::try_from(self.get(id).await.state).expect("known state")
+    }
+
+    /// The agent the interaction is offered to, if any.
+    pub async fn offered_to(&self, id: &str) -> Option<String> {
+        let ix = self.get(id).await;
+        (ix.state == v1::InteractionState::Offered as i32).then_some(ix.agent_id)
+    }
+
+    pub async fn accept(&self, id: &str) {
+        let ix = self.get(id).await;
+        self.store
+            .accept_offer(self.tenant(), &ix.offer_id, &ix.agent_id)
+            .await
+            .expect("offer accepted");
+    }
+
+    pub async fn reject(&self, id: &str) {
+        let ix = self.get(id).await;
+        self.store
+            .reject_offer(self.tenant(), &ix.offer_id, &ix.agent_id)
+            .await
+            .expect("offer rejected");
+    }
+
+    /// Runs due timers until `done` holds (timers are due on Redis' clock).
+    pub async fn tick_until<F, Fut>(&self, within: Duration, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        careline_testkit::eventually(within, what, || {
+            let check = done();
+            async {
+                self.store
+                    .run_timers(self.tenant())
+                    .await
+                    .expect("timers run");
+                check.await
+            }
+        })
+        .await
+        .expect("condition reached");
+    }
+
+    /// Waits until Redis' clock (the one scripts use) has moved on by a millisecond.
+    pub async fn next_millisecond(&self) {
+        let mut conn = redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let now = |(s, us): (i64, i64)| s * 1000 + us / 1000;
+        let start = now(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+        careline_testkit::assert_eventually!(
+            now(redis::cmd("TIME").query_async(&mut conn).await.unwrap()) > start,
+            "redis clock advances"
+        );
+    }
+
+    pub async fn agent_load(&self, agent: &str, channel: v1::Channel) -> u32 {
+        let agent = self
+            .store
+            .get_agent(self.tenant(), agent)
+            .await
+            .unwrap()
+            .expect("agent known");
+        agent
+            .load
+            .iter()
+            .find(|l| l.channel == channel as i32)
+            .map(|l| l.in_use)
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the routing store against a real redis-server.
+
+mod env;
+mod scenarios;
+mod sessions;
+mod timers;
