@@ -1,0 +1,119 @@
+//! [`RedisServer`]: a throw-away `redis-server` for one test.
+//!
+//! Each server gets its own free loopback port and temp dir and keeps nothing on
+//! disk. [`RedisServer::kill`] and [`RedisServer::restart`] let fault tests take it
+//! away and bring it back on the same port, as a crashed Redis would come back.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tempfile::TempDir;
+
+use crate::process::{Binary, ServerProcess, free_port};
+
+/// How long a fresh server has to answer PING.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
+const REDIS: Binary = Binary {
+    name: "redis-server",
+    env_var: "CARELINE_REDIS_SERVER",
+    apt_package: "redis-server",
+};
+
+/// A running `redis-server` on `127.0.0.1`, killed on drop.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    process: ServerProcess,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("careline-redis-")
+            .tempdir()?;
+        let port = free_port()?;
+        let process = spawn(&dir, port)?;
+        let mut server = Self { port, dir, process };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server with SIGKILL (a crash, not a shutdown). Data is lost.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Kills the server if running and starts a new, empty one on the same port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = spawn(&self.dir, self.port)?;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url())?;
+        let until = tokio::time::Instant::now() + READY_DEADLINE;
+        loop {
+            self.process.check_running()?;
+            if ping(&client).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                anyhow::bail!(
+                    "redis-server on port {} did not answer PING within {READY_DEADLINE:?}; its output:\n{}",
+                    self.port,
+                    self.process.log_tail()
+                );
+            }
+            tokio::time::sleep(crate::POLL_INTERVAL).await;
+        }
+    }
+}
+
+fn spawn(dir: &TempDir, port: u16) -> anyhow::Result<ServerProcess> {
+    let binary = REDIS.locate()?;
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+    ]
+    .map(String::from);
+    ServerProcess::spawn(&binary, &args, dir.path().join("redis.log"))
+        .context("starting redis-server")
+}
+
+async fn ping(client: &redis::Client) -> bool {
+    let attempt = async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await,
+        Ok(Some(pong)) if pong == "PONG"
+    )
+}

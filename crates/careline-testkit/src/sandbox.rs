@@ -1,0 +1,47 @@
+//! [`Sandbox`]: the real Redis and NATS a service needs, started together and
+//! torn down together when the sandbox is dropped.
+
+use anyhow::Context;
+
+use crate::{NatsServer, RedisServer};
+
+/// A `redis-server` and a `nats-server` (JetStream) for one test.
+pub struct Sandbox {
+    /// The Redis server, for fault tests (`kill`, `restart`).
+    pub redis: RedisServer,
+    /// The NATS server, for fault tests (`kill`, `restart`).
+    pub nats: NatsServer,
+}
+
+impl Sandbox {
+    /// Starts both servers concurrently and waits until both answer.
+    pub async fn start() -> anyhow::Result<Self> {
+        let (redis, nats) = tokio::try_join!(RedisServer::start(), NatsServer::start())?;
+        Ok(Self { redis, nats })
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn redis_url(&self) -> String {
+        self.redis.url()
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn nats_url(&self) -> String {
+        self.nats.url()
+    }
+
+    /// A reconnecting Redis connection to the sandbox.
+    pub async fn redis(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
+        let client = redis::Client::open(self.redis_url())?;
+        redis::aio::ConnectionManager::new(client)
+            .await
+            .context("connecting to the sandbox redis-server")
+    }
+
+    /// A NATS client connected to the sandbox.
+    pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
+        async_nats::connect(self.nats_url())
+            .await
+            .context("connecting to the sandbox nats-server")
+    }
+}
