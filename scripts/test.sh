@@ -25,7 +25,8 @@ report_elapsed() {
 trap report_elapsed EXIT
 
 say "checking test dependencies: redis-server, nats-server"
-need_apt_packages redis-server nats-server
+need_apt_packages redis-server
+ensure_nats_server
 add_sbin_to_path
 ensure_nextest
 

@@ -14,7 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CARELINE_ROOT"
 
 say "checking runtime dependencies: redis-server, nats-server"
-need_apt_packages redis-server nats-server
+need_apt_packages redis-server
+ensure_nats_server
 add_sbin_to_path
 
 say "building and starting Careline (release build; the first one takes a few minutes)"
