@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
+use crate::process::{Binary, DataDir, ServerProcess, free_port};
 use anyhow::Context;
-use tempfile::TempDir;
-
-use crate::process::{Binary, ServerProcess, free_port};
 
 /// How long a fresh server has to accept a client and answer a JetStream request.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -24,17 +22,23 @@ const NATS: Binary = Binary {
 /// A running `nats-server -js` on `127.0.0.1`, killed on drop.
 pub struct NatsServer {
     port: u16,
-    dir: TempDir,
+    dir: DataDir,
     process: ServerProcess,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream answers.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("careline-nats-")
-            .tempdir()?;
-        let port = free_port()?;
+        Self::launch(DataDir::temp("careline-nats-")?, free_port()?).await
+    }
+
+    /// Starts a server on `port` that keeps streams and KV buckets in `dir`
+    /// across runs, for `careline up`; waits until JetStream answers.
+    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> anyhow::Result<Self> {
+        Self::launch(DataDir::kept(dir)?, port).await
+    }
+
+    async fn launch(dir: DataDir, port: u16) -> anyhow::Result<Self> {
         let process = spawn(&dir, port)?;
         let mut server = Self { port, dir, process };
         server.wait_ready().await?;
@@ -83,7 +87,7 @@ impl NatsServer {
     }
 }
 
-fn spawn(dir: &TempDir, port: u16) -> anyhow::Result<ServerProcess> {
+fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
     let binary = NATS.locate()?;
     let store = dir.path().join("jetstream");
     let args = [

@@ -43,6 +43,37 @@ impl Binary {
     }
 }
 
+/// Where a server keeps its files: a temp dir removed on drop (tests), or a
+/// directory that outlives the process (`careline up`).
+pub(crate) enum DataDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    pub fn temp(prefix: &str) -> anyhow::Result<Self> {
+        Ok(DataDir::Temp(
+            tempfile::Builder::new().prefix(prefix).tempdir()?,
+        ))
+    }
+
+    pub fn kept(path: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(DataDir::Kept(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            DataDir::Temp(dir) => dir.path(),
+            DataDir::Kept(path) => path,
+        }
+    }
+
+    pub fn is_kept(&self) -> bool {
+        matches!(self, DataDir::Kept(_))
+    }
+}
+
 /// A loopback port that was free a moment ago (bind to port 0, read it, release it).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;

@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
+use crate::process::{Binary, DataDir, ServerProcess, free_port};
 use anyhow::Context;
-use tempfile::TempDir;
-
-use crate::process::{Binary, ServerProcess, free_port};
 
 /// How long a fresh server has to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -24,17 +22,23 @@ const REDIS: Binary = Binary {
 /// A running `redis-server` on `127.0.0.1`, killed on drop.
 pub struct RedisServer {
     port: u16,
-    dir: TempDir,
+    dir: DataDir,
     process: ServerProcess,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("careline-redis-")
-            .tempdir()?;
-        let port = free_port()?;
+        Self::launch(DataDir::temp("careline-redis-")?, free_port()?).await
+    }
+
+    /// Starts a server on `port` that keeps its data in `dir` across runs
+    /// (append-only file), for `careline up`; waits until it answers PING.
+    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> anyhow::Result<Self> {
+        Self::launch(DataDir::kept(dir)?, port).await
+    }
+
+    async fn launch(dir: DataDir, port: u16) -> anyhow::Result<Self> {
         let process = spawn(&dir, port)?;
         let mut server = Self { port, dir, process };
         server.wait_ready().await?;
@@ -83,7 +87,7 @@ impl RedisServer {
     }
 }
 
-fn spawn(dir: &TempDir, port: u16) -> anyhow::Result<ServerProcess> {
+fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
     let binary = REDIS.locate()?;
     let args = [
         "--port",
@@ -95,7 +99,7 @@ fn spawn(dir: &TempDir, port: u16) -> anyhow::Result<ServerProcess> {
         "--save",
         "",
         "--appendonly",
-        "no",
+        if dir.is_kept() { "yes" } else { "no" },
         "--daemonize",
         "no",
     ]
