@@ -1,1 +1,32 @@
-//! careline-bus (being built).
+//! Careline's event bus on NATS JetStream.
+//!
+//! - [`subject`]: [`Subject`] `careline.<tenant>.<entity>.<event>` and wildcard [`SubjectFilter`]s.
+//! - [`streams`]: idempotent set-up of the `CARELINE_EVENTS` stream and durable pull consumers.
+//! - [`publish`]: [`Publisher`], protobuf events with a dedupe id and the W3C trace context.
+//! - [`consume`]: decoding deliveries back into events, each with a [`tracing::Span`]
+//!   continuing the publisher's trace, and an [`AckHandle`].
+//! - [`trace_context`]: W3C `traceparent` in NATS headers, both directions.
+//! - [`tenants`]: tenant configuration in the `careline-tenants` KV bucket ([`TenantStore`])
+//!   and a live, watched in-memory copy of it ([`TenantDirectory`]).
+//! - [`error`]: [`BusError`], the one error type of this crate.
+
+#![forbid(unsafe_code)]
+
+pub mod consume;
+pub mod error;
+pub mod publish;
+pub mod streams;
+pub mod subject;
+pub mod tenants;
+pub mod trace_context;
+
+pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries};
+pub use error::BusError;
+pub use publish::{PublishAck, Publisher};
+pub use streams::{
+    EVENTS_STREAM, StreamSettings, WorkQueueSettings, ensure_consumer, ensure_streams,
+    ensure_streams_with,
+};
+pub use subject::{Subject, SubjectFilter};
+pub use tenants::{TENANTS_BUCKET, TenantDirectory, TenantStore};
+pub use trace_context::current_traceparent;

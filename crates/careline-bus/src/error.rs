@@ -1,0 +1,127 @@
+//! [`BusError`]: everything that can go wrong on the bus, phrased so the reader
+//! knows what to fix.
+
+use std::time::Duration;
+
+use careline_domain::ConfigError;
+
+/// A boxed source error from async-nats (its error types are generic per operation).
+pub type NatsError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The error type of `careline-bus`.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// A subject or consumer name part that NATS would misread.
+    #[error("invalid {part} {value:?} in a bus subject: {reason}")]
+    InvalidSubjectPart {
+        /// Which part: `tenant`, `entity`, `event` or `consumer`.
+        part: &'static str,
+        /// The rejected text.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A received subject that is not `careline.<tenant>.<entity>.<event>`.
+    #[error(
+        "subject {0:?} is not a careline event subject: expected careline.<tenant>.<entity>.<event>"
+    )]
+    ForeignSubject(String),
+
+    /// An event without an id cannot be de-duplicated.
+    #[error(
+        "event has an empty event_id: set it to \"<tenant_id>:<sequence>\" so a retried publish is stored once"
+    )]
+    MissingEventId,
+
+    /// The event's tenant and the subject's tenant differ.
+    #[error(
+        "event {event_id} belongs to tenant {event_tenant:?} but the subject names tenant {subject_tenant:?}: \
+         build the subject from the event's tenant_id"
+    )]
+    TenantMismatch {
+        /// The event's id.
+        event_id: String,
+        /// `Event.tenant_id`.
+        event_tenant: String,
+        /// The tenant part of the subject.
+        subject_tenant: String,
+    },
+
+    /// A payload that is not a `careline.v1.Event`.
+    #[error(
+        "message on {subject} is not a careline.v1.Event ({source}); it was terminated and will not be redelivered"
+    )]
+    Decode {
+        /// Where it was received.
+        subject: String,
+        /// What prost reported.
+        #[source]
+        source: prost::DecodeError,
+    },
+
+    /// A NATS or JetStream request failed.
+    #[error(
+        "NATS {action} failed: {source} (is nats-server running with JetStream (-js) and reachable?)"
+    )]
+    Nats {
+        /// What was being done, e.g. `create stream CARELINE_EVENTS`.
+        action: String,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+
+    /// A tenant configuration that fails validation; nothing was written.
+    #[error("tenant configuration {tenant:?} is invalid, nothing was written:\n{source}")]
+    InvalidTenantConfig {
+        /// The tenant id in the rejected configuration.
+        tenant: String,
+        /// Every problem found.
+        #[source]
+        source: ConfigError,
+    },
+
+    /// A value in the tenant bucket that is not a valid configuration.
+    #[error(
+        "tenant bucket key {key:?} holds an invalid configuration (rewrite it with `careline config apply`):\n{source}"
+    )]
+    StoredTenantConfig {
+        /// The bucket key.
+        key: String,
+        /// Every problem found.
+        #[source]
+        source: ConfigError,
+    },
+
+    /// [`TenantDirectory::wait_for`](crate::TenantDirectory::wait_for) gave up.
+    #[error(
+        "tenant {tenant:?} did not appear in the tenant directory within {waited:?}: apply its configuration first"
+    )]
+    TenantNotLoaded {
+        /// The tenant waited for.
+        tenant: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+}
+
+impl BusError {
+    /// Wraps an async-nats error with what was being done: `.map_err(BusError::nats("..."))`.
+    pub(crate) fn nats<E>(action: impl Into<String>) -> impl FnOnce(E) -> BusError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let action = action.into();
+        move |source| BusError::Nats {
+            action,
+            source: Box::new(source),
+        }
+    }
+
+    /// Like [`BusError::nats`] for the already boxed `async_nats::Error`.
+    pub(crate) fn nats_boxed(action: impl Into<String>) -> impl FnOnce(NatsError) -> BusError {
+        let action = action.into();
+        move |source| BusError::Nats { action, source }
+    }
+}

@@ -1,0 +1,74 @@
+use std::time::Duration;
+
+use careline_bus::{
+    BusError, Deliveries, Delivery, Publisher, Subject, deliveries, ensure_consumer, ensure_streams,
+};
+use futures::StreamExt;
+
+use crate::{event, jetstream};
+
+async fn next(deliveries: &mut Deliveries) -> Result<Delivery, BusError> {
+    tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the stream stays open")
+}
+
+#[tokio::test]
+async fn a_retried_delivery_comes_back_counted() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let consumer = ensure_consumer(
+        &js,
+        "notifications",
+        &Subject::tenant_all("acme")?,
+        &Default::default(),
+    )
+    .await?;
+    let sent = event("acme", 1);
+    Publisher::new(js.clone())
+        .publish(&Subject::new("acme", "interaction", "resolved")?, &sent)
+        .await?;
+
+    let mut deliveries = deliveries(&consumer).await?;
+    let first = next(&mut deliveries).await?;
+    assert_eq!(first.delivered, 1);
+    first.ack.retry_after(Duration::ZERO).await?;
+
+    let second = next(&mut deliveries).await?;
+    assert_eq!(second.event, sent);
+    assert_eq!(second.delivered, 2);
+    second.ack.ack().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_reported_and_the_next_event_still_arrives() -> anyhow::Result<()>
+{
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let consumer = ensure_consumer(
+        &js,
+        "reports",
+        &Subject::tenant_all("acme")?,
+        &Default::default(),
+    )
+    .await?;
+    js.publish(
+        "careline.acme.interaction.created",
+        "not protobuf \u{ff}".into(),
+    )
+    .await?
+    .await?;
+    let sent = event("acme", 2);
+    Publisher::new(js.clone())
+        .publish(&Subject::new("acme", "interaction", "created")?, &sent)
+        .await?;
+
+    let mut deliveries = deliveries(&consumer).await?;
+    let err = next(&mut deliveries).await.unwrap_err();
+    assert!(matches!(err, BusError::Decode { .. }), "{err}");
+    let delivery = next(&mut deliveries).await?;
+    assert_eq!(delivery.event, sent);
+    Ok(())
+}
