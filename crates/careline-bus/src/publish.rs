@@ -11,7 +11,7 @@ use careline_proto::v1::Event;
 use prost::Message as _;
 use tracing::Instrument;
 
-use crate::{BusError, Subject, trace_context};
+use crate::{BusError, Delivery, Subject, trace_context};
 
 /// Header JetStream de-duplicates on.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -56,7 +56,28 @@ impl Publisher {
             subject = %subject,
             event_id = %event.event_id,
         );
-        self.send(subject, event).instrument(span).await
+        self.send(subject, event, &event.event_id)
+            .instrument(span)
+            .await
+    }
+
+    /// Parks a delivery its handler gave up on at `careline.<tenant>.dlq.<consumer>`,
+    /// then acknowledges it so the work queue moves on.
+    pub async fn dead_letter(
+        &self,
+        consumer: &str,
+        delivery: &Delivery,
+    ) -> Result<PublishAck, BusError> {
+        let subject = Subject::dead_letter(&delivery.event.tenant_id, consumer)?;
+        // Its own dedupe id: the event id is still inside the duplicate window of the original.
+        let msg_id = format!("dlq:{consumer}:{}", delivery.event.event_id);
+        let ack = self
+            .send(&subject, &delivery.event, &msg_id)
+            .instrument(delivery.span.clone())
+            .await?;
+        tracing::warn!(parent: &delivery.span, subject = %subject, delivered = delivery.delivered, "event dead-lettered");
+        delivery.ack.ack().await?;
+        Ok(ack)
     }
 
     /// Publishes `event` as a child of a stored `traceparent` (the trace of
@@ -71,9 +92,14 @@ impl Publisher {
         self.publish(subject, event).instrument(span).await
     }
 
-    async fn send(&self, subject: &Subject, event: &Event) -> Result<PublishAck, BusError> {
+    async fn send(
+        &self,
+        subject: &Subject,
+        event: &Event,
+        msg_id: &str,
+    ) -> Result<PublishAck, BusError> {
         let mut headers = HeaderMap::new();
-        headers.insert(MSG_ID_HEADER, event.event_id.as_str());
+        headers.insert(MSG_ID_HEADER, msg_id);
         trace_context::inject(&tracing::Span::current(), &mut headers);
         let action = || format!("publish event {} on {subject}", event.event_id);
         let ack = self

@@ -9,6 +9,7 @@
 //! applied by the operator or `careline config apply` takes effect live.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub const TENANT_HISTORY: i64 = 5;
 pub const INITIAL_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before re-watching after the watch failed (e.g. NATS restarting).
 const REWATCH_BACKOFF: Duration = Duration::from_millis(500);
+/// How often the watch task checks whether the client reconnected.
+const RECONNECT_CHECK: Duration = Duration::from_secs(1);
 
 /// Reads and writes tenant configurations in the [`TENANTS_BUCKET`] bucket.
 #[derive(Debug, Clone)]
@@ -295,6 +298,7 @@ impl TenantDirectory {
         };
         tokio::spawn(follow(
             store.kv.clone(),
+            store.js.client(),
             watch,
             Arc::clone(&shared),
             stop.clone(),
@@ -370,16 +374,28 @@ impl TenantDirectory {
 /// when the watch ends or fails, until `stop`.
 async fn follow(
     kv: kv::Store,
+    client: async_nats::Client,
     mut watch: kv::Watch,
     shared: Arc<Shared>,
     stop: CancellationToken,
     mut loaded: Option<oneshot::Sender<()>>,
 ) {
     let mut last_revision = 0;
+    let mut reconnect_check = tokio::time::interval(RECONNECT_CHECK);
     loop {
+        // The watch's ephemeral consumer does not survive a server restart, and the
+        // client does not always notice; a new connection means: watch again.
+        let connects = client.statistics().connects.load(Ordering::Relaxed);
         loop {
             let entry = tokio::select! {
                 () = stop.cancelled() => return,
+                _ = reconnect_check.tick() => {
+                    if client.statistics().connects.load(Ordering::Relaxed) != connects {
+                        tracing::info!(bucket = TENANTS_BUCKET, "reconnected to NATS; re-watching tenants");
+                        break;
+                    }
+                    continue;
+                }
                 entry = watch.next() => entry,
             };
             match entry {

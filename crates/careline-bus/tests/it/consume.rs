@@ -72,3 +72,42 @@ async fn an_undecodable_message_is_reported_and_the_next_event_still_arrives() -
     assert_eq!(delivery.event, sent);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_dead_lettered_event_is_parked_and_not_redelivered() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let work = ensure_consumer(
+        &js,
+        "notifications",
+        &Subject::entity_all("interaction")?,
+        &Default::default(),
+    )
+    .await?;
+    let parked = ensure_consumer(
+        &js,
+        "dlq-reader",
+        &Subject::entity_all("dlq")?,
+        &Default::default(),
+    )
+    .await?;
+    let publisher = Publisher::new(js.clone());
+    let sent = event("acme", 9);
+    publisher
+        .publish(&Subject::new("acme", "interaction", "resolved")?, &sent)
+        .await?;
+
+    let mut work_queue = deliveries(&work).await?;
+    let failed = next(&mut work_queue).await?;
+    publisher.dead_letter("notifications", &failed).await?;
+
+    let mut dead_letters = deliveries(&parked).await?;
+    let parked = next(&mut dead_letters).await?;
+    assert_eq!(parked.event, sent);
+    assert_eq!(parked.subject.as_str(), "careline.acme.dlq.notifications");
+
+    let info = work.clone().info().await?.clone();
+    assert_eq!(info.num_ack_pending, 0, "the work queue moved on");
+    assert_eq!(info.num_pending, 0);
+    Ok(())
+}

@@ -106,3 +106,23 @@ async fn invalid_configurations_are_never_written() -> anyhow::Result<()> {
     assert_eq!(store.list().await?, vec![demo]);
     Ok(())
 }
+
+#[tokio::test]
+async fn directory_keeps_following_after_nats_restarts() -> anyhow::Result<()> {
+    let mut server = careline_testkit::NatsServer::start().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await?);
+    let store = TenantStore::open(&js).await?;
+    store.put(&demo_tenant()).await?;
+    let directory = TenantDirectory::start(&store, &CancellationToken::new()).await?;
+    assert_eq!(directory.tenant_ids(), ["demo-health"]);
+
+    server.restart().await?;
+    let mut other = demo_tenant();
+    other.id = "other-health".into();
+    other.api_keys.clear();
+    // The client reconnects by itself; retry the write until it is accepted.
+    assert_eventually!(store.put(&other).await.is_ok(), "write after restart");
+    directory.wait_for("other-health", WAIT).await?;
+    assert_eq!(directory.tenant_ids(), ["demo-health", "other-health"]);
+    Ok(())
+}
