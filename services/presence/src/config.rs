@@ -1,0 +1,32 @@
+//! The presence service's configuration: the common service settings plus its own.
+
+use std::net::SocketAddr;
+
+use careline_kit::CommonConfig;
+
+/// Default gRPC address of the presence service.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50052";
+
+/// `careline-presence` flags and environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "careline-presence",
+    about = "Careline presence: agent sessions, states, heartbeats and offers (gRPC)"
+)]
+pub struct PresenceConfig {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// gRPC listen address.
+    #[arg(long, env = "CARELINE_PRESENCE_ADDR", default_value = DEFAULT_LISTEN_ADDR)]
+    pub listen_addr: SocketAddr,
+}
+
+impl PresenceConfig {
+    /// Defaults, as when no flag or variable is set.
+    pub fn with_common(common: CommonConfig) -> Self {
+        Self {
+            common,
+            listen_addr: DEFAULT_LISTEN_ADDR.parse().expect("valid default address"),
+        }
+    }
+}

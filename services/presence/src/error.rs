@@ -1,0 +1,76 @@
+//! The presence service's errors and their one mapping to gRPC status codes.
+
+use careline_routing::RoutingError;
+use tonic::{Code, Status};
+
+/// What can go wrong in a presence request or an agent session.
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceError {
+    /// The request is malformed; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// Agent credentials were wrong (never saying which part).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The thing does not exist for the caller's tenant.
+    #[error("{0}")]
+    NotFound(String),
+    /// The session no longer fits the routing state (ended, replaced, offline).
+    #[error("{0}")]
+    SessionEnded(String),
+    /// The client reads its events too slowly and was cut off.
+    #[error("{0}")]
+    TooSlow(String),
+    /// The server is shutting down.
+    #[error("the presence service is shutting down; reconnect to another replica")]
+    ShuttingDown,
+    /// The caller's tenant configuration is not loaded.
+    #[error("tenant configuration is not available: {0}")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+}
+
+impl PresenceError {
+    /// The gRPC code of this error.
+    pub fn code(&self) -> Code {
+        match self {
+            PresenceError::Invalid(_) => Code::InvalidArgument,
+            PresenceError::Unauthenticated(_) => Code::Unauthenticated,
+            PresenceError::NotFound(_) => Code::NotFound,
+            PresenceError::SessionEnded(_) => Code::FailedPrecondition,
+            PresenceError::TooSlow(_) => Code::ResourceExhausted,
+            PresenceError::ShuttingDown => Code::Unavailable,
+            PresenceError::UnknownTenant(_) => Code::PermissionDenied,
+            PresenceError::Routing(routing) => match routing {
+                RoutingError::NotFound(_) => Code::NotFound,
+                RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
+                RoutingError::AlreadyExists(_) => Code::AlreadyExists,
+                RoutingError::InvalidArgument(_) => Code::InvalidArgument,
+                RoutingError::Redis(_) | RoutingError::Bus(_) => Code::Unavailable,
+                RoutingError::Reply(_) | RoutingError::Corrupt(_) => Code::Internal,
+            },
+        }
+    }
+
+    /// The message a client sees: backend details are logged, not returned.
+    pub fn client_message(&self) -> String {
+        match self {
+            PresenceError::Routing(RoutingError::Redis(_) | RoutingError::Bus(_)) => {
+                tracing::warn!(error = %self, "routing backend unavailable");
+                "routing state is unavailable right now; retry shortly".to_string()
+            }
+            PresenceError::Routing(RoutingError::Reply(_) | RoutingError::Corrupt(_)) => {
+                tracing::error!(error = %self, "routing state is inconsistent");
+                "internal routing error; it has been logged".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<PresenceError> for Status {
+    fn from(error: PresenceError) -> Status {
+        Status::new(error.code(), error.client_message())
+    }
+}

@@ -1,0 +1,291 @@
+//! The agent session stream: login, offers, answers, disconnects, expiry.
+
+use careline_proto::v1;
+use careline_proto::v1::agent_session_event::Kind;
+use careline_proto::v1::agent_session_request::Kind as RequestKind;
+use careline_testkit::assert_eventually;
+use tonic::Code;
+
+use crate::harness::{Desk, HEARTBEAT_TTL_SECS, Presence, TENANT, context, login_request};
+
+async fn refused(presence: &Presence, first: v1::AgentSessionRequest) -> tonic::Status {
+    let mut desk = match Desk::open(presence, first).await {
+        Ok(desk) => desk,
+        Err(status) => return status,
+    };
+    desk.next().await.expect_err("the session must be refused")
+}
+
+#[tokio::test]
+async fn wrong_agent_credentials_are_unauthenticated_without_saying_which_part() {
+    let presence = Presence::start().await.unwrap();
+    for (tenant, agent, key) in [
+        (TENANT, "ana", "demo-agent-luis"),
+        (TENANT, "nobody", "demo-agent-ana"),
+        ("no-such-tenant", "ana", "demo-agent-ana"),
+        ("other-health", "ana", "demo-agent-ana"),
+    ] {
+        let status = refused(
+            &presence,
+            login_request(tenant, agent, key, v1::AgentState::Available),
+        )
+        .await;
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{tenant}/{agent}: {status:?}"
+        );
+        assert_eq!(
+            status.message(),
+            format!("invalid agent credentials for tenant {tenant}")
+        );
+    }
+    let agent = presence.agent("ana").await.unwrap();
+    assert_eq!(
+        agent.state,
+        v1::AgentState::Offline as i32,
+        "a refused login leaves the agent offline"
+    );
+}
+
+#[tokio::test]
+async fn first_message_must_be_login() {
+    let presence = Presence::start().await.unwrap();
+    let status = refused(&presence, crate::harness::heartbeat()).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("must be `login`"),
+        "{}",
+        status.message()
+    );
+
+    let mut twice = login_request(TENANT, "ana", "demo-agent-ana", v1::AgentState::Available);
+    if let Some(RequestKind::Login(login)) = twice.kind.as_mut() {
+        login.tenants.push(login.tenants[0].clone());
+    }
+    let status = refused(&presence, twice).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("more than once"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn offer_arrives_with_context_and_accepting_assigns_it() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, started) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    assert_eq!(started.heartbeat_ttl_secs, HEARTBEAT_TTL_SECS);
+    assert_eq!(started.agents.len(), 1);
+    assert_eq!(started.agents[0].state, v1::AgentState::Available as i32);
+    assert!(
+        !started.agents[0].skills.is_empty(),
+        "skills come from the tenant config"
+    );
+
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    let received_ms = chrono_now_ms();
+    assert_eq!(offer.tenant_id, TENANT);
+    assert!(
+        offer.deadline_ms > received_ms,
+        "offer arrived after its deadline"
+    );
+    let interaction = offer.interaction.expect("offer carries the interaction");
+    assert_eq!(interaction.id, id);
+    assert_eq!(
+        interaction.context,
+        Some(context()),
+        "full context, member profile included"
+    );
+
+    ana.accept(&offer.offer_id).await;
+    match ana.next_work().await {
+        Kind::Assigned(assigned) => assert_eq!(assigned.interaction.unwrap().id, id),
+        other => panic!("expected the Assignment, got {other:?}"),
+    }
+    assert_eq!(
+        presence.interaction_state(&id).await,
+        v1::InteractionState::Assigned
+    );
+
+    ana.accept(&offer.offer_id).await;
+    match ana.next_work().await {
+        Kind::Error(notice) => assert_ne!(notice.code, Code::Ok as i32, "{notice:?}"),
+        other => panic!("accepting twice must be an ErrorNotice, got {other:?}"),
+    }
+    ana.send(RequestKind::Accept(v1::OfferAnswer {
+        tenant_id: "other-health".into(),
+        offer_id: offer.offer_id.clone(),
+    }))
+    .await;
+    match ana.next_work().await {
+        Kind::Error(notice) => {
+            assert_eq!(notice.code, Code::InvalidArgument as i32);
+            assert!(
+                notice.message.contains("not a tenant of this session"),
+                "{}",
+                notice.message
+            );
+        }
+        other => panic!("expected an ErrorNotice, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rejected_offer_goes_to_another_agent() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    let (mut luis, _) = Desk::login(&presence, "luis", v1::AgentState::Available).await;
+
+    ana.reject(&offer.offer_id).await;
+    let second = luis.next_offer().await;
+    assert_eq!(second.interaction.unwrap().id, id);
+    assert_ne!(second.offer_id, offer.offer_id);
+}
+
+#[tokio::test]
+async fn dropping_the_stream_requeues_a_pending_offer_at_once() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    assert!(
+        offer.deadline_ms - chrono_now_ms() > 30_000,
+        "the email offer timeout is long"
+    );
+    drop(ana);
+    assert_eventually!(
+        within: std::time::Duration::from_secs(5),
+        presence.interaction_state(&id).await == v1::InteractionState::Queued,
+        "interaction back in its queue long before the offer deadline"
+    );
+    assert_eventually!(
+        presence.agent("ana").await.unwrap().state == v1::AgentState::Offline as i32,
+        "ana offline"
+    );
+}
+
+#[tokio::test]
+async fn missed_heartbeats_end_the_session_with_an_error() {
+    let presence = Presence::start().await.unwrap();
+    let mut ana = Desk::login_quiet(&presence, "ana", v1::AgentState::Available).await;
+    ana.started().await;
+    let status = loop {
+        match ana.next().await {
+            Ok(_) => continue,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let agent = presence.agent("ana").await.unwrap();
+    assert_eq!(agent.state, v1::AgentState::Offline as i32);
+    assert!(!agent.logged_in);
+}
+
+#[tokio::test]
+async fn reconnecting_resends_the_assigned_interaction() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, first) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    ana.accept(&offer.offer_id).await;
+    assert!(matches!(ana.next_work().await, Kind::Assigned(_)));
+    drop(ana);
+    assert_eventually!(
+        presence.agent("ana").await.unwrap().state == v1::AgentState::Offline as i32,
+        "ana offline after the disconnect"
+    );
+
+    let (mut ana, second) = Desk::login(&presence, "ana", v1::AgentState::Away).await;
+    assert_ne!(second.session_id, first.session_id);
+    match ana.next_work().await {
+        Kind::Assigned(assigned) => assert_eq!(assigned.interaction.unwrap().id, id),
+        other => panic!("expected the held Assignment again, got {other:?}"),
+    }
+    assert_eq!(
+        presence.interaction_state(&id).await,
+        v1::InteractionState::Assigned
+    );
+}
+
+#[tokio::test]
+async fn a_newer_login_replaces_the_old_session() {
+    let presence = Presence::start().await.unwrap();
+    let mut old = Desk::login_quiet(&presence, "ana", v1::AgentState::Away).await;
+    old.started().await;
+    let (_new, _) = Desk::login(&presence, "ana", v1::AgentState::Away).await;
+    old.tx.send(crate::harness::heartbeat()).await.unwrap();
+    let status = loop {
+        match old.next().await {
+            Ok(Kind::Error(notice)) => assert_eq!(notice.code, Code::FailedPrecondition as i32),
+            Ok(_) => continue,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        presence.agent("ana").await.unwrap().state,
+        v1::AgentState::Away as i32,
+        "the new session lives on"
+    );
+}
+
+#[tokio::test]
+async fn set_state_changes_availability_and_offline_ends_the_session() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Away).await;
+    ana.send(RequestKind::SetState(v1::SetState {
+        tenant_id: String::new(),
+        state: v1::AgentState::Available as i32,
+        away_reason: String::new(),
+    }))
+    .await;
+    match ana.next().await {
+        Ok(Kind::StateChanged(changed)) => {
+            assert_eq!(changed.state, v1::AgentState::Available as i32)
+        }
+        other => panic!("expected StateChanged, got {other:?}"),
+    }
+    ana.send(RequestKind::SetState(v1::SetState {
+        tenant_id: TENANT.into(),
+        state: 0,
+        away_reason: String::new(),
+    }))
+    .await;
+    match ana.next().await {
+        Ok(Kind::Error(notice)) => assert_eq!(notice.code, Code::InvalidArgument as i32),
+        other => panic!("expected an ErrorNotice, got {other:?}"),
+    }
+    ana.send(RequestKind::SetState(v1::SetState {
+        tenant_id: TENANT.into(),
+        state: v1::AgentState::Offline as i32,
+        away_reason: String::new(),
+    }))
+    .await;
+    let end = loop {
+        match ana.next().await {
+            Ok(_) => continue,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(
+        end.code(),
+        Code::Ok,
+        "going offline ends the stream quietly: {end:?}"
+    );
+    assert_eq!(
+        presence.agent("ana").await.unwrap().state,
+        v1::AgentState::Offline as i32
+    );
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
