@@ -37,6 +37,14 @@ impl ApiKeyLookup for HashMap<String, String> {
     }
 }
 
+/// The live tenant configuration: keys are looked up in every tenant's `api_keys`.
+impl ApiKeyLookup for careline_bus::TenantDirectory {
+    fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String> {
+        self.tenant_for_api_key_sha256(sha256_hex)
+            .map(|tenant| tenant.id.clone())
+    }
+}
+
 impl<T: ApiKeyLookup + ?Sized> ApiKeyLookup for Arc<T> {
     fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String> {
         (**self).tenant_for_key_sha256(sha256_hex)

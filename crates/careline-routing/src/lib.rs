@@ -5,6 +5,8 @@
 //! - [`store`]: [`RoutingStore`], one method per routing operation.
 //! - [`list`]: paged listing of interactions.
 //! - [`stats`]: queue statistics.
+//! - [`relay`]: publishes the scripts' outbox to NATS.
+//! - [`worker`]: background work of every replica (tenant sync, timers, relay, gauges).
 //! - [`convert`]: domain <-> protobuf enums.
 //! - [`keys`]: Redis key names (`cl:{tenant}:...`).
 //!
@@ -17,11 +19,14 @@ pub mod convert;
 pub mod error;
 pub mod keys;
 pub mod list;
+pub mod relay;
 mod scripts;
 pub mod stats;
 pub mod store;
+pub mod worker;
 
 pub use error::{Result, RoutingError};
 pub use list::ListFilter;
+pub use relay::OutboxRelay;
 
 pub use store::{AgentStatus, Created, NewInteraction, RoutingStore, TimersRun, TransferTarget};

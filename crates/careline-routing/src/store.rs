@@ -185,7 +185,7 @@ impl RoutingStore {
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
         let mut invocation = script.key(keys::prefix(tenant));
-        invocation.arg("");
+        invocation.arg(careline_bus::current_traceparent());
         for arg in args {
             invocation.arg(*arg);
         }
@@ -502,6 +502,9 @@ impl RoutingStore {
             .query_async(&mut conn)
             .await?;
         ids.sort();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(keys::agent(tenant, id));

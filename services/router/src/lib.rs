@@ -1,1 +1,92 @@
-//! careline-router (being built).
+//! The Careline router service: the `careline.v1.Router` gRPC API over the
+//! routing state in Redis.
+//!
+//! - [`config`]: [`RouterConfig`], flags and environment.
+//! - `grpc`: the tonic adapter (authenticate, validate, call, map errors).
+//! - `validate`: request validation and size limits.
+//! - `intake`: business hours and urgency rules for new interactions.
+//! - `error`: [`RouterError`] and its mapping to gRPC status codes.
+//!
+//! [`serve`] runs it: the same function backs the `careline-router` binary,
+//! `careline up` and the tests.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod error;
+mod grpc;
+mod intake;
+mod validate;
+
+use std::sync::Arc;
+
+use careline_kit::{GrpcServer, Shutdown, TenantAuth};
+use careline_proto::v1::router_server::RouterServer;
+use careline_routing::{OutboxRelay, RoutingStore};
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+
+pub use config::RouterConfig;
+pub use error::RouterError;
+pub use grpc::Clock;
+
+/// Largest request the router accepts (contexts are limited to 16 KiB).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Runs the router on `listener` until `shutdown`, draining in-flight calls.
+pub async fn serve(
+    config: RouterConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    serve_with_clock(config, listener, shutdown, Arc::new(chrono::Utc::now)).await
+}
+
+/// [`serve`] with an explicit clock for business-hours decisions (tests).
+pub async fn serve_with_clock(
+    config: RouterConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let store = RoutingStore::connect(&config.common.redis_url).await?;
+    let nats = async_nats::connect(&config.common.nats_url).await?;
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    careline_bus::ensure_streams(&jetstream).await?;
+    let tenant_store = careline_bus::TenantStore::open(&jetstream).await?;
+    let tenants =
+        Arc::new(careline_bus::TenantDirectory::start(&tenant_store, shutdown.token()).await?);
+    let relay = OutboxRelay::new(
+        RoutingStore::connect(&config.common.redis_url)
+            .await?
+            .connection(),
+        careline_bus::Publisher::new(jetstream.clone()),
+        format!("router-{}", uuid::Uuid::new_v4()),
+    );
+    let worker = tokio::spawn(careline_routing::worker::run(
+        store.clone(),
+        relay,
+        tenants.clone(),
+        shutdown.token().clone(),
+    ));
+    let service = grpc::RouterService {
+        store,
+        tenants: tenants.clone(),
+        nats,
+        shutdown: shutdown.clone(),
+        clock,
+        stats_interval: config.stats_interval(),
+    };
+    let router = InterceptedService::new(
+        RouterServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
+        TenantAuth::new(tenants),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "router serving");
+    GrpcServer::new()
+        .add_service(router)
+        .shutdown_grace(config.common.shutdown_grace())
+        .serve(listener, shutdown.wait())
+        .await?;
+    worker.await?;
+    Ok(())
+}

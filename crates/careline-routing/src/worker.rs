@@ -1,0 +1,163 @@
+//! Background work every router and presence replica runs: keep each
+//! tenant's routing settings in Redis in step with its configuration, run due
+//! timers, relay the outbox to NATS and export queue gauges. Replicas share
+//! the work safely: timers and outbox entries are claimed atomically.
+
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use careline_bus::TenantDirectory;
+use tokio_util::sync::CancellationToken;
+
+use crate::relay::OutboxRelay;
+use crate::store::RoutingStore;
+
+/// How often due timers are looked for.
+pub const TIMER_TICK: Duration = Duration::from_millis(50);
+/// How long the relay blocks waiting for new events.
+pub const RELAY_BLOCK_MS: usize = 200;
+/// How often stale outbox entries are reclaimed and queue gauges exported.
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
+/// Back-off after a failure (Redis or NATS unreachable).
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(
+    store: RoutingStore,
+    relay: OutboxRelay,
+    tenants: Arc<TenantDirectory>,
+    shutdown: CancellationToken,
+) {
+    tokio::join!(
+        sync_and_run_timers(&store, &tenants, &shutdown),
+        relay_events(&relay, &tenants, &shutdown),
+        housekeeping(&store, &relay, &tenants, &shutdown),
+    );
+}
+
+async fn sync_tenants(store: &RoutingStore, tenants: &TenantDirectory) -> bool {
+    let mut ok = true;
+    for id in tenants.tenant_ids() {
+        if let Some(config) = tenants.get(&id)
+            && let Err(error) = store.sync_tenant(&config).await
+        {
+            tracing::warn!(tenant = %id, %error, "could not sync tenant routing settings");
+            ok = false;
+        }
+    }
+    ok
+}
+
+async fn sync_and_run_timers(
+    store: &RoutingStore,
+    tenants: &TenantDirectory,
+    shutdown: &CancellationToken,
+) {
+    let mut changes = tenants.changes();
+    let mut synced = false;
+    let mut tick = tokio::time::interval(TIMER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() { return; }
+                synced = false;
+            }
+            _ = tick.tick() => {}
+        }
+        if !synced {
+            synced = sync_tenants(store, tenants).await;
+        }
+        for tenant in tenants.tenant_ids() {
+            loop {
+                match store.run_timers(&tenant).await {
+                    Ok(run) if run.still_due > 0 && !shutdown.is_cancelled() => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::debug!(%tenant, %error, "timers not run");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn relay_events(
+    relay: &OutboxRelay,
+    tenants: &TenantDirectory,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let ids = tenants.tenant_ids();
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = relay.relay_new(&ids, RELAY_BLOCK_MS) => result,
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "relaying events failed; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
+            }
+        }
+        if ids.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(TIMER_TICK) => {}
+            }
+        }
+    }
+}
+
+async fn housekeeping(
+    store: &RoutingStore,
+    relay: &OutboxRelay,
+    tenants: &TenantDirectory,
+    shutdown: &CancellationToken,
+) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for tenant in tenants.tenant_ids() {
+            if let Err(error) = relay.ensure_group(&tenant).await {
+                tracing::debug!(%tenant, %error, "outbox group not ensured");
+                continue;
+            }
+            if let Err(error) = relay.reclaim(&tenant).await {
+                tracing::warn!(%tenant, %error, "reclaiming outbox entries failed");
+            }
+            let Some(config) = tenants.get(&tenant) else {
+                continue;
+            };
+            match store.queue_stats(&config, None).await {
+                Ok(stats) => {
+                    for queue in stats.queues {
+                        let labels = [
+                            ("tenant", tenant.clone()),
+                            ("queue", queue.queue_id.clone()),
+                        ];
+                        metrics::gauge!("careline_queue_waiting", &labels)
+                            .set(f64::from(queue.waiting));
+                        metrics::gauge!("careline_queue_urgent_waiting", &labels)
+                            .set(f64::from(queue.urgent_waiting));
+                        metrics::gauge!("careline_queue_oldest_wait_seconds", &labels)
+                            .set(queue.oldest_wait_ms as f64 / 1000.0);
+                        metrics::gauge!("careline_queue_service_level", &labels)
+                            .set(queue.service_level);
+                        metrics::gauge!("careline_queue_agents_available", &labels)
+                            .set(f64::from(queue.agents_available));
+                        metrics::gauge!("careline_queue_agents_busy", &labels)
+                            .set(f64::from(queue.agents_busy));
+                    }
+                }
+                Err(error) => tracing::debug!(%tenant, %error, "queue gauges not exported"),
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The `careline.v1.Router` gRPC adapter: authenticate the tenant, validate,
+//! call the routing store, map errors (see `error.rs`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use careline_bus::TenantDirectory;
+use careline_domain::tenant::TenantConfig;
+use careline_kit::Shutdown;
+use careline_proto::v1;
+use careline_proto::v1::router_server::Router;
+use careline_routing::{ListFilter, RoutingStore, TransferTarget};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::error::RouterError;
+use crate::{intake, validate};
+
+/// Where "now" comes from (tests pin it to check business hours).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Buffered events per watcher before the slowest one is cut off.
+const WATCH_BUFFER: usize = 256;
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The Router service.
+#[derive(Clone)]
+pub struct RouterService {
+    pub(crate) store: RoutingStore,
+    pub(crate) tenants: Arc<TenantDirectory>,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) clock: Clock,
+    pub(crate) stats_interval: Duration,
+}
+
+impl RouterService {
+    fn tenant<T>(&self, request: &Request<T>) -> Result<Arc<TenantConfig>, Status> {
+        let tenant = careline_kit::tenant_of(request)?;
+        tracing::Span::current().record("tenant", tenant.as_str());
+        self.tenants
+            .get(&tenant)
+            .ok_or_else(|| RouterError::UnknownTenant(tenant).into())
+    }
+
+    async fn interaction(&self, tenant: &str, id: &str) -> Result<v1::Interaction, Status> {
+        Ok(self
+            .store
+            .get_interaction(tenant, id)
+            .await
+            .map_err(RouterError::from)?)
+    }
+
+    fn note(
+        &self,
+        agent: &str,
+        text: &str,
+        kind: v1::NoteKind,
+    ) -> Result<Option<v1::Note>, Status> {
+        validate::notes(text)?;
+        Ok((!text.is_empty()).then(|| v1::Note {
+            agent_id: agent.to_string(),
+            text: text.to_string(),
+            kind: kind as i32,
+            created_at_ms: (self.clock)().timestamp_millis(),
+        }))
+    }
+}
+
+fn record_interaction(id: &str) {
+    tracing::Span::current().record("interaction_id", id);
+}
+
+#[tonic::async_trait]
+impl Router for RouterService {
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn create_interaction(
+        &self,
+        request: Request<v1::CreateInteractionRequest>,
+    ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
+        let config = self.tenant(&request)?;
+        let new = validate::create(&config, request.into_inner())?;
+        let created = intake::create_interaction(&self.store, &config, new, (self.clock)()).await?;
+        record_interaction(&created.interaction_id);
+        metrics::counter!("careline_interactions_created_total", "tenant" => config.id.clone())
+            .increment(u64::from(!created.replayed));
+        let interaction = self
+            .interaction(&config.id, &created.interaction_id)
+            .await?;
+        Ok(Response::new(v1::CreateInteractionResponse {
+            interaction: Some(interaction),
+            queue_position: created.queue_position,
+            replayed: created.replayed,
+        }))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn get_interaction(
+        &self,
+        request: Request<v1::GetInteractionRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let id = validate::interaction_id(&request.get_ref().interaction_id)?;
+        record_interaction(&id);
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant))]
+    async fn list_interactions(
+        &self,
+        request: Request<v1::ListInteractionsRequest>,
+    ) -> Result<Response<v1::ListInteractionsResponse>, Status> {
+        let config = self.tenant(&request)?;
+        let request = request.into_inner();
+        let state = match request.state {
+            0 => None,
+            value => Some(
+                v1::InteractionState::try_from(value)
+                    .map_err(|_| Status::invalid_argument("state: unknown value"))?,
+            ),
+        };
+        let queue = match request.queue_id.as_str() {
+            "" => None,
+            id => Some(validate::queue(&config, "queue_id", id)?),
+        };
+        let page = request.page.unwrap_or_default();
+        let filter = ListFilter {
+            state,
+            queue,
+            page_size: page.page_size as usize,
+            page_token: page.page_token,
+        };
+        let (interactions, next) = self
+            .store
+            .list_interactions(&config.id, &filter)
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(v1::ListInteractionsResponse {
+            interactions,
+            page: Some(v1::PageResponse {
+                next_page_token: next,
+            }),
+        }))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn accept_offer(
+        &self,
+        request: Request<v1::AcceptOfferRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let offer = validate::offer_id(&request.get_ref().offer_id)?;
+        let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
+        let id = self
+            .store
+            .accept_offer(&config.id, &offer, &agent)
+            .await
+            .map_err(RouterError::from)?;
+        record_interaction(&id);
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn reject_offer(
+        &self,
+        request: Request<v1::RejectOfferRequest>,
+    ) -> Result<Response<v1::RejectOfferResponse>, Status> {
+        let config = self.tenant(&request)?;
+        let offer = validate::offer_id(&request.get_ref().offer_id)?;
+        let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
+        let id = self
+            .store
+            .reject_offer(&config.id, &offer, &agent)
+            .await
+            .map_err(RouterError::from)?;
+        record_interaction(&id);
+        Ok(Response::new(v1::RejectOfferResponse {}))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn transfer(
+        &self,
+        request: Request<v1::TransferRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let request = request.into_inner();
+        let id = validate::interaction_id(&request.interaction_id)?;
+        record_interaction(&id);
+        let agent = validate::agent_id(&config, "agent_id", &request.agent_id)?;
+        let target = match request.target {
+            Some(v1::transfer_request::Target::QueueId(queue)) => {
+                TransferTarget::Queue(validate::queue(&config, "queue_id", &queue)?)
+            }
+            Some(v1::transfer_request::Target::ToAgentId(to)) => {
+                let to = validate::agent_id(&config, "to_agent_id", &to)?;
+                if to == agent {
+                    return Err(Status::invalid_argument(
+                        "to_agent_id: an agent cannot transfer to itself",
+                    ));
+                }
+                TransferTarget::Agent(to)
+            }
+            Some(v1::transfer_request::Target::ExternalDestination(destination)) => {
+                validate::destination(&destination)?;
+                TransferTarget::External(destination)
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "a target is required: queue_id, to_agent_id or external_destination",
+                ));
+            }
+        };
+        let note = self.note(&agent, &request.notes, v1::NoteKind::Transfer)?;
+        self.store
+            .transfer(&config.id, &id, &agent, &target, note.as_ref())
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn set_pending(
+        &self,
+        request: Request<v1::SetPendingRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let request = request.into_inner();
+        let id = validate::interaction_id(&request.interaction_id)?;
+        record_interaction(&id);
+        let agent = validate::agent_id(&config, "agent_id", &request.agent_id)?;
+        validate::pending_until(request.until_ms, (self.clock)().timestamp_millis())?;
+        let note = self.note(&agent, &request.notes, v1::NoteKind::Pending)?;
+        self.store
+            .set_pending(
+                &config.id,
+                &id,
+                &agent,
+                request.until_ms,
+                request.return_to_queue,
+                note.as_ref(),
+            )
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn resolve(
+        &self,
+        request: Request<v1::ResolveRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let request = request.into_inner();
+        let id = validate::interaction_id(&request.interaction_id)?;
+        record_interaction(&id);
+        let agent = validate::agent_id(&config, "agent_id", &request.agent_id)?;
+        validate::resolution(&request.disposition, &request.outcome_tags)?;
+        let note = self.note(&agent, &request.notes, v1::NoteKind::Resolution)?;
+        self.store
+            .resolve(
+                &config.id,
+                &id,
+                &agent,
+                &request.disposition,
+                &request.outcome_tags,
+                note.as_ref(),
+            )
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn abandon(
+        &self,
+        request: Request<v1::AbandonRequest>,
+    ) -> Result<Response<v1::Interaction>, Status> {
+        let config = self.tenant(&request)?;
+        let id = validate::interaction_id(&request.get_ref().interaction_id)?;
+        record_interaction(&id);
+        self.store
+            .abandon(&config.id, &id)
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(self.interaction(&config.id, &id).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant))]
+    async fn get_queue_stats(
+        &self,
+        request: Request<v1::GetQueueStatsRequest>,
+    ) -> Result<Response<v1::GetQueueStatsResponse>, Status> {
+        let config = self.tenant(&request)?;
+        let queue = match request.get_ref().queue_id.as_str() {
+            "" => None,
+            id => Some(validate::queue(&config, "queue_id", id)?),
+        };
+        let stats = self
+            .store
+            .queue_stats(&config, queue.as_deref())
+            .await
+            .map_err(RouterError::from)?;
+        Ok(Response::new(stats))
+    }
+
+    type WatchQueueStatsStream = EventStream<v1::GetQueueStatsResponse>;
+
+    #[instrument(skip_all, fields(tenant))]
+    async fn watch_queue_stats(
+        &self,
+        request: Request<v1::WatchQueueStatsRequest>,
+    ) -> Result<Response<Self::WatchQueueStatsStream>, Status> {
+        let config = self.tenant(&request)?;
+        let queue = match request.get_ref().queue_id.as_str() {
+            "" => None,
+            id => Some(validate::queue(&config, "queue_id", id)?),
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut last: Option<Vec<v1::QueueStats>> = None;
+            let mut ticker = tokio::time::interval(service.stats_interval);
+            loop {
+                tokio::select! {
+                    _ = service.shutdown.wait() => return,
+                    _ = tx.closed() => return,
+                    _ = ticker.tick() => {}
+                }
+                // Pick up configuration changes (new queues) as they happen.
+                let config = service
+                    .tenants
+                    .get(&config.id)
+                    .unwrap_or_else(|| config.clone());
+                let item = service
+                    .store
+                    .queue_stats(&config, queue.as_deref())
+                    .await
+                    .map_err(|e| Status::from(RouterError::from(e)));
+                let changed = match &item {
+                    Ok(stats) => last.as_ref() != Some(&stats.queues),
+                    Err(_) => true,
+                };
+                if changed {
+                    if let Ok(stats) = &item {
+                        last = Some(stats.queues.clone());
+                    }
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchInteractionsStream = EventStream<v1::Event>;
+
+    #[instrument(skip_all, fields(tenant))]
+    async fn watch_interactions(
+        &self,
+        request: Request<v1::WatchInteractionsRequest>,
+    ) -> Result<Response<Self::WatchInteractionsStream>, Status> {
+        let config = self.tenant(&request)?;
+        let subject = format!("careline.{}.interaction.>", config.id);
+        let mut subscription = self
+            .nats
+            .subscribe(subject)
+            .await
+            .map_err(|_| Status::unavailable("event bus is unavailable right now; retry"))?;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tx.closed() => break,
+                    message = subscription.next() => message,
+                };
+                let Some(message) = message else { break };
+                match v1::Event::decode(message.payload) {
+                    Ok(event) => {
+                        if tx.try_send(Ok(event)).is_err() {
+                            let _ = tx
+                                .send(Err(Status::resource_exhausted(
+                                    "watcher fell behind; reconnect and re-read state with ListInteractions",
+                                )))
+                                .await;
+                            break;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "undecodable event skipped"),
+                }
+            }
+            let _ = subscription.unsubscribe().await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

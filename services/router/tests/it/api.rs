@@ -1,0 +1,339 @@
+//! The Router API as a tenant integration uses it, including bad input.
+
+use careline_proto::v1;
+use futures::StreamExt;
+use tonic::Code;
+
+use crate::harness::{DEMO_KEY, OTHER_KEY, Platform, create};
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_status_and_changes_nothing() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+
+    let unknown_queue = client
+        .create_interaction(create("nope", v1::Channel::Chat, "k1"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_queue.code(), Code::InvalidArgument);
+    assert!(
+        unknown_queue
+            .message()
+            .contains("known queues: general, billing, clinical"),
+        "{}",
+        unknown_queue.message()
+    );
+
+    let mut no_member = create("general", v1::Channel::Chat, "k2");
+    no_member.member_ref.clear();
+    let status = client.create_interaction(no_member).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("member_ref is required"),
+        "{}",
+        status.message()
+    );
+
+    let mut no_channel = create("general", v1::Channel::Chat, "k3");
+    no_channel.channel = 0;
+    assert_eq!(
+        client
+            .create_interaction(no_channel)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+
+    let mut huge = create("general", v1::Channel::Chat, "k4");
+    let context = huge.context.as_mut().unwrap();
+    for i in 0..40 {
+        context.attributes.insert(format!("attr{i}"), "x".into());
+    }
+    let status = client.create_interaction(huge).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("limit is 32"),
+        "{}",
+        status.message()
+    );
+
+    let mut oversized = create("general", v1::Channel::Chat, "k5");
+    oversized.context.as_mut().unwrap().summary = "y".repeat(200_000);
+    let status = client.create_interaction(oversized).await.unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted
+        ),
+        "{status:?}"
+    );
+
+    let status = client
+        .get_interaction(v1::GetInteractionRequest {
+            interaction_id: "../../etc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let listed = client
+        .list_interactions(v1::ListInteractionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.interactions.is_empty(),
+        "nothing was created by bad requests"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn credentials_decide_the_tenant() {
+    let platform = Platform::start().await;
+    let mut anonymous = platform.client_with(None).await;
+    let status = anonymous
+        .list_interactions(v1::ListInteractionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut wrong = platform.client("not-a-key").await;
+    let status = wrong
+        .list_interactions(v1::ListInteractionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let mut demo = platform.client(DEMO_KEY).await;
+    let mut other = platform.client(OTHER_KEY).await;
+    let created = demo
+        .create_interaction(create("general", v1::Channel::Chat, "mine"))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.interaction.unwrap().id;
+    for status in [
+        other
+            .get_interaction(v1::GetInteractionRequest {
+                interaction_id: id.clone(),
+            })
+            .await
+            .unwrap_err(),
+        other
+            .abandon(v1::AbandonRequest {
+                interaction_id: id.clone(),
+            })
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(
+            status.code(),
+            Code::NotFound,
+            "never reveals another tenant's interaction"
+        );
+    }
+    let listed = other
+        .list_interactions(v1::ListInteractionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.interactions.is_empty());
+    let mine = demo
+        .get_interaction(v1::GetInteractionRequest { interaction_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        mine.state,
+        v1::InteractionState::Queued as i32,
+        "untouched by the other tenant"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_create_returns_the_same_interaction() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let first = client
+        .create_interaction(create("billing", v1::Channel::Email, "same-key"))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = client
+        .create_interaction(create("billing", v1::Channel::Email, "same-key"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.interaction.unwrap().id, again.interaction.unwrap().id);
+    assert!(again.replayed);
+    let mut changed = create("billing", v1::Channel::Email, "same-key");
+    changed.member_ref = "someone-else".into();
+    assert_eq!(
+        client.create_interaction(changed).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn urgent_contacts_go_to_the_clinical_queue_at_top_priority() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut urgent = create("general", v1::Channel::Chat, "urgent");
+    urgent.urgent = true;
+    let ix = client
+        .create_interaction(urgent)
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(ix.queue_id, "clinical");
+    assert_eq!(ix.priority, v1::Priority::Urgent as i32);
+    let stats = client
+        .get_queue_stats(v1::GetQueueStatsRequest {
+            queue_id: "clinical".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.queues[0].urgent_waiting, 1);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn watch_interactions_streams_the_tenants_events_only() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut other = platform.client(OTHER_KEY).await;
+    let mut events = client
+        .watch_interactions(v1::WatchInteractionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    other
+        .create_interaction(create("general", v1::Channel::Chat, "theirs"))
+        .await
+        .unwrap();
+    let mine = client
+        .create_interaction(create("general", v1::Channel::Chat, "ours"))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = mine.interaction.unwrap().id;
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .expect("an event arrives")
+        .expect("stream open")
+        .expect("event");
+    assert_eq!(event.tenant_id, "demo-health");
+    let Some(v1::event::Payload::Interaction(ix)) = event.payload else {
+        panic!("interaction event")
+    };
+    assert_eq!(ix.interaction_id, id);
+    assert_eq!(ix.kind, v1::InteractionEventKind::Created as i32);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_can_accept_transfer_with_notes_and_resolve() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let store = careline_routing::RoutingStore::connect(&platform.sandbox.redis_url())
+        .await
+        .unwrap();
+    let config = crate::harness::demo();
+    store
+        .agent_login(
+            &config,
+            "ana",
+            "s-ana",
+            careline_routing::AgentStatus::Available,
+        )
+        .await
+        .unwrap();
+    store
+        .agent_login(
+            &config,
+            "kim",
+            "s-kim",
+            careline_routing::AgentStatus::Available,
+        )
+        .await
+        .unwrap();
+    let ix = client
+        .create_interaction(create("general", v1::Channel::Chat, "walk"))
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap();
+    assert_eq!(ix.state, v1::InteractionState::Offered as i32);
+    assert_eq!(ix.agent_id, "ana");
+    let wrong_agent = client
+        .accept_offer(v1::AcceptOfferRequest {
+            offer_id: ix.offer_id.clone(),
+            agent_id: "kim".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_agent.code(), Code::NotFound);
+    let assigned = client
+        .accept_offer(v1::AcceptOfferRequest {
+            offer_id: ix.offer_id.clone(),
+            agent_id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(assigned.state, v1::InteractionState::Assigned as i32);
+    let transferred = client
+        .transfer(v1::TransferRequest {
+            interaction_id: ix.id.clone(),
+            agent_id: "ana".into(),
+            notes: "copay dispute, member already verified".into(),
+            target: Some(v1::transfer_request::Target::QueueId("billing".into())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(transferred.id, ix.id);
+    assert_eq!(transferred.agent_id, "kim", "offered to the billing agent");
+    assert_eq!(
+        transferred.notes[0].text,
+        "copay dispute, member already verified"
+    );
+    client
+        .accept_offer(v1::AcceptOfferRequest {
+            offer_id: transferred.offer_id,
+            agent_id: "kim".into(),
+        })
+        .await
+        .unwrap();
+    let resolved = client
+        .resolve(v1::ResolveRequest {
+            interaction_id: ix.id.clone(),
+            agent_id: "kim".into(),
+            disposition: "explained".into(),
+            outcome_tags: vec!["referral".into()],
+            notes: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.state, v1::InteractionState::Resolved as i32);
+    let bad_tag = client
+        .resolve(v1::ResolveRequest {
+            interaction_id: ix.id,
+            agent_id: "kim".into(),
+            disposition: String::new(),
+            outcome_tags: vec!["Not A Tag".into()],
+            notes: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_tag.code(), Code::InvalidArgument);
+    platform.stop().await;
+}

@@ -1,0 +1,152 @@
+//! Starts Redis, NATS and a router in-process, with the demo tenant (and a
+//! second tenant) applied, and hands out authenticated clients.
+
+use std::sync::{Arc, Mutex};
+
+use careline_bus::TenantStore;
+use careline_domain::TenantConfig;
+use careline_kit::{CommonConfig, Shutdown};
+use careline_proto::v1;
+use careline_proto::v1::router_client::RouterClient;
+use careline_router::RouterConfig;
+use careline_testkit::Sandbox;
+use chrono::{DateTime, Utc};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const DEMO: &str = include_str!("../../../../deploy/tenants/demo-health.yaml");
+pub const DEMO_KEY: &str = "demo-health-key-0000000000000000";
+pub const OTHER_KEY: &str = "other-plan-key-11111111111111111";
+
+pub type Client = RouterClient<InterceptedService<Channel, Bearer>>;
+
+#[derive(Clone)]
+pub struct Bearer(Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {key}").parse().expect("ascii key");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+pub struct Platform {
+    pub sandbox: Sandbox,
+    pub addr: std::net::SocketAddr,
+    pub now: Arc<Mutex<DateTime<Utc>>>,
+    shutdown: Shutdown,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The demo tenant, with agents' offer timeouts shortened for tests.
+pub fn demo() -> TenantConfig {
+    TenantConfig::from_yaml(DEMO).expect("demo parses")
+}
+
+/// A second tenant with its own key and the same queues.
+pub fn other() -> TenantConfig {
+    let mut other = demo();
+    other.id = "other-plan".into();
+    other.name = "Other Plan".into();
+    other.api_keys[0].sha256 = careline_kit::auth::api_key_sha256_hex(OTHER_KEY);
+    other
+}
+
+impl Platform {
+    /// A platform whose clock reads `now` (a weekday morning in Denver by default).
+    pub async fn start() -> Platform {
+        let sandbox = Sandbox::start().await.expect("redis and nats start");
+        let nats = sandbox.nats().await.expect("nats client");
+        let js = async_nats::jetstream::new(nats);
+        let store = TenantStore::open(&js).await.expect("tenant bucket");
+        store.put(&demo()).await.expect("demo tenant applied");
+        store.put(&other()).await.expect("other tenant applied");
+        let now = Arc::new(Mutex::new(
+            "2026-11-25T17:00:00Z".parse::<DateTime<Utc>>().unwrap(),
+        ));
+        let clock_now = now.clone();
+        let common = CommonConfig {
+            redis_url: sandbox.redis_url(),
+            nats_url: sandbox.nats_url(),
+            ..CommonConfig::default()
+        };
+        let config = RouterConfig::with_common(common);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn(careline_router::serve_with_clock(
+            config,
+            listener,
+            shutdown.clone(),
+            Arc::new(move || *clock_now.lock().unwrap()),
+        ));
+        let platform = Platform {
+            sandbox,
+            addr,
+            now,
+            shutdown,
+            server: Some(server),
+        };
+        // Ready once the tenant's settings are synced and a create can succeed.
+        let mut client = platform.client(DEMO_KEY).await;
+        careline_testkit::assert_eventually!(
+            client
+                .get_queue_stats(v1::GetQueueStatsRequest::default())
+                .await
+                .is_ok(),
+            "router ready"
+        );
+        platform
+    }
+
+    pub fn set_now(&self, at: &str) {
+        *self.now.lock().unwrap() = at.parse().expect("RFC 3339 time");
+    }
+
+    pub async fn client(&self, key: &str) -> Client {
+        self.client_with(Some(key.to_string())).await
+    }
+
+    pub async fn client_with(&self, key: Option<String>) -> Client {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects");
+        RouterClient::with_interceptor(channel, Bearer(key))
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            server.await.expect("joins").expect("router stops cleanly");
+        }
+    }
+}
+
+/// A create request with the required fields filled.
+pub fn create(queue: &str, channel: v1::Channel, key: &str) -> v1::CreateInteractionRequest {
+    v1::CreateInteractionRequest {
+        channel: channel as i32,
+        queue_id: queue.into(),
+        language: v1::Language::En as i32,
+        member_ref: "member-123".into(),
+        idempotency_key: key.into(),
+        context: Some(v1::InteractionContext {
+            reason: "claim status".into(),
+            member_profile: Some(v1::MemberProfile {
+                display_name: "Pat".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,5 @@
+//! The router service end to end over gRPC, against real Redis and NATS.
+
+mod api;
+mod harness;
+mod hours;
