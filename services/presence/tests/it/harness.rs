@@ -75,11 +75,16 @@ pub struct Presence {
 
 impl Presence {
     pub async fn start() -> anyhow::Result<Presence> {
+        Self::start_with(demo()).await
+    }
+
+    /// Starts with `demo` (a variant of [`demo()`]) as the demo tenant.
+    pub async fn start_with(demo: TenantConfig) -> anyhow::Result<Presence> {
         let sandbox = Sandbox::start().await?;
         let js = async_nats::jetstream::new(sandbox.nats().await?);
         let tenants = careline_bus::tenants::TenantStore::open(&js).await?;
         let store = RoutingStore::connect(&sandbox.redis_url()).await?;
-        for config in [demo(), other()] {
+        for config in [demo, other()] {
             tenants.put(&config).await?;
             store.sync_tenant(&config).await?;
         }

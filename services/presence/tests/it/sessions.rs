@@ -6,7 +6,7 @@ use careline_proto::v1::agent_session_request::Kind as RequestKind;
 use careline_testkit::assert_eventually;
 use tonic::Code;
 
-use crate::harness::{Desk, HEARTBEAT_TTL_SECS, Presence, TENANT, context, login_request};
+use crate::harness::{Desk, HEARTBEAT_TTL_SECS, Presence, TENANT, context, demo, login_request};
 
 async fn refused(presence: &Presence, first: v1::AgentSessionRequest) -> tonic::Status {
     let mut desk = match Desk::open(presence, first).await {
@@ -280,6 +280,60 @@ async fn set_state_changes_availability_and_offline_ends_the_session() {
     assert_eq!(
         presence.agent("ana").await.unwrap().state,
         v1::AgentState::Offline as i32
+    );
+}
+
+#[tokio::test]
+async fn an_offer_that_times_out_is_revoked_and_the_agent_marked_missed() {
+    let mut config = demo();
+    config.routing.offer_timeout_secs.email = 1;
+    let presence = Presence::start_with(config).await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    let (mut revoked, mut missed) = (None, None);
+    while revoked.is_none() || missed.is_none() {
+        match ana.next().await {
+            Ok(Kind::Revoked(revocation)) => revoked = Some(revocation),
+            Ok(Kind::StateChanged(changed)) if changed.state == v1::AgentState::Away as i32 => {
+                missed = Some(changed)
+            }
+            Ok(_) => {}
+            Err(status) => panic!("session ended: {status:?}"),
+        }
+    }
+    let revoked = revoked.unwrap();
+    assert_eq!(
+        (revoked.offer_id.as_str(), revoked.interaction_id.as_str()),
+        (offer.offer_id.as_str(), id.as_str())
+    );
+    assert_eq!(revoked.reason, "timed_out");
+    assert_eq!(missed.unwrap().reason, "missed");
+}
+
+#[tokio::test]
+async fn server_shutdown_ends_sessions_with_unavailable_and_takes_agents_offline() {
+    let mut presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    presence.shutdown.trigger();
+    let status = loop {
+        match ana.next().await {
+            Ok(_) => continue,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    presence.server.take().unwrap().await.unwrap().unwrap();
+    let agent = presence
+        .store
+        .get_agent(TENANT, "ana")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        agent.state,
+        v1::AgentState::Offline as i32,
+        "offline before serve returned"
     );
 }
 
