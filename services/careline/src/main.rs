@@ -1,1 +1,43 @@
-fn main() {}
+//! `careline`: run the whole platform locally (`careline up`) and manage
+//! tenant configuration (`careline config apply -f FILE`).
+
+mod config_cmd;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "careline",
+    version,
+    about = "Careline: omnichannel contact-center routing for health plans"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start redis-server, nats-server and every Careline service in this process, with the demo tenant.
+    Up(up::UpArgs),
+    /// Tenant configuration in the NATS KV bucket.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Config(command) => config_cmd::run(command).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `careline up`: the whole platform on one machine. Starts redis-server and
+//! nats-server as child processes (data under `--data-dir`), applies the
+//! tenant files, runs every service in this process, prints the endpoints,
+//! and stops everything on ctrl-c or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use careline_kit::{CommonConfig, MetricsAddr, Shutdown};
+use careline_presence::PresenceConfig;
+use careline_router::RouterConfig;
+use careline_testkit::{NatsServer, RedisServer};
+use clap::Args;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where Redis and NATS keep their data between runs.
+    #[arg(long, default_value = ".careline/data")]
+    data_dir: PathBuf,
+    /// Tenant files to apply at start (repeat the flag for several).
+    #[arg(long = "tenant", default_value = "deploy/tenants/demo-health.yaml")]
+    tenants: Vec<PathBuf>,
+    /// Port of the local redis-server (6380 leaves a system Redis on 6379 alone).
+    #[arg(long, default_value_t = 6380)]
+    redis_port: u16,
+    /// Port of the local nats-server.
+    #[arg(long, default_value_t = 4222)]
+    nats_port: u16,
+    /// Router gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    router_addr: SocketAddr,
+    /// Presence gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    presence_addr: SocketAddr,
+    /// Prometheus metrics address of all services.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_addr: SocketAddr,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let tenants = args
+        .tenants
+        .iter()
+        .map(|file| crate::config_cmd::load(file))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let common = CommonConfig {
+        redis_url: format!("redis://127.0.0.1:{}/", args.redis_port),
+        nats_url: format!("nats://127.0.0.1:{}", args.nats_port),
+        metrics_addr: MetricsAddr::Listen(args.metrics_addr),
+        ..CommonConfig::default()
+    };
+    let _telemetry = careline_kit::init_telemetry("careline", &common)?;
+    let shutdown = Shutdown::on_signals();
+
+    println!(
+        "==> starting redis-server on 127.0.0.1:{} (data in {})",
+        args.redis_port,
+        args.data_dir.join("redis").display()
+    );
+    let redis = RedisServer::start_at(args.data_dir.join("redis"), args.redis_port).await?;
+    println!(
+        "==> starting nats-server (JetStream) on 127.0.0.1:{} (data in {})",
+        args.nats_port,
+        args.data_dir.join("nats").display()
+    );
+    let nats = NatsServer::start_at(args.data_dir.join("nats"), args.nats_port).await?;
+    for config in &tenants {
+        let revision = crate::config_cmd::apply(&common.nats_url, config).await?;
+        println!("==> applied tenant {} (revision {revision})", config.id);
+    }
+
+    let router_listener = bind(args.router_addr, "router").await?;
+    let presence_listener = bind(args.presence_addr, "presence").await?;
+    let metrics_listener = bind(args.metrics_addr, "metrics").await?;
+    let mut services = tokio::task::JoinSet::new();
+    services.spawn(careline_router::serve(
+        RouterConfig::with_common(common.clone()),
+        router_listener,
+        shutdown.clone(),
+    ));
+    services.spawn(careline_presence::serve(
+        PresenceConfig::with_common(common.clone()),
+        presence_listener,
+        shutdown.clone(),
+    ));
+    let metrics_stop = shutdown.wait();
+    services.spawn(async move {
+        careline_kit::metrics::serve_metrics(metrics_listener, metrics_stop).await?;
+        Ok(())
+    });
+
+    println!();
+    println!("Careline is up. Endpoints:");
+    println!(
+        "  router    grpc://{}   (careline.v1.Router, health, reflection)",
+        args.router_addr
+    );
+    println!(
+        "  presence  grpc://{}   (careline.v1.Presence, health, reflection)",
+        args.presence_addr
+    );
+    println!("  metrics   http://{}/metrics", args.metrics_addr);
+    println!("  redis     {}", redis.url());
+    println!("  nats      {}", nats.url());
+    println!();
+    println!("Try:  grpcurl -plaintext {} list", args.router_addr);
+    println!(
+        "      grpcurl -plaintext -H 'authorization: Bearer demo-health-key-0000000000000000' \\"
+    );
+    println!(
+        "        -d '{{\"queue_id\":\"general\"}}' {} careline.v1.Router/GetQueueStats",
+        args.router_addr
+    );
+    println!("Press ctrl-c to stop.");
+
+    let mut failure = None;
+    while let Some(joined) = services.join_next().await {
+        let result = joined.context("a service task panicked").and_then(|r| r);
+        if let Err(error) = result {
+            // One service failing stops the others: a half-running platform only confuses.
+            shutdown.trigger();
+            failure.get_or_insert(error);
+        }
+    }
+    drop(nats);
+    drop(redis);
+    println!("==> stopped every service, nats-server and redis-server");
+    failure.map_or(Ok(()), Err)
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("{what}: cannot listen on {addr} (in use? pass another address with --{what}-addr)")
+    })
+}
