@@ -6,6 +6,7 @@
 //! - [`list`]: paged listing of interactions.
 //! - [`stats`]: queue statistics.
 //! - [`relay`]: publishes the scripts' outbox to NATS.
+//! - [`backend`]: [`Backend`], a service replica's connections and worker.
 //! - [`worker`]: background work of every replica (tenant sync, timers, relay, gauges).
 //! - [`convert`]: domain <-> protobuf enums.
 //! - [`keys`]: Redis key names (`cl:{tenant}:...`).
@@ -15,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod convert;
 pub mod error;
 pub mod keys;
@@ -25,6 +27,7 @@ pub mod stats;
 pub mod store;
 pub mod worker;
 
+pub use backend::Backend;
 pub use error::{Result, RoutingError};
 pub use list::ListFilter;
 pub use relay::OutboxRelay;

@@ -619,6 +619,11 @@ fn interaction_from_fields(
         } else {
             String::new()
         },
+        offer_deadline_ms: if state == v1::InteractionState::Offered {
+            number(fields, "offer_deadline")
+        } else {
+            0
+        },
         offer_id: if state == v1::InteractionState::Offered {
             text(fields, "offer")
         } else {

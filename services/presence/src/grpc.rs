@@ -19,7 +19,7 @@ use crate::agents;
 use crate::error::PresenceError;
 use crate::session::{self, SessionContext};
 use crate::sessions::SESSION_BUFFER;
-use crate::tenants::Tenants;
+use careline_bus::TenantDirectory;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::AgentSessionEvent, Status>> + Send>>;
 
@@ -40,7 +40,7 @@ impl PresenceService {
             .ok_or_else(|| PresenceError::UnknownTenant(tenant).into())
     }
 
-    fn tenants(&self) -> &Tenants {
+    fn tenants(&self) -> &TenantDirectory {
         &self.ctx.tenants
     }
 }

@@ -6,7 +6,6 @@
 //! - `session`: one agent session from login to disconnect.
 //! - `sessions`: the sessions hosted on this replica and the routing events
 //!   delivered to them.
-//! - `tenants`: the live tenant configurations and API-key lookup.
 //! - `agents`: agent credentials and the supervisor view (GetAgent, ListAgents).
 //! - `error`: [`PresenceError`] and its mapping to gRPC status codes.
 //!
@@ -21,11 +20,10 @@ mod error;
 mod grpc;
 mod session;
 mod sessions;
-mod tenants;
 
 use careline_kit::{GrpcServer, Shutdown, TenantAuth};
 use careline_proto::v1::presence_server::PresenceServer;
-use careline_routing::{OutboxRelay, RoutingStore};
+use careline_routing::Backend;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
@@ -43,25 +41,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let store = RoutingStore::connect(&config.common.redis_url).await?;
-    let nats = async_nats::connect(&config.common.nats_url).await?;
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    careline_bus::ensure_streams(&jetstream).await?;
-    let tenant_store = careline_bus::tenants::TenantStore::open(&jetstream).await?;
-    let tenants = tenants::Tenants::watch(&tenant_store, shutdown.token()).await?;
-    let relay = OutboxRelay::new(
-        RoutingStore::connect(&config.common.redis_url)
-            .await?
-            .connection(),
-        careline_bus::Publisher::new(jetstream.clone()),
-        format!("presence-{}", uuid::Uuid::new_v4()),
-    );
-    let worker = tokio::spawn(careline_routing::worker::run(
-        store.clone(),
-        relay,
-        tenants.directory(),
-        shutdown.token().clone(),
-    ));
+    let backend = Backend::start(
+        &config.common.redis_url,
+        &config.common.nats_url,
+        "presence",
+        shutdown.token(),
+    )
+    .await?;
+    let (store, nats) = (backend.store.clone(), backend.nats.clone());
     let registry = sessions::SessionRegistry::default();
     let [interactions, agents] = sessions::EVENT_SUBJECTS;
     let events = futures::stream::select(
@@ -78,7 +65,7 @@ pub async fn serve(
     let service = grpc::PresenceService {
         ctx: session::SessionContext {
             store,
-            tenants: tenants.clone(),
+            tenants: backend.tenants.clone(),
             registry,
             shutdown: shutdown.token().clone(),
         },
@@ -86,7 +73,7 @@ pub async fn serve(
     };
     let presence = InterceptedService::new(
         PresenceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
-        TenantAuth::new(tenants),
+        TenantAuth::new(backend.tenants.clone()),
     );
     tracing::info!(addr = %listener.local_addr()?, "presence serving");
     GrpcServer::new()
@@ -97,6 +84,6 @@ pub async fn serve(
     sessions.close();
     sessions.wait().await;
     dispatcher.await?;
-    worker.await?;
+    backend.stopped().await;
     Ok(())
 }

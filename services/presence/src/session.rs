@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use careline_bus::TenantDirectory;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{AgentId, OfferId, TenantId};
 use careline_proto::v1;
 use careline_proto::v1::agent_session_event::Kind as EventKind;
 use careline_proto::v1::agent_session_request::Kind as RequestKind;
-use careline_routing::{AgentStatus, RoutingError, RoutingStore, keys};
+use careline_routing::{AgentStatus, RoutingError, RoutingStore};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,7 +24,6 @@ use tracing::Instrument;
 use crate::agents;
 use crate::error::PresenceError;
 use crate::sessions::{self, Delivery, Outgoing, SessionRegistry};
-use crate::tenants::Tenants;
 
 /// How long a new stream may take to send its login.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,7 +42,7 @@ const DISCONNECTED: &str = "disconnected";
 #[derive(Clone)]
 pub struct SessionContext {
     pub store: RoutingStore,
-    pub tenants: Tenants,
+    pub tenants: Arc<TenantDirectory>,
     pub registry: SessionRegistry,
     pub shutdown: CancellationToken,
 }
@@ -108,7 +108,7 @@ pub async fn run(
 
 /// Checks the login: every tenant known, agent configured, key right.
 fn validate_login(
-    tenants: &Tenants,
+    tenants: &TenantDirectory,
     request: v1::AgentSessionRequest,
 ) -> Result<(Vec<Member>, AgentStatus), PresenceError> {
     let Some(RequestKind::Login(login)) = request.kind else {
@@ -267,7 +267,7 @@ impl Session {
         }
         Ok(match v1::InteractionState::try_from(interaction.state) {
             Ok(v1::InteractionState::Offered) => {
-                let deadline_ms = offer_deadline_ms(&self.ctx.store, member.tenant(), id).await?;
+                let deadline_ms = interaction.offer_deadline_ms;
                 let offer_id = interaction.offer_id.clone();
                 Some(sessions::offer_event(
                     member.tenant(),
@@ -520,21 +520,4 @@ fn notice(error: &PresenceError) -> v1::AgentSessionEvent {
             message: error.client_message(),
         })),
     }
-}
-
-/// The deadline of the interaction's current offer (ms since the epoch).
-/// `v1::Interaction` does not carry it; until `RoutingStore` exposes it, this
-/// reads the one field from the interaction's hash (`lua/lib.lua` layout).
-async fn offer_deadline_ms(
-    store: &RoutingStore,
-    tenant: &str,
-    id: &str,
-) -> Result<i64, PresenceError> {
-    let deadline: Option<i64> = redis::cmd("HGET")
-        .arg(format!("{}ix:{id}", keys::prefix(tenant)))
-        .arg("offer_deadline")
-        .query_async(&mut store.connection())
-        .await
-        .map_err(RoutingError::from)?;
-    Ok(deadline.unwrap_or(0))
 }

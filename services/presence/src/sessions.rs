@@ -399,21 +399,8 @@ async fn interaction_event(
         }
         K::Assigned => Some(assignment_event(tenant, load().await?)),
         K::OfferTimedOut => Some(revoked(&ix.offer_id, "timed_out")),
-        // Revoked because the member left, or because the agent's session
-        // ended (the requeue that follows says so).
-        K::OfferRevoked => {
-            let abandoned = load()
-                .await
-                .is_some_and(|i| i.state == v1::InteractionState::Abandoned as i32);
-            Some(revoked(
-                &ix.offer_id,
-                if abandoned {
-                    "abandoned"
-                } else {
-                    "session_lost"
-                },
-            ))
-        }
+        // The event says why: "abandoned" (the member left) or "session_lost".
+        K::OfferRevoked => Some(revoked(&ix.offer_id, &ix.detail)),
         // Timeouts and lost sessions were revoked by the offer event before;
         // a rejecting agent knows. Anything else (a pending follow-up coming
         // due) takes back work the agent held.

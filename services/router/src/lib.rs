@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use careline_kit::{GrpcServer, Shutdown, TenantAuth};
 use careline_proto::v1::router_server::RouterServer;
-use careline_routing::{OutboxRelay, RoutingStore};
+use careline_routing::Backend;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
@@ -49,37 +49,24 @@ pub async fn serve_with_clock(
     shutdown: Shutdown,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    let store = RoutingStore::connect(&config.common.redis_url).await?;
-    let nats = async_nats::connect(&config.common.nats_url).await?;
-    let jetstream = async_nats::jetstream::new(nats.clone());
-    careline_bus::ensure_streams(&jetstream).await?;
-    let tenant_store = careline_bus::TenantStore::open(&jetstream).await?;
-    let tenants =
-        Arc::new(careline_bus::TenantDirectory::start(&tenant_store, shutdown.token()).await?);
-    let relay = OutboxRelay::new(
-        RoutingStore::connect(&config.common.redis_url)
-            .await?
-            .connection(),
-        careline_bus::Publisher::new(jetstream.clone()),
-        format!("router-{}", uuid::Uuid::new_v4()),
-    );
-    let worker = tokio::spawn(careline_routing::worker::run(
-        store.clone(),
-        relay,
-        tenants.clone(),
-        shutdown.token().clone(),
-    ));
+    let backend = Backend::start(
+        &config.common.redis_url,
+        &config.common.nats_url,
+        "router",
+        shutdown.token(),
+    )
+    .await?;
     let service = grpc::RouterService {
-        store,
-        tenants: tenants.clone(),
-        nats,
+        store: backend.store.clone(),
+        tenants: backend.tenants.clone(),
+        nats: backend.nats.clone(),
         shutdown: shutdown.clone(),
         clock,
         stats_interval: config.stats_interval(),
     };
     let router = InterceptedService::new(
         RouterServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
-        TenantAuth::new(tenants),
+        TenantAuth::new(backend.tenants.clone()),
     );
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     GrpcServer::new()
@@ -87,6 +74,6 @@ pub async fn serve_with_clock(
         .shutdown_grace(config.common.shutdown_grace())
         .serve(listener, shutdown.wait())
         .await?;
-    worker.await?;
+    backend.stopped().await;
     Ok(())
 }

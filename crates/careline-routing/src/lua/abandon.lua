@@ -10,7 +10,7 @@ if ix.state == 'queued' then
   redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id)
 elseif ix.state == 'offered' then
   local aid = ix.agent
-  withdraw_offer(id, ix, 'offer_revoked')
+  withdraw_offer(id, ix, 'offer_revoked', 'abandoned')
   match_agent(aid)
 elseif ix.state == 'pending' then
   redis.call('ZREM', P .. 'timers', 'pend|' .. id)

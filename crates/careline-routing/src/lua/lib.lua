@@ -264,13 +264,14 @@ local function match_agent(aid)
   end
 end
 
--- Withdraws a pending offer: the agent gets its capacity back.
-local function withdraw_offer(id, ix, kind)
+-- Withdraws a pending offer: the agent gets its capacity back. `reason`
+-- ("rejected", "timed_out", "abandoned", "session_lost") goes in the event.
+local function withdraw_offer(id, ix, kind, reason)
   local aid = ix.agent
   redis.call('ZREM', P .. 'timers', 'offer|' .. ix.offer)
   redis.call('DEL', P .. 'offer:' .. ix.offer)
   redis.call('SREM', P .. 'holds:' .. aid, id)
-  emit_ix(kind, ix, id, {agent = aid, offer = ix.offer})
+  emit_ix(kind, ix, id, {agent = aid, offer = ix.offer, detail = reason})
   release_capacity(aid, ix.ch)
 end
 
@@ -332,7 +333,7 @@ local function end_session(aid, session, reason)
   for _, id in ipairs(redis.call('SMEMBERS', P .. 'holds:' .. aid)) do
     local ix = load_ix(id)
     if ix and ix.state == 'offered' and ix.agent == aid then
-      withdraw_offer(id, ix, 'offer_revoked')
+      withdraw_offer(id, ix, 'offer_revoked', 'session_lost')
       requeue(id, ix, 'requeued', aid, 'session_lost')
     elseif ix and ix.state == 'assigned' and ix.agent == aid then
       waiting_for_agent = true

@@ -12,7 +12,7 @@ if ix.offer ~= oid or ix.state ~= 'offered' then
   return {'FAILED_PRECONDITION', 'offer is no longer pending: it was answered, revoked or timed out'}
 end
 redis.call('SADD', ix_key(id) .. ':declined', aid)
-withdraw_offer(id, ix, 'offer_rejected')
+withdraw_offer(id, ix, 'offer_rejected', 'rejected')
 requeue(id, ix, 'requeued', aid, 'rejected')
 match_agent(aid)
 return {'ok', id}

@@ -27,7 +27,7 @@ local function on_offer_timeout(oid)
     redis.call('HSET', akey, 'state', 'away', 'reason', 'missed', 'state_since', NOW)
     emit_agent('state_changed', aid, {state = 'away', reason = 'missed'})
   end
-  withdraw_offer(id, ix, 'offer_timed_out')
+  withdraw_offer(id, ix, 'offer_timed_out', 'timed_out')
   requeue(id, ix, 'requeued', aid, 'timed_out')
 end
 
