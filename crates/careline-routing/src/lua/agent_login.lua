@@ -25,7 +25,8 @@ local fields = {'session', session, 'online', '1', 'targets', ARGV[4], 'langs', 
   'cap:voice', caps[1], 'cap:chat', caps[2], 'cap:email', caps[3],
   'state', ARGV[8], 'reason', '', 'state_since', NOW}
 if prev == nil then
-  for _, f in ipairs({'used:voice', 0, 'used:chat', 0, 'used:email', 0, 'idle_since', NOW, 'last_offer', 0}) do
+  for _, f in ipairs({'used:voice', 0, 'used:chat', 0, 'used:email', 0,
+      'idle:voice', NOW, 'idle:chat', NOW, 'idle:email', NOW}) do
     fields[#fields + 1] = f
   end
 end

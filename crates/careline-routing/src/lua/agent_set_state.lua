@@ -15,8 +15,11 @@ if state == 'offline' then
   return {'ok'}
 end
 redis.call('HSET', key, 'state', state, 'reason', reason, 'state_since', NOW)
-if state == 'available' and a.state ~= 'available' and used_total(a) == 0 then
-  redis.call('HSET', key, 'idle_since', NOW)
+if state == 'available' and a.state ~= 'available' then
+  -- Idle from now on the channels it has no work on.
+  for _, ch in ipairs(CHANNELS) do
+    if (tonumber(a['used:' .. ch]) or 0) == 0 then redis.call('HSET', key, 'idle:' .. ch, NOW) end
+  end
 end
 reindex_agent(aid)
 emit_agent('state_changed', aid, {state = state, reason = reason})

@@ -101,10 +101,12 @@ local function agent_free(a, ch)
   return true
 end
 
-local function agent_score(a, target)
+-- Per channel, when the agent last got work there (or became free of it):
+-- longest idle orders by it; round robin by the order of the last offer.
+local function agent_score(a, target, ch)
   local strategy = SETTINGS.strategy
-  if strategy == 'round_robin' then return tonumber(a.last_offer) or 0 end
-  local idle = tonumber(a.idle_since) or 0
+  if strategy == 'round_robin' then return tonumber(a['offered:' .. ch]) or 0 end
+  local idle = tonumber(a['idle:' .. ch]) or 0
   if strategy == 'most_skilled' then
     local prof = tonumber(a['prof:' .. target]) or 1
     return (10 - prof) * BAND + idle
@@ -112,36 +114,57 @@ local function agent_score(a, target)
   return idle
 end
 
--- Puts the agent into, or takes it out of, every index it belongs to.
-local function reindex_agent(aid)
-  local a = hgetall(agent_key(aid))
+local function is_personal(target) return string.sub(target, 1, 1) == '@' end
+
+-- Puts the agent into, or takes it out of, the indexes of `channels` (every
+-- channel when nil). Personal targets have no index: the agent is checked
+-- directly. `idx:<ch>` remembers whether the agent is in a channel's indexes
+-- so leaving them costs nothing when it is not.
+local function reindex_agent(aid, channels)
+  local key = agent_key(aid)
+  local a = hgetall(key)
   if a == nil then return end
   local targets = split(a.targets)
   local langs = split(a.langs)
-  for _, ch in ipairs(CHANNELS) do
+  for _, ch in ipairs(channels or CHANNELS) do
     local free = agent_free(a, ch)
-    for _, target in ipairs(targets) do
-      for _, lang in ipairs(langs) do
-        local key = agent_index_key(target, ch, lang)
-        if free then
-          redis.call('ZADD', key, agent_score(a, target), aid)
-        else
-          redis.call('ZREM', key, aid)
+    if free or a['idx:' .. ch] == '1' then
+      for _, target in ipairs(targets) do
+        if not is_personal(target) then
+          for _, lang in ipairs(langs) do
+            local index = agent_index_key(target, ch, lang)
+            if free then
+              redis.call('ZADD', index, agent_score(a, target, ch), aid)
+            else
+              redis.call('ZREM', index, aid)
+            end
+          end
         end
       end
+      redis.call('HSET', key, 'idx:' .. ch, free and '1' or '0')
     end
   end
+end
+
+-- The channels whose availability changes when work on `ch` starts or ends:
+-- `ch` itself, and with exclusive voice the others when voice, or the first
+-- or last other work, is involved.
+local function affected_channels(a, ch)
+  if SETTINGS.voice_exclusive ~= '1' then return {ch} end
+  if ch == 'voice' then return CHANNELS end
+  local others = used_total(a) - (tonumber(a['used:voice']) or 0)
+  if others <= 1 then return {ch, 'voice'} end
+  return {ch}
 end
 
 -- Gives back one unit of the agent's capacity on `ch`.
 local function release_capacity(aid, ch)
   local key = agent_key(aid)
   local used = tonumber(redis.call('HINCRBY', key, 'used:' .. ch, -1))
-  if used < 0 then redis.call('HSET', key, 'used:' .. ch, 0) end
+  if used <= 0 then redis.call('HSET', key, 'used:' .. ch, 0, 'idle:' .. ch, NOW) end
   local a = hgetall(key)
-  if used_total(a) == 0 then redis.call('HSET', key, 'idle_since', NOW) end
   emit_agent('capacity_released', aid, {ch = ch})
-  reindex_agent(aid)
+  reindex_agent(aid, affected_channels(a, ch))
 end
 
 -- Interactions and queues ---------------------------------------------------
@@ -209,11 +232,12 @@ local function make_offer(id, ix, aid)
   redis.call('SET', P .. 'offer:' .. oid, id, 'PX', (timeout + 3600) * 1000)
   local akey = agent_key(aid)
   redis.call('HINCRBY', akey, 'used:' .. ix.ch, 1)
-  redis.call('HSET', akey, 'last_offer', NOW, 'idle_since', NOW)
+  -- A counter, not the clock: offers in the same millisecond still rotate.
+  redis.call('HSET', akey, 'offered:' .. ix.ch, redis.call('INCR', P .. 'offer_count'), 'idle:' .. ix.ch, NOW)
   redis.call('SADD', P .. 'holds:' .. aid, id)
   redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
   emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
-  reindex_agent(aid)
+  reindex_agent(aid, affected_channels(hgetall(akey), ix.ch))
   return oid
 end
 
@@ -222,6 +246,15 @@ local function can_offer_more() return OFFERS_MADE < MAX_OFFERS_PER_SCRIPT end
 -- Looks for an agent for a queued interaction; returns the offer id or nil.
 local function match_interaction(id, ix)
   if ix.state ~= 'queued' or not can_offer_more() then return nil end
+  if is_personal(ix.target) then
+    local aid = string.sub(ix.target, 2)
+    local a = hgetall(agent_key(aid))
+    if agent_free(a, ix.ch) and string.find(',' .. a.langs .. ',', ',' .. ix.lang .. ',', 1, true)
+      and redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
+      return make_offer(id, ix, aid)
+    end
+    return nil
+  end
   local candidates = redis.call('ZRANGE', agent_index_key(ix.target, ix.ch, ix.lang), 0, DECLINED_SCAN_LIMIT - 1)
   for _, aid in ipairs(candidates) do
     if redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then

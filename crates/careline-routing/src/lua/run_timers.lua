@@ -28,6 +28,8 @@ local function on_offer_timeout(oid)
     emit_agent('state_changed', aid, {state = 'away', reason = 'missed'})
   end
   withdraw_offer(id, ix, 'offer_timed_out', 'timed_out')
+  -- Away now: out of every channel's indexes, not only the offer's.
+  reindex_agent(aid)
   requeue(id, ix, 'requeued', aid, 'timed_out')
 end
 

@@ -49,6 +49,15 @@ async fn offer_timeout_marks_the_agent_away_and_requeues_at_the_original_positio
     assert_eq!(sleepy.state, v1::AgentState::Away as i32);
     assert_eq!(sleepy.away_reason, "missed");
     assert_eq!(env.agent_load("sleepy", v1::Channel::Voice).await, 0);
+    let email = env
+        .create("billing", Channel::Email, Language::En, Priority::Normal)
+        .await
+        .interaction_id;
+    assert_eq!(
+        env.state(&email).await,
+        v1::InteractionState::Queued,
+        "an away agent gets nothing, on any channel"
+    );
     env.login("awake").await;
     assert_eq!(
         env.offered_to(&first).await.as_deref(),
