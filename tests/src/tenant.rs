@@ -1,0 +1,51 @@
+//! The tenant the end-to-end tests run against: the shipped demo tenant,
+//! open around the clock, with agents generated to order.
+
+use std::collections::BTreeMap;
+
+use careline_domain::Language;
+use careline_domain::tenant::{AgentConfig, PerChannelOverride, TenantConfig};
+
+/// Tenant id of the demo tenant.
+pub const TENANT: &str = "demo-health";
+/// The demo tenant's API key (see deploy/tenants/demo-health.yaml).
+pub const API_KEY: &str = "demo-health-key-0000000000000000";
+
+const DEMO_YAML: &str = include_str!("../../deploy/tenants/demo-health.yaml");
+
+/// The demo tenant with its business hours and holidays cleared, so that
+/// every channel is open whenever the test runs.
+pub fn demo() -> TenantConfig {
+    let mut config = TenantConfig::from_yaml(DEMO_YAML).expect("the demo tenant parses");
+    config.hours.clear();
+    config.holidays.clear();
+    config
+}
+
+/// The key a generated agent logs in with.
+pub fn agent_key(agent_id: &str) -> String {
+    format!("e2e-agent-key-{agent_id}")
+}
+
+/// `count` agents `agent-000`, `agent-001`, ... with the same skills,
+/// languages and capacity; their keys are [`agent_key`].
+pub fn agents(
+    count: usize,
+    skills: &[(&str, u8)],
+    languages: &[Language],
+    capacity: PerChannelOverride,
+) -> Vec<AgentConfig> {
+    let skills: BTreeMap<String, u8> = skills.iter().map(|(s, p)| (s.to_string(), *p)).collect();
+    (0..count)
+        .map(|i| {
+            let id = format!("agent-{i:03}");
+            AgentConfig {
+                key_sha256: careline_kit::auth::api_key_sha256_hex(&agent_key(&id)),
+                id,
+                skills: skills.clone(),
+                languages: languages.to_vec(),
+                capacity,
+            }
+        })
+        .collect()
+}

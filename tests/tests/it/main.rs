@@ -1,0 +1,3 @@
+//! End-to-end tests: one binary, one module per scenario.
+
+mod walkthrough;
