@@ -2,7 +2,8 @@
 # Runs every test of the Careline workspace on a fresh Debian machine that has
 # only the Rust toolchain. Installs redis-server and nats-server (the tests
 # start their own instances on free loopback ports; nothing system-wide is
-# started or stopped), then runs the tests with cargo-nextest, or with
+# started or stopped) and grpcurl (an end-to-end test drives the platform with
+# the real binary), then runs the tests with cargo-nextest, or with
 # `cargo test` when nextest is not installed.
 #
 #   scripts/test.sh                  # every test
@@ -24,10 +25,14 @@ report_elapsed() {
 }
 trap report_elapsed EXIT
 
-say "checking test dependencies: redis-server, nats-server"
+say "checking test dependencies: redis-server, nats-server, grpcurl"
 need_apt_packages redis-server
 ensure_nats_server
 add_sbin_to_path
+ensure_grpcurl
+if [ -x "$CARELINE_ROOT/.careline/bin/grpcurl" ]; then
+    export CARELINE_GRPCURL="$CARELINE_ROOT/.careline/bin/grpcurl"
+fi
 ensure_nextest
 
 # `-p crate` narrows the run; otherwise every crate of the workspace.

@@ -2,11 +2,15 @@
 //! bucket that every service watches (changes apply live).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use careline_bus::tenants::TenantStore;
-use careline_domain::TenantConfig;
+use careline_domain::{ConfigError, TenantConfig};
 use clap::{Args, Subcommand};
+
+/// How long to wait for NATS to accept the connection before saying how to start it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the NATS server is.
 #[derive(Debug, Clone, Args)]
@@ -60,10 +64,11 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Get { tenant, nats } => {
             let store = open(&nats.nats_url).await?;
-            let config = store
-                .get(&tenant)
-                .await?
-                .with_context(|| format!("tenant {tenant} is not configured"))?;
+            let config = store.get(&tenant).await?.with_context(|| {
+                format!(
+                    "tenant {tenant} is not configured: add it with `careline config apply -f FILE`"
+                )
+            })?;
             print!("{}", serde_yaml_ng::to_string(&config)?);
         }
     }
@@ -74,8 +79,32 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
 pub fn load(file: &std::path::Path) -> anyhow::Result<TenantConfig> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    TenantConfig::from_yaml(&text)
-        .map_err(|e| anyhow::anyhow!("{} is invalid:\n{e}", file.display()))
+    TenantConfig::from_yaml(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is invalid:\n{}",
+            file.display(),
+            describe_problems(&e, &text)
+        )
+    })
+}
+
+/// One problem per line, each followed by the source line it points at: a YAML
+/// syntax error names no field, so the quoted line is what shows the reader where to look.
+fn describe_problems(error: &ConfigError, text: &str) -> String {
+    let mut out = String::new();
+    for problem in &error.problems {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&problem.to_string());
+        let source = problem
+            .line
+            .and_then(|line| text.lines().nth(line.checked_sub(1)?));
+        if let (Some(line), Some(source)) = (problem.line, source) {
+            out.push_str(&format!("\n  {line:>4} | {source}"));
+        }
+    }
+    out
 }
 
 /// Writes a validated tenant to the bucket; returns the KV revision.
@@ -84,8 +113,15 @@ pub async fn apply(nats_url: &str, config: &TenantConfig) -> anyhow::Result<u64>
 }
 
 async fn open(nats_url: &str) -> anyhow::Result<TenantStore> {
-    let client = async_nats::connect(nats_url)
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(CONNECT_TIMEOUT)
+        .connect(nats_url)
         .await
-        .with_context(|| format!("connecting to NATS at {nats_url} (is `careline up` running?)"))?;
+        .with_context(|| {
+            format!(
+                "cannot reach NATS at {nats_url}: start Careline with `careline up` \
+                 (or scripts/up.sh), or point --nats-url / CARELINE_NATS_URL at your NATS server"
+            )
+        })?;
     Ok(TenantStore::open(&async_nats::jetstream::new(client)).await?)
 }

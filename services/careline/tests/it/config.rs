@@ -1,0 +1,289 @@
+//! `careline config apply|get|check` against a real nats-server: good files are
+//! stored and read back; bad files are refused with the line and field to fix,
+//! and leave the bucket exactly as it was.
+
+use careline_bus::tenants::{TENANTS_BUCKET, TenantStore};
+use careline_domain::TenantConfig;
+use careline_testkit::NatsServer;
+
+use crate::cli::{demo_file, demo_text, free_port, line_of, replace_line, run, text};
+
+/// Everything a write to the bucket would change.
+#[derive(Debug, PartialEq)]
+struct BucketState {
+    last_sequence: u64,
+    messages: u64,
+    demo_revision: Option<u64>,
+    tenants: Vec<TenantConfig>,
+}
+
+async fn store(nats: &NatsServer) -> TenantStore {
+    let client = async_nats::connect(nats.url())
+        .await
+        .expect("connecting to NATS");
+    TenantStore::open(&async_nats::jetstream::new(client))
+        .await
+        .expect("opening the tenant bucket")
+}
+
+async fn bucket_state(store: &TenantStore, nats: &NatsServer) -> BucketState {
+    let client = async_nats::connect(nats.url())
+        .await
+        .expect("connecting to NATS");
+    let state = async_nats::jetstream::new(client)
+        .get_stream(format!("KV_{TENANTS_BUCKET}"))
+        .await
+        .expect("the bucket's stream")
+        .info()
+        .await
+        .expect("the bucket's stream info")
+        .state
+        .clone();
+    let demo_revision = store
+        .bucket()
+        .entry("demo-health")
+        .await
+        .expect("reading the demo entry")
+        .map(|entry| entry.revision);
+    BucketState {
+        last_sequence: state.last_sequence,
+        messages: state.messages,
+        demo_revision,
+        tenants: store.list().await.expect("listing tenants"),
+    }
+}
+
+#[tokio::test]
+async fn apply_stores_the_demo_tenant_and_get_prints_it_back() {
+    let nats = NatsServer::start().await.unwrap();
+    let url = nats.url();
+    let demo = demo_file();
+
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &url,
+    ])
+    .await;
+    let (stdout, stderr) = text(&applied);
+    assert!(applied.status.success(), "apply failed: {stderr}");
+    let store = store(&nats).await;
+    let revision = store
+        .bucket()
+        .entry("demo-health")
+        .await
+        .unwrap()
+        .expect("demo-health stored")
+        .revision;
+    assert!(
+        stdout.contains(&format!("applied tenant demo-health (revision {revision})")),
+        "{stdout}"
+    );
+    let expected = TenantConfig::from_yaml(&demo_text()).unwrap();
+    assert_eq!(
+        store.get("demo-health").await.unwrap(),
+        Some(expected.clone())
+    );
+
+    let got = run(&["config", "get", "demo-health", "--nats-url", &url]).await;
+    let (stdout, stderr) = text(&got);
+    assert!(got.status.success(), "get failed: {stderr}");
+    let printed = TenantConfig::from_yaml(&stdout)
+        .unwrap_or_else(|e| panic!("`config get` printed invalid YAML ({e}):\n{stdout}"));
+    assert_eq!(printed, expected);
+}
+
+#[tokio::test]
+async fn get_of_an_unknown_tenant_fails_saying_how_to_add_it() {
+    let nats = NatsServer::start().await.unwrap();
+    let got = run(&["config", "get", "nobody", "--nats-url", &nats.url()]).await;
+    let (_, stderr) = text(&got);
+    assert!(!got.status.success());
+    assert!(
+        stderr.contains("tenant nobody is not configured"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("careline config apply"), "{stderr}");
+}
+
+/// Applies the demo, then `bad_text`: the second apply must fail with every
+/// `expected` fragment on stderr and leave the bucket untouched.
+async fn assert_apply_refused(bad_text: &str, expected: &[String]) {
+    let nats = NatsServer::start().await.unwrap();
+    let url = nats.url();
+    let demo = demo_file();
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &url,
+    ])
+    .await;
+    assert!(applied.status.success(), "{:?}", text(&applied));
+    let store = store(&nats).await;
+    let before = bucket_state(&store, &nats).await;
+    assert_eq!(before.tenants.len(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("tenant.yaml");
+    std::fs::write(&bad, bad_text).unwrap();
+    let refused = run(&[
+        "config",
+        "apply",
+        "-f",
+        bad.to_str().unwrap(),
+        "--nats-url",
+        &url,
+    ])
+    .await;
+    let (stdout, stderr) = text(&refused);
+
+    assert!(
+        !refused.status.success(),
+        "apply accepted a bad file: {stdout}"
+    );
+    assert!(!stdout.contains("applied"), "{stdout}");
+    for fragment in expected {
+        assert!(
+            stderr.contains(fragment.as_str()),
+            "stderr lacks {fragment:?}:\n{stderr}"
+        );
+    }
+    assert_eq!(
+        bucket_state(&store, &nats).await,
+        before,
+        "the bucket changed"
+    );
+}
+
+#[tokio::test]
+async fn apply_refuses_an_unknown_time_zone_naming_line_and_field() {
+    let bad = replace_line(
+        &demo_text(),
+        "time_zone: America/Denver",
+        "time_zone: America/Gotham",
+    );
+    let line = line_of(&bad, "time_zone: America/Gotham", 1);
+    assert_apply_refused(
+        &bad,
+        &[format!(
+            "line {line}: time_zone: unknown time zone \"America/Gotham\""
+        )],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn apply_refuses_a_duplicate_queue_id_naming_both_lines() {
+    let duplicate = "  - id: general\n    name: Member services again\n    skills:\n      \
+                     - { skill: member_services, min_proficiency: 3 }\n    service_level_secs: 30\n\
+                     agents:";
+    let bad = replace_line(&demo_text(), "agents:", duplicate);
+    let first = line_of(&bad, "  - id: general", 1);
+    let second = line_of(&bad, "  - id: general", 2);
+    assert_apply_refused(
+        &bad,
+        &[format!(
+            "line {second}: queues[3].id: duplicate queue id \"general\" (first defined on line {first})"
+        )],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn apply_refuses_a_bad_tenant_id_naming_line_and_field() {
+    let bad = replace_line(&demo_text(), "id: demo-health", "id: Demo Health");
+    let line = line_of(&bad, "id: Demo Health", 1);
+    assert_apply_refused(
+        &bad,
+        &[format!(
+            "line {line}: id: tenant id \"Demo Health\" is invalid"
+        )],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn apply_refuses_an_unclosed_bracket_naming_line_and_field() {
+    let bad = replace_line(&demo_text(), "languages: [en, es]", "languages: [en, es");
+    let line = line_of(&bad, "languages: [en, es", 1);
+    assert_apply_refused(&bad, &[format!("line {line}: languages[1]: ")]).await;
+}
+
+#[tokio::test]
+async fn apply_refuses_bad_indentation_quoting_the_line() {
+    let misindented = "     close: \"19:00\"";
+    let bad = replace_line(&demo_text(), "    close: \"19:00\"", misindented);
+    let line = line_of(&bad, misindented, 1);
+    // A syntax error has no field path; the quoted source line shows which key is wrong.
+    assert_apply_refused(
+        &bad,
+        &[
+            format!("line {line}: did not find expected key"),
+            format!("{line:>4} | {misindented}"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn apply_without_a_nats_server_says_to_start_careline_up() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let demo = demo_file();
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &url,
+    ])
+    .await;
+    let (_, stderr) = text(&applied);
+    assert!(!applied.status.success());
+    assert!(
+        stderr.contains(&format!("cannot reach NATS at {url}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`careline up`"), "{stderr}");
+    assert!(stderr.contains("--nats-url"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_accepts_the_demo_file() {
+    let demo = demo_file();
+    let checked = run(&["config", "check", "-f", demo.to_str().unwrap()]).await;
+    let (stdout, stderr) = text(&checked);
+    assert!(checked.status.success(), "{stderr}");
+    assert!(stdout.contains("tenant demo-health is valid"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_refuses_a_bad_file_naming_line_and_field() {
+    let bad = replace_line(
+        &demo_text(),
+        "time_zone: America/Denver",
+        "time_zone: Mars/Olympus",
+    );
+    let line = line_of(&bad, "time_zone: Mars/Olympus", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(&file, &bad).unwrap();
+
+    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
+    let (stdout, stderr) = text(&checked);
+    assert!(!checked.status.success(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{} is invalid", file.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {line}: time_zone: ")),
+        "{stderr}"
+    );
+}

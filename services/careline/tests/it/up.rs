@@ -1,0 +1,193 @@
+//! `careline up` as a user runs it: starts, answers gRPC health and
+//! `/metrics`, and on SIGTERM stops cleanly, taking redis-server and
+//! nats-server down with it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use careline_testkit::eventually;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::cli::{careline, demo_file, free_port};
+
+/// Starting redis-server and nats-server and every service, on a loaded 2-core machine.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// Draining every service and stopping both servers after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `careline up`; on drop (a failed test) it is stopped with SIGTERM,
+/// then SIGKILL, so its redis-server and nats-server do not outlive the test.
+struct Up {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Up {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling careline up")
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        self.terminate();
+        let until = std::time::Instant::now() + STOP_DEADLINE;
+        while self.exited().is_none() && std::time::Instant::now() < until {
+            std::thread::sleep(careline_testkit::POLL_INTERVAL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn router_serving(addr: SocketAddr) -> bool {
+    let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid endpoint")
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let mut health = HealthClient::new(channel);
+    for service in ["", "careline.v1.Router"] {
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
+        match health.check(request).await {
+            Ok(reply) if reply.get_ref().status == ServingStatus::Serving as i32 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The status line and body of `GET /metrics`.
+fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn refuses_connections(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+fn start(data_dir: &Path, ports: &Ports) -> Up {
+    let log = data_dir.join("careline-up.log");
+    let out = std::fs::File::create(&log).expect("creating the log file");
+    let err = out.try_clone().unwrap();
+    let child = careline()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data_dir.join("data"))
+        .args(["--redis-port", &ports.redis.to_string()])
+        .args(["--nats-port", &ports.nats.to_string()])
+        .args(["--router-addr", &ports.router.to_string()])
+        .args(["--presence-addr", &ports.presence.to_string()])
+        .args(["--metrics-addr", &ports.metrics.to_string()])
+        .arg("--tenant")
+        .arg(demo_file())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("starting careline up");
+    Up { child, log }
+}
+
+struct Ports {
+    redis: u16,
+    nats: u16,
+    router: SocketAddr,
+    presence: SocketAddr,
+    metrics: SocketAddr,
+}
+
+#[tokio::test]
+async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let ports = Ports {
+        redis: free_port(),
+        nats: free_port(),
+        router: loopback(free_port()),
+        presence: loopback(free_port()),
+        metrics: loopback(free_port()),
+    };
+    let mut up = start(dir.path(), &ports);
+
+    let ready = eventually(START_DEADLINE, "router health SERVING", || {
+        let exited = up.exited();
+        async move { exited.is_some() || router_serving(ports.router).await }
+    })
+    .await;
+    if let Err(e) = ready {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
+    assert!(
+        up.exited().is_none(),
+        "careline up exited early:\n{}",
+        up.log()
+    );
+
+    let metrics = get_metrics(ports.metrics).expect("GET /metrics");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200"),
+        "GET /metrics answered:\n{metrics}"
+    );
+
+    up.terminate();
+    let mut status = None;
+    let stopped = eventually(STOP_DEADLINE, "careline up exits after SIGTERM", || {
+        status = up.exited();
+        std::future::ready(status.is_some())
+    })
+    .await;
+    if let Err(e) = stopped {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
+    let log = up.log();
+    assert!(
+        status.expect("exited").success(),
+        "careline up failed on SIGTERM ({status:?}):\n{log}"
+    );
+    assert!(log.contains("stopped every service"), "{log}");
+    for (what, port) in [
+        ("redis-server", ports.redis),
+        ("nats-server", ports.nats),
+        ("router", ports.router.port()),
+        ("metrics", ports.metrics.port()),
+    ] {
+        assert!(
+            refuses_connections(port),
+            "{what} still listens on port {port} after careline up exited:\n{log}"
+        );
+    }
+}
