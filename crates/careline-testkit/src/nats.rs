@@ -100,7 +100,7 @@ fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
         &store.display().to_string(),
     ]
     .map(String::from);
-    ServerProcess::spawn(&binary, &args, dir.path().join("nats.log"))
+    ServerProcess::spawn(&binary, &args, dir.path().join("nats.log"), dir.is_kept())
         .context("starting nats-server")
 }
 

@@ -1,8 +1,10 @@
 //! What both server wrappers share: finding the binary, picking a free port,
 //! spawning with output captured to a log file, and killing on drop.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -84,23 +86,37 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 pub(crate) struct ServerProcess {
     child: Option<Child>,
     log: PathBuf,
+    graceful: bool,
 }
 
+/// How long a kept server gets to shut down after SIGTERM.
+pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
 impl ServerProcess {
-    pub fn spawn(binary: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Self> {
+    /// Starts `binary`. A `kept` server (one whose data outlives it) runs in
+    /// its own process group, so a terminal's ctrl-c reaches only its parent,
+    /// and is stopped with SIGTERM (then SIGKILL after [`STOP_DEADLINE`]) so it
+    /// can flush its data; throw-away test servers are simply killed.
+    pub fn spawn(binary: &Path, args: &[String], log: PathBuf, kept: bool) -> anyhow::Result<Self> {
         let out = std::fs::File::create(&log)
             .with_context(|| format!("creating log file {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        if kept {
+            command.process_group(0);
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Self {
             child: Some(child),
             log,
+            graceful: kept,
         })
     }
 
@@ -125,6 +141,33 @@ impl ServerProcess {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// SIGTERM, then waits up to [`STOP_DEADLINE`] for the process to exit.
+    fn terminate(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let Ok(pid) = i32::try_from(child.id()) else {
+            return;
+        };
+        if nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .is_err()
+        {
+            return;
+        }
+        let until = Instant::now() + STOP_DEADLINE;
+        while Instant::now() < until {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+            // Drop cannot await; this runs once, at shutdown.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL and reap; a no-op when already killed.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -136,6 +179,9 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        if self.graceful {
+            self.terminate();
+        }
         self.kill();
     }
 }

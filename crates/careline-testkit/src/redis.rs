@@ -104,7 +104,7 @@ fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
         "no",
     ]
     .map(String::from);
-    ServerProcess::spawn(&binary, &args, dir.path().join("redis.log"))
+    ServerProcess::spawn(&binary, &args, dir.path().join("redis.log"), dir.is_kept())
         .context("starting redis-server")
 }
 
