@@ -27,6 +27,7 @@ pub(crate) struct Scripts {
     pub abandon: Script,
     pub run_timers: Script,
     pub agent_login: Script,
+    pub agent_refresh: Script,
     pub agent_set_state: Script,
     pub agent_heartbeat: Script,
 }
@@ -43,6 +44,7 @@ impl Scripts {
             abandon: script!("lua/abandon.lua"),
             run_timers: script!("lua/run_timers.lua"),
             agent_login: script!("lua/agent_login.lua"),
+            agent_refresh: script!("lua/agent_refresh.lua"),
             agent_set_state: script!("lua/agent_set_state.lua"),
             agent_heartbeat: script!("lua/agent_heartbeat.lua"),
         }

@@ -405,30 +405,17 @@ impl RoutingStore {
         session: &str,
         initial: AgentStatus,
     ) -> Result<Vec<String>> {
-        let agent = config.agent(agent_id).ok_or_else(|| {
+        let profile = AgentProfile::of(config, agent_id).ok_or_else(|| {
             RoutingError::NotFound(format!(
                 "agent {agent_id} is not configured for this tenant"
             ))
         })?;
-        let served = agent_targets(&routing_targets(config), agent);
-        let targets = served
-            .iter()
-            .map(|(t, _)| t.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let profs = served
-            .iter()
-            .map(|(_, p)| p.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let langs = agent
-            .languages
-            .iter()
-            .map(|l| l.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let cap = config.agent_capacity(agent);
-        let caps = format!("{},{},{}", cap.voice, cap.chat, cap.email);
+        let AgentProfile {
+            targets,
+            profs,
+            langs,
+            caps,
+        } = &profile;
         let reply = self
             .run(
                 &self.scripts.agent_login,
@@ -446,6 +433,35 @@ impl RoutingStore {
             .await?;
         let [holds] = take::<1>(reply)?;
         Ok(Vec::<String>::from_redis_value(holds)?)
+    }
+
+    /// Applies a changed configuration to the tenant's logged-in agents:
+    /// new skills, languages, capacity or queues take effect at once; an
+    /// agent removed from the configuration is logged out. Returns how many
+    /// agents changed.
+    pub async fn refresh_agents(&self, config: &TenantConfig) -> Result<usize> {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::tenant_key(&config.id, "agents"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut changed = 0;
+        for id in ids {
+            let profile = AgentProfile::of(config, &id);
+            let [targets, profs, langs, caps] = match &profile {
+                Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
+                None => [&b""[..]; 4],
+            };
+            let reply = self
+                .run(
+                    &self.scripts.agent_refresh,
+                    &config.id,
+                    &[id.as_bytes(), targets, profs, langs, caps],
+                )
+                .await?;
+            let [updated] = take::<1>(reply)?;
+            changed += usize::from(i64::from_redis_value(updated)? == 1);
+        }
+        Ok(changed)
     }
 
     /// Changes an agent's state within its session.
@@ -520,6 +536,37 @@ impl RoutingStore {
 
 /// An interaction's hash, notes and declining agents, as read back.
 type StoredInteraction = (HashMap<String, Vec<u8>>, Vec<Vec<u8>>, Vec<String>);
+
+/// What routing needs of an agent's configuration, as the scripts take it
+/// (comma-separated): the targets it may serve with its proficiency for
+/// each, its languages and its capacity per channel.
+struct AgentProfile {
+    targets: String,
+    profs: String,
+    langs: String,
+    caps: String,
+}
+
+impl AgentProfile {
+    fn of(config: &TenantConfig, agent_id: &str) -> Option<AgentProfile> {
+        let agent = config.agent(agent_id)?;
+        let served = agent_targets(&routing_targets(config), agent);
+        let join = |items: Vec<String>| items.join(",");
+        let cap = config.agent_capacity(agent);
+        Some(AgentProfile {
+            targets: join(served.iter().map(|(t, _)| t.clone()).collect()),
+            profs: join(served.iter().map(|(_, p)| p.to_string()).collect()),
+            langs: join(
+                agent
+                    .languages
+                    .iter()
+                    .map(|l| l.as_str().to_string())
+                    .collect(),
+            ),
+            caps: format!("{},{},{}", cap.voice, cap.chat, cap.email),
+        })
+    }
+}
 
 /// A stable digest of what a create request asks for, to tell a true replay
 /// from a reused idempotency key.

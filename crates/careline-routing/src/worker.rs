@@ -1,7 +1,8 @@
 //! Background work every router and presence replica runs: keep each
-//! tenant's routing settings in Redis in step with its configuration, run due
-//! timers, relay the outbox to NATS and export queue gauges. Replicas share
-//! the work safely: timers and outbox entries are claimed atomically.
+//! tenant's routing settings and logged-in agents in Redis in step with its
+//! configuration, run due timers, relay the outbox to NATS and export queue
+//! gauges. Replicas share the work safely: timers and outbox entries are
+//! claimed atomically.
 
 use std::time::Duration;
 
@@ -39,10 +40,15 @@ pub async fn run(
 async fn sync_tenants(store: &RoutingStore, tenants: &TenantDirectory) -> bool {
     let mut ok = true;
     for id in tenants.tenant_ids() {
-        if let Some(config) = tenants.get(&id)
-            && let Err(error) = store.sync_tenant(&config).await
-        {
-            tracing::warn!(tenant = %id, %error, "could not sync tenant routing settings");
+        let Some(config) = tenants.get(&id) else {
+            continue;
+        };
+        let synced = match store.sync_tenant(&config).await {
+            Ok(()) => store.refresh_agents(&config).await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = synced {
+            tracing::warn!(tenant = %id, %error, "could not apply tenant configuration to routing state");
             ok = false;
         }
     }

@@ -22,6 +22,7 @@ if prev then
 end
 local caps = split(ARGV[7])
 local fields = {'session', session, 'online', '1', 'targets', ARGV[4], 'langs', ARGV[6],
+  'profile', table.concat({ARGV[4], ARGV[5], ARGV[6], ARGV[7]}, '|'),
   'cap:voice', caps[1], 'cap:chat', caps[2], 'cap:email', caps[3],
   'state', ARGV[8], 'reason', '', 'state_since', NOW}
 if prev == nil then

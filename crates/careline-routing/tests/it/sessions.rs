@@ -155,3 +155,47 @@ async fn an_unknown_agent_cannot_log_in() {
         .unwrap_err();
     assert!(matches!(err, RoutingError::NotFound(_)), "{err}");
 }
+
+#[tokio::test]
+async fn configuration_changes_apply_to_logged_in_agents() {
+    let mut env = Env::new(|c| {
+        c.agents
+            .push(agent("a1", &[("member_services", 5)], &[Language::En]));
+        c.agents
+            .push(agent("a2", &[("member_services", 5)], &[Language::En]));
+    })
+    .await;
+    env.login("a1").await;
+    env.login("a2").await;
+    let billing = env
+        .create("billing", Channel::Chat, Language::En, Priority::Normal)
+        .await
+        .interaction_id;
+    assert_eq!(
+        env.state(&billing).await,
+        v1::InteractionState::Queued,
+        "nobody has billing yet"
+    );
+
+    // The tenant gives a1 the billing skill and removes a2.
+    env.config.agents[0].skills.insert("billing".into(), 6);
+    env.config.agents.remove(1);
+    assert_eq!(env.store.refresh_agents(&env.config).await.unwrap(), 2);
+    assert_eq!(
+        env.offered_to(&billing).await.as_deref(),
+        Some("a1"),
+        "a1 serves billing at once"
+    );
+    let a2 = env
+        .store
+        .get_agent(env.tenant(), "a2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!a2.logged_in, "a removed agent is logged out");
+    assert_eq!(
+        env.store.refresh_agents(&env.config).await.unwrap(),
+        0,
+        "nothing changes twice"
+    );
+}
