@@ -3,13 +3,8 @@
 -- ARGV[2] offer id   ARGV[3] agent id
 -- Returns {'ok', interaction id}.
 local oid, aid = ARGV[2], ARGV[3]
-local id = redis.call('GET', P .. 'offer:' .. oid)
-if not id then return not_found('offer') end
-local ix = load_ix(id)
-if ix == nil or ix.agent ~= aid then return not_found('offer') end
-if ix.offer ~= oid or ix.state ~= 'offered' then
-  return {'FAILED_PRECONDITION', 'offer is no longer pending: it was answered, revoked or timed out'}
-end
+local id, ix, err = pending_offer(oid, aid)
+if err then return err end
 if tonumber(ix.offer_deadline) < NOW then
   return {'FAILED_PRECONDITION', 'offer expired; the interaction goes back to its queue'}
 end

@@ -338,6 +338,19 @@ end
 
 local function not_found(what) return {'NOT_FOUND', what .. ' not found'} end
 
+-- The interaction of a pending offer made to `aid`, or an error reply. An
+-- offer made to another agent is not found (its existence is not revealed).
+local function pending_offer(oid, aid)
+  local id = redis.call('GET', P .. 'offer:' .. oid)
+  if not id then return nil, nil, not_found('offer') end
+  local ix = load_ix(id)
+  if ix == nil or ix.agent ~= aid then return nil, nil, not_found('offer') end
+  if ix.offer ~= oid or ix.state ~= 'offered' then
+    return nil, nil, {'FAILED_PRECONDITION', 'offer is no longer pending: it was answered, revoked or timed out'}
+  end
+  return id, ix, nil
+end
+
 local function schedule_aging(id, ix)
   local after = setting_num('aging_after_secs') or 0
   if after > 0 and tonumber(ix.band) > setting_num('aging_max_band') then
