@@ -1,3 +1,5 @@
+//! Work-queue deliveries: decoding, ack, retry, dead-lettering.
+
 use std::time::Duration;
 
 use careline_bus::{

@@ -1,3 +1,5 @@
+//! Publishing: dedupe by event id, tenant and id checks.
+
 use careline_bus::{BusError, EVENTS_STREAM, Publisher, Subject, ensure_streams};
 
 use crate::{event, jetstream};

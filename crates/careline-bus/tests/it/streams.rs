@@ -1,3 +1,5 @@
+//! Stream and consumer set-up is idempotent, also when run concurrently.
+
 use std::time::Duration;
 
 use careline_bus::streams::DUPLICATE_WINDOW;

@@ -1,3 +1,5 @@
+//! The tenant KV bucket and the live directory that watches it.
+
 use std::time::Duration;
 
 use careline_bus::{BusError, TenantDirectory, TenantStore};

@@ -1,3 +1,5 @@
+//! One trace from publisher to consumer through NATS headers.
+
 use std::time::Duration;
 
 use careline_bus::{Publisher, Subject, deliveries, ensure_consumer, ensure_streams};

@@ -1,3 +1,5 @@
+//! Tenant API-key authentication on a real gRPC server.
+
 use std::collections::HashMap;
 
 use careline_kit::auth::{INVALID_KEY_MESSAGE, MISSING_CREDENTIALS_MESSAGE, api_key_sha256_hex};

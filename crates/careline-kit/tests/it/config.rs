@@ -1,3 +1,5 @@
+//! Configuration parsing from explicit args and env, and errors naming the field.
+
 use std::collections::HashMap;
 
 use careline_kit::config::parse_from;

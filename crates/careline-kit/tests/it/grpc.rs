@@ -1,3 +1,5 @@
+//! Health and reflection on every GrpcServer.
+
 use careline_kit::GrpcServer;
 use careline_kit::grpc::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;

@@ -1,3 +1,5 @@
+//! The Prometheus endpoint over real HTTP.
+
 use careline_kit::Shutdown;
 use careline_kit::metrics::{prometheus_handle, serve_metrics};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

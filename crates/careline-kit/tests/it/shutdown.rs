@@ -1,3 +1,5 @@
+//! Graceful shutdown: in-flight calls drain, then the grace period ends them.
+
 use std::sync::Arc;
 use std::time::Duration;
 

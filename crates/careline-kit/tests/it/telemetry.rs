@@ -1,3 +1,5 @@
+//! Span export over OTLP to an in-process collector.
+
 use careline_kit::{CommonConfig, GrpcServer, init_telemetry};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,

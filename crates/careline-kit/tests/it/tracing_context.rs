@@ -1,3 +1,5 @@
+//! A caller's traceparent becomes the parent of the server span.
+
 use careline_kit::GrpcServer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;

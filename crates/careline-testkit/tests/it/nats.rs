@@ -1,3 +1,5 @@
+//! NatsServer: JetStream answers, restart keeps port and data, drop stops it.
+
 use async_nats::jetstream;
 use careline_testkit::{NatsServer, assert_eventually};
 

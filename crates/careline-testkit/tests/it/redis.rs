@@ -1,3 +1,5 @@
+//! RedisServer: answers, restarts on the same port, gone after drop.
+
 use careline_testkit::{RedisServer, assert_eventually};
 use redis::AsyncCommands;
 

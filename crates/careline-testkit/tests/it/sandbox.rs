@@ -1,3 +1,5 @@
+//! Sandbox: both servers and their ready-made clients.
+
 use careline_testkit::Sandbox;
 use futures::StreamExt;
 
