@@ -87,6 +87,10 @@ struct Tally {
     create_retries: AtomicU64,
     replayed: AtomicU64,
     offers_seen: AtomicU64,
+    /// Offers that reached the desk after their deadline.
+    offers_late: AtomicU64,
+    /// Longest time from an offer being made to its arrival at the desk.
+    offer_lag_max_ms: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
     ignored: AtomicU64,
@@ -96,6 +100,8 @@ struct Tally {
     notices: AtomicU64,
     logged_in: AtomicUsize,
     reconnects: AtomicU64,
+    /// Calls that failed for a reason other than a dying replica.
+    failures: std::sync::Mutex<Vec<String>>,
 }
 
 fn count(counter: &AtomicU64) -> u64 {
@@ -286,6 +292,14 @@ impl Desk {
             }
             EventKind::Offer(offer) => {
                 bump(&self.tally.offers_seen);
+                let made_ms = offer.deadline_ms - i64::from(OFFER_TIMEOUT_SECS) * 1000;
+                let lag_ms = u64::try_from(now_ms() - made_ms).unwrap_or(0);
+                self.tally
+                    .offer_lag_max_ms
+                    .fetch_max(lag_ms, Ordering::Relaxed);
+                if now_ms() > offer.deadline_ms {
+                    bump(&self.tally.offers_late);
+                }
                 let answer = v1::OfferAnswer {
                     tenant_id: TENANT.into(),
                     offer_id: offer.offer_id,
@@ -338,6 +352,13 @@ fn report_reconnect(agent: &str, ended: &anyhow::Result<()>) {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn request(kind: RequestKind) -> v1::AgentSessionRequest {
     v1::AgentSessionRequest { kind: Some(kind) }
 }
@@ -361,7 +382,9 @@ async fn resolve(routers: Routers, tally: Arc<Tally>, agent_id: String, interact
         // A retried resolve whose first attempt went through, or a held
         // assignment re-sent after a reconnect.
         Err(status) if status.code() == Code::FailedPrecondition => bump(&tally.resolve_refused),
-        Err(status) => panic!("Resolve {interaction_id} by {agent_id} failed: {status:?}"),
+        Err(status) => tally.failures.lock().unwrap().push(format!(
+            "Resolve {interaction_id} by {agent_id}: {status:?}"
+        )),
     }
 }
 
@@ -734,12 +757,19 @@ async fn scenario() {
     work.close();
     work.wait().await;
 
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "client calls failed: {}",
+        first(&failures)
+    );
+
     let events = complete_log(&platform).await;
     let audit = audit(&events);
     let kind = |name: &str| audit.kinds.get(name).copied().unwrap_or(0);
     println!(
         "e2e replicas: {INTERACTIONS} interactions via 3 routers (create retries {}, replayed {}), \
-         {AGENTS} agents on 2 presence (reconnects {}); offers seen {} accepted {} rejected {} ignored {}; \
+         {AGENTS} agents on 2 presence (reconnects {}); offers seen {} (late {}, max lag {} ms) accepted {} rejected {} ignored {}; \
          resolved {} (refused {}, resolve retries {}), notices {}; events {}: offered {} assigned {} \
          rejected {} timed_out {} revoked {} requeued {} resolved {} capacity_released {}; \
          creation {creation_secs:.1}s, elapsed {:.1}s",
@@ -747,6 +777,8 @@ async fn scenario() {
         count(&tally.replayed),
         count(&tally.reconnects),
         count(&tally.offers_seen),
+        count(&tally.offers_late),
+        count(&tally.offer_lag_max_ms),
         count(&tally.accepted),
         count(&tally.rejected),
         count(&tally.ignored),
