@@ -337,3 +337,90 @@ async fn an_agent_can_accept_transfer_with_notes_and_resolve() {
     assert_eq!(bad_tag.code(), Code::InvalidArgument);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn list_interactions_pages_and_filters() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let queue = if i % 2 == 0 { "general" } else { "billing" };
+        let ix = client
+            .create_interaction(create(queue, v1::Channel::Email, &format!("page-{i}")))
+            .await
+            .unwrap()
+            .into_inner()
+            .interaction
+            .unwrap();
+        created.push(ix.id);
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_interactions(v1::ListInteractionsRequest {
+                page: Some(v1::PageRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.interactions.len() <= 2);
+        seen.extend(page.interactions.into_iter().map(|ix| ix.id));
+        token = page.page.unwrap().next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "every interaction once, oldest first");
+    let billing = client
+        .list_interactions(v1::ListInteractionsRequest {
+            queue_id: "billing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(billing.interactions.len(), 2);
+    let bad_token = client
+        .list_interactions(v1::ListInteractionsRequest {
+            page: Some(v1::PageRequest {
+                page_size: 2,
+                page_token: "garbage".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn watch_queue_stats_sends_updates_when_the_queue_changes() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut stats = client
+        .watch_queue_stats(v1::WatchQueueStatsRequest {
+            queue_id: "billing".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stats.next().await.expect("initial stats").expect("ok");
+    assert_eq!(first.queues[0].waiting, 0);
+    client
+        .create_interaction(create("billing", v1::Channel::Email, "watched"))
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), stats.next())
+        .await
+        .expect("an update arrives")
+        .expect("stream open")
+        .expect("ok");
+    assert_eq!(next.queues[0].waiting, 1);
+    platform.stop().await;
+}
