@@ -325,6 +325,30 @@ impl HealthHandle {
         }
     }
 
+    /// Keeps every status in step with `healthy` (e.g. Redis and NATS
+    /// reachable) until `shutdown`; after that the server reports NOT_SERVING.
+    pub async fn follow(
+        self,
+        mut healthy: tokio::sync::watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let status = if *healthy.borrow_and_update() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            self.set_all(status).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = healthy.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
     /// Sets the status of one service (its full name, e.g. `careline.v1.Router`).
     pub async fn set_service(&self, service_name: &str, status: ServingStatus) {
         self.reporter.set_service_status(service_name, status).await;

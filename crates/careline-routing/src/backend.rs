@@ -3,8 +3,10 @@
 //! directory, and the background [`worker`](crate::worker) every replica runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use careline_bus::{Publisher, TenantDirectory, TenantStore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +19,13 @@ pub struct Backend {
     pub store: RoutingStore,
     pub nats: async_nats::Client,
     pub tenants: Arc<TenantDirectory>,
+    healthy: watch::Receiver<bool>,
     worker: JoinHandle<()>,
+    probe: JoinHandle<()>,
 }
+
+/// How often Redis and NATS are checked for readiness.
+pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,18 +72,55 @@ impl Backend {
             tenants.clone(),
             shutdown.clone(),
         ));
+        let (report, healthy) = watch::channel(true);
+        let probe = tokio::spawn(probe(store.clone(), nats.clone(), report, shutdown.clone()));
         Ok(Backend {
             store,
             nats,
             tenants,
+            healthy,
             worker,
+            probe,
         })
     }
 
-    /// Waits for the background worker to finish after shutdown.
+    /// Whether Redis answers and NATS is connected, updated every
+    /// [`HEALTH_PROBE_EVERY`]; services report it as gRPC health.
+    pub fn healthy(&self) -> watch::Receiver<bool> {
+        self.healthy.clone()
+    }
+
+    /// Waits for the background tasks to finish after shutdown.
     pub async fn stopped(self) {
-        if let Err(error) = self.worker.await {
-            tracing::error!(%error, "routing worker panicked");
+        for (task, name) in [
+            (self.worker, "routing worker"),
+            (self.probe, "health probe"),
+        ] {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "{name} panicked");
+            }
         }
+    }
+}
+
+async fn probe(
+    store: RoutingStore,
+    nats: async_nats::Client,
+    report: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let redis_up = store.ping().await;
+        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
+        let healthy = redis_up && nats_up;
+        if *report.borrow() != healthy {
+            tracing::warn!(redis_up, nats_up, "readiness changed");
+        }
+        report.send_replace(healthy);
     }
 }

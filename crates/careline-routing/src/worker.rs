@@ -11,6 +11,7 @@ use std::sync::Arc;
 use careline_bus::TenantDirectory;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::RoutingError;
 use crate::relay::OutboxRelay;
 use crate::store::RoutingStore;
 
@@ -81,6 +82,12 @@ async fn sync_and_run_timers(
                 match store.run_timers(&tenant).await {
                     Ok(run) if run.still_due > 0 && !shutdown.is_cancelled() => continue,
                     Ok(_) => break,
+                    // Redis lost the tenant's settings (a restart or failover without
+                    // persistence): write them again.
+                    Err(RoutingError::FailedPrecondition(_)) => {
+                        synced = false;
+                        break;
+                    }
                     Err(error) => {
                         tracing::debug!(%tenant, %error, "timers not run");
                         break;

@@ -69,11 +69,16 @@ pub async fn serve_with_clock(
         TenantAuth::new(backend.tenants.clone()),
     );
     tracing::info!(addr = %listener.local_addr()?, "router serving");
-    GrpcServer::new()
+    let server = GrpcServer::new()
         .add_service(router)
-        .shutdown_grace(config.common.shutdown_grace())
-        .serve(listener, shutdown.wait())
-        .await?;
+        .shutdown_grace(config.common.shutdown_grace());
+    // Health follows Redis and NATS reachability: NOT_SERVING while either is down.
+    tokio::spawn(
+        server
+            .health()
+            .follow(backend.healthy(), shutdown.token().clone()),
+    );
+    server.serve(listener, shutdown.wait()).await?;
     backend.stopped().await;
     Ok(())
 }

@@ -424,3 +424,56 @@ async fn watch_queue_stats_sends_updates_when_the_queue_changes() {
     assert_eq!(next.queues[0].waiting, 1);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn health_follows_redis_and_routing_recovers_after_a_redis_restart() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut platform = Platform::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", platform.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let status = |service: &str| HealthCheckRequest {
+        service: service.to_string(),
+    };
+    careline_testkit::assert_eventually!(
+        health
+            .check(status("careline.v1.Router"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            == ServingStatus::Serving as i32,
+        "serving"
+    );
+    platform.sandbox.redis.kill();
+    careline_testkit::assert_eventually!(
+        health.check(status("")).await.unwrap().into_inner().status
+            == ServingStatus::NotServing as i32,
+        "not serving while redis is down"
+    );
+    let mut client = platform.client(DEMO_KEY).await;
+    let down = client
+        .create_interaction(create("general", v1::Channel::Chat, "while-down"))
+        .await
+        .unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    platform.sandbox.redis.restart().await.unwrap();
+    careline_testkit::assert_eventually!(
+        health.check(status("")).await.unwrap().into_inner().status
+            == ServingStatus::Serving as i32,
+        "serving again"
+    );
+    // An empty Redis: scripts are reloaded and the tenant's settings written again.
+    careline_testkit::assert_eventually!(
+        client
+            .create_interaction(create("general", v1::Channel::Chat, "after-restart"))
+            .await
+            .is_ok(),
+        "creates work again"
+    );
+    platform.stop().await;
+}
