@@ -46,10 +46,17 @@ impl Backend {
         replica: &str,
         shutdown: &CancellationToken,
     ) -> Result<Backend> {
-        let store = RoutingStore::connect(redis_url).await?;
-        let nats = async_nats::connect(nats_url)
-            .await
-            .map_err(|e| bus(format!("cannot connect to NATS at {nats_url}: {e}")))?;
+        // URLs are not echoed: they may carry passwords.
+        let store = RoutingStore::connect(redis_url).await.map_err(|e| {
+            RoutingError::Unreachable(format!(
+                "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
+            ))
+        })?;
+        let nats = async_nats::connect(nats_url).await.map_err(|e| {
+            RoutingError::Unreachable(format!(
+                "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"
+            ))
+        })?;
         let jetstream = async_nats::jetstream::new(nats.clone());
         careline_bus::ensure_streams(&jetstream)
             .await

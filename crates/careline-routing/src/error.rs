@@ -15,6 +15,9 @@ pub enum RoutingError {
     /// The request names something the tenant's configuration does not have.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A backend could not be reached at start-up.
+    #[error("{0}")]
+    Unreachable(String),
     /// Redis failed or is unreachable.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

@@ -47,7 +47,9 @@ impl PresenceError {
                 RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
                 RoutingError::AlreadyExists(_) => Code::AlreadyExists,
                 RoutingError::InvalidArgument(_) => Code::InvalidArgument,
-                RoutingError::Redis(_) | RoutingError::Bus(_) => Code::Unavailable,
+                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
+                    Code::Unavailable
+                }
                 RoutingError::Reply(_) | RoutingError::Corrupt(_) => Code::Internal,
             },
         }
@@ -56,7 +58,9 @@ impl PresenceError {
     /// The message a client sees: backend details are logged, not returned.
     pub fn client_message(&self) -> String {
         match self {
-            PresenceError::Routing(RoutingError::Redis(_) | RoutingError::Bus(_)) => {
+            PresenceError::Routing(
+                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_),
+            ) => {
                 tracing::warn!(error = %self, "routing backend unavailable");
                 "routing state is unavailable right now; retry shortly".to_string()
             }

@@ -63,7 +63,7 @@ impl From<RouterError> for Status {
                 RoutingError::FailedPrecondition(_) => Status::failed_precondition(message),
                 RoutingError::AlreadyExists(_) => Status::already_exists(message),
                 RoutingError::InvalidArgument(_) => Status::invalid_argument(message),
-                RoutingError::Redis(_) | RoutingError::Bus(_) => {
+                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
                     tracing::warn!(error = %message, "routing backend unavailable");
                     Status::unavailable(
                         "routing state is unavailable right now; retry with the same idempotency key",
