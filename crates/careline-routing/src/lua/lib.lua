@@ -119,10 +119,11 @@ local function is_personal(target) return string.sub(target, 1, 1) == '@' end
 -- Puts the agent into, or takes it out of, the indexes of `channels` (every
 -- channel when nil). Personal targets have no index: the agent is checked
 -- directly. `idx:<ch>` remembers whether the agent is in a channel's indexes
--- so leaving them costs nothing when it is not.
-local function reindex_agent(aid, channels)
+-- so leaving them costs nothing when it is not. `loaded` is the agent's hash
+-- when the caller already holds it (kept up to date in place).
+local function reindex_agent(aid, channels, loaded)
   local key = agent_key(aid)
-  local a = hgetall(key)
+  local a = loaded or hgetall(key)
   if a == nil then return end
   local targets = split(a.targets)
   local langs = split(a.langs)
@@ -141,7 +142,11 @@ local function reindex_agent(aid, channels)
           end
         end
       end
-      redis.call('HSET', key, 'idx:' .. ch, free and '1' or '0')
+      local flag = free and '1' or '0'
+      if a['idx:' .. ch] ~= flag then
+        redis.call('HSET', key, 'idx:' .. ch, flag)
+        a['idx:' .. ch] = flag
+      end
     end
   end
 end
@@ -212,15 +217,14 @@ local function base32(n, width)
   return s
 end
 
--- Offer ids: "of_" + 26 base32 chars (time, then the tenant's sequence).
-local function new_offer_id()
-  return 'of_' .. base32(NOW, 10) .. base32(redis.call('INCR', P .. 'oseq'), 16)
-end
-
--- Offers interaction `id` to agent `aid` (both known to be eligible).
-local function make_offer(id, ix, aid)
+-- Offers interaction `id` to agent `aid` (both known to be eligible; `a` is
+-- the agent's hash, updated in place).
+local function make_offer(id, ix, aid, a)
   OFFERS_MADE = OFFERS_MADE + 1
-  local oid = new_offer_id()
+  -- The tenant's offer counter orders round robin and makes the offer id:
+  -- "of_" + 26 base32 chars (time, then the counter).
+  local count = redis.call('INCR', P .. 'offer_count')
+  local oid = 'of_' .. base32(NOW, 10) .. base32(count, 16)
   local timeout = setting_num('offer_timeout:' .. ix.ch)
   local deadline = NOW + timeout * 1000
   redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id)
@@ -231,13 +235,15 @@ local function make_offer(id, ix, aid)
   ix.offer = oid
   redis.call('SET', P .. 'offer:' .. oid, id, 'PX', (timeout + 3600) * 1000)
   local akey = agent_key(aid)
-  redis.call('HINCRBY', akey, 'used:' .. ix.ch, 1)
+  a['used:' .. ix.ch] = redis.call('HINCRBY', akey, 'used:' .. ix.ch, 1)
   -- A counter, not the clock: offers in the same millisecond still rotate.
-  redis.call('HSET', akey, 'offered:' .. ix.ch, redis.call('INCR', P .. 'offer_count'), 'idle:' .. ix.ch, NOW)
+  a['offered:' .. ix.ch] = count
+  a['idle:' .. ix.ch] = NOW
+  redis.call('HSET', akey, 'offered:' .. ix.ch, count, 'idle:' .. ix.ch, NOW)
   redis.call('SADD', P .. 'holds:' .. aid, id)
   redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
   emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
-  reindex_agent(aid, affected_channels(hgetall(akey), ix.ch))
+  reindex_agent(aid, affected_channels(a, ix.ch), a)
   return oid
 end
 
@@ -251,15 +257,16 @@ local function match_interaction(id, ix)
     local a = hgetall(agent_key(aid))
     if agent_free(a, ix.ch) and string.find(',' .. a.langs .. ',', ',' .. ix.lang .. ',', 1, true)
       and redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
-      return make_offer(id, ix, aid)
+      return make_offer(id, ix, aid, a)
     end
     return nil
   end
   local candidates = redis.call('ZRANGE', agent_index_key(ix.target, ix.ch, ix.lang), 0, DECLINED_SCAN_LIMIT - 1)
   for _, aid in ipairs(candidates) do
     if redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
-      if agent_free(hgetall(agent_key(aid)), ix.ch) then
-        return make_offer(id, ix, aid)
+      local a = hgetall(agent_key(aid))
+      if agent_free(a, ix.ch) then
+        return make_offer(id, ix, aid, a)
       end
       -- A stale index entry: repair it rather than trust it.
       reindex_agent(aid)
@@ -270,9 +277,9 @@ end
 
 -- Offers the best waiting interactions to a freed agent, while it has room.
 local function match_agent(aid)
+  local a = hgetall(agent_key(aid))
+  if a == nil then return end
   while can_offer_more() do
-    local a = hgetall(agent_key(aid))
-    if a == nil then return end
     local best_id, best_score
     for _, ch in ipairs(CHANNELS) do
       if agent_free(a, ch) then
@@ -293,7 +300,7 @@ local function match_agent(aid)
     end
     if best_id == nil then return end
     local ix = hgetall(ix_key(best_id))
-    make_offer(best_id, ix, aid)
+    make_offer(best_id, ix, aid, a)
   end
 end
 
