@@ -7,7 +7,7 @@
 # `cargo test` when nextest is not installed.
 #
 #   scripts/test.sh                  # every test
-#   scripts/test.sh -p router        # extra arguments go to the test runner
+#   scripts/test.sh -p careline-router   # extra arguments go to the test runner
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
