@@ -25,16 +25,15 @@ local id = ARGV[4]
 local band = tonumber(ARGV[9])
 redis.call('SET', idem_key, id .. '|' .. ARGV[3], 'EX', tonumber(ARGV[14]))
 local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
-  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW}
+  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, state = 'new'}
 redis.call('HSET', ix_key(id), 'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW, 'qenq', NOW)
+  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score, 'state', 'new')
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
-enqueue(id, ix)
 schedule_overflow(id, ix, ix.target)
 schedule_aging(id, ix)
-local offer = match_interaction(id, ix)
-local position = 0
-if not offer then position = queue_position(id, ix) end
-return {'ok', id, position, 0}
+-- A free agent takes it at once; otherwise it joins its queue.
+if match_interaction(id, ix) then return {'ok', id, 0, 0} end
+enqueue(id, ix)
+return {'ok', id, queue_position(id, ix), 0}

@@ -193,7 +193,9 @@ end
 
 -- Puts a waiting interaction into its target's queue at `score`.
 local function enqueue(id, ix)
-  redis.call('ZADD', queue_key(ix.target, ix.ch, ix.lang), ix.score, id)
+  local key = queue_key(ix.target, ix.ch, ix.lang)
+  redis.call('ZADD', key, ix.score, id)
+  redis.call('SADD', P .. 'waiting', key)
   redis.call('HSET', ix_key(id), 'state', 'queued', 'target', ix.target, 'score', ix.score,
     'agent', '', 'offer', '', 'offer_deadline', 0, 'updated', NOW)
   ix.state = 'queued'
@@ -227,7 +229,7 @@ local function make_offer(id, ix, aid, a)
   local oid = 'of_' .. base32(NOW, 10) .. base32(count, 16)
   local timeout = setting_num('offer_timeout:' .. ix.ch)
   local deadline = NOW + timeout * 1000
-  redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id)
+  if ix.state == 'queued' then redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id) end
   redis.call('HSET', ix_key(id), 'state', 'offered', 'agent', aid, 'offer', oid,
     'offer_deadline', deadline, 'offered_at', NOW, 'updated', NOW)
   ix.state = 'offered'
@@ -250,8 +252,10 @@ end
 local function can_offer_more() return OFFERS_MADE < MAX_OFFERS_PER_SCRIPT end
 
 -- Looks for an agent for a queued interaction; returns the offer id or nil.
+-- `ix.state` is 'queued', or 'new' for an interaction being created (it
+-- only joins its queue if no agent takes it at once).
 local function match_interaction(id, ix)
-  if ix.state ~= 'queued' or not can_offer_more() then return nil end
+  if (ix.state ~= 'queued' and ix.state ~= 'new') or not can_offer_more() then return nil end
   if is_personal(ix.target) then
     local aid = string.sub(ix.target, 2)
     local a = hgetall(agent_key(aid))
@@ -276,16 +280,29 @@ local function match_interaction(id, ix)
 end
 
 -- Offers the best waiting interactions to a freed agent, while it has room.
+-- Only queues in the tenant's `waiting` set (queues that had work; emptied
+-- ones are dropped from it here) are looked at.
 local function match_agent(aid)
   local a = hgetall(agent_key(aid))
   if a == nil then return end
+  local waiting = {}
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'waiting')) do waiting[key] = true end
+  if next(waiting) == nil then return end
   while can_offer_more() do
     local best_id, best_score
     for _, ch in ipairs(CHANNELS) do
       if agent_free(a, ch) then
         for _, target in ipairs(split(a.targets)) do
           for _, lang in ipairs(split(a.langs)) do
-            local head = redis.call('ZRANGE', queue_key(target, ch, lang), 0, DECLINED_SCAN_LIMIT - 1, 'WITHSCORES')
+            local key = queue_key(target, ch, lang)
+            local head = {}
+            if waiting[key] then
+              head = redis.call('ZRANGE', key, 0, DECLINED_SCAN_LIMIT - 1, 'WITHSCORES')
+              if #head == 0 then
+                redis.call('SREM', P .. 'waiting', key)
+                waiting[key] = nil
+              end
+            end
             for i = 1, #head, 2 do
               local score = tonumber(head[i + 1])
               if best_score ~= nil and score >= best_score then break end
