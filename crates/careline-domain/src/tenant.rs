@@ -1168,3 +1168,40 @@ mod tests {
         assert_eq!(config.after_hours_message(Language::En), "");
     }
 }
+
+#[cfg(test)]
+mod hostile_input {
+    use rand::{Rng, SeedableRng};
+
+    use super::TenantConfig;
+
+    /// Thousands of damaged copies of the demo file: every one is parsed to a
+    /// config or to an error naming a line, and nothing panics.
+    #[test]
+    fn damaged_files_give_errors_never_panics() {
+        let demo = include_str!("../../../deploy/tenants/demo-health.yaml").as_bytes();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = b" \t\n:-[]{}#&*!|>'\"%@`,?0123456789abcxyz\xc3\xa9";
+        for _ in 0..3000 {
+            let mut text = demo.to_vec();
+            for _ in 0..rng.random_range(1..8) {
+                if text.is_empty() {
+                    break;
+                }
+                let at = rng.random_range(0..text.len());
+                match rng.random_range(0..3) {
+                    0 => text[at] = alphabet[rng.random_range(0..alphabet.len())],
+                    1 => {
+                        text.remove(at);
+                    }
+                    _ => text.truncate(at.max(1)),
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            if let Err(error) = TenantConfig::from_yaml(&text) {
+                assert!(!error.problems.is_empty(), "an error lists its problems");
+                assert!(!error.to_string().is_empty());
+            }
+        }
+    }
+}
