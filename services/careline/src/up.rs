@@ -70,6 +70,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let revision = crate::config_cmd::apply(&common.nats_url, config).await?;
         println!("==> applied tenant {} (revision {revision})", config.id);
     }
+    if shutdown.is_triggered() {
+        // Stopped while starting: the servers stop as they drop.
+        println!("==> stopped before the services started");
+        return Ok(());
+    }
 
     let router_listener = bind(args.router_addr, "router").await?;
     let presence_listener = bind(args.presence_addr, "presence").await?;
