@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure()
+        // Sorted maps: a message encodes to the same bytes every time, which
+        // request fingerprints (idempotency) rely on.
+        .btree_map(".")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -161,7 +161,16 @@ impl GrpcServer {
         let force_close = CancellationToken::new();
         let incoming = TcpListenerStream::new(listener).map({
             let force_close = force_close.clone();
-            move |accepted| accepted.map(|io| ForceClosable::new(io, &force_close))
+            move |accepted| {
+                accepted.map(|io| {
+                    // gRPC replies are small writes: without TCP_NODELAY, Nagle's
+                    // algorithm holds them for the client's delayed ACK (~40 ms).
+                    if let Err(error) = io.set_nodelay(true) {
+                        tracing::debug!(%error, "could not set TCP_NODELAY");
+                    }
+                    ForceClosable::new(io, &force_close)
+                })
+            }
         });
         let serve = Server::builder()
             .layer(GrpcTraceLayer)

@@ -156,13 +156,27 @@ async fn credentials_decide_the_tenant() {
 async fn replayed_create_returns_the_same_interaction() {
     let platform = Platform::start().await;
     let mut client = platform.client(DEMO_KEY).await;
+    // Several attributes: the replay must be recognised whatever order a map holds them in.
+    let request = || {
+        let mut request = create("billing", v1::Channel::Email, "same-key");
+        let context = request.context.as_mut().unwrap();
+        for (key, value) in [
+            ("ivr_choice", "2"),
+            ("plan", "gold"),
+            ("crm_case", "c-91"),
+            ("hint", "portal"),
+        ] {
+            context.attributes.insert(key.into(), value.into());
+        }
+        request
+    };
     let first = client
-        .create_interaction(create("billing", v1::Channel::Email, "same-key"))
+        .create_interaction(request())
         .await
         .unwrap()
         .into_inner();
     let again = client
-        .create_interaction(create("billing", v1::Channel::Email, "same-key"))
+        .create_interaction(request())
         .await
         .unwrap()
         .into_inner();
