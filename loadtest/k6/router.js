@@ -10,7 +10,7 @@
 //      API_KEY (default: the demo tenant's key), QUEUE_ID (default general),
 //      VUS / MAX_VUS (pre-allocated / maximum VUs, default 50 / 400),
 //      P99_MS (threshold on each method's p99 in ms, default 250),
-//      ATTRIBUTES (entries in context.attributes, default 1; see below).
+//      ATTRIBUTES (entries in context.attributes, default 3).
 //
 // One iteration = one CreateInteraction (email, queue general, unique
 // idempotency key). Every 10th iteration per VU also calls GetQueueStats and
@@ -27,12 +27,9 @@ const ADDR = __ENV.ROUTER_ADDR || '127.0.0.1:50051';
 const API_KEY = __ENV.API_KEY || 'demo-health-key-0000000000000000';
 const QUEUE_ID = __ENV.QUEUE_ID || 'general';
 const P99_MS = parseInt(__ENV.P99_MS || '250', 10);
-// Entries in context.attributes. Default 1: with 2 or more, the Router's
-// replay check fails about half the time (2026-11-26) because its request
-// fingerprint re-encodes the context, whose attributes map is a HashMap with
-// a random iteration order, so an identical retry can look like "a different
-// request" (AlreadyExists). ATTRIBUTES=2 reproduces it.
-const ATTRIBUTES = parseInt(__ENV.ATTRIBUTES || '1', 10);
+// Entries in context.attributes (replays must be recognised whatever their
+// order; see loadtest/README.md).
+const ATTRIBUTES = parseInt(__ENV.ATTRIBUTES || '3', 10);
 
 const CREATE = 'careline.v1.Router/CreateInteraction';
 const STATS = 'careline.v1.Router/GetQueueStats';
