@@ -1,6 +1,7 @@
 //! Integration tests of the routing store against a real redis-server.
 
 mod env;
+mod relay;
 mod scenarios;
 mod sessions;
 mod timers;
