@@ -32,4 +32,6 @@ pub use error::{Result, RoutingError};
 pub use list::ListFilter;
 pub use relay::OutboxRelay;
 
-pub use store::{AgentStatus, Created, NewInteraction, RoutingStore, TimersRun, TransferTarget};
+pub use store::{
+    AgentStatus, Created, Held, NewInteraction, RoutingStore, TimersRun, TransferTarget,
+};

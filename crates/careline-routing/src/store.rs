@@ -80,6 +80,14 @@ impl AgentStatus {
     }
 }
 
+/// An interaction an agent holds: offered to it (with the offer) or assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub interaction_id: String,
+    /// `None` once assigned.
+    pub offer_id: Option<String>,
+}
+
 /// The outcome of one [`RoutingStore::run_timers`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimersRun {
@@ -495,15 +503,34 @@ impl RoutingStore {
         Ok(())
     }
 
-    /// Extends an agent session by one heartbeat TTL.
-    pub async fn agent_heartbeat(&self, tenant: &str, agent_id: &str, session: &str) -> Result<()> {
-        self.run(
-            &self.scripts.agent_heartbeat,
-            tenant,
-            &[agent_id.as_bytes(), session.as_bytes()],
-        )
-        .await?;
-        Ok(())
+    /// Extends an agent session by one heartbeat TTL; returns what the agent
+    /// holds (offered or assigned), so the session can re-send what its
+    /// client may have missed.
+    pub async fn agent_heartbeat(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        session: &str,
+    ) -> Result<Vec<Held>> {
+        let reply = self
+            .run(
+                &self.scripts.agent_heartbeat,
+                tenant,
+                &[agent_id.as_bytes(), session.as_bytes()],
+            )
+            .await?;
+        let [held] = take::<1>(reply)?;
+        let flat = Vec::<String>::from_redis_value(held)?;
+        Ok(flat
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [id, offer] => Some(Held {
+                    interaction_id: id.clone(),
+                    offer_id: (!offer.is_empty()).then(|| offer.clone()),
+                }),
+                _ => None,
+            })
+            .collect())
     }
 
     /// An agent's live state, or `None` when it never logged in.

@@ -345,13 +345,39 @@ impl Session {
         }
     }
 
+    /// Keeps the session alive, and re-sends any offer or assignment the
+    /// agent holds that this session has not delivered (its bus event was
+    /// missed, e.g. while NATS reconnected).
     async fn heartbeat(&self) -> Result<(), PresenceError> {
         for member in &self.members {
-            self.ctx
+            let held = self
+                .ctx
                 .store
                 .agent_heartbeat(member.tenant(), &member.agent_id, &self.session_id)
                 .await
                 .map_err(session_error)?;
+            for item in held {
+                let delivered = self.ctx.registry.was_delivered(
+                    member.tenant(),
+                    &member.agent_id,
+                    &self.session_id,
+                    &sessions::held_key(&item),
+                );
+                if delivered {
+                    continue;
+                }
+                if let Some(event) = self.held_event(member, &item.interaction_id).await? {
+                    let sent = self.ctx.registry.deliver(
+                        member.tenant(),
+                        &member.agent_id,
+                        Some(&self.session_id),
+                        event,
+                    );
+                    if sent == Delivery::TooSlow {
+                        return Err(too_slow());
+                    }
+                }
+            }
         }
         Ok(())
     }

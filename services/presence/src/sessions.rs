@@ -83,6 +83,14 @@ fn dedupe_key(event: &v1::AgentSessionEvent) -> Option<String> {
     }
 }
 
+/// The dedupe key of the event that delivers a held interaction.
+pub fn held_key(held: &careline_routing::Held) -> String {
+    match &held.offer_id {
+        Some(offer_id) => format!("o:{offer_id}"),
+        None => format!("a:{}", held.interaction_id),
+    }
+}
+
 /// What became of an event handed to [`SessionRegistry::deliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -217,6 +225,20 @@ impl SessionRegistry {
         } else {
             Delivery::TooSlow
         }
+    }
+
+    /// Whether the session `session_id` of `agent` already got the event
+    /// with this dedupe key (see [`held_key`]).
+    pub fn was_delivered(
+        &self,
+        tenant: &str,
+        agent: &str,
+        session_id: &str,
+        dedupe_key: &str,
+    ) -> bool {
+        self.lock().get(&key(tenant, agent)).is_some_and(|h| {
+            h.session_id == session_id && h.delivered.iter().any(|k| k == dedupe_key)
+        })
     }
 
     /// Whether a session of `agent` in `tenant` is hosted here.

@@ -343,3 +343,23 @@ fn chrono_now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn an_offer_whose_event_was_missed_arrives_with_the_next_heartbeat() {
+    let mut presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    // No bus: the offer's event cannot reach this replica.
+    presence._sandbox.nats.kill();
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    assert_eq!(
+        offer.interaction.expect("context").id,
+        id,
+        "re-sent from what the heartbeat reports"
+    );
+    ana.accept(&offer.offer_id).await;
+    assert_eventually!(
+        presence.interaction_state(&id).await == v1::InteractionState::Assigned,
+        "accepted without the bus"
+    );
+}
