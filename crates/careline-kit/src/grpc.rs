@@ -47,6 +47,7 @@ pub struct GrpcServer {
     health: HealthHandle,
     descriptor_sets: Vec<&'static [u8]>,
     grace: Duration,
+    readiness: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -75,6 +76,7 @@ impl GrpcServer {
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
             grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            readiness: None,
         }
     }
 
@@ -107,6 +109,13 @@ impl GrpcServer {
     /// [`crate::CommonConfig::shutdown_grace`].
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Health follows `ready` (e.g. Redis and NATS reachable): SERVING while
+    /// true, NOT_SERVING while false, NOT_SERVING for good once shutdown starts.
+    pub fn readiness(mut self, ready: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.readiness = Some(ready);
         self
     }
 
@@ -148,12 +157,19 @@ impl GrpcServer {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "gRPC server listening");
         }
+        let follower = self
+            .readiness
+            .map(|ready| tokio::spawn(health.clone().follow(ready)));
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = {
             let health = health.clone();
             async move {
                 shutdown.await;
                 tracing::info!("gRPC server draining");
+                if let Some(follower) = follower {
+                    follower.abort();
+                    let _ = follower.await;
+                }
                 health.set_all(ServingStatus::NotServing).await;
                 let _ = draining_tx.send(());
             }
@@ -334,26 +350,18 @@ impl HealthHandle {
         }
     }
 
-    /// Keeps every status in step with `healthy` (e.g. Redis and NATS
-    /// reachable) until `shutdown`; after that the server reports NOT_SERVING.
-    pub async fn follow(
-        self,
-        mut healthy: tokio::sync::watch::Receiver<bool>,
-        shutdown: CancellationToken,
-    ) {
+    /// Keeps every status in step with `ready`; stopped by the server when
+    /// shutdown starts.
+    async fn follow(self, mut ready: tokio::sync::watch::Receiver<bool>) {
         loop {
-            let status = if *healthy.borrow_and_update() {
+            let status = if *ready.borrow_and_update() {
                 ServingStatus::Serving
             } else {
                 ServingStatus::NotServing
             };
-            if shutdown.is_cancelled() {
-                return;
-            }
             self.set_all(status).await;
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                changed = healthy.changed() => if changed.is_err() { return },
+            if ready.changed().await.is_err() {
+                return;
             }
         }
     }

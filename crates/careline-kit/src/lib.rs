@@ -10,40 +10,16 @@
 //! - [`grpc`]: [`GrpcServer`], the tonic server every service uses: health, reflection,
 //!   trace-context extraction, graceful drain.
 //! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`tenant_of`].
+//! - [`service`]: [`service::run_binary`], the whole `main` of a service binary.
 //! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
 //! - [`KitError`]: the one error type of this crate.
 //!
-//! A service's `main.rs`, in full:
+//! A service's `main.rs`, in full (its config implements [`service::ServiceConfig`]):
 //!
-//! ```no_run
-//! use careline_kit::{CommonConfig, GrpcServer, Shutdown};
-//!
-//! #[derive(clap::Parser)]
-//! struct Config {
-//!     #[command(flatten)]
-//!     common: CommonConfig,
-//! }
-//!
+//! ```ignore
 //! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let env = std::env::vars().collect();
-//!     let cfg: Config = careline_kit::config::parse_from(std::env::args_os(), &env)
-//!         .unwrap_or_else(|e| e.exit());
-//!     cfg.common.validate()?;
-//!     let _telemetry = careline_kit::init_telemetry("router", &cfg.common)?;
-//!     let shutdown = Shutdown::on_signals();
-//!     let metrics = cfg.common.metrics_addr.socket_addr().map(|addr| {
-//!         tokio::spawn(careline_kit::metrics::serve_metrics_on(addr, shutdown.wait()))
-//!     });
-//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
-//!     GrpcServer::new() // .add_service(RouterServer::with_interceptor(router, auth))
-//!         .shutdown_grace(cfg.common.shutdown_grace())
-//!         .serve(listener, shutdown.wait())
-//!         .await?;
-//!     if let Some(metrics) = metrics {
-//!         metrics.await??;
-//!     }
-//!     Ok(())
+//! async fn main() -> std::process::ExitCode {
+//!     careline_kit::service::run_binary::<RouterConfig, _, _, _>("careline-router", careline_router::serve).await
 //! }
 //! ```
 
@@ -54,6 +30,7 @@ pub mod config;
 mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -30,3 +30,13 @@ impl PresenceConfig {
         }
     }
 }
+
+impl careline_kit::service::ServiceConfig for PresenceConfig {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}

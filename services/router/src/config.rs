@@ -43,3 +43,13 @@ impl RouterConfig {
         Duration::from_millis(self.stats_interval_ms)
     }
 }
+
+impl careline_kit::service::ServiceConfig for RouterConfig {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}

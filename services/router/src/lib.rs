@@ -69,16 +69,13 @@ pub async fn serve_with_clock(
         TenantAuth::new(backend.tenants.clone()),
     );
     tracing::info!(addr = %listener.local_addr()?, "router serving");
-    let server = GrpcServer::new()
+    GrpcServer::new()
         .add_service(router)
-        .shutdown_grace(config.common.shutdown_grace());
-    // Health follows Redis and NATS reachability: NOT_SERVING while either is down.
-    tokio::spawn(
-        server
-            .health()
-            .follow(backend.healthy(), shutdown.token().clone()),
-    );
-    server.serve(listener, shutdown.wait()).await?;
+        .shutdown_grace(config.common.shutdown_grace())
+        // NOT_SERVING while Redis or NATS is unreachable.
+        .readiness(backend.healthy())
+        .serve(listener, shutdown.wait())
+        .await?;
     backend.stopped().await;
     Ok(())
 }
