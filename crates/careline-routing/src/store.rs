@@ -88,6 +88,14 @@ pub struct Held {
     pub offer_id: Option<String>,
 }
 
+/// What [`RoutingStore::timer_check`] found for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantTimers {
+    pub tenant: String,
+    pub due: bool,
+    pub settings_lost: bool,
+}
+
 /// The outcome of one [`RoutingStore::run_timers`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimersRun {
@@ -397,6 +405,31 @@ impl RoutingStore {
         self.run(&self.scripts.abandon, tenant, &[id.as_bytes()])
             .await?;
         Ok(())
+    }
+
+    /// One round trip for many tenants: which have timers due now, and which
+    /// have lost their routing settings (Redis restarted without its data).
+    pub async fn timer_check(&self, tenants: &[String]) -> Result<Vec<TenantTimers>> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let now_ms = crate::stats::redis_now_ms(&mut conn).await?;
+        let mut pipe = redis::pipe();
+        for tenant in tenants {
+            pipe.zcount(keys::tenant_key(tenant, "timers"), "-inf", now_ms)
+                .exists(keys::tenant_key(tenant, "settings"));
+        }
+        let replies: Vec<(u64, bool)> = pipe.query_async(&mut conn).await?;
+        Ok(tenants
+            .iter()
+            .zip(replies)
+            .map(|(tenant, (due, settings))| TenantTimers {
+                tenant: tenant.clone(),
+                due: due > 0,
+                settings_lost: !settings,
+            })
+            .collect())
     }
 
     /// Runs the tenant's due timers (offer deadlines, wrap-up, overflow, ...).

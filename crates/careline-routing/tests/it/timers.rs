@@ -260,3 +260,36 @@ async fn aging_raises_priority_after_a_wait() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn timer_check_finds_due_timers_and_lost_settings_in_one_read() {
+    let env = Env::new(|c| {
+        c.routing.offer_timeout_secs = PerChannel {
+            voice: 1,
+            chat: 1,
+            email: 1,
+        };
+        c.agents
+            .push(agent("a1", &[("billing", 5)], &[Language::En]));
+    })
+    .await;
+    let tenants = vec![env.tenant().to_string()];
+    let check = env.store.timer_check(&tenants).await.unwrap();
+    assert!(!check[0].due && !check[0].settings_lost, "{check:?}");
+    env.login("a1").await;
+    env.chat("billing").await;
+    careline_testkit::assert_eventually!(
+        env.store.timer_check(&tenants).await.unwrap()[0].due,
+        "the offer deadline comes due"
+    );
+    let mut conn = redis::Client::open(env.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert!(env.store.timer_check(&tenants).await.unwrap()[0].settings_lost);
+}
