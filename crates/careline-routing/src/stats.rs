@@ -73,7 +73,7 @@ impl RoutingStore {
             }
         }
 
-        let agents = self.list_agents(tenant).await?;
+        let agents = self.agent_presence(tenant, &mut conn).await?;
         let hour = now_ms / 3_600_000;
         let mut pipe = redis::pipe();
         for queue_id in &queues {
@@ -85,20 +85,13 @@ impl RoutingStore {
             .iter()
             .enumerate()
             .map(|(index, queue_id)| {
-                let serving: Vec<&v1::Agent> = agents
+                let serving: Vec<&AgentPresence> = agents
                     .iter()
-                    .filter(|a| a.logged_in && a.queues.iter().any(|q| q == queue_id))
+                    .filter(|a| a.online && a.serves(queue_id))
                     .collect();
-                let busy = |a: &&&v1::Agent| a.load.iter().any(|l| l.in_use > 0);
-                let available = serving
-                    .iter()
-                    .filter(|a| a.state == v1::AgentState::Available as i32 && !busy(a))
-                    .count();
-                let busy_count = serving.iter().filter(busy).count();
-                let away = serving
-                    .iter()
-                    .filter(|a| a.state != v1::AgentState::Available as i32 && !busy(a))
-                    .count();
+                let available = serving.iter().filter(|a| a.available && !a.busy).count();
+                let busy_count = serving.iter().filter(|a| a.busy).count();
+                let away = serving.iter().filter(|a| !a.available && !a.busy).count();
                 let answered = service[index].get("answered").copied().unwrap_or(0);
                 let within = service[index].get("within").copied().unwrap_or(0);
                 let depth = waiting[index];
@@ -135,6 +128,68 @@ impl RoutingStore {
             queues: stats,
             at_ms: now_ms,
         })
+    }
+}
+
+/// Just what the stats need of an agent (not its whole hash).
+struct AgentPresence {
+    online: bool,
+    available: bool,
+    busy: bool,
+    /// Comma-separated targets the agent serves.
+    targets: String,
+}
+
+impl AgentPresence {
+    fn serves(&self, queue: &str) -> bool {
+        self.targets.split(',').any(|t| t == queue)
+    }
+}
+
+impl RoutingStore {
+    async fn agent_presence(
+        &self,
+        tenant: &str,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<Vec<AgentPresence>> {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::tenant_key(tenant, "agents"))
+            .query_async(conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HMGET").arg(keys::agent(tenant, id)).arg(&[
+                "online",
+                "state",
+                "targets",
+                "used:voice",
+                "used:chat",
+                "used:email",
+            ]);
+        }
+        type Fields = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<u32>,
+            Option<u32>,
+            Option<u32>,
+        );
+        let rows: Vec<Fields> = pipe.query_async(conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(online, state, targets, voice, chat, email)| AgentPresence {
+                    online: online.as_deref() == Some("1"),
+                    available: state.as_deref() == Some("available"),
+                    busy: [voice, chat, email].into_iter().flatten().sum::<u32>() > 0,
+                    targets: targets.unwrap_or_default(),
+                },
+            )
+            .collect())
     }
 }
 

@@ -19,8 +19,10 @@ use crate::store::RoutingStore;
 pub const TIMER_TICK: Duration = Duration::from_millis(50);
 /// How long the relay blocks waiting for new events.
 pub const RELAY_BLOCK_MS: usize = 200;
-/// How often stale outbox entries are reclaimed and queue gauges exported.
+/// How often stale outbox entries are reclaimed.
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
+/// How often queue gauges are exported (each export reads every agent's state).
+pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
 /// Back-off after a failure (Redis or NATS unreachable).
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -145,10 +147,15 @@ async fn housekeeping(
     shutdown: &CancellationToken,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut gauges_due = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        let export_gauges = tokio::time::Instant::now() >= gauges_due;
+        if export_gauges {
+            gauges_due += GAUGES_EVERY;
         }
         for tenant in tenants.tenant_ids() {
             if let Err(error) = relay.ensure_group(&tenant).await {
@@ -157,6 +164,9 @@ async fn housekeeping(
             }
             if let Err(error) = relay.reclaim(&tenant).await {
                 tracing::warn!(%tenant, %error, "reclaiming outbox entries failed");
+            }
+            if !export_gauges {
+                continue;
             }
             let Some(config) = tenants.get(&tenant) else {
                 continue;
