@@ -12,6 +12,7 @@
 //! change, so the Redis scripts only pop from and push to indexes.
 
 use crate::tenant::{AgentConfig, SkillRequirement, TenantConfig};
+use crate::{Channel, Language};
 
 /// One target: a queue or one of its overflow steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,39 @@ pub fn agent_targets(targets: &[Target], agent: &AgentConfig) -> Vec<(String, u8
     served
 }
 
+/// Whether agent `agent_id` can ever take a contact on `channel` in
+/// `language` handed to it personally (a transfer to that agent). Skills do
+/// not matter (the person transferring chose this agent), but the agent must
+/// be configured, speak the language and work the channel; the error says
+/// which is not the case. Whether it is free right now is not checked: a
+/// busy or away agent gets the contact when it frees up, within the tenant's
+/// `personal_fallback_secs`.
+pub fn personal_eligibility(
+    config: &TenantConfig,
+    agent_id: &str,
+    channel: Channel,
+    language: Language,
+) -> Result<(), String> {
+    let Some(agent) = config.agent(agent_id) else {
+        return Err(format!(
+            "agent \"{agent_id}\" is not configured for this tenant (unknown or removed)"
+        ));
+    };
+    if !agent.languages.contains(&language) {
+        return Err(format!(
+            "agent \"{agent_id}\" does not speak {} (the contact's language)",
+            language.as_str()
+        ));
+    }
+    if config.agent_capacity(agent).get(channel) == 0 {
+        return Err(format!(
+            "agent \"{agent_id}\" does not take {} contacts (capacity 0)",
+            channel.as_str()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +153,35 @@ mod tests {
         assert_eq!(general[1].next, Some(("general~2".into(), 300)));
         assert_eq!(general[1].alternatives[0][0].min_proficiency, 1);
         assert_eq!(general[2].alternatives.len(), 2, "widened to billing");
+    }
+
+    #[test]
+    fn personal_eligibility_needs_a_configured_agent_its_language_and_channel() {
+        let mut config = demo();
+        config
+            .agents
+            .iter_mut()
+            .find(|a| a.id == "kim")
+            .expect("kim")
+            .capacity
+            .email = Some(0);
+        let cases = [
+            ("kim", Channel::Chat, Language::En, None),
+            ("kim", Channel::Chat, Language::Es, Some("does not speak es")),
+            ("kim", Channel::Email, Language::En, Some("does not take email")),
+            ("ana", Channel::Chat, Language::Es, None),
+            ("gone", Channel::Chat, Language::En, Some("unknown or removed")),
+        ];
+        for (agent, channel, language, refused) in cases {
+            let result = personal_eligibility(&config, agent, channel, language);
+            match refused {
+                None => assert_eq!(result, Ok(()), "{agent} {channel:?} {language:?}"),
+                Some(why) => assert!(
+                    result.as_ref().is_err_and(|e| e.contains(why)),
+                    "{agent} {channel:?} {language:?}: {result:?}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct RoutingSettings {
     pub wrap_up_secs: u32,
     pub heartbeat_ttl_secs: u32,
     pub reconnect_grace_secs: u32,
+    /// How long a contact waits for one agent (a transfer to that agent, a
+    /// follow-up returning to it) before it falls back to its queue.
+    pub personal_fallback_secs: u32,
     pub aging: Option<Aging>,
 }
 
@@ -147,6 +150,7 @@ impl Default for RoutingSettings {
             wrap_up_secs: 30,
             heartbeat_ttl_secs: 15,
             reconnect_grace_secs: 60,
+            personal_fallback_secs: 120,
             aging: None,
         }
     }
@@ -420,6 +424,13 @@ impl TenantConfig {
                     "{} is too short: use at least {MIN_HEARTBEAT_TTL_SECS} seconds",
                     r.heartbeat_ttl_secs
                 ),
+            );
+        }
+        if r.personal_fallback_secs == 0 {
+            c.problem(
+                "routing.personal_fallback_secs".into(),
+                "a contact must wait at least 1 second for its agent before falling back to its queue"
+                    .into(),
             );
         }
         if r.aging.is_some_and(|a| a.after_secs == 0) {

@@ -74,6 +74,11 @@ impl RoutingStore {
                 match self.get_interaction(tenant, &id).await {
                     Ok(ix) if matches(&ix, filter) => page.push(ix),
                     Ok(_) | Err(RoutingError::NotFound(_)) => {}
+                    // One damaged record must not hide the tenant's others.
+                    Err(RoutingError::Corrupt(error)) => {
+                        tracing::error!(%tenant, interaction_id = %id, %error, "corrupt interaction skipped in a listing");
+                        metrics::counter!("careline_routing_corrupt_records_total", "tenant" => tenant.to_string()).increment(1);
+                    }
                     Err(e) => return Err(e),
                 }
                 if page.len() == page_size || scanned == MAX_SCANNED {

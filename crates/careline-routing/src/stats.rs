@@ -16,6 +16,9 @@ use crate::keys;
 use crate::store::RoutingStore;
 
 const BAND: i64 = 10_000_000_000_000;
+/// Contacts waiting for one agent read per agent queue (they are few: a
+/// transfer or follow-up falls back to its queue after a while).
+const MAX_PERSONAL_READ: isize = 1_000;
 
 impl RoutingStore {
     /// Stats of one queue, or of every queue of the tenant when `queue` is `None`.
@@ -71,6 +74,15 @@ impl RoutingStore {
                 let since = (*score as i64) - i64::from(*band) * BAND;
                 oldest[*index] = oldest[*index].min(since);
             }
+        }
+
+        // Contacts waiting for one agent count in the queue they belong to.
+        for (queue_id, band, since) in self.personal_waiting(tenant, &mut conn).await? {
+            let Some(index) = queues.iter().position(|q| *q == queue_id) else {
+                continue;
+            };
+            waiting[index][usize::from(band)] += 1;
+            oldest[index] = oldest[index].min(since);
         }
 
         let agents = self.agent_presence(tenant, &mut conn).await?;
@@ -147,6 +159,53 @@ impl AgentPresence {
 }
 
 impl RoutingStore {
+    /// (queue, priority band, waiting since ms) of every contact waiting in an
+    /// agent's personal queue (`q:@<agent>:...`, found through `waiting`).
+    async fn personal_waiting(
+        &self,
+        tenant: &str,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<Vec<(String, u8, i64)>> {
+        let personal_prefix = keys::tenant_key(tenant, "q:@");
+        let queue_keys: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::tenant_key(tenant, "waiting"))
+            .query_async::<Vec<String>>(conn)
+            .await?
+            .into_iter()
+            .filter(|key| key.starts_with(&personal_prefix))
+            .collect();
+        if queue_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in &queue_keys {
+            pipe.zrange_withscores(key, 0, MAX_PERSONAL_READ - 1);
+        }
+        let entries: Vec<(String, f64)> = pipe
+            .query_async::<Vec<Vec<(String, f64)>>>(conn)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in &entries {
+            pipe.hget(keys::interaction(tenant, id), "queue");
+        }
+        let queues: Vec<Option<String>> = pipe.query_async(conn).await?;
+        Ok(entries
+            .into_iter()
+            .zip(queues)
+            .filter_map(|((_, score), queue)| {
+                let score = score as i64;
+                let band = u8::try_from(score / BAND).ok()?;
+                Some((queue?, band.min(3), score % BAND))
+            })
+            .collect())
+    }
+
     async fn agent_presence(
         &self,
         tenant: &str,

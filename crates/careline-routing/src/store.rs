@@ -25,9 +25,6 @@ use crate::scripts::Scripts;
 pub const IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
 /// Timers one `run_timers` call handles at most.
 pub const TIMER_BATCH: usize = 200;
-/// Waiting time after which an interaction pinned to an agent (transfer to
-/// agent, pending follow-up) falls back to its queue.
-pub const PERSONAL_FALLBACK_SECS: u32 = 300;
 
 /// A new interaction, validated by the caller against the tenant configuration.
 #[derive(Debug, Clone)]
@@ -181,7 +178,10 @@ impl RoutingStore {
             ),
             ("aging_after_secs", aging_after.to_string()),
             ("aging_max_band", aging_max_band.to_string()),
-            ("personal_fallback_secs", PERSONAL_FALLBACK_SECS.to_string()),
+            (
+                "personal_fallback_secs",
+                routing.personal_fallback_secs.to_string(),
+            ),
         ];
         let targets: Vec<(String, String)> = routing_targets(config)
             .into_iter()

@@ -199,13 +199,13 @@ impl Router for RouterService {
                 TransferTarget::Queue(validate::queue(&config, "queue_id", &queue)?)
             }
             Some(v1::transfer_request::Target::ToAgentId(to)) => {
-                let to = validate::agent_id(&config, "to_agent_id", &to)?;
-                if to == agent {
-                    return Err(Status::invalid_argument(
-                        "to_agent_id: an agent cannot transfer to itself",
-                    ));
-                }
-                TransferTarget::Agent(to)
+                let interaction = self.interaction(&config.id, &id).await?;
+                TransferTarget::Agent(validate::transfer_to_agent(
+                    &config,
+                    &agent,
+                    &to,
+                    &interaction,
+                )?)
             }
             Some(v1::transfer_request::Target::ExternalDestination(destination)) => {
                 validate::destination(&destination)?;

@@ -1,10 +1,11 @@
 //! Request validation: every field checked against its format, its size
 //! limit and the tenant's configuration, with messages a person can act on.
 
+use careline_domain::targets::personal_eligibility;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{AgentId, InteractionId, OfferId, QueueId};
 use careline_proto::v1;
-use careline_routing::NewInteraction;
+use careline_routing::{NewInteraction, RoutingError};
 use careline_routing::convert::{channel_from_proto, language_from_proto, priority_from_proto};
 use prost::Message;
 
@@ -68,6 +69,37 @@ pub fn agent_id(config: &TenantConfig, field: &str, value: &str) -> Result<Strin
             "{field}: \"{value}\" is not an agent of this tenant"
         )));
     }
+    Ok(id.to_string())
+}
+
+/// The agent a contact is transferred to: a well-formed id, not the sender,
+/// and an agent who can take this contact (configured, speaks its language,
+/// works its channel); otherwise FAILED_PRECONDITION saying why, because a
+/// transfer nobody can answer would leave the member waiting.
+pub fn transfer_to_agent(
+    config: &TenantConfig,
+    from: &str,
+    to: &str,
+    interaction: &v1::Interaction,
+) -> Result<String, RouterError> {
+    let id = AgentId::new(to).map_err(|e| invalid(format!("to_agent_id: {e}")))?;
+    if id.as_str() == from {
+        return Err(invalid("to_agent_id: an agent cannot transfer to itself"));
+    }
+    let channel = channel_from_proto(interaction.channel);
+    let language = language_from_proto(interaction.language);
+    let (Some(channel), Some(language)) = (channel, language) else {
+        return Err(RoutingError::Corrupt(format!(
+            "interaction {} has no channel or language",
+            interaction.id
+        ))
+        .into());
+    };
+    personal_eligibility(config, id.as_str(), channel, language).map_err(|why| {
+        RouterError::from(RoutingError::FailedPrecondition(format!(
+            "to_agent_id: cannot transfer: {why}"
+        )))
+    })?;
     Ok(id.to_string())
 }
 

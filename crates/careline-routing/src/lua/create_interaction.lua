@@ -33,7 +33,15 @@ redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
 schedule_overflow(id, ix, ix.target)
 schedule_aging(id, ix)
--- A free agent takes it at once; otherwise it joins its queue.
-if match_interaction(id, ix) then return {'ok', id, 0, 0} end
+-- Into an empty queue, a free agent takes it at once. Behind others, it
+-- joins the queue first: a free agent there (one who declined the others)
+-- takes the best contact it may, so nobody is overtaken.
+if redis.call('EXISTS', queue_key(ix.target, ix.ch, ix.lang)) == 0 then
+  if match_interaction(id, ix) then return {'ok', id, 0, 0} end
+  enqueue(id, ix)
+  return {'ok', id, queue_position(id, ix), 0}
+end
 enqueue(id, ix)
+match_free_agents(ix)
+if redis.call('HGET', ix_key(id), 'state') ~= 'queued' then return {'ok', id, 0, 0} end
 return {'ok', id, queue_position(id, ix), 0}

@@ -12,9 +12,12 @@
 local P = KEYS[1]
 local TRACEPARENT = ARGV[1]
 
--- How many index entries a match may skip (agents who declined the
--- interaction, or interactions the agent declined) before giving up.
-local DECLINED_SCAN_LIMIT = 16
+-- Index entries a match reads per round trip while it skips agents who
+-- declined the interaction, or interactions the agent declined...
+local SCAN_PAGE = 16
+-- ... and how many it may skip in all before giving up (a bounded scan: only
+-- entries that declined, or were declined, are ever skipped).
+local MAX_DECLINED_SKIP = 512
 -- Priority bands are 10^13 apart; the rest of a score is milliseconds.
 local BAND = 10000000000000
 local CHANNELS = {'voice', 'chat', 'email'}
@@ -55,6 +58,16 @@ end
 local SETTINGS = hgetall(P .. 'settings')
 if SETTINGS == nil then
   return {'FAILED_PRECONDITION', 'tenant routing settings are not loaded yet; retry shortly'}
+end
+-- Every number a script may read, checked before any write: a script must
+-- never fail half-way and leave a half-changed interaction behind.
+for _, name in ipairs({'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeout:email',
+    'wrap_up_secs', 'heartbeat_ttl_secs', 'reconnect_grace_secs', 'aging_after_secs',
+    'aging_max_band', 'personal_fallback_secs'}) do
+  if tonumber(SETTINGS[name]) == nil then
+    return {'FAILED_PRECONDITION', 'tenant routing settings are incomplete (' .. name ..
+      '); they are rewritten from configuration shortly, retry'}
+  end
 end
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
@@ -183,7 +196,15 @@ local function target_config(target)
   return {next = parts[1], after = tonumber(parts[2]) or 0, sl = tonumber(parts[3]) or 30, queue = parts[4]}
 end
 
+-- Schedules the next overflow step of `target`; an interaction waiting for
+-- one agent (transfer to an agent, follow-up returning to it) falls back to
+-- its queue after `personal_fallback_secs`.
 local function schedule_overflow(id, ix, target)
+  if is_personal(target) then
+    local due = NOW + setting_num('personal_fallback_secs') * 1000
+    redis.call('ZADD', P .. 'timers', due, 'ovf|' .. id .. '|' .. target)
+    return
+  end
   local cfg = target_config(target)
   if cfg and cfg.next ~= '' and cfg.after > 0 then
     local due = (tonumber(ix.qenq) or NOW) + cfg.after * 1000
@@ -251,30 +272,75 @@ end
 
 local function can_offer_more() return OFFERS_MADE < MAX_OFFERS_PER_SCRIPT end
 
+-- The offer cap stopped this script before it was done: the next timer run
+-- matches the agent ('rma') or the interaction ('rmi') again, so no free
+-- agent stays idle while work waits.
+local function rematch_later(kind, id)
+  redis.call('ZADD', P .. 'timers', NOW, kind .. '|' .. id)
+end
+
+local function declined_by(id, aid)
+  return redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 1
+end
+
+-- The first free agent in `index` who has not declined interaction `id`, with
+-- its hash. Stale entries (agents no longer free) are repaired on the way.
+local function first_free_agent(index, id, ch)
+  local start = 0
+  while start < MAX_DECLINED_SKIP do
+    local candidates = redis.call('ZRANGE', index, start, start + SCAN_PAGE - 1)
+    if #candidates == 0 then return nil end
+    local removed = 0
+    for _, aid in ipairs(candidates) do
+      if not declined_by(id, aid) then
+        local a = hgetall(agent_key(aid))
+        if agent_free(a, ch) then return aid, a end
+        -- A stale index entry: repair it rather than trust it.
+        reindex_agent(aid)
+        removed = removed + 1
+      end
+    end
+    start = start + #candidates - removed
+  end
+  return nil
+end
+
 -- Looks for an agent for a queued interaction; returns the offer id or nil.
 -- `ix.state` is 'queued', or 'new' for an interaction being created (it
 -- only joins its queue if no agent takes it at once).
 local function match_interaction(id, ix)
-  if (ix.state ~= 'queued' and ix.state ~= 'new') or not can_offer_more() then return nil end
+  if ix.state ~= 'queued' and ix.state ~= 'new' then return nil end
+  if not can_offer_more() then
+    if ix.state == 'queued' then rematch_later('rmi', id) end
+    return nil
+  end
   if is_personal(ix.target) then
     local aid = string.sub(ix.target, 2)
     local a = hgetall(agent_key(aid))
     if agent_free(a, ix.ch) and string.find(',' .. a.langs .. ',', ',' .. ix.lang .. ',', 1, true)
-      and redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
+      and not declined_by(id, aid) then
       return make_offer(id, ix, aid, a)
     end
     return nil
   end
-  local candidates = redis.call('ZRANGE', agent_index_key(ix.target, ix.ch, ix.lang), 0, DECLINED_SCAN_LIMIT - 1)
-  for _, aid in ipairs(candidates) do
-    if redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 0 then
-      local a = hgetall(agent_key(aid))
-      if agent_free(a, ix.ch) then
-        return make_offer(id, ix, aid, a)
-      end
-      -- A stale index entry: repair it rather than trust it.
-      reindex_agent(aid)
+  local aid, a = first_free_agent(agent_index_key(ix.target, ix.ch, ix.lang), id, ix.ch)
+  if aid then return make_offer(id, ix, aid, a) end
+  return nil
+end
+
+-- The best entry of queue `key` that agent `aid` has not declined, if its
+-- score beats `best_score`; `empty` when the queue has nothing at all.
+local function best_undeclined(key, aid, best_score)
+  local start = 0
+  while start < MAX_DECLINED_SKIP do
+    local page = redis.call('ZRANGE', key, start, start + SCAN_PAGE - 1, 'WITHSCORES')
+    if #page == 0 then return nil, nil, start == 0 end
+    for i = 1, #page, 2 do
+      local score = tonumber(page[i + 1])
+      if best_score ~= nil and score >= best_score then return nil end
+      if not declined_by(page[i], aid) then return page[i], score end
     end
+    start = start + SCAN_PAGE
   end
   return nil
 end
@@ -283,32 +349,33 @@ end
 -- Only queues in the tenant's `waiting` set (queues that had work; emptied
 -- ones are dropped from it here) are looked at.
 local function match_agent(aid)
+  if not can_offer_more() then
+    rematch_later('rma', aid)
+    return
+  end
   local a = hgetall(agent_key(aid))
   if a == nil then return end
   local waiting = {}
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'waiting')) do waiting[key] = true end
   if next(waiting) == nil then return end
-  while can_offer_more() do
+  while true do
+    if not can_offer_more() then
+      rematch_later('rma', aid)
+      return
+    end
     local best_id, best_score
     for _, ch in ipairs(CHANNELS) do
       if agent_free(a, ch) then
         for _, target in ipairs(split(a.targets)) do
           for _, lang in ipairs(split(a.langs)) do
             local key = queue_key(target, ch, lang)
-            local head = {}
             if waiting[key] then
-              head = redis.call('ZRANGE', key, 0, DECLINED_SCAN_LIMIT - 1, 'WITHSCORES')
-              if #head == 0 then
+              local id, score, empty = best_undeclined(key, aid, best_score)
+              if empty then
                 redis.call('SREM', P .. 'waiting', key)
                 waiting[key] = nil
-              end
-            end
-            for i = 1, #head, 2 do
-              local score = tonumber(head[i + 1])
-              if best_score ~= nil and score >= best_score then break end
-              if redis.call('SISMEMBER', ix_key(head[i]) .. ':declined', aid) == 0 then
-                best_id, best_score = head[i], score
-                break
+              elseif id then
+                best_id, best_score = id, score
               end
             end
           end
@@ -318,6 +385,20 @@ local function match_agent(aid)
     if best_id == nil then return end
     local ix = hgetall(ix_key(best_id))
     make_offer(best_id, ix, aid, a)
+  end
+end
+
+-- Offers work to the free agents of `ix`'s queue index, each taking the best
+-- waiting contact it has not declined (used when a new contact arrives
+-- behind others: it must not jump ahead of them).
+local function match_free_agents(ix)
+  local index = agent_index_key(ix.target, ix.ch, ix.lang)
+  for _, aid in ipairs(redis.call('ZRANGE', index, 0, SCAN_PAGE - 1)) do
+    if agent_free(hgetall(agent_key(aid)), ix.ch) then
+      match_agent(aid)
+    else
+      reindex_agent(aid)
+    end
   end
 end
 

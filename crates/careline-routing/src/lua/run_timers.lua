@@ -7,10 +7,12 @@
 --                                    ("missed"), interaction back at its position
 --   wrap|<agent>|<channel>|<ix id>   wrap-up over: the capacity is released
 --   pend|<ix id>                     pending follow-up due: back to agent or queue
---   ovf|<ix id>|<target>             overflow step of the target is due
+--   ovf|<ix id>|<target>             overflow step of the target is due (for an
+--                                    agent's personal target: back to its queue)
 --   age|<ix id>                      priority aging step
 --   hb|<agent>|<session>             no heartbeat within the TTL: session ends
 --   grace|<agent>|<session>          reconnect grace over: assigned work requeued
+--   rma|<agent>, rmi|<ix id>         match again: an earlier script hit the offer cap
 --
 -- ARGV[2] maximum timers to run
 -- Returns {'ok', timers run, timers still due}.
@@ -134,6 +136,11 @@ for _, member in ipairs(due) do
     end_session(f[2], f[3], 'heartbeat_lost')
   elseif kind == 'grace' then
     on_grace_over(f[2], f[3])
+  elseif kind == 'rma' then
+    match_agent(f[2])
+  elseif kind == 'rmi' then
+    local ix = load_ix(f[2])
+    if ix then match_interaction(f[2], ix) end
   end
 end
 local remaining = redis.call('ZCOUNT', P .. 'timers', '-inf', NOW)
