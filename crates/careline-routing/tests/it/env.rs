@@ -6,7 +6,7 @@ use std::time::Duration;
 use careline_domain::tenant::{AgentConfig, PerChannel, PerChannelOverride, TenantConfig};
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
-use careline_routing::{AgentStatus, Created, NewInteraction, RoutingStore};
+use careline_routing::{AgentStatus, Created, NewInteraction, RoutingStore, keys};
 use careline_testkit::RedisServer;
 
 pub const DEMO: &str = include_str!("../../../../deploy/tenants/demo-health.yaml");
@@ -206,5 +206,68 @@ impl Env {
             .find(|l| l.channel == channel as i32)
             .map(|l| l.in_use)
             .unwrap_or(0)
+    }
+
+    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Whether `id` waits in `queue`'s own index (not an agent's personal one).
+    pub async fn in_queue(&self, queue: &str, channel: &str, id: &str) -> bool {
+        let key = format!("{}q:{queue}:{channel}:en", keys::prefix(self.tenant()));
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(key)
+            .arg(id)
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap();
+        score.is_some()
+    }
+
+    /// How many of the tenant's timers are due now (on Redis' clock).
+    pub async fn due_timers(&self) -> usize {
+        let mut conn = self.redis().await;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let key = format!("{}timers", keys::prefix(self.tenant()));
+        redis::cmd("ZCOUNT")
+            .arg(key)
+            .arg("-inf")
+            .arg(secs * 1000 + micros / 1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    /// Removes one routing setting, as a half-finished write would leave it.
+    pub async fn redis_del_setting(&self, name: &str) {
+        let key = format!("{}settings", keys::prefix(self.tenant()));
+        let _: () = redis::cmd("HDEL")
+            .arg(key)
+            .arg(name)
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap();
+    }
+
+    /// Writes a live interaction record that cannot be read back; returns its id.
+    pub async fn plant_corrupt_interaction(&self) -> String {
+        let id = careline_domain::InteractionId::generate().to_string();
+        let prefix = keys::prefix(self.tenant());
+        let mut conn = self.redis().await;
+        let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let _: () = redis::pipe()
+            .hset_multiple(
+                format!("{prefix}ix:{id}"),
+                &[("state", "half-written"), ("ch", "chat")],
+            )
+            .zadd(format!("{prefix}live"), &id, secs * 1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        id
     }
 }

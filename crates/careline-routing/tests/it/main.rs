@@ -4,4 +4,5 @@ mod env;
 mod relay;
 mod scenarios;
 mod sessions;
+mod strand;
 mod timers;

@@ -1,0 +1,285 @@
+//! Contacts never strand: a contact waiting for one agent falls back to its
+//! queue, a free agent never idles while work it may take waits, a new
+//! contact never overtakes older ones, and a damaged record or half-written
+//! settings never break a tenant.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use careline_domain::Language::En;
+use careline_domain::tenant::PerChannelOverride;
+use careline_domain::{Channel, Priority};
+use careline_proto::v1;
+use careline_routing::{AgentStatus, ListFilter, RoutingError, TransferTarget};
+
+use crate::env::{Env, agent};
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// The demo tenant with `agents` billing agents (voice capacity 1), a
+/// one-second personal fallback and `wrap_up_secs` of wrap-up.
+async fn billing_floor(agents: &[&str], wrap_up_secs: u32) -> Env {
+    Env::new(|c| {
+        for id in agents {
+            let mut a = agent(id, &[("billing", 5)], &[En]);
+            a.capacity = PerChannelOverride {
+                voice: Some(1),
+                ..Default::default()
+            };
+            c.agents.push(a);
+        }
+        c.routing.personal_fallback_secs = 1;
+        c.routing.wrap_up_secs = wrap_up_secs;
+    })
+    .await
+}
+
+async fn voice(env: &Env, priority: Priority) -> String {
+    env.create("billing", Channel::Voice, En, priority)
+        .await
+        .interaction_id
+}
+
+async fn transfer_to(env: &Env, id: &str, from: &str, to: &str) {
+    env.store
+        .transfer(
+            env.tenant(),
+            id,
+            from,
+            &TransferTarget::Agent(to.into()),
+            None,
+        )
+        .await
+        .expect("transferred");
+}
+
+async fn billing_waiting(env: &Env) -> u32 {
+    let stats = env
+        .store
+        .queue_stats(&env.config, Some("billing"))
+        .await
+        .expect("stats");
+    stats.queues[0].waiting
+}
+
+#[tokio::test]
+async fn a_transfer_to_an_agent_who_does_not_answer_returns_to_its_queue_at_its_original_position()
+{
+    // a1 stays in wrap-up after handing the call over.
+    let env = billing_floor(&["a1", "a2", "kim"], 60).await;
+    env.login("a1").await;
+    let session_a2 = env.login_as("a2", AgentStatus::Away).await;
+    let first = voice(&env, Priority::Normal).await;
+    env.accept(&first).await;
+    env.next_millisecond().await;
+    let second = voice(&env, Priority::Normal).await;
+    assert_eq!(env.state(&second).await, v1::InteractionState::Queued);
+
+    // kim never logged in: the contact waits for her, counted in billing.
+    transfer_to(&env, &first, "a1", "kim").await;
+    assert_eq!(env.state(&first).await, v1::InteractionState::Queued);
+    assert_eq!(
+        billing_waiting(&env).await,
+        2,
+        "a contact waiting for one agent counts in its queue"
+    );
+
+    env.tick_until(WITHIN, "the transfer falls back to billing", || async {
+        env.in_queue("billing", "voice", &first).await
+    })
+    .await;
+    assert_eq!(billing_waiting(&env).await, 2);
+    env.store
+        .agent_set_state(
+            env.tenant(),
+            "a2",
+            &session_a2,
+            AgentStatus::Available,
+            "",
+        )
+        .await
+        .expect("a2 available");
+    assert_eq!(
+        env.offered_to(&first).await.as_deref(),
+        Some("a2"),
+        "back at its original position, ahead of the later contact"
+    );
+    assert_eq!(env.state(&second).await, v1::InteractionState::Queued);
+}
+
+#[tokio::test]
+async fn a_transfer_to_an_away_agent_is_offered_when_it_comes_back_within_the_fallback() {
+    let env = Env::new(|c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]));
+        c.agents.push(agent("kim", &[], &[En]));
+    })
+    .await;
+    env.login("a1").await;
+    let session = env.login_as("kim", AgentStatus::Away).await;
+    let id = env.chat("billing").await;
+    env.accept(&id).await;
+    transfer_to(&env, &id, "a1", "kim").await;
+    assert_eq!(env.state(&id).await, v1::InteractionState::Queued);
+    env.store
+        .agent_set_state(env.tenant(), "kim", &session, AgentStatus::Available, "")
+        .await
+        .expect("kim available");
+    assert_eq!(env.offered_to(&id).await.as_deref(), Some("kim"));
+}
+
+#[tokio::test]
+async fn a_follow_up_for_an_agent_who_is_gone_falls_back_to_its_queue() {
+    let env = billing_floor(&["a1", "a2"], 0).await;
+    let session = env.login("a1").await;
+    let id = voice(&env, Priority::Normal).await;
+    env.accept(&id).await;
+    let until = env.get(&id).await.updated_at_ms + 200;
+    env.store
+        .set_pending(env.tenant(), &id, "a1", until, false, None)
+        .await
+        .expect("pending");
+    env.store
+        .agent_set_state(env.tenant(), "a1", &session, AgentStatus::Offline, "")
+        .await
+        .expect("a1 leaves");
+    env.login("a2").await;
+    env.tick_until(WITHIN, "the follow-up reaches another agent", || async {
+        env.offered_to(&id).await.as_deref() == Some("a2")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_hundred_wrap_ups_ending_in_one_tick_serve_the_queue_in_order() {
+    const AGENTS: usize = 200;
+    const WAITING: usize = 250;
+    let names: Vec<String> = (0..AGENTS).map(|i| format!("a{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let env = billing_floor(&refs, 1).await;
+    for name in &names {
+        env.login(name).await;
+    }
+    // Every agent takes a call and ends it: 200 wrap-ups end together.
+    for _ in 0..AGENTS {
+        let id = voice(&env, Priority::Normal).await;
+        let ix = env.get(&id).await;
+        env.accept(&id).await;
+        env.store
+            .resolve(env.tenant(), &id, &ix.agent_id, "done", &[], None)
+            .await
+            .expect("resolved");
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..WAITING {
+        let id = voice(&env, Priority::Normal).await;
+        assert_eq!(env.state(&id).await, v1::InteractionState::Queued);
+        waiting.push(id);
+    }
+    careline_testkit::assert_eventually!(
+        env.due_timers().await == AGENTS,
+        "every wrap-up is due"
+    );
+
+    // One tick: the offer cap stops it well before 200 offers.
+    let run = env.store.run_timers(env.tenant()).await.expect("timers");
+    assert_eq!(run.ran, AGENTS, "the 200 wrap-ups ran in one batch");
+    let urgent = voice(&env, Priority::Urgent).await;
+    let late = voice(&env, Priority::Normal).await;
+    assert!(
+        env.offered_to(&urgent).await.is_some(),
+        "an urgent contact goes first"
+    );
+    assert_eq!(
+        env.state(&late).await,
+        v1::InteractionState::Queued,
+        "a new contact never overtakes the ones waiting before it"
+    );
+
+    env.tick_until(WITHIN, "every freed agent has an offer", || async {
+        env.due_timers().await == 0
+    })
+    .await;
+    let mut offered_agents = HashSet::new();
+    for (position, id) in waiting.iter().enumerate() {
+        let offered = env.offered_to(id).await;
+        if position < AGENTS - 1 {
+            let agent = offered.unwrap_or_else(|| panic!("contact {position} is still waiting"));
+            assert!(offered_agents.insert(agent), "one offer per agent");
+        } else {
+            assert_eq!(offered, None, "contact {position} waits its turn");
+        }
+    }
+    assert_eq!(env.state(&late).await, v1::InteractionState::Queued);
+}
+
+#[tokio::test]
+async fn a_free_agent_takes_work_behind_many_contacts_it_declined() {
+    const DECLINED: usize = 40;
+    let env = billing_floor(&["a1", "a2"], 0).await;
+    let mut ids = Vec::new();
+    for _ in 0..DECLINED {
+        ids.push(voice(&env, Priority::Normal).await);
+        env.next_millisecond().await;
+    }
+    env.login("a1").await;
+    for (position, id) in ids.iter().enumerate() {
+        assert_eq!(
+            env.offered_to(id).await.as_deref(),
+            Some("a1"),
+            "contact {position} is offered to a1 after it declined the ones before"
+        );
+        env.reject(id).await;
+    }
+    let fresh = voice(&env, Priority::Normal).await;
+    assert_eq!(
+        env.offered_to(&fresh).await.as_deref(),
+        Some("a1"),
+        "a1 declined everything else, so it takes the new contact"
+    );
+    env.login("a2").await;
+    assert_eq!(
+        env.offered_to(&ids[0]).await.as_deref(),
+        Some("a2"),
+        "the oldest declined contact goes to the next agent"
+    );
+}
+
+#[tokio::test]
+async fn incomplete_settings_refuse_a_create_before_anything_is_written() {
+    let env = billing_floor(&["a1"], 0).await;
+    env.redis_del_setting("offer_timeout:chat").await;
+    let new = env.new_interaction("billing", Channel::Chat, En, Priority::Normal);
+    let refused = env.store.create_interaction(env.tenant(), &new).await;
+    assert!(
+        matches!(&refused, Err(RoutingError::FailedPrecondition(m)) if m.contains("offer_timeout:chat")),
+        "{refused:?}"
+    );
+    let (listed, _) = env
+        .store
+        .list_interactions(env.tenant(), &ListFilter::default())
+        .await
+        .expect("listing works");
+    assert!(listed.is_empty(), "nothing half-created: {listed:?}");
+    env.store.sync_tenant(&env.config).await.expect("re-synced");
+    let created = env.store.create_interaction(env.tenant(), &new).await;
+    assert!(
+        created.is_ok_and(|c| !c.replayed),
+        "the idempotency key was not spent by the refused attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_skipped_by_listing_and_the_rest_are_listed() {
+    let env = billing_floor(&["a1"], 0).await;
+    let before = env.chat("billing").await;
+    let corrupt = env.plant_corrupt_interaction().await;
+    env.next_millisecond().await;
+    let after = env.chat("billing").await;
+    let (listed, _) = env
+        .store
+        .list_interactions(env.tenant(), &ListFilter::default())
+        .await
+        .expect("one damaged record does not fail the listing");
+    let ids: Vec<&str> = listed.iter().map(|ix| ix.id.as_str()).collect();
+    assert_eq!(ids, [before.as_str(), after.as_str()], "{corrupt} skipped");
+}
