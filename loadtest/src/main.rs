@@ -13,7 +13,7 @@ mod tenant;
 use std::time::Duration;
 
 use anyhow::Context;
-use careline_testkit::RedisServer;
+use careline_localdev::RedisServer;
 use clap::Parser;
 
 use crate::phases::{Clients, Latency, Throughput};

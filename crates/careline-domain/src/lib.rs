@@ -6,6 +6,7 @@
 //! - [`hours`]: business hours in the tenant's time zone, holidays and overnight windows.
 //! - [`targets`]: routing targets (queues and their overflow steps) and who may serve them.
 //! - [`tenant`]: the tenant configuration document, its parsing and validation.
+//! - [`secret`]: [`secret::constant_time_eq`], how every key digest is compared.
 //! - [`error`]: the crate's errors, including [`ConfigError`] with every problem found.
 
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod channel;
 pub mod error;
 pub mod hours;
 pub mod ids;
+pub mod secret;
 pub mod skills;
 pub mod targets;
 pub mod tenant;

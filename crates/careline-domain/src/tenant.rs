@@ -268,7 +268,7 @@ impl TenantConfig {
     pub fn api_key_tenant_matches(&self, key_sha256_hex: &str) -> bool {
         let presented = key_sha256_hex.to_ascii_lowercase();
         self.api_keys.iter().fold(false, |found, key| {
-            found | constant_time_eq(key.sha256.as_bytes(), presented.as_bytes())
+            found | crate::secret::constant_time_eq(key.sha256.as_bytes(), presented.as_bytes())
         })
     }
 
@@ -637,10 +637,6 @@ fn language_list(languages: &[Language]) -> String {
         .map(|l| l.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Turns a serde_yaml_ng error ("queues[0]: unknown field `x`, ... at line 5 column 5")

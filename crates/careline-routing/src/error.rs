@@ -1,4 +1,5 @@
-//! The routing crate's error type.
+//! The routing crate's error type and its one mapping to gRPC status codes, which
+//! every service (router, presence) uses at its edge.
 
 /// What can go wrong in a routing operation.
 #[derive(Debug, thiserror::Error)]
@@ -34,3 +35,100 @@ pub enum RoutingError {
 
 /// Result alias of this crate.
 pub type Result<T, E = RoutingError> = std::result::Result<T, E>;
+
+/// What a client is told when a backend (Redis, NATS) fails: the details go to the log.
+const UNAVAILABLE_MESSAGE: &str = "routing state is unavailable right now; retry shortly (a create with the same idempotency key is safe to repeat)";
+
+/// What a client is told when stored state is inconsistent: the details go to the log.
+const INTERNAL_MESSAGE: &str = "internal routing error; it has been logged";
+
+impl RoutingError {
+    /// The gRPC code of this error: the one table every service uses.
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            RoutingError::NotFound(_) => Code::NotFound,
+            RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
+            RoutingError::AlreadyExists(_) => Code::AlreadyExists,
+            RoutingError::InvalidArgument(_) => Code::InvalidArgument,
+            RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
+                Code::Unavailable
+            }
+            RoutingError::Reply(_) | RoutingError::Corrupt(_) => Code::Internal,
+        }
+    }
+
+    /// The message a client sees. Errors about the caller's request are returned as they
+    /// are; backend failures and inconsistent state are logged here with their details and
+    /// the client gets a fixed message, so internals never leak into responses.
+    pub fn client_message(&self) -> String {
+        match self.code() {
+            tonic::Code::Unavailable => {
+                tracing::warn!(error = %self, "routing backend unavailable");
+                UNAVAILABLE_MESSAGE.to_string()
+            }
+            tonic::Code::Internal => {
+                tracing::error!(error = %self, "routing state is inconsistent");
+                INTERNAL_MESSAGE.to_string()
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+impl From<RoutingError> for tonic::Status {
+    fn from(error: RoutingError) -> tonic::Status {
+        tonic::Status::new(error.code(), error.client_message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_errors_keep_their_message_and_backend_errors_hide_theirs() {
+        let cases = [
+            (
+                RoutingError::NotFound("interaction x not found".into()),
+                tonic::Code::NotFound,
+                "interaction x not found",
+            ),
+            (
+                RoutingError::FailedPrecondition("offer expired".into()),
+                tonic::Code::FailedPrecondition,
+                "offer expired",
+            ),
+            (
+                RoutingError::AlreadyExists("key reused".into()),
+                tonic::Code::AlreadyExists,
+                "key reused",
+            ),
+            (
+                RoutingError::InvalidArgument("no queue q".into()),
+                tonic::Code::InvalidArgument,
+                "no queue q",
+            ),
+            (
+                RoutingError::Unreachable("redis at 10.0.0.7 refused".into()),
+                tonic::Code::Unavailable,
+                UNAVAILABLE_MESSAGE,
+            ),
+            (
+                RoutingError::Bus("nats 10.0.0.8 timed out".into()),
+                tonic::Code::Unavailable,
+                UNAVAILABLE_MESSAGE,
+            ),
+            (
+                RoutingError::Corrupt("cl:{acme}:i:1 has no state".into()),
+                tonic::Code::Internal,
+                INTERNAL_MESSAGE,
+            ),
+        ];
+        for (error, code, message) in cases {
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(status.message(), message, "{status:?}");
+        }
+    }
+}

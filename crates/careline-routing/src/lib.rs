@@ -10,6 +10,7 @@
 //! - [`worker`]: background work of every replica (tenant sync, timers, relay, gauges).
 //! - [`convert`]: domain <-> protobuf enums.
 //! - [`keys`]: Redis key names (`cl:{tenant}:...`).
+//! - [`error`]: [`RoutingError`], with the one table of error -> gRPC code and client message.
 //!
 //! The scripts live in `src/lua/`, one per operation, after the shared
 //! prelude `lib.lua`.

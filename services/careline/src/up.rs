@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use careline_kit::{CommonConfig, MetricsAddr, Shutdown};
+use careline_localdev::{NatsServer, RedisServer};
 use careline_presence::PresenceConfig;
 use careline_router::RouterConfig;
-use careline_testkit::{NatsServer, RedisServer};
 use clap::Args;
 use tokio::net::TcpListener;
 

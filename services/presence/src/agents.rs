@@ -2,6 +2,7 @@
 //! view that merges a tenant's configuration with the routing state in Redis.
 
 use careline_domain::Channel;
+use careline_domain::secret::constant_time_eq;
 use careline_domain::targets::{agent_targets, routing_targets};
 use careline_domain::tenant::{AgentConfig, TenantConfig};
 use careline_proto::v1;
@@ -17,18 +18,15 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 
 /// Whether `key` is the agent's key: its hex SHA-256 equals the configured
-/// one. The comparison takes the same time wherever the digests differ.
+/// one. The comparison takes the same time wherever the digests differ, and an
+/// unknown agent is compared against a dummy digest so it takes as long as a wrong key.
 pub fn key_matches(agent: Option<&AgentConfig>, key: &str) -> bool {
     let presented = hex::encode(Sha256::digest(key.as_bytes()));
-    let expected = agent
-        .map(|a| a.key_sha256.to_ascii_lowercase())
-        .unwrap_or_default();
-    let same_len = presented.len() == expected.len();
-    let diff = presented
-        .bytes()
-        .zip(expected.bytes().chain(std::iter::repeat(0)))
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    same_len && diff == 0 && agent.is_some()
+    let expected = agent.map_or_else(
+        || "0".repeat(presented.len()),
+        |a| a.key_sha256.to_ascii_lowercase(),
+    );
+    constant_time_eq(presented.as_bytes(), expected.as_bytes()) && agent.is_some()
 }
 
 /// Queues the agent serves under the current configuration.

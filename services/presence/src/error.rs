@@ -27,6 +27,7 @@ pub enum PresenceError {
     /// The caller's tenant configuration is not loaded.
     #[error("tenant configuration is not available: {0}")]
     UnknownTenant(String),
+    /// A routing operation failed; mapped by [`RoutingError::code`].
     #[error(transparent)]
     Routing(#[from] RoutingError),
 }
@@ -42,32 +43,15 @@ impl PresenceError {
             PresenceError::TooSlow(_) => Code::ResourceExhausted,
             PresenceError::ShuttingDown => Code::Unavailable,
             PresenceError::UnknownTenant(_) => Code::PermissionDenied,
-            PresenceError::Routing(routing) => match routing {
-                RoutingError::NotFound(_) => Code::NotFound,
-                RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
-                RoutingError::AlreadyExists(_) => Code::AlreadyExists,
-                RoutingError::InvalidArgument(_) => Code::InvalidArgument,
-                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
-                    Code::Unavailable
-                }
-                RoutingError::Reply(_) | RoutingError::Corrupt(_) => Code::Internal,
-            },
+            PresenceError::Routing(routing) => routing.code(),
         }
     }
 
-    /// The message a client sees: backend details are logged, not returned.
+    /// The message a client sees: backend details are logged, not returned
+    /// (see [`RoutingError::client_message`]).
     pub fn client_message(&self) -> String {
         match self {
-            PresenceError::Routing(
-                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_),
-            ) => {
-                tracing::warn!(error = %self, "routing backend unavailable");
-                "routing state is unavailable right now; retry shortly".to_string()
-            }
-            PresenceError::Routing(RoutingError::Reply(_) | RoutingError::Corrupt(_)) => {
-                tracing::error!(error = %self, "routing state is inconsistent");
-                "internal routing error; it has been logged".to_string()
-            }
+            PresenceError::Routing(routing) => routing.client_message(),
             other => other.to_string(),
         }
     }

@@ -1,4 +1,5 @@
-//! The router's errors and their one mapping to gRPC status codes.
+//! The router's errors and their one mapping to gRPC status codes (routing errors
+//! through the shared [`RoutingError::code`] table).
 
 use careline_routing::RoutingError;
 use tonic::{Code, Status};
@@ -17,12 +18,16 @@ pub struct OutsideHours {
 /// What can go wrong in a router request.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
+    /// The request is malformed; the message names the field.
     #[error("{0}")]
     Invalid(String),
+    /// Voice contact while the tenant is closed: refused with the hours and where to go instead.
     #[error("the tenant's phone lines are closed ({}); email {} or use the member portal", .0.hours, .0.contact_email)]
     OutsideHours(Box<OutsideHours>),
+    /// The caller's tenant configuration is not loaded.
     #[error("tenant configuration is not available: {0}")]
     UnknownTenant(String),
+    /// A routing operation failed; mapped by [`RoutingError::code`].
     #[error(transparent)]
     Routing(#[from] RoutingError),
 }
@@ -58,22 +63,7 @@ impl From<RouterError> for Status {
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             RouterError::UnknownTenant(_) => Status::permission_denied(message),
-            RouterError::Routing(routing) => match routing {
-                RoutingError::NotFound(_) => Status::not_found(message),
-                RoutingError::FailedPrecondition(_) => Status::failed_precondition(message),
-                RoutingError::AlreadyExists(_) => Status::already_exists(message),
-                RoutingError::InvalidArgument(_) => Status::invalid_argument(message),
-                RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
-                    tracing::warn!(error = %message, "routing backend unavailable");
-                    Status::unavailable(
-                        "routing state is unavailable right now; retry with the same idempotency key",
-                    )
-                }
-                RoutingError::Reply(_) | RoutingError::Corrupt(_) => {
-                    tracing::error!(error = %message, "routing state is inconsistent");
-                    Status::internal("internal routing error; it has been logged")
-                }
-            },
+            RouterError::Routing(routing) => Status::from(routing),
         }
     }
 }

@@ -1,11 +1,3 @@
-//! The testkit's own tests: servers start on free ports, answer, restart on the
-//! same port, and are gone once dropped.
+//! The testkit's own tests: a sandbox gives working clients for both servers.
 
-mod nats;
-mod redis;
 mod sandbox;
-
-/// Whether anything accepts TCP connections on the loopback `port`.
-fn port_accepts(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-}

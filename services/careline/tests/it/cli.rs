@@ -71,10 +71,7 @@ pub fn replace_line(text: &str, from: &str, to: &str) -> String {
     out
 }
 
-/// A free loopback port: bound to port 0, read, released.
+/// A free loopback port (see [`careline_localdev::free_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
+    careline_localdev::free_port().expect("binding 127.0.0.1:0")
 }

@@ -1,16 +1,17 @@
-//! [`NatsServer`]: a throw-away `nats-server` with JetStream for one test.
+//! [`NatsServer`]: a local `nats-server` with JetStream, throw-away for a test or kept for `careline up`.
 //!
-//! Each server gets its own free loopback port and JetStream store dir (no
+//! A test server gets its own free loopback port and JetStream store dir (no
 //! monitoring port). [`NatsServer::restart`] keeps both, so streams and KV
 //! buckets survive a restart the way they do in production.
 
 use std::time::Duration;
 
-use crate::process::{Binary, DataDir, ServerProcess, free_port};
-use anyhow::Context;
+use crate::LocalDevError;
+use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
 
 /// How long a fresh server has to accept a client and answer a JetStream request.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one connect-and-ask attempt may take before the next one.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 const NATS: Binary = Binary {
@@ -28,17 +29,17 @@ pub struct NatsServer {
 
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream answers.
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> Result<Self, LocalDevError> {
         Self::launch(DataDir::temp("careline-nats-")?, free_port()?).await
     }
 
     /// Starts a server on `port` that keeps streams and KV buckets in `dir`
     /// across runs, for `careline up`; waits until JetStream answers.
-    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> anyhow::Result<Self> {
+    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
         Self::launch(DataDir::kept(dir)?, port).await
     }
 
-    async fn launch(dir: DataDir, port: u16) -> anyhow::Result<Self> {
+    async fn launch(dir: DataDir, port: u16) -> Result<Self, LocalDevError> {
         let process = spawn(&dir, port)?;
         let mut server = Self { port, dir, process };
         server.wait_ready().await?;
@@ -61,13 +62,13 @@ impl NatsServer {
     }
 
     /// Kills the server if running and starts a new one on the same port and store dir.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
         self.process = spawn(&self.dir, self.port)?;
         self.wait_ready().await
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self) -> Result<(), LocalDevError> {
         let url = self.url();
         let until = tokio::time::Instant::now() + READY_DEADLINE;
         loop {
@@ -76,19 +77,14 @@ impl NatsServer {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= until {
-                anyhow::bail!(
-                    "nats-server on port {} did not answer JetStream within {READY_DEADLINE:?}; its output:\n{}",
-                    self.port,
-                    self.process.log_tail()
-                );
+                return Err(self.process.not_ready(self.port, READY_DEADLINE));
             }
-            tokio::time::sleep(crate::POLL_INTERVAL).await;
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
         }
     }
 }
 
-fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
-    let binary = NATS.locate()?;
+fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
     let store = dir.path().join("jetstream");
     let args = [
         "-js",
@@ -100,8 +96,7 @@ fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
         &store.display().to_string(),
     ]
     .map(String::from);
-    ServerProcess::spawn(&binary, &args, dir.path().join("nats.log"), dir.is_kept())
-        .context("starting nats-server")
+    ServerProcess::spawn(&NATS, &args, dir, "nats.log")
 }
 
 /// Whether a client connects and JetStream answers an account-info request.

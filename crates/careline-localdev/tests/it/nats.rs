@@ -1,7 +1,8 @@
 //! NatsServer: JetStream answers, restart keeps port and data, drop stops it.
 
 use async_nats::jetstream;
-use careline_testkit::{NatsServer, assert_eventually};
+use careline_localdev::NatsServer;
+use careline_testkit::assert_eventually;
 
 use crate::port_accepts;
 

@@ -1,6 +1,7 @@
 //! RedisServer: answers, restarts on the same port, gone after drop.
 
-use careline_testkit::{RedisServer, assert_eventually};
+use careline_localdev::RedisServer;
+use careline_testkit::assert_eventually;
 use redis::AsyncCommands;
 
 use crate::port_accepts;

@@ -1,12 +1,25 @@
 //! What both server wrappers share: finding the binary, picking a free port,
-//! spawning with output captured to a log file, and killing on drop.
+//! choosing where data lives, and a child process whose output is captured to a
+//! log file and which is stopped on drop.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::LocalDevError;
+
+/// How often a starting server is asked whether it is ready.
+pub(crate) const READY_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long a kept server gets to shut down after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often a stopping server is checked for having exited.
+const STOP_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How many of a server's last log lines an error message quotes.
+const LOG_TAIL_LINES: usize = 20;
 
 /// How to find and install one server binary.
 pub(crate) struct Binary {
@@ -17,31 +30,28 @@ pub(crate) struct Binary {
 
 impl Binary {
     /// The binary to run: `$env_var` if set, else `name` found on `PATH`.
-    pub fn locate(&self) -> anyhow::Result<PathBuf> {
+    pub fn locate(&self) -> Result<PathBuf, LocalDevError> {
         if let Some(path) = std::env::var_os(self.env_var).filter(|p| !p.is_empty()) {
             let path = PathBuf::from(path);
-            anyhow::ensure!(
-                path.is_file(),
-                "{} is set to {}, which is not a file: point it at a {} binary or unset it",
-                self.env_var,
-                path.display(),
-                self.name
-            );
+            if !path.is_file() {
+                return Err(LocalDevError::BinaryEnvNotAFile {
+                    env_var: self.env_var,
+                    path,
+                    name: self.name,
+                });
+            }
             return Ok(path);
         }
-        let found = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(self.name))
-                .find(|candidate| candidate.is_file())
-        });
-        found.with_context(|| {
-            format!(
-                "{name} not found on PATH: install it with `sudo apt-get install -y {pkg}` \
-                 (or run scripts/test.sh, which installs it)",
-                name = self.name,
-                pkg = self.apt_package
-            )
-        })
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(self.name))
+                    .find(|candidate| candidate.is_file())
+            })
+            .ok_or(LocalDevError::BinaryNotFound {
+                name: self.name,
+                apt_package: self.apt_package,
+            })
     }
 }
 
@@ -53,14 +63,17 @@ pub(crate) enum DataDir {
 }
 
 impl DataDir {
-    pub fn temp(prefix: &str) -> anyhow::Result<Self> {
-        Ok(DataDir::Temp(
-            tempfile::Builder::new().prefix(prefix).tempdir()?,
-        ))
+    pub fn temp(prefix: &str) -> Result<Self, LocalDevError> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(LocalDevError::io("creating a temp dir"))?;
+        Ok(DataDir::Temp(dir))
     }
 
-    pub fn kept(path: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    pub fn kept(path: PathBuf) -> Result<Self, LocalDevError> {
+        std::fs::create_dir_all(&path)
+            .map_err(LocalDevError::io(format!("creating {}", path.display())))?;
         Ok(DataDir::Kept(path))
     }
 
@@ -77,68 +90,96 @@ impl DataDir {
 }
 
 /// A loopback port that was free a moment ago (bind to port 0, read it, release it).
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+pub fn free_port() -> Result<u16, LocalDevError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(LocalDevError::io("binding 127.0.0.1:0"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(LocalDevError::io("reading the bound port"))?;
+    Ok(addr.port())
 }
 
 /// A running child process whose output goes to `log`; killed (SIGKILL) on drop.
 pub(crate) struct ServerProcess {
+    name: &'static str,
     child: Option<Child>,
     log: PathBuf,
     graceful: bool,
 }
-
-/// How long a kept server gets to shut down after SIGTERM.
-pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 impl ServerProcess {
     /// Starts `binary`. A `kept` server (one whose data outlives it) runs in
     /// its own process group, so a terminal's ctrl-c reaches only its parent,
     /// and is stopped with SIGTERM (then SIGKILL after [`STOP_DEADLINE`]) so it
     /// can flush its data; throw-away test servers are simply killed.
-    pub fn spawn(binary: &Path, args: &[String], log: PathBuf, kept: bool) -> anyhow::Result<Self> {
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("creating log file {}", log.display()))?;
-        let err = out.try_clone()?;
-        let mut command = Command::new(binary);
+    pub fn spawn(
+        binary: &Binary,
+        args: &[String],
+        dir: &DataDir,
+        log_name: &str,
+    ) -> Result<Self, LocalDevError> {
+        let path = binary.locate()?;
+        let log = dir.path().join(log_name);
+        let out = std::fs::File::create(&log).map_err(LocalDevError::io(format!(
+            "creating log file {}",
+            log.display()
+        )))?;
+        let err = out.try_clone().map_err(LocalDevError::io(format!(
+            "opening log file {}",
+            log.display()
+        )))?;
+        let mut command = Command::new(&path);
         command
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        if kept {
+        if dir.is_kept() {
             command.process_group(0);
         }
         let child = command
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .map_err(LocalDevError::io(format!("starting {}", path.display())))?;
         Ok(Self {
+            name: binary.name,
             child: Some(child),
             log,
-            graceful: kept,
+            graceful: dir.is_kept(),
         })
     }
 
     /// Fails with the server's own output if it has already exited.
-    pub fn check_running(&mut self) -> anyhow::Result<()> {
-        let Some(child) = self.child.as_mut() else {
-            anyhow::bail!("server was killed");
+    pub fn check_running(&mut self) -> Result<(), LocalDevError> {
+        let status = match self.child.as_mut() {
+            None => "killed".to_string(),
+            Some(child) => match child.try_wait() {
+                Ok(None) => return Ok(()),
+                Ok(Some(status)) => status.to_string(),
+                Err(error) => format!("state unknown: {error}"),
+            },
         };
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!(
-                "server exited with {status}; its output:\n{}",
-                self.log_tail()
-            );
+        Err(LocalDevError::Exited {
+            name: self.name,
+            status,
+            log_tail: self.log_tail(),
+        })
+    }
+
+    /// The error for a server that runs on `port` but did not answer within `deadline`.
+    pub fn not_ready(&self, port: u16, deadline: Duration) -> LocalDevError {
+        LocalDevError::NotReady {
+            name: self.name,
+            port,
+            deadline,
+            log_tail: self.log_tail(),
         }
-        Ok(())
     }
 
     /// The last lines the server wrote, for error messages.
-    pub fn log_tail(&self) -> String {
+    fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 
     /// SIGTERM, then waits up to [`STOP_DEADLINE`] for the process to exit.
@@ -164,7 +205,7 @@ impl ServerProcess {
                 return;
             }
             // Drop cannot await; this runs once, at shutdown.
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(STOP_POLL_INTERVAL);
         }
     }
 
@@ -194,7 +235,7 @@ mod tests {
     fn missing_binary_error_says_how_to_install_it() {
         let binary = Binary {
             name: "careline-no-such-server",
-            env_var: "CARELINE_TESTKIT_UNSET_VARIABLE",
+            env_var: "CARELINE_LOCALDEV_UNSET_VARIABLE",
             apt_package: "careline-no-such-package",
         };
         let err = binary.locate().unwrap_err().to_string();

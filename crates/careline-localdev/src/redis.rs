@@ -1,16 +1,18 @@
-//! [`RedisServer`]: a throw-away `redis-server` for one test.
+//! [`RedisServer`]: a local `redis-server`, throw-away for a test or kept for `careline up`.
 //!
-//! Each server gets its own free loopback port and temp dir and keeps nothing on
-//! disk. [`RedisServer::kill`] and [`RedisServer::restart`] let fault tests take it
-//! away and bring it back on the same port, as a crashed Redis would come back.
+//! A test server gets its own free loopback port and temp dir and keeps nothing on
+//! disk; a kept one ([`RedisServer::start_at`]) writes an append-only file.
+//! [`RedisServer::kill`] and [`RedisServer::restart`] let fault tests take it away
+//! and bring it back on the same port, as a crashed Redis would come back.
 
 use std::time::Duration;
 
-use crate::process::{Binary, DataDir, ServerProcess, free_port};
-use anyhow::Context;
+use crate::LocalDevError;
+use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
 
 /// How long a fresh server has to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one PING attempt may take before the next one.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 
 const REDIS: Binary = Binary {
@@ -28,17 +30,17 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> Result<Self, LocalDevError> {
         Self::launch(DataDir::temp("careline-redis-")?, free_port()?).await
     }
 
     /// Starts a server on `port` that keeps its data in `dir` across runs
     /// (append-only file), for `careline up`; waits until it answers PING.
-    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> anyhow::Result<Self> {
+    pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
         Self::launch(DataDir::kept(dir)?, port).await
     }
 
-    async fn launch(dir: DataDir, port: u16) -> anyhow::Result<Self> {
+    async fn launch(dir: DataDir, port: u16) -> Result<Self, LocalDevError> {
         let process = spawn(&dir, port)?;
         let mut server = Self { port, dir, process };
         server.wait_ready().await?;
@@ -61,13 +63,13 @@ impl RedisServer {
     }
 
     /// Kills the server if running and starts a new, empty one on the same port.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
         self.process = spawn(&self.dir, self.port)?;
         self.wait_ready().await
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self) -> Result<(), LocalDevError> {
         let client = redis::Client::open(self.url())?;
         let until = tokio::time::Instant::now() + READY_DEADLINE;
         loop {
@@ -76,19 +78,14 @@ impl RedisServer {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= until {
-                anyhow::bail!(
-                    "redis-server on port {} did not answer PING within {READY_DEADLINE:?}; its output:\n{}",
-                    self.port,
-                    self.process.log_tail()
-                );
+                return Err(self.process.not_ready(self.port, READY_DEADLINE));
             }
-            tokio::time::sleep(crate::POLL_INTERVAL).await;
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
         }
     }
 }
 
-fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
-    let binary = REDIS.locate()?;
+fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
     let args = [
         "--port",
         &port.to_string(),
@@ -104,8 +101,7 @@ fn spawn(dir: &DataDir, port: u16) -> anyhow::Result<ServerProcess> {
         "no",
     ]
     .map(String::from);
-    ServerProcess::spawn(&binary, &args, dir.path().join("redis.log"), dir.is_kept())
-        .context("starting redis-server")
+    ServerProcess::spawn(&REDIS, &args, dir, "redis.log")
 }
 
 async fn ping(client: &redis::Client) -> bool {

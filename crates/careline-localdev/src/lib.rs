@@ -1,0 +1,22 @@
+//! careline-localdev: runs the servers Careline needs as local child processes, for
+//! `careline up` (data kept between runs) and for tests (throw-away, on free ports).
+//!
+//! - [`redis`]: [`RedisServer`], a `redis-server` on a loopback port.
+//! - [`nats`]: [`NatsServer`], a `nats-server` with JetStream on a loopback port.
+//! - `process`: what both share: finding the binary, free ports, data dirs, and a child
+//!   process stopped on drop ([`free_port`] is public for callers that pick ports).
+//! - [`LocalDevError`]: the one error type of this crate.
+//!
+//! Binaries come from `PATH` unless `CARELINE_REDIS_SERVER` / `CARELINE_NATS_SERVER` name them.
+
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod nats;
+mod process;
+pub mod redis;
+
+pub use error::LocalDevError;
+pub use nats::NatsServer;
+pub use process::free_port;
+pub use redis::RedisServer;
