@@ -167,10 +167,25 @@ mod tests {
             .email = Some(0);
         let cases = [
             ("kim", Channel::Chat, Language::En, None),
-            ("kim", Channel::Chat, Language::Es, Some("does not speak es")),
-            ("kim", Channel::Email, Language::En, Some("does not take email")),
+            (
+                "kim",
+                Channel::Chat,
+                Language::Es,
+                Some("does not speak es"),
+            ),
+            (
+                "kim",
+                Channel::Email,
+                Language::En,
+                Some("does not take email"),
+            ),
             ("ana", Channel::Chat, Language::Es, None),
-            ("gone", Channel::Chat, Language::En, Some("unknown or removed")),
+            (
+                "gone",
+                Channel::Chat,
+                Language::En,
+                Some("unknown or removed"),
+            ),
         ];
         for (agent, channel, language, refused) in cases {
             let result = personal_eligibility(&config, agent, channel, language);

@@ -90,13 +90,7 @@ async fn a_transfer_to_an_agent_who_does_not_answer_returns_to_its_queue_at_its_
     .await;
     assert_eq!(billing_waiting(&env).await, 2);
     env.store
-        .agent_set_state(
-            env.tenant(),
-            "a2",
-            &session_a2,
-            AgentStatus::Available,
-            "",
-        )
+        .agent_set_state(env.tenant(), "a2", &session_a2, AgentStatus::Available, "")
         .await
         .expect("a2 available");
     assert_eq!(
@@ -175,10 +169,7 @@ async fn two_hundred_wrap_ups_ending_in_one_tick_serve_the_queue_in_order() {
         assert_eq!(env.state(&id).await, v1::InteractionState::Queued);
         waiting.push(id);
     }
-    careline_testkit::assert_eventually!(
-        env.due_timers().await == AGENTS,
-        "every wrap-up is due"
-    );
+    careline_testkit::assert_eventually!(env.due_timers().await == AGENTS, "every wrap-up is due");
 
     // One tick: the offer cap stops it well before 200 offers.
     let run = env.store.run_timers(env.tenant()).await.expect("timers");

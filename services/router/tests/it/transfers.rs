@@ -61,10 +61,17 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_contact_is_refused_with_the_
         .unwrap()
         .into_inner();
     assert_eq!(unchanged.state, v1::InteractionState::Assigned as i32);
-    assert_eq!(unchanged.agent_id, "ana", "still with ana after the refusals");
+    assert_eq!(
+        unchanged.agent_id, "ana",
+        "still with ana after the refusals"
+    );
 
     // luis speaks Spanish: the transfer goes through and waits for him.
-    let transferred = client.transfer(transfer("luis")).await.unwrap().into_inner();
+    let transferred = client
+        .transfer(transfer("luis"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(transferred.state, v1::InteractionState::Queued as i32);
     let stats = client
         .get_queue_stats(v1::GetQueueStatsRequest {
