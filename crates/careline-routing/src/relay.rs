@@ -214,7 +214,12 @@ impl OutboxRelay {
 
     /// Moves an entry that cannot become an event aside, with the reason, so
     /// the rest of the outbox flows; it is kept for a person to inspect.
-    async fn dead_letter(&self, tenant: &str, entry: &StreamId, error: &RoutingError) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        tenant: &str,
+        entry: &StreamId,
+        error: &RoutingError,
+    ) -> Result<()> {
         let key = keys::tenant_key(tenant, "outbox");
         let mut fields: Vec<(String, Vec<u8>)> = Vec::with_capacity(entry.map.len() + 2);
         for (name, value) in &entry.map {
