@@ -161,7 +161,10 @@ pub async fn read_tenant_events(
     if total == 0 {
         return Ok(events);
     }
-    let mut messages = consumer.messages().await.map_err(BusError::nats(action()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(BusError::nats(action()))?;
     loop {
         let next = tokio::time::timeout(NEXT_EVENT_TIMEOUT, messages.next()).await;
         let message = match next {

@@ -20,9 +20,7 @@ pub mod subject;
 pub mod tenants;
 pub mod trace_context;
 
-pub use consume::{
-    AckHandle, Deliveries, Delivery, decode_event, deliveries, read_tenant_events,
-};
+pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries, read_tenant_events};
 pub use error::BusError;
 pub use publish::{Outgoing, PublishAck, Publisher};
 pub use streams::{
