@@ -3,7 +3,8 @@
 //!
 //! [`decode_event`] works on any message (core subscriptions included);
 //! [`deliveries`] turns a durable pull consumer into a stream of [`Delivery`]s,
-//! each with an [`AckHandle`] the handler settles once it is done.
+//! each with an [`AckHandle`] the handler settles once it is done;
+//! [`read_tenant_events`] reads a tenant's whole stored log (audits, tests).
 
 use std::time::Duration;
 
@@ -131,5 +132,57 @@ impl AckHandle {
             .ack_with(AckKind::Term)
             .await
             .map_err(BusError::nats_boxed("terminate"))
+    }
+}
+
+/// Longest wait for the next stored event while reading a log.
+pub const NEXT_EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every event stored for `tenant` (subjects `careline.<tenant>.>`), in the
+/// order JetStream stored them.
+pub async fn read_tenant_events(
+    js: &jetstream::Context,
+    tenant: &str,
+) -> Result<Vec<Event>, BusError> {
+    let stream = js
+        .get_stream(crate::EVENTS_STREAM)
+        .await
+        .map_err(BusError::nats("get the events stream"))?;
+    let action = || format!("read the events of tenant {tenant}");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: format!("careline.{tenant}.>"),
+            ..Default::default()
+        })
+        .await
+        .map_err(BusError::nats(action()))?;
+    let total = consumer.cached_info().num_pending;
+    let mut events = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    if total == 0 {
+        return Ok(events);
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(BusError::nats(action()))?;
+    loop {
+        let next = tokio::time::timeout(NEXT_EVENT_TIMEOUT, messages.next()).await;
+        let message = match next {
+            Ok(Some(message)) => message.map_err(BusError::nats(action()))?,
+            Ok(None) => return Err(BusError::nats_boxed(action())("the consumer ended".into())),
+            Err(elapsed) => return Err(BusError::nats(action())(elapsed)),
+        };
+        let pending = message
+            .info()
+            .map_err(|e| BusError::nats_boxed(action())(e))?
+            .pending;
+        let event = Event::decode(message.payload.clone()).map_err(|source| BusError::Decode {
+            subject: message.subject.to_string(),
+            source,
+        })?;
+        events.push(event);
+        if pending == 0 {
+            return Ok(events);
+        }
     }
 }

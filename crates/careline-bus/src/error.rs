@@ -30,9 +30,13 @@ pub enum BusError {
 
     /// An event without an id cannot be de-duplicated.
     #[error(
-        "event has an empty event_id: set it to \"<tenant_id>:<sequence>\" so a retried publish is stored once"
+        "event has an empty event_id: set it to a unique id (\"<tenant_id>:<outbox entry id>\") so a retried publish is stored once"
     )]
     MissingEventId,
+
+    /// An earlier event of an in-order batch failed, so this one may not be stored.
+    #[error("event {0} may not be stored: an earlier event of its batch failed; publish it again")]
+    NotSent(String),
 
     /// The event's tenant and the subject's tenant differ.
     #[error(

@@ -20,9 +20,9 @@ pub mod subject;
 pub mod tenants;
 pub mod trace_context;
 
-pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries};
+pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries, read_tenant_events};
 pub use error::BusError;
-pub use publish::{PublishAck, Publisher};
+pub use publish::{Outgoing, PublishAck, Publisher};
 pub use streams::{
     EVENTS_STREAM, StreamSettings, WorkQueueSettings, ensure_consumer, ensure_streams,
     ensure_streams_with,

@@ -4,9 +4,12 @@
 //! The `Nats-Msg-Id` header is the event id, so a publish retried after a lost
 //! ack (or by a replica repeating work) lands once within the stream's
 //! duplicate window. The call returns only after JetStream stored the event.
+//! [`Publisher::publish_in_order`] sends a batch in order before awaiting the
+//! acks, so the stream stores it in that order at the cost of one round trip.
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use async_nats::jetstream::context::PublishAckFuture;
 use careline_proto::v1::Event;
 use prost::Message as _;
 use tracing::Instrument;
@@ -15,6 +18,15 @@ use crate::{BusError, Delivery, Subject, trace_context};
 
 /// Header JetStream de-duplicates on.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// One event of a batch for [`Publisher::publish_in_order`].
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: Subject,
+    pub event: Event,
+    /// W3C traceparent of the request that caused the event ("" when none).
+    pub traceparent: String,
+}
 
 /// Publishes [`Event`]s to JetStream.
 #[derive(Debug, Clone)]
@@ -41,16 +53,7 @@ impl Publisher {
     ///
     /// Rejects an event without `event_id` or whose `tenant_id` is not the subject's tenant.
     pub async fn publish(&self, subject: &Subject, event: &Event) -> Result<PublishAck, BusError> {
-        if event.event_id.is_empty() {
-            return Err(BusError::MissingEventId);
-        }
-        if event.tenant_id != subject.tenant() {
-            return Err(BusError::TenantMismatch {
-                event_id: event.event_id.clone(),
-                event_tenant: event.tenant_id.clone(),
-                subject_tenant: subject.tenant().to_owned(),
-            });
-        }
+        check(subject, event)?;
         let span = tracing::debug_span!(
             "bus.publish",
             subject = %subject,
@@ -59,6 +62,54 @@ impl Publisher {
         self.send(subject, event, &event.event_id)
             .instrument(span)
             .await
+    }
+
+    /// Publishes `batch` in order: every event is handed to the connection
+    /// before the next, then the acks are awaited together, so JetStream
+    /// stores the batch in its order. Returns one result per event, in order;
+    /// after the first failure the rest count as failed ([`BusError::NotSent`])
+    /// whether or not they were stored: publish them again (the dedupe id
+    /// stores them once).
+    pub async fn publish_in_order(&self, batch: &[Outgoing]) -> Vec<Result<PublishAck, BusError>> {
+        let mut pending = Vec::with_capacity(batch.len());
+        for outgoing in batch {
+            let Outgoing {
+                subject,
+                event,
+                traceparent,
+            } = outgoing;
+            let span = trace_context::span_from_traceparent("bus.publish", traceparent);
+            let sent = async {
+                check(subject, event)?;
+                self.start_send(subject, event, &event.event_id).await
+            }
+            .instrument(span)
+            .await;
+            let failed = sent.is_err();
+            pending.push(sent);
+            if failed {
+                break;
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for (sent, outgoing) in pending.into_iter().zip(batch) {
+            let result = match sent {
+                Ok(ack) => await_ack(ack, &outgoing.subject, &outgoing.event).await,
+                Err(error) => Err(error),
+            };
+            let failed = result.is_err();
+            results.push(result);
+            // Each ack wait has its own timeout: with NATS away, waiting for
+            // the rest one by one would take a timeout per event.
+            if failed {
+                break;
+            }
+        }
+        while results.len() < batch.len() {
+            let event_id = &batch[results.len()].event.event_id;
+            results.push(Err(BusError::NotSent(event_id.clone())));
+        }
+        results
     }
 
     /// Parks a delivery its handler gave up on at `careline.<tenant>.dlq.<consumer>`,
@@ -98,23 +149,59 @@ impl Publisher {
         event: &Event,
         msg_id: &str,
     ) -> Result<PublishAck, BusError> {
+        let ack = self.start_send(subject, event, msg_id).await?;
+        await_ack(ack, subject, event).await
+    }
+
+    /// Hands the event to the connection; the returned future yields JetStream's ack.
+    async fn start_send(
+        &self,
+        subject: &Subject,
+        event: &Event,
+        msg_id: &str,
+    ) -> Result<PublishAckFuture, BusError> {
         let mut headers = HeaderMap::new();
         headers.insert(MSG_ID_HEADER, msg_id);
         trace_context::inject(&tracing::Span::current(), &mut headers);
-        let action = || format!("publish event {} on {subject}", event.event_id);
-        let ack = self
-            .js
+        self.js
             .publish_with_headers(subject.to_string(), headers, event.encode_to_vec().into())
             .await
-            .map_err(BusError::nats(action()))?
-            .await
-            .map_err(BusError::nats(action()))?;
-        if ack.duplicate {
-            tracing::debug!(sequence = ack.sequence, "duplicate event, stored once");
-        }
-        Ok(PublishAck {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+            .map_err(BusError::nats(publish_action(subject, event)))
     }
+}
+
+fn publish_action(subject: &Subject, event: &Event) -> String {
+    format!("publish event {} on {subject}", event.event_id)
+}
+
+/// An event must carry its dedupe id and belong to the subject's tenant.
+fn check(subject: &Subject, event: &Event) -> Result<(), BusError> {
+    if event.event_id.is_empty() {
+        return Err(BusError::MissingEventId);
+    }
+    if event.tenant_id != subject.tenant() {
+        return Err(BusError::TenantMismatch {
+            event_id: event.event_id.clone(),
+            event_tenant: event.tenant_id.clone(),
+            subject_tenant: subject.tenant().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+async fn await_ack(
+    ack: PublishAckFuture,
+    subject: &Subject,
+    event: &Event,
+) -> Result<PublishAck, BusError> {
+    let ack = ack
+        .await
+        .map_err(BusError::nats(publish_action(subject, event)))?;
+    if ack.duplicate {
+        tracing::debug!(sequence = ack.sequence, "duplicate event, stored once");
+    }
+    Ok(PublishAck {
+        sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    })
 }

@@ -30,6 +30,8 @@ pub const ENV_LOG_FORMAT: &str = "CARELINE_LOG_FORMAT";
 pub const ENV_LOG_FILTER: &str = "RUST_LOG";
 /// Env var for the drain deadline after a shutdown signal.
 pub const ENV_SHUTDOWN_GRACE_SECS: &str = "CARELINE_SHUTDOWN_GRACE_SECS";
+/// Env var for the outbox bound past which new contacts are refused.
+pub const ENV_OUTBOX_MAX_EVENTS: &str = "CARELINE_OUTBOX_MAX_EVENTS";
 /// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -43,6 +45,9 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Default drain deadline.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
+/// Default outbox bound: at a few thousand events a second, NATS may be away
+/// for tens of seconds before new contacts are refused.
+pub const DEFAULT_OUTBOX_MAX_EVENTS: u64 = 100_000;
 /// Longest accepted drain deadline (Kubernetes' default grace period is 30 s; one hour is
 /// surely a typo).
 pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 3600;
@@ -77,6 +82,11 @@ pub struct CommonConfig {
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[arg(long = "shutdown-grace-secs", env = ENV_SHUTDOWN_GRACE_SECS, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+
+    /// Events that may wait per tenant in the routing outbox (NATS unreachable) before new
+    /// contacts are refused with UNAVAILABLE; nothing already in the outbox is ever dropped.
+    #[arg(long = "outbox-max-events", env = ENV_OUTBOX_MAX_EVENTS, default_value_t = DEFAULT_OUTBOX_MAX_EVENTS)]
+    pub outbox_max_events: u64,
 }
 
 impl Default for CommonConfig {
@@ -93,6 +103,7 @@ impl Default for CommonConfig {
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
             otlp_endpoint: None,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            outbox_max_events: DEFAULT_OUTBOX_MAX_EVENTS,
         }
     }
 }
@@ -128,6 +139,15 @@ impl CommonConfig {
                 format!(
                     "{} is out of range: use 1 to {MAX_SHUTDOWN_GRACE_SECS} seconds",
                     self.shutdown_grace_secs
+                ),
+            ));
+        }
+        if self.outbox_max_events == 0 {
+            return Err(KitError::config(
+                ENV_OUTBOX_MAX_EVENTS,
+                "outbox-max-events",
+                format!(
+                    "0 would refuse every new contact: use at least 1 (default {DEFAULT_OUTBOX_MAX_EVENTS})"
                 ),
             ));
         }
@@ -307,7 +327,7 @@ mod tests {
     #[test]
     fn validation_names_the_field_for_each_bad_value() {
         type BreakIt = fn(&mut CommonConfig);
-        let cases: [(&str, BreakIt); 5] = [
+        let cases: [(&str, BreakIt); 6] = [
             ("CARELINE_REDIS_URL (--redis-url)", |c| {
                 c.redis_url = "foo".into()
             }),
@@ -322,6 +342,9 @@ mod tests {
                 "CARELINE_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
                 |c| c.shutdown_grace_secs = 0,
             ),
+            ("CARELINE_OUTBOX_MAX_EVENTS (--outbox-max-events)", |c| {
+                c.outbox_max_events = 0
+            }),
         ];
         for (field, break_it) in cases {
             let mut cfg = CommonConfig::default();

@@ -40,18 +40,24 @@ fn bus(error: impl std::fmt::Display) -> RoutingError {
 impl Backend {
     /// Connects, sets up the event stream, loads the tenants and starts the
     /// worker; `replica` names this replica's outbox relay (e.g. `router`).
+    /// New interactions are refused while `outbox_max_events` events of their
+    /// tenant wait for NATS.
     pub async fn start(
         redis_url: &str,
         nats_url: &str,
+        outbox_max_events: u64,
         replica: &str,
         shutdown: &CancellationToken,
     ) -> Result<Backend> {
         // URLs are not echoed: they may carry passwords.
-        let store = RoutingStore::connect(redis_url).await.map_err(|e| {
-            RoutingError::Unreachable(format!(
-                "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
-            ))
-        })?;
+        let store = RoutingStore::connect(redis_url)
+            .await
+            .map_err(|e| {
+                RoutingError::Unreachable(format!(
+                    "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
+                ))
+            })?
+            .with_outbox_max_events(outbox_max_events);
         let nats = async_nats::connect(nats_url).await.map_err(|e| {
             RoutingError::Unreachable(format!(
                 "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"

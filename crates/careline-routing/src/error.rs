@@ -16,6 +16,9 @@ pub enum RoutingError {
     /// The request names something the tenant's configuration does not have.
     #[error("{0}")]
     InvalidArgument(String),
+    /// New work is refused for now (events wait in the outbox for NATS); retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
     /// A backend could not be reached at start-up.
     #[error("{0}")]
     Unreachable(String),
@@ -51,6 +54,7 @@ impl RoutingError {
             RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
             RoutingError::AlreadyExists(_) => Code::AlreadyExists,
             RoutingError::InvalidArgument(_) => Code::InvalidArgument,
+            RoutingError::Unavailable(_) => Code::Unavailable,
             RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
                 Code::Unavailable
             }
@@ -62,6 +66,10 @@ impl RoutingError {
     /// are; backend failures and inconsistent state are logged here with their details and
     /// the client gets a fixed message, so internals never leak into responses.
     pub fn client_message(&self) -> String {
+        if let RoutingError::Unavailable(message) = self {
+            // Backpressure: the message says why and what to do.
+            return message.clone();
+        }
         match self.code() {
             tonic::Code::Unavailable => {
                 tracing::warn!(error = %self, "routing backend unavailable");
@@ -108,6 +116,11 @@ mod tests {
                 RoutingError::InvalidArgument("no queue q".into()),
                 tonic::Code::InvalidArgument,
                 "no queue q",
+            ),
+            (
+                RoutingError::Unavailable("events are not reaching NATS: retry shortly".into()),
+                tonic::Code::Unavailable,
+                "events are not reaching NATS: retry shortly",
             ),
             (
                 RoutingError::Unreachable("redis at 10.0.0.7 refused".into()),

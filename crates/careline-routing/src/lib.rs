@@ -31,7 +31,7 @@ pub mod worker;
 pub use backend::Backend;
 pub use error::{Result, RoutingError};
 pub use list::ListFilter;
-pub use relay::OutboxRelay;
+pub use relay::{OutboxLag, OutboxRelay, outbox_lag};
 
 pub use store::{
     AgentStatus, Created, Held, NewInteraction, RoutingStore, TimersRun, TransferTarget,

@@ -1,20 +1,32 @@
 //! The outbox relay: routing scripts append their events to a per-tenant
 //! Redis stream in the same atomic step as the state change; the relay
-//! publishes them on NATS JetStream and only then deletes them.
+//! publishes them on NATS JetStream and only then deletes them. Nothing else
+//! removes an entry, except moving one that cannot become an event to the
+//! tenant's dead-letter stream (`outbox:dead`).
 //!
 //! Every replica runs a relay in one consumer group, so an event is published
 //! even when the replica that made the change dies; entries a dead replica had
 //! claimed are taken over after [`CLAIM_IDLE_MS`]. JetStream de-duplicates by
-//! event id (`<tenant>:<sequence>`), so a re-published entry is stored once.
+//! event id, `<tenant>:<outbox entry id>`: entry ids are time-based and
+//! assigned by Redis, so they stay unique when Redis loses its data or fails
+//! over (the per-tenant `seq` counter then starts again), and a re-published
+//! entry is stored once.
+//!
+//! Order: one relay publishes a batch in outbox order and waits for the acks
+//! after sending all of it. A batch that failed, or entries taken over from
+//! another replica, are published again later, so across failures events can
+//! reach JetStream out of order; consumers order by `Event.sequence` and must
+//! tolerate it (presence does, see its `sessions` module).
 
 use std::collections::HashMap;
 
-use careline_bus::{Publisher, Subject};
+use careline_bus::{Outgoing, Publisher, Subject};
 use careline_proto::v1;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions,
+    StreamReadReply,
 };
 
 use crate::convert::{channel_from_str, channel_to_proto, priority_to_proto};
@@ -25,6 +37,8 @@ use crate::keys;
 const GROUP: &str = "relay";
 /// Entries one relay pass publishes at most.
 const BATCH: usize = 256;
+/// Stream the entries that cannot become events are moved to, per tenant.
+const DEAD_LETTERS: &str = "outbox:dead";
 /// An entry claimed by a replica that has not acknowledged it for this long
 /// is taken over by another.
 pub const CLAIM_IDLE_MS: u64 = 5_000;
@@ -95,6 +109,24 @@ impl OutboxRelay {
     /// Waits up to `block_ms` for new outbox entries of any of `tenants` and
     /// publishes them; returns how many were published.
     pub async fn relay_new(&self, tenants: &[String], block_ms: usize) -> Result<usize> {
+        self.read_and_publish(tenants, ">", Some(block_ms)).await
+    }
+
+    /// Publishes entries this relay read (or took over) earlier but could not
+    /// publish (NATS was unreachable); returns how many were published, 0
+    /// once none is left. Run it after a failure, before new entries.
+    pub async fn relay_backlog(&self, tenants: &[String]) -> Result<usize> {
+        self.read_and_publish(tenants, "0", None).await
+    }
+
+    /// XREADGROUP from `cursor` (`>`: never delivered; `0`: this consumer's
+    /// unacknowledged entries) and publishes what it returns.
+    async fn read_and_publish(
+        &self,
+        tenants: &[String],
+        cursor: &str,
+        block_ms: Option<usize>,
+    ) -> Result<usize> {
         if tenants.is_empty() {
             return Ok(0);
         }
@@ -102,11 +134,13 @@ impl OutboxRelay {
             .iter()
             .map(|t| keys::tenant_key(t, "outbox"))
             .collect();
-        let cursors = vec![">"; streams.len()];
-        let options = StreamReadOptions::default()
+        let cursors = vec![cursor; streams.len()];
+        let mut options = StreamReadOptions::default()
             .group(GROUP, &self.consumer)
-            .count(BATCH)
-            .block(block_ms);
+            .count(BATCH);
+        if let Some(block_ms) = block_ms {
+            options = options.block(block_ms);
+        }
         let reply: Option<StreamReadReply> = match self
             .conn
             .clone()
@@ -135,44 +169,134 @@ impl OutboxRelay {
         Ok(published)
     }
 
+    /// Publishes `entries` in order and deletes those JetStream stored;
+    /// entries that cannot become events are dead-lettered first.
     async fn publish(&self, tenant: &str, entries: &[StreamId]) -> Result<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
-        let mut publishes = Vec::with_capacity(entries.len());
+        let mut batch = Vec::with_capacity(entries.len());
+        let mut batch_ids = Vec::with_capacity(entries.len());
+        let mut kinds = Vec::with_capacity(entries.len());
         for entry in entries {
-            let fields: HashMap<String, String> = entry
-                .map
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), redis::from_redis_value::<String>(v.clone())?)))
-                .collect::<Result<_, redis::ParsingError>>()?;
-            let (subject, event) = event_from_entry(tenant, &fields)?;
-            let traceparent = fields.get("tp").cloned().unwrap_or_default();
-            metrics::counter!("careline_routing_events_total", "tenant" => tenant.to_string(), "kind" => fields.get("kind").cloned().unwrap_or_default()).increment(1);
-            publishes.push(async move {
-                self.publisher
-                    .publish_with_traceparent(&subject, &event, &traceparent)
-                    .await
-            });
+            match outgoing_from_entry(tenant, entry) {
+                Ok((outgoing, kind)) => {
+                    batch.push(outgoing);
+                    batch_ids.push(entry.id.as_str());
+                    kinds.push(kind);
+                }
+                Err(error) => self.dead_letter(tenant, entry, &error).await?,
+            }
         }
-        for result in futures::future::join_all(publishes).await {
-            result.map_err(|e| RoutingError::Bus(e.to_string()))?;
+        let results = self.publisher.publish_in_order(&batch).await;
+        let stored = results.iter().take_while(|r| r.is_ok()).count();
+        for kind in &kinds[..stored] {
+            metrics::counter!("careline_routing_events_total", "tenant" => tenant.to_string(), "kind" => kind.clone()).increment(1);
         }
+        if stored > 0 {
+            let key = keys::tenant_key(tenant, "outbox");
+            let ids = &batch_ids[..stored];
+            redis::pipe()
+                .xack(&key, GROUP, ids)
+                .ignore()
+                .xdel(&key, ids)
+                .ignore()
+                .query_async::<()>(&mut self.conn.clone())
+                .await?;
+        }
+        match results.into_iter().find_map(Result::err) {
+            // Left unacknowledged: `relay_backlog` (or another replica's
+            // reclaim) publishes them again.
+            Some(error) => Err(RoutingError::Bus(error.to_string())),
+            None => Ok(stored),
+        }
+    }
+
+    /// Moves an entry that cannot become an event aside, with the reason, so
+    /// the rest of the outbox flows; it is kept for a person to inspect.
+    async fn dead_letter(
+        &self,
+        tenant: &str,
+        entry: &StreamId,
+        error: &RoutingError,
+    ) -> Result<()> {
         let key = keys::tenant_key(tenant, "outbox");
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let mut fields: Vec<(String, Vec<u8>)> = Vec::with_capacity(entry.map.len() + 2);
+        for (name, value) in &entry.map {
+            let bytes = redis::from_redis_value::<Vec<u8>>(value.clone()).unwrap_or_default();
+            fields.push((name.clone(), bytes));
+        }
+        fields.push(("error".into(), error.to_string().into_bytes()));
+        fields.push(("outbox_id".into(), entry.id.clone().into_bytes()));
         redis::pipe()
-            .xack(&key, GROUP, &ids)
+            .atomic()
+            .xadd(keys::tenant_key(tenant, DEAD_LETTERS), "*", &fields)
             .ignore()
-            .xdel(&key, &ids)
+            .xack(&key, GROUP, &[&entry.id])
+            .ignore()
+            .xdel(&key, &[&entry.id])
             .ignore()
             .query_async::<()>(&mut self.conn.clone())
             .await?;
-        Ok(entries.len())
+        tracing::error!(%tenant, outbox_id = %entry.id, %error, "outbox entry cannot become an event; moved to the dead letters");
+        metrics::counter!("careline_outbox_dead_lettered_total", "tenant" => tenant.to_string())
+            .increment(1);
+        Ok(())
     }
 }
 
+/// How far a tenant's outbox is behind: events not yet on NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLag {
+    /// Entries in the outbox (not yet published, or published but not yet deleted).
+    pub events: u64,
+    /// Age of the oldest entry on Redis' clock; 0 when empty.
+    pub oldest_age_ms: u64,
+}
+
+/// Reads a tenant's [`OutboxLag`] in one round trip.
+pub async fn outbox_lag(conn: &mut ConnectionManager, tenant: &str) -> Result<OutboxLag> {
+    let key = keys::tenant_key(tenant, "outbox");
+    let (events, oldest, (secs, micros)): (u64, StreamRangeReply, (u64, u64)) = redis::pipe()
+        .xlen(&key)
+        .xrange_count(&key, "-", "+", 1)
+        .cmd("TIME")
+        .query_async(conn)
+        .await?;
+    let now_ms = secs * 1000 + micros / 1000;
+    let oldest_ms = oldest
+        .ids
+        .first()
+        .and_then(|entry| entry.id.split_once('-'))
+        .and_then(|(ms, _)| ms.parse::<u64>().ok());
+    Ok(OutboxLag {
+        events,
+        oldest_age_ms: oldest_ms.map_or(0, |ms| now_ms.saturating_sub(ms)),
+    })
+}
+
+/// The bus event of one outbox entry, and its kind (for metrics).
+fn outgoing_from_entry(tenant: &str, entry: &StreamId) -> Result<(Outgoing, String)> {
+    let fields: HashMap<String, String> = entry
+        .map
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), redis::from_redis_value::<String>(v.clone())?)))
+        .collect::<Result<_, redis::ParsingError>>()?;
+    let (subject, event) = event_from_entry(tenant, &entry.id, &fields)?;
+    let outgoing = Outgoing {
+        subject,
+        event,
+        traceparent: fields.get("tp").cloned().unwrap_or_default(),
+    };
+    Ok((outgoing, fields.get("kind").cloned().unwrap_or_default()))
+}
+
 /// Builds the bus event of one outbox entry.
-fn event_from_entry(tenant: &str, f: &HashMap<String, String>) -> Result<(Subject, v1::Event)> {
+fn event_from_entry(
+    tenant: &str,
+    entry_id: &str,
+    f: &HashMap<String, String>,
+) -> Result<(Subject, v1::Event)> {
     let get = |name: &str| f.get(name).cloned().unwrap_or_default();
     let sequence: u64 = get("seq")
         .parse()
@@ -219,9 +343,9 @@ fn event_from_entry(tenant: &str, f: &HashMap<String, String>) -> Result<(Subjec
         }
     };
     let subject =
-        Subject::new(tenant, &entity, &kind).map_err(|e| RoutingError::Bus(e.to_string()))?;
+        Subject::new(tenant, &entity, &kind).map_err(|e| RoutingError::Corrupt(e.to_string()))?;
     let event = v1::Event {
-        event_id: format!("{tenant}:{sequence}"),
+        event_id: format!("{tenant}:{entry_id}"),
         tenant_id: tenant.to_string(),
         occurred_at_ms: get("at").parse().unwrap_or(0),
         sequence,

@@ -106,6 +106,8 @@ pub struct TimersRun {
 pub struct RoutingStore {
     conn: ConnectionManager,
     scripts: Arc<Scripts>,
+    /// Creates are refused while this many events wait in a tenant's outbox.
+    outbox_max_events: u64,
 }
 
 impl std::fmt::Debug for RoutingStore {
@@ -122,7 +124,16 @@ impl RoutingStore {
         Ok(Self {
             conn,
             scripts: Arc::new(Scripts::new()),
+            outbox_max_events: u64::MAX,
         })
+    }
+
+    /// Refuses new interactions (UNAVAILABLE) while `max_events` or more
+    /// events of their tenant wait in the outbox for NATS. Unbounded unless
+    /// set (tools and tests); services set `--outbox-max-events`.
+    pub fn with_outbox_max_events(mut self, max_events: u64) -> Self {
+        self.outbox_max_events = max_events;
+        self
     }
 
     /// Whether Redis answers a PING.
@@ -231,6 +242,7 @@ impl RoutingStore {
             "NOT_FOUND" => Err(RoutingError::NotFound(message())),
             "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
             "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
+            "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
             other => Err(RoutingError::Corrupt(format!(
                 "unexpected script status {other}"
             ))),
@@ -245,6 +257,7 @@ impl RoutingStore {
         let fingerprint = fingerprint(new, &context);
         let band = new.priority.band().to_string();
         let window = IDEMPOTENCY_WINDOW_SECS.to_string();
+        let outbox_max = self.outbox_max_events.to_string();
         let reply = self
             .run(
                 &self.scripts.create_interaction,
@@ -263,6 +276,7 @@ impl RoutingStore {
                     &context,
                     if new.after_hours { b"1" } else { b"0" },
                     window.as_bytes(),
+                    outbox_max.as_bytes(),
                 ],
             )
             .await?;

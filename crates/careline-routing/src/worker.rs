@@ -1,7 +1,7 @@
 //! Background work every router and presence replica runs: keep each
 //! tenant's routing settings and logged-in agents in Redis in step with its
 //! configuration, run due timers, relay the outbox to NATS and export queue
-//! gauges. Replicas share the work safely: timers and outbox entries are
+//! and outbox gauges. Replicas share the work safely: timers and outbox entries are
 //! claimed atomically.
 
 use std::time::Duration;
@@ -12,14 +12,14 @@ use careline_bus::TenantDirectory;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RoutingError;
-use crate::relay::OutboxRelay;
+use crate::relay::{OutboxRelay, outbox_lag};
 use crate::store::RoutingStore;
 
 /// How often due timers are looked for.
 pub const TIMER_TICK: Duration = Duration::from_millis(50);
 /// How long the relay blocks waiting for new events.
 pub const RELAY_BLOCK_MS: usize = 200;
-/// How often stale outbox entries are reclaimed.
+/// How often stale outbox entries are reclaimed and outbox lag is exported.
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
 /// How often queue gauges are exported (each export reads every agent's state).
 pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
@@ -118,17 +118,35 @@ async fn relay_events(
     tenants: &TenantDirectory,
     shutdown: &CancellationToken,
 ) {
+    // After a failure the entries this relay read stay pending in its name:
+    // publish those first (in order), then new ones.
+    let mut backlog = false;
     loop {
         let ids = tenants.tenant_ids();
+        let pass = async {
+            if backlog {
+                relay.relay_backlog(&ids).await
+            } else {
+                relay.relay_new(&ids, RELAY_BLOCK_MS).await
+            }
+        };
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            result = relay.relay_new(&ids, RELAY_BLOCK_MS) => result,
+            result = pass => result,
         };
-        if let Err(error) = result {
-            tracing::warn!(%error, "relaying events failed; retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(RETRY_AFTER) => {}
+        match result {
+            Ok(published) => {
+                if backlog && published == 0 {
+                    backlog = false;
+                }
+            }
+            Err(error) => {
+                backlog = true;
+                tracing::warn!(%error, "relaying events failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RETRY_AFTER) => {}
+                }
             }
         }
         if ids.is_empty() {
@@ -164,6 +182,17 @@ async fn housekeeping(
             }
             if let Err(error) = relay.reclaim(&tenant).await {
                 tracing::warn!(%tenant, %error, "reclaiming outbox entries failed");
+            }
+            // Every replica exports it: whichever is scraped shows the lag.
+            match outbox_lag(&mut store.connection(), &tenant).await {
+                Ok(lag) => {
+                    let labels = [("tenant", tenant.clone())];
+                    metrics::gauge!("careline_outbox_events_pending", &labels)
+                        .set(lag.events as f64);
+                    metrics::gauge!("careline_outbox_oldest_age_seconds", &labels)
+                        .set(lag.oldest_age_ms as f64 / 1000.0);
+                }
+                Err(error) => tracing::debug!(%tenant, %error, "outbox lag not exported"),
             }
             if !export_gauges {
                 continue;

@@ -59,9 +59,23 @@ impl Hosted {
         false
     }
 
-    /// Sends unless it is a duplicate; false when the client is too slow.
+    /// Events can reach presence out of order (see `careline_routing::relay`):
+    /// a revocation that overtook its offer, or of an offer that was never
+    /// shown, would leave the client a revocation of nothing.
+    fn revokes_unsent_offer(&self, event: &v1::AgentSessionEvent) -> bool {
+        match &event.kind {
+            Some(Kind::Revoked(revoked)) if !revoked.offer_id.is_empty() => {
+                let key = format!("o:{}", revoked.offer_id);
+                !self.delivered.contains(&key)
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends unless it is a duplicate or revokes an offer this session was
+    /// never sent; false when the client is too slow.
     fn send(&mut self, event: v1::AgentSessionEvent) -> bool {
-        if self.already_delivered(&event) {
+        if self.already_delivered(&event) || self.revokes_unsent_offer(&event) {
             return true;
         }
         match self.tx.try_send(Ok(event)) {
@@ -411,13 +425,17 @@ async fn interaction_event(
     };
     match K::try_from(ix.kind).unwrap_or(K::Unspecified) {
         K::Offered => {
+            let interaction = load().await?;
+            // Events can arrive out of order, late or twice: an offer already
+            // answered, revoked or timed out would be a dead offer on screen.
+            let still_pending = interaction.state == v1::InteractionState::Offered as i32
+                && interaction.offer_id == ix.offer_id
+                && interaction.agent_id == ix.agent_id;
+            if !still_pending {
+                return None;
+            }
             let deadline_ms = ix.detail.parse().unwrap_or(0);
-            Some(offer_event(
-                tenant,
-                &ix.offer_id,
-                deadline_ms,
-                load().await?,
-            ))
+            Some(offer_event(tenant, &ix.offer_id, deadline_ms, interaction))
         }
         K::Assigned => Some(assignment_event(tenant, load().await?)),
         K::OfferTimedOut => Some(revoked(&ix.offer_id, "timed_out")),

@@ -6,7 +6,10 @@
 -- ARGV[10] urgent (0/1)        ARGV[11] member ref
 -- ARGV[12] encoded InteractionContext            ARGV[13] after hours (0/1)
 -- ARGV[14] idempotency window in seconds
+-- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
+local outbox_full = refuse_new_work_if_outbox_full(tonumber(ARGV[15]))
+if outbox_full then return outbox_full end
 local idem_key = P .. 'idem:' .. ARGV[2]
 local previous = redis.call('GET', idem_key)
 if previous then

@@ -21,7 +21,6 @@ local MAX_DECLINED_SKIP = 512
 -- Priority bands are 10^13 apart; the rest of a score is milliseconds.
 local BAND = 10000000000000
 local CHANNELS = {'voice', 'chat', 'email'}
-local OUTBOX_MAXLEN = 200000
 -- Bounds the work of one script: a freed agent or a batch of timers makes at
 -- most this many offers; anything left is matched by the next event.
 local MAX_OFFERS_PER_SCRIPT = 64
@@ -73,14 +72,30 @@ end
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
 -- Appends one event to the tenant's outbox; the relay publishes it on NATS.
+-- The outbox is never trimmed: an entry leaves it only once relayed or
+-- dead-lettered (see `refuse_new_work_if_outbox_full` for its bound). The
+-- entry id XADD assigns (time-based, replicated as an effect) becomes the
+-- event id, so ids stay unique when Redis loses data and `seq` restarts.
 local function emit(fields)
   local seq = redis.call('INCR', P .. 'seq')
-  local args = {'XADD', P .. 'outbox', 'MAXLEN', '~', OUTBOX_MAXLEN, '*', 'seq', seq, 'at', NOW, 'tp', TRACEPARENT}
+  local args = {'XADD', P .. 'outbox', '*', 'seq', seq, 'at', NOW, 'tp', TRACEPARENT}
   for k, v in pairs(fields) do
     args[#args + 1] = k
     args[#args + 1] = v
   end
   redis.call(unpack(args))
+end
+
+-- Backpressure instead of loss: while `max_events` or more events wait in the
+-- outbox (NATS unreachable), new work is refused before anything is written.
+-- Only creates call this; answers to existing work must still go through.
+local function refuse_new_work_if_outbox_full(max_events)
+  local waiting = redis.call('XLEN', P .. 'outbox')
+  if waiting >= max_events then
+    return {'UNAVAILABLE', 'events are not reaching NATS: ' .. waiting ..
+      ' events wait in the outbox; new contacts are refused until it drains; retry shortly'}
+  end
+  return nil
 end
 
 local function emit_ix(kind, ix, id, extra)

@@ -57,6 +57,14 @@ impl Env {
         }
     }
 
+    /// A connection of its own to the test's Redis.
+    pub async fn redis_conn(&self) -> redis::aio::ConnectionManager {
+        RoutingStore::connect(&self.redis.url())
+            .await
+            .expect("connects")
+            .connection()
+    }
+
     pub fn tenant(&self) -> &str {
         &self.config.id
     }

@@ -1,11 +1,14 @@
 //! The outbox relay: events reach NATS once each, in order, carrying the
-//! trace of the request that caused them.
+//! trace of the request that caused them; the outbox keeps every event until
+//! it is relayed, refuses new contacts when full, and moves aside entries that
+//! cannot become events.
 
 use std::time::Duration;
 
-use careline_bus::{Publisher, ensure_streams};
+use careline_bus::{Publisher, ensure_streams, read_tenant_events};
+use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
-use careline_routing::{OutboxRelay, RoutingStore};
+use careline_routing::{OutboxRelay, RoutingError, RoutingStore, outbox_lag};
 use careline_testkit::NatsServer;
 use futures::StreamExt;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -15,7 +18,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::env::Env;
+use crate::env::{Env, agent};
 
 #[tokio::test]
 async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
@@ -63,10 +66,15 @@ async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
         panic!("interaction event")
     };
     assert_eq!(ix.interaction_id, id);
-    assert_eq!(
-        event.event_id,
-        format!("{}:{}", env.tenant(), event.sequence)
+    let (tenant, entry_id) = event.event_id.split_once(':').expect("<tenant>:<entry id>");
+    assert_eq!(tenant, env.tenant());
+    let (ms, n) = entry_id.split_once('-').expect("outbox entry id <ms>-<n>");
+    assert!(
+        ms.parse::<u64>().is_ok() && n.parse::<u64>().is_ok(),
+        "{}",
+        event.event_id
     );
+    assert_eq!(event.sequence, 1, "the tenant's first routing event");
     let headers = message.headers.expect("headers");
     assert_eq!(
         headers.get("Nats-Msg-Id").map(|v| v.as_str()),
@@ -86,4 +94,263 @@ async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
         0,
         "nothing is published twice"
     );
+}
+
+/// A tenant in Redis, a nats-server with the event stream, and a relay.
+struct Relaying {
+    env: Env,
+    _nats: NatsServer,
+    js: async_nats::jetstream::Context,
+    relay: OutboxRelay,
+}
+
+impl Relaying {
+    async fn start() -> Relaying {
+        let env = Env::new(|c| {
+            c.agents
+                .push(agent("a1", &[("billing", 5)], &[Language::En]))
+        })
+        .await;
+        let nats = NatsServer::start().await.expect("nats-server starts");
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        ensure_streams(&js).await.unwrap();
+        let relay = OutboxRelay::new(
+            env.redis_conn().await,
+            Publisher::new(js.clone()),
+            "test-relay",
+        );
+        relay.ensure_group(env.tenant()).await.unwrap();
+        Relaying {
+            env,
+            _nats: nats,
+            js,
+            relay,
+        }
+    }
+
+    /// Relays until the outbox is empty; returns how many were published.
+    async fn drain(&self) -> usize {
+        let tenants = vec![self.env.tenant().to_string()];
+        let mut published = 0;
+        loop {
+            match self.relay.relay_new(&tenants, 10).await.expect("relayed") {
+                0 => return published,
+                n => published += n,
+            }
+        }
+    }
+
+    async fn stored(&self) -> Vec<v1::Event> {
+        read_tenant_events(&self.js, self.env.tenant())
+            .await
+            .expect("events read back")
+    }
+
+    async fn outbox_len(&self) -> u64 {
+        let key = format!(
+            "{}outbox",
+            careline_routing::keys::prefix(self.env.tenant())
+        );
+        redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut self.env.redis_conn().await)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_every_unrelayed_event_past_the_old_trim_length() {
+    // The old trim (`MAXLEN ~ 200000`) dropped the oldest entries whether or
+    // not they were relayed. Fill the outbox to that length, add a node's
+    // worth of events more, and nothing may be gone.
+    const OLD_TRIM_LENGTH: u64 = 200_000;
+    const MORE: u64 = 150;
+    const PIPELINE: u64 = 10_000;
+    let env = Env::new(|_| {}).await;
+    let key = format!("{}outbox", careline_routing::keys::prefix(env.tenant()));
+    let mut conn = env.redis_conn().await;
+    for chunk in 0..OLD_TRIM_LENGTH / PIPELINE {
+        let mut pipe = redis::pipe();
+        for i in 0..PIPELINE {
+            pipe.xadd(&key, "*", &[("filler", chunk * PIPELINE + i)])
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.unwrap();
+    }
+    let first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..MORE {
+        env.chat("billing").await;
+    }
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        len,
+        OLD_TRIM_LENGTH + MORE,
+        "every event is still in the outbox"
+    );
+    let still_first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        still_first.ids[0].id, first.ids[0].id,
+        "the oldest entry is kept"
+    );
+}
+
+#[tokio::test]
+async fn new_contacts_are_refused_while_the_outbox_is_full_and_everything_else_still_works() {
+    const BOUND: u64 = 3;
+    let r = Relaying::start().await;
+    let env = &r.env;
+    let store = RoutingStore::connect(&env.redis.url())
+        .await
+        .unwrap()
+        .with_outbox_max_events(BOUND);
+    let new = || env.new_interaction("billing", Channel::Chat, Language::En, Priority::Normal);
+    let mut waiting = Vec::new();
+    for _ in 0..BOUND {
+        waiting.push(
+            store
+                .create_interaction(env.tenant(), &new())
+                .await
+                .unwrap()
+                .interaction_id,
+        );
+    }
+    let err = store
+        .create_interaction(env.tenant(), &new())
+        .await
+        .expect_err("the outbox is full");
+    assert!(matches!(err, RoutingError::Unavailable(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "events are not reaching NATS: 3 events wait in the outbox; new contacts are refused until it drains; retry shortly"
+    );
+    assert_eq!(
+        r.outbox_len().await,
+        BOUND,
+        "a refused create writes nothing"
+    );
+
+    // Work already in the system keeps moving: an agent logs in, gets the
+    // oldest contact, accepts it and resolves it.
+    env.login("a1").await;
+    let first = &waiting[0];
+    assert_eq!(env.offered_to(first).await.as_deref(), Some("a1"));
+    env.accept(first).await;
+    store
+        .resolve(env.tenant(), first, "a1", "answered", &[], None)
+        .await
+        .expect("resolving works while the outbox is full");
+    assert!(r.outbox_len().await > BOUND, "their events wait too");
+
+    let drained = r.drain().await as u64;
+    assert_eq!(r.outbox_len().await, 0);
+    let created = store.create_interaction(env.tenant(), &new()).await;
+    assert!(created.is_ok(), "accepted again once drained: {created:?}");
+    println!("outbox bound {BOUND}: 1 create refused, {drained} events relayed after");
+}
+
+#[tokio::test]
+async fn a_malformed_outbox_entry_is_dead_lettered_and_the_rest_flows() {
+    let r = Relaying::start().await;
+    let env = &r.env;
+    let before = env.chat("billing").await;
+    let key = format!("{}outbox", careline_routing::keys::prefix(env.tenant()));
+    let mut conn = env.redis_conn().await;
+    let poison: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("entity")
+        .arg("interaction")
+        .arg("kind")
+        .arg("created")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after = env.chat("billing").await;
+
+    assert_eq!(r.drain().await, 2, "both good events are published");
+    let ids: Vec<String> = r
+        .stored()
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(v1::event::Payload::Interaction(ix)) => Some(ix.interaction_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [before, after]);
+    assert_eq!(r.outbox_len().await, 0, "the poison entry left the outbox");
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{key}:dead"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1, "one dead letter");
+    let letter = &dead.ids[0];
+    assert_eq!(
+        letter.get::<String>("outbox_id").as_deref(),
+        Some(poison.as_str())
+    );
+    assert_eq!(
+        letter.get::<String>("kind").as_deref(),
+        Some("created"),
+        "original fields kept"
+    );
+    let error: String = letter.get("error").expect("the reason is kept");
+    assert!(error.contains("without seq"), "{error}");
+}
+
+#[tokio::test]
+async fn one_relay_pass_stores_a_batch_in_outbox_order() {
+    const EVENTS: usize = 200;
+    let r = Relaying::start().await;
+    for _ in 0..EVENTS {
+        r.env.chat("billing").await;
+    }
+    assert_eq!(r.drain().await, EVENTS);
+    let sequences: Vec<u64> = r.stored().await.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=EVENTS as u64).collect();
+    assert_eq!(
+        sequences, expected,
+        "stored in the order the outbox holds them"
+    );
+}
+
+#[tokio::test]
+async fn outbox_lag_counts_waiting_events_and_the_age_of_the_oldest() {
+    let r = Relaying::start().await;
+    let mut conn = r.env.redis_conn().await;
+    let empty = outbox_lag(&mut conn, r.env.tenant()).await.unwrap();
+    assert_eq!((empty.events, empty.oldest_age_ms), (0, 0));
+    r.env.chat("billing").await;
+    r.env.chat("billing").await;
+    r.env.next_millisecond().await;
+    let lag = outbox_lag(&mut conn, r.env.tenant()).await.unwrap();
+    assert_eq!(lag.events, 2);
+    assert!(lag.oldest_age_ms > 0, "{lag:?}");
+    r.drain().await;
+    let drained = outbox_lag(&mut conn, r.env.tenant()).await.unwrap();
+    assert_eq!((drained.events, drained.oldest_age_ms), (0, 0));
 }

@@ -2,5 +2,6 @@
 //! nats-server, the service in-process on 127.0.0.1:0, a real tonic client.
 
 mod harness;
+mod ordering;
 mod sessions;
 mod supervisor;

@@ -62,6 +62,11 @@ pub fn other() -> TenantConfig {
 impl Platform {
     /// A platform whose clock reads `now` (a weekday morning in Denver by default).
     pub async fn start() -> Platform {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Platform::start`] with the router's common settings changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut CommonConfig)) -> Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let nats = sandbox.nats().await.expect("nats client");
         let js = async_nats::jetstream::new(nats);
@@ -72,11 +77,12 @@ impl Platform {
             "2026-11-25T17:00:00Z".parse::<DateTime<Utc>>().unwrap(),
         ));
         let clock_now = now.clone();
-        let common = CommonConfig {
+        let mut common = CommonConfig {
             redis_url: sandbox.redis_url(),
             nats_url: sandbox.nats_url(),
             ..CommonConfig::default()
         };
+        configure(&mut common);
         let config = RouterConfig::with_common(common);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

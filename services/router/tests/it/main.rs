@@ -1,6 +1,7 @@
 //! The router service end to end over gRPC, against real Redis and NATS.
 
 mod api;
+mod events;
 mod harness;
 mod hours;
 mod transfers;
