@@ -8,8 +8,6 @@
 -- ARGV[14] idempotency window in seconds
 -- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
-local outbox_full = refuse_new_work_if_outbox_full(tonumber(ARGV[15]))
-if outbox_full then return outbox_full end
 local idem_key = P .. 'idem:' .. ARGV[2]
 local previous = redis.call('GET', idem_key)
 if previous then
@@ -24,6 +22,9 @@ if previous then
   return {'ok', id, position, 1}
 end
 
+-- A replay still answers; only new work waits for the outbox to drain.
+local outbox_full = refuse_new_work_if_outbox_full(tonumber(ARGV[15]))
+if outbox_full then return outbox_full end
 local id = ARGV[4]
 local band = tonumber(ARGV[9])
 redis.call('SET', idem_key, id .. '|' .. ARGV[3], 'EX', tonumber(ARGV[14]))
