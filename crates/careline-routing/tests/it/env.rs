@@ -188,11 +188,7 @@ impl Env {
 
     /// Waits until Redis' clock (the one scripts use) has moved on by a millisecond.
     pub async fn next_millisecond(&self) {
-        let mut conn = redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut conn = self.redis_conn().await;
         let now = |(s, us): (i64, i64)| s * 1000 + us / 1000;
         let start = now(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
         careline_testkit::assert_eventually!(
@@ -216,21 +212,13 @@ impl Env {
             .unwrap_or(0)
     }
 
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
     /// Whether `id` waits in `queue`'s own index (not an agent's personal one).
     pub async fn in_queue(&self, queue: &str, channel: &str, id: &str) -> bool {
         let key = format!("{}q:{queue}:{channel}:en", keys::prefix(self.tenant()));
         let score: Option<f64> = redis::cmd("ZSCORE")
             .arg(key)
             .arg(id)
-            .query_async(&mut self.redis().await)
+            .query_async(&mut self.redis_conn().await)
             .await
             .unwrap();
         score.is_some()
@@ -238,7 +226,7 @@ impl Env {
 
     /// How many of the tenant's timers are due now (on Redis' clock).
     pub async fn due_timers(&self) -> usize {
-        let mut conn = self.redis().await;
+        let mut conn = self.redis_conn().await;
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
         let key = format!("{}timers", keys::prefix(self.tenant()));
         redis::cmd("ZCOUNT")
@@ -256,7 +244,7 @@ impl Env {
         let _: () = redis::cmd("HDEL")
             .arg(key)
             .arg(name)
-            .query_async(&mut self.redis().await)
+            .query_async(&mut self.redis_conn().await)
             .await
             .unwrap();
     }
@@ -265,7 +253,7 @@ impl Env {
     pub async fn plant_corrupt_interaction(&self) -> String {
         let id = careline_domain::InteractionId::generate().to_string();
         let prefix = keys::prefix(self.tenant());
-        let mut conn = self.redis().await;
+        let mut conn = self.redis_conn().await;
         let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
         let _: () = redis::pipe()
             .hset_multiple(
