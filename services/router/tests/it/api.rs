@@ -92,7 +92,9 @@ async fn bad_input_gets_a_clear_status_and_changes_nothing() {
 #[tokio::test]
 async fn credentials_decide_the_tenant() {
     let platform = Platform::start().await;
-    let mut anonymous = platform.client_with(None).await;
+    let mut anonymous = platform
+        .client_with(careline_testkit::Bearer::anonymous())
+        .await;
     let status = anonymous
         .list_interactions(v1::ListInteractionsRequest::default())
         .await
@@ -258,7 +260,7 @@ async fn an_agent_can_accept_transfer_with_notes_and_resolve() {
     let store = careline_routing::RoutingStore::connect(&platform.sandbox.redis_url())
         .await
         .unwrap();
-    let config = crate::harness::demo();
+    let config = careline_testkit::demo::tenant();
     store
         .agent_login(
             &config,
