@@ -353,7 +353,7 @@ async fn an_agent_can_accept_transfer_with_notes_and_resolve() {
     let store = careline_routing::RoutingStore::connect(&platform.sandbox.redis_url())
         .await
         .unwrap();
-    let config = careline_testkit::demo::tenant();
+    let config = crate::harness::demo();
     store
         .agent_login(
             &config,

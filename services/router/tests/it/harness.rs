@@ -9,12 +9,14 @@ use careline_kit::{CommonConfig, Shutdown};
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use careline_router::RouterConfig;
-use careline_testkit::{Bearer, Sandbox, demo};
+use careline_testkit::{Bearer, Sandbox};
 use chrono::{DateTime, Utc};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use careline_testkit::demo::API_KEY as DEMO_KEY;
+/// The demo tenant as shipped.
+pub use careline_testkit::demo::tenant as demo;
 /// The API key of the second tenant, [`other`].
 pub const OTHER_KEY: &str = "other-plan-key-11111111111111111";
 
@@ -31,7 +33,7 @@ pub struct Platform {
 
 /// A second tenant with its own key and the same queues and agents as the demo tenant.
 pub fn other() -> TenantConfig {
-    demo::second_tenant(&demo::tenant(), "other-plan", "Other Plan", OTHER_KEY)
+    careline_testkit::demo::second_tenant(&demo(), "other-plan", "Other Plan", OTHER_KEY)
 }
 
 impl Platform {
@@ -46,10 +48,7 @@ impl Platform {
         let nats = sandbox.nats().await.expect("nats client");
         let js = async_nats::jetstream::new(nats);
         let store = TenantStore::open(&js).await.expect("tenant bucket");
-        store
-            .put(&demo::tenant())
-            .await
-            .expect("demo tenant applied");
+        store.put(&demo()).await.expect("demo tenant applied");
         store.put(&other()).await.expect("other tenant applied");
         let now = Arc::new(Mutex::new(
             "2026-11-25T17:00:00Z".parse::<DateTime<Utc>>().unwrap(),
