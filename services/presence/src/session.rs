@@ -2,7 +2,8 @@
 //! start the routing session, then serve heartbeats, state changes and offer
 //! answers until the client leaves, the session is replaced or expires, the
 //! client falls behind, or the server shuts down. Whatever ends it, the agent
-//! goes offline in every tenant the session still holds.
+//! goes offline in every tenant the session still holds; a login that fails in
+//! one tenant leaves the tenants already joined (one login, all or nothing).
 
 use std::collections::HashSet;
 use std::sync::Arc;
