@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use careline_proto::v1::presence_client::PresenceClient;
 use careline_proto::v1::router_client::RouterClient;
-use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -22,29 +21,8 @@ pub type Router = RouterClient<InterceptedService<Channel, Bearer>>;
 /// (supervisor calls; agent sessions authenticate in their login instead).
 pub type Presence = PresenceClient<InterceptedService<Channel, Bearer>>;
 
-/// Adds `authorization: Bearer <key>` to every request.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
-
-impl Bearer {
-    /// A bearer of `api_key`.
-    pub fn new(api_key: &str) -> Bearer {
-        Bearer(
-            format!("Bearer {api_key}")
-                .parse()
-                .expect("API keys are ASCII"),
-        )
-    }
-}
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
+/// Adds `authorization: Bearer <key>` to every request (shared with the services' own tests).
+pub use careline_testkit::Bearer;
 
 /// A channel to `addr` that connects on first use and reconnects after a
 /// failure, so a client outlives the replica it first talked to.

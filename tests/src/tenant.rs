@@ -6,20 +6,13 @@ use std::collections::BTreeMap;
 use careline_domain::Language;
 use careline_domain::tenant::{AgentConfig, PerChannelOverride, TenantConfig};
 
-/// Tenant id of the demo tenant.
-pub const TENANT: &str = "demo-health";
-/// The demo tenant's API key (see deploy/tenants/demo-health.yaml).
-pub const API_KEY: &str = "demo-health-key-0000000000000000";
-
-const DEMO_YAML: &str = include_str!("../../deploy/tenants/demo-health.yaml");
+/// The demo tenant's id and API key (see deploy/tenants/demo-health.yaml).
+pub use careline_testkit::demo::{API_KEY, TENANT};
 
 /// The demo tenant with its business hours and holidays cleared, so that
 /// every channel is open whenever the test runs.
 pub fn demo() -> TenantConfig {
-    let mut config = TenantConfig::from_yaml(DEMO_YAML).expect("the demo tenant parses");
-    config.hours.clear();
-    config.holidays.clear();
-    config
+    careline_testkit::demo::tenant_always_open()
 }
 
 /// The key a generated agent logs in with.

@@ -40,6 +40,11 @@ impl LineIndex {
         }
     }
 
+    /// The line of the document's first field, for problems with the whole document.
+    pub(crate) fn first_line(&self) -> Option<usize> {
+        self.lines.values().copied().min()
+    }
+
     fn walk(&mut self, node: &MarkedYaml<'_>, path: &str) {
         match &node.data {
             YamlData::Mapping(map) => {

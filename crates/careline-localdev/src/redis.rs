@@ -62,7 +62,8 @@ impl RedisServer {
         self.process.kill();
     }
 
-    /// Kills the server if running and starts a new, empty one on the same port.
+    /// Kills the server if running and starts a new one on the same port and dir:
+    /// empty for a throw-away server, its append-only file reloaded for a kept one.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
         self.process = spawn(&self.dir, self.port)?;

@@ -3,13 +3,18 @@
 //! - [`RedisServer`], [`NatsServer`]: re-exported from `careline-localdev`, which runs them
 //!   as child processes on free loopback ports (also for `careline up`).
 //! - [`sandbox`]: [`Sandbox`], both servers together plus ready-made clients.
+//! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
+//! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
 //! - [`eventually`](mod@eventually): [`eventually()`] and [`assert_eventually!`], how every test waits.
 
 #![forbid(unsafe_code)]
 
+pub mod bearer;
+pub mod demo;
 pub mod eventually;
 pub mod sandbox;
 
+pub use bearer::Bearer;
 pub use careline_localdev::{NatsServer, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::Sandbox;

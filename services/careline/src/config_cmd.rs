@@ -34,7 +34,7 @@ pub enum ConfigCommand {
         #[command(flatten)]
         nats: NatsArgs,
     },
-    /// Validate a tenant file without writing it.
+    /// Validate a tenant file without writing it; every problem in it is reported at once.
     Check {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,

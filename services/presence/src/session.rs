@@ -2,7 +2,8 @@
 //! start the routing session, then serve heartbeats, state changes and offer
 //! answers until the client leaves, the session is replaced or expires, the
 //! client falls behind, or the server shuts down. Whatever ends it, the agent
-//! goes offline in every tenant the session still holds.
+//! goes offline in every tenant the session still holds; a login that fails in
+//! one tenant leaves the tenants already joined (one login, all or nothing).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -47,14 +48,15 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
 }
 
-/// The agent in one tenant of a session.
+/// The agent as it is in one tenant of a session (an agent may log in to
+/// several tenants at once, with a different id in each).
 #[derive(Clone)]
-struct Member {
+struct TenantAgent {
     config: Arc<TenantConfig>,
     agent_id: String,
 }
 
-impl Member {
+impl TenantAgent {
     fn tenant(&self) -> &str {
         &self.config.id
     }
@@ -79,7 +81,7 @@ pub async fn run(
             Ok(Some(request)) => validate_login(&ctx.tenants, request),
         },
     };
-    let (members, initial) = match login {
+    let (tenant_agents, initial) = match login {
         Ok(login) => login,
         Err(error) => {
             let _ = tx.try_send(Err(error));
@@ -91,7 +93,7 @@ pub async fn run(
     let mut session = Session {
         ctx,
         session_id,
-        members,
+        tenant_agents,
         tx,
         too_slow: CancellationToken::new(),
     };
@@ -110,7 +112,7 @@ pub async fn run(
 fn validate_login(
     tenants: &TenantDirectory,
     request: v1::AgentSessionRequest,
-) -> Result<(Vec<Member>, AgentStatus), PresenceError> {
+) -> Result<(Vec<TenantAgent>, AgentStatus), PresenceError> {
     let Some(RequestKind::Login(login)) = request.kind else {
         return Err(PresenceError::Invalid(
             "the first message of an agent session must be `login` (tenants with agent id and key)"
@@ -138,7 +140,7 @@ fn validate_login(
         }
     };
     let mut seen = HashSet::new();
-    let mut members = Vec::with_capacity(login.tenants.len());
+    let mut tenant_agents = Vec::with_capacity(login.tenants.len());
     for (i, entry) in login.tenants.iter().enumerate() {
         let tenant = TenantId::new(entry.tenant_id.as_str())
             .map_err(|e| PresenceError::Invalid(format!("login.tenants[{i}].tenant_id: {e}")))?;
@@ -169,19 +171,19 @@ fn validate_login(
             )));
         }
         let config = config.expect("a matching key implies a configured tenant");
-        members.push(Member {
+        tenant_agents.push(TenantAgent {
             config,
             agent_id: agent.as_str().to_string(),
         });
     }
-    Ok((members, initial))
+    Ok((tenant_agents, initial))
 }
 
 struct Session {
     ctx: SessionContext,
     session_id: String,
     /// Tenants the session still holds (OFFLINE in one removes it).
-    members: Vec<Member>,
+    tenant_agents: Vec<TenantAgent>,
     tx: mpsc::Sender<Outgoing>,
     too_slow: CancellationToken,
 }
@@ -191,40 +193,55 @@ impl Session {
     /// held interactions; returns the heartbeat TTL.
     async fn start(&mut self, initial: AgentStatus) -> Result<Duration, PresenceError> {
         let store = &self.ctx.store;
-        for member in &self.members {
+        for tenant_agent in &self.tenant_agents {
             self.ctx.registry.register(
-                member.tenant(),
-                &member.agent_id,
+                tenant_agent.tenant(),
+                &tenant_agent.agent_id,
                 &self.session_id,
                 self.tx.clone(),
                 self.too_slow.clone(),
             );
         }
         let mut held = Vec::new();
-        let mut logged_in = Vec::new();
-        for member in &self.members {
+        for joined in 0..self.tenant_agents.len() {
+            let tenant_agent = self.tenant_agents[joined].clone();
             match store
-                .agent_login(&member.config, &member.agent_id, &self.session_id, initial)
+                .agent_login(
+                    &tenant_agent.config,
+                    &tenant_agent.agent_id,
+                    &self.session_id,
+                    initial,
+                )
                 .await
             {
-                Ok(ids) => {
-                    logged_in.push(member.clone());
-                    held.push((member.clone(), ids));
-                }
+                Ok(ids) => held.push((tenant_agent, ids)),
                 Err(error) => {
-                    // Leave the tenants already joined: one login, all or nothing.
-                    self.members = logged_in;
+                    // One login, all or nothing: the tenants not joined are unregistered
+                    // here; `finish` logs the agent out of those already joined.
+                    for not_joined in self.tenant_agents.split_off(joined) {
+                        self.ctx.registry.unregister(
+                            not_joined.tenant(),
+                            &not_joined.agent_id,
+                            &self.session_id,
+                        );
+                    }
+                    tracing::info!(
+                        tenant = tenant_agent.tenant(),
+                        %error,
+                        "agent login failed; leaving the tenants already joined"
+                    );
                     return Err(error.into());
                 }
             }
         }
-        tracing::info!(tenants = self.members.len(), "agent session started");
-        let mut agents_now = Vec::with_capacity(self.members.len());
-        for member in &self.members {
-            agents_now.push(agents::get(store, &member.config, &member.agent_id).await?);
+        tracing::info!(tenants = self.tenant_agents.len(), "agent session started");
+        let mut agents_now = Vec::with_capacity(self.tenant_agents.len());
+        for tenant_agent in &self.tenant_agents {
+            agents_now
+                .push(agents::get(store, &tenant_agent.config, &tenant_agent.agent_id).await?);
         }
         let ttl_secs = self
-            .members
+            .tenant_agents
             .iter()
             .map(|m| m.config.routing.heartbeat_ttl_secs)
             .min()
@@ -237,15 +254,19 @@ impl Session {
                 agents: agents_now,
             })),
         }];
-        for (member, ids) in held {
+        for (tenant_agent, ids) in held {
             for id in ids {
-                if let Some(event) = self.held_event(&member, &id).await? {
+                if let Some(event) = self.held_event(&tenant_agent, &id).await? {
                     first.push(event);
                 }
             }
         }
-        let members: Vec<_> = self.members.iter().map(Member::key).collect();
-        match self.ctx.registry.start(&members, &self.session_id, first) {
+        let tenant_agents: Vec<_> = self.tenant_agents.iter().map(TenantAgent::key).collect();
+        match self
+            .ctx
+            .registry
+            .start(&tenant_agents, &self.session_id, first)
+        {
             Delivery::TooSlow => Err(too_slow()),
             _ => Ok(Duration::from_secs(u64::from(ttl_secs))),
         }
@@ -254,15 +275,20 @@ impl Session {
     /// The event re-sending an interaction the agent already holds.
     async fn held_event(
         &self,
-        member: &Member,
+        tenant_agent: &TenantAgent,
         id: &str,
     ) -> Result<Option<v1::AgentSessionEvent>, PresenceError> {
-        let interaction = match self.ctx.store.get_interaction(member.tenant(), id).await {
+        let interaction = match self
+            .ctx
+            .store
+            .get_interaction(tenant_agent.tenant(), id)
+            .await
+        {
             Ok(interaction) => interaction,
             Err(RoutingError::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        if interaction.agent_id != member.agent_id {
+        if interaction.agent_id != tenant_agent.agent_id {
             return Ok(None);
         }
         Ok(match v1::InteractionState::try_from(interaction.state) {
@@ -270,15 +296,16 @@ impl Session {
                 let deadline_ms = interaction.offer_deadline_ms;
                 let offer_id = interaction.offer_id.clone();
                 Some(sessions::offer_event(
-                    member.tenant(),
+                    tenant_agent.tenant(),
                     &offer_id,
                     deadline_ms,
                     interaction,
                 ))
             }
-            Ok(v1::InteractionState::Assigned) => {
-                Some(sessions::assignment_event(member.tenant(), interaction))
-            }
+            Ok(v1::InteractionState::Assigned) => Some(sessions::assignment_event(
+                tenant_agent.tenant(),
+                interaction,
+            )),
             _ => None,
         })
     }
@@ -322,7 +349,7 @@ impl Session {
                 )),
             };
             match outcome {
-                Ok(()) if self.members.is_empty() => return None,
+                Ok(()) if self.tenant_agents.is_empty() => return None,
                 Ok(()) => {}
                 Err(error) => {
                     let ends = matches!(error, PresenceError::SessionEnded(_));
@@ -349,27 +376,31 @@ impl Session {
     /// agent holds that this session has not delivered (its bus event was
     /// missed, e.g. while NATS reconnected).
     async fn heartbeat(&self) -> Result<(), PresenceError> {
-        for member in &self.members {
+        for tenant_agent in &self.tenant_agents {
             let held = self
                 .ctx
                 .store
-                .agent_heartbeat(member.tenant(), &member.agent_id, &self.session_id)
+                .agent_heartbeat(
+                    tenant_agent.tenant(),
+                    &tenant_agent.agent_id,
+                    &self.session_id,
+                )
                 .await
                 .map_err(session_error)?;
             for item in held {
                 let delivered = self.ctx.registry.was_delivered(
-                    member.tenant(),
-                    &member.agent_id,
+                    tenant_agent.tenant(),
+                    &tenant_agent.agent_id,
                     &self.session_id,
                     &sessions::held_key(&item),
                 );
                 if delivered {
                     continue;
                 }
-                if let Some(event) = self.held_event(member, &item.interaction_id).await? {
+                if let Some(event) = self.held_event(tenant_agent, &item.interaction_id).await? {
                     let sent = self.ctx.registry.deliver(
-                        member.tenant(),
-                        &member.agent_id,
+                        tenant_agent.tenant(),
+                        &tenant_agent.agent_id,
                         Some(&self.session_id),
                         event,
                     );
@@ -408,17 +439,20 @@ impl Session {
             AgentStatus::Offline if set.away_reason.is_empty() => "logged_out",
             _ => set.away_reason.as_str(),
         };
-        let targets: Vec<Member> = if set.tenant_id.is_empty() {
-            self.members.clone()
+        let targets: Vec<TenantAgent> = if set.tenant_id.is_empty() {
+            self.tenant_agents.clone()
         } else {
-            vec![self.member("set_state.tenant_id", &set.tenant_id)?.clone()]
+            vec![
+                self.tenant_agent("set_state.tenant_id", &set.tenant_id)?
+                    .clone(),
+            ]
         };
-        for member in &targets {
+        for tenant_agent in &targets {
             self.ctx
                 .store
                 .agent_set_state(
-                    member.tenant(),
-                    &member.agent_id,
+                    tenant_agent.tenant(),
+                    &tenant_agent.agent_id,
                     &self.session_id,
                     status,
                     reason,
@@ -426,28 +460,35 @@ impl Session {
                 .await
                 .map_err(session_error)?;
             if status == AgentStatus::Offline {
-                self.ctx
-                    .registry
-                    .unregister(member.tenant(), &member.agent_id, &self.session_id);
-                self.members.retain(|m| m.tenant() != member.tenant());
+                self.ctx.registry.unregister(
+                    tenant_agent.tenant(),
+                    &tenant_agent.agent_id,
+                    &self.session_id,
+                );
+                self.tenant_agents
+                    .retain(|m| m.tenant() != tenant_agent.tenant());
             }
         }
         Ok(())
     }
 
     async fn accept(&self, answer: v1::OfferAnswer) -> Result<(), PresenceError> {
-        let (member, offer) = self.answer(&answer)?;
+        let (tenant_agent, offer) = self.answer(&answer)?;
         let id = self
             .ctx
             .store
-            .accept_offer(member.tenant(), &offer, &member.agent_id)
+            .accept_offer(tenant_agent.tenant(), &offer, &tenant_agent.agent_id)
             .await?;
-        tracing::info!(tenant = member.tenant(), interaction_id = %id, "offer accepted");
-        let interaction = self.ctx.store.get_interaction(member.tenant(), &id).await?;
-        let event = sessions::assignment_event(member.tenant(), interaction);
+        tracing::info!(tenant = tenant_agent.tenant(), interaction_id = %id, "offer accepted");
+        let interaction = self
+            .ctx
+            .store
+            .get_interaction(tenant_agent.tenant(), &id)
+            .await?;
+        let event = sessions::assignment_event(tenant_agent.tenant(), interaction);
         match self.ctx.registry.deliver(
-            member.tenant(),
-            &member.agent_id,
+            tenant_agent.tenant(),
+            &tenant_agent.agent_id,
             Some(&self.session_id),
             event,
         ) {
@@ -457,29 +498,29 @@ impl Session {
     }
 
     async fn reject(&self, answer: v1::OfferAnswer) -> Result<(), PresenceError> {
-        let (member, offer) = self.answer(&answer)?;
+        let (tenant_agent, offer) = self.answer(&answer)?;
         let id = self
             .ctx
             .store
-            .reject_offer(member.tenant(), &offer, &member.agent_id)
+            .reject_offer(tenant_agent.tenant(), &offer, &tenant_agent.agent_id)
             .await?;
-        tracing::info!(tenant = member.tenant(), interaction_id = %id, "offer rejected");
+        tracing::info!(tenant = tenant_agent.tenant(), interaction_id = %id, "offer rejected");
         Ok(())
     }
 
-    fn answer(&self, answer: &v1::OfferAnswer) -> Result<(&Member, String), PresenceError> {
-        let member = self.member("tenant_id", &answer.tenant_id)?;
+    fn answer(&self, answer: &v1::OfferAnswer) -> Result<(&TenantAgent, String), PresenceError> {
+        let tenant_agent = self.tenant_agent("tenant_id", &answer.tenant_id)?;
         let offer = OfferId::new(answer.offer_id.as_str())
             .map_err(|e| PresenceError::Invalid(format!("offer_id: {e}")))?;
-        Ok((member, offer.as_str().to_string()))
+        Ok((tenant_agent, offer.as_str().to_string()))
     }
 
-    fn member(&self, field: &str, tenant: &str) -> Result<&Member, PresenceError> {
-        self.members
+    fn tenant_agent(&self, field: &str, tenant: &str) -> Result<&TenantAgent, PresenceError> {
+        self.tenant_agents
             .iter()
             .find(|m| m.tenant() == tenant)
             .ok_or_else(|| {
-                let held: Vec<&str> = self.members.iter().map(Member::tenant).collect();
+                let held: Vec<&str> = self.tenant_agents.iter().map(TenantAgent::tenant).collect();
                 PresenceError::Invalid(format!(
                     "{field}: \"{tenant}\" is not a tenant of this session; its tenants are: {}",
                     held.join(", ")
@@ -490,16 +531,18 @@ impl Session {
     /// Takes the agent offline where this session is still the current one,
     /// unregisters, and ends the stream with `end` if given.
     async fn finish(self, end: Option<PresenceError>) {
-        for member in &self.members {
-            self.ctx
-                .registry
-                .unregister(member.tenant(), &member.agent_id, &self.session_id);
+        for tenant_agent in &self.tenant_agents {
+            self.ctx.registry.unregister(
+                tenant_agent.tenant(),
+                &tenant_agent.agent_id,
+                &self.session_id,
+            );
             let offline = self
                 .ctx
                 .store
                 .agent_set_state(
-                    member.tenant(),
-                    &member.agent_id,
+                    tenant_agent.tenant(),
+                    &tenant_agent.agent_id,
                     &self.session_id,
                     AgentStatus::Offline,
                     DISCONNECTED,
@@ -507,12 +550,12 @@ impl Session {
                 .await;
             match offline {
                 Ok(()) => {
-                    tracing::info!(tenant = member.tenant(), agent_id = %member.agent_id, "agent session ended")
+                    tracing::info!(tenant = tenant_agent.tenant(), agent_id = %tenant_agent.agent_id, "agent session ended")
                 }
                 // Already ended (expired or replaced by a newer login): nothing to undo.
                 Err(RoutingError::FailedPrecondition(_)) => {}
                 Err(error) => {
-                    tracing::warn!(tenant = member.tenant(), %error, "could not take the agent offline; its heartbeat timer will")
+                    tracing::warn!(tenant = tenant_agent.tenant(), %error, "could not take the agent offline; its heartbeat timer will")
                 }
             }
         }

@@ -166,18 +166,18 @@ impl SessionRegistry {
     /// held interactions), then whatever arrived meanwhile.
     pub fn start(
         &self,
-        members: &[(String, String)],
+        tenant_agents: &[(String, String)],
         session_id: &str,
         first: Vec<v1::AgentSessionEvent>,
     ) -> Delivery {
         let mut hosted = self.lock();
         let mut mine: Vec<&(String, String)> = Vec::new();
-        for member in members {
+        for tenant_agent in tenant_agents {
             if hosted
-                .get(member)
+                .get(tenant_agent)
                 .is_some_and(|h| h.session_id == session_id)
             {
-                mine.push(member);
+                mine.push(tenant_agent);
             }
         }
         let Some(sender) = mine.first().map(|m| (*m).clone()) else {
@@ -197,8 +197,8 @@ impl SessionRegistry {
                 return Delivery::TooSlow;
             }
         }
-        for member in mine {
-            let Some(entry) = hosted.get_mut(member) else {
+        for tenant_agent in mine {
+            let Some(entry) = hosted.get_mut(tenant_agent) else {
                 continue;
             };
             for event in entry.starting.take().unwrap_or_default() {
@@ -493,9 +493,9 @@ mod tests {
         let started = v1::AgentSessionEvent {
             kind: Some(Kind::Started(v1::SessionStarted::default())),
         };
-        let members = [("t".to_string(), "ana".to_string())];
+        let tenant_agents = [("t".to_string(), "ana".to_string())];
         assert_eq!(
-            registry.start(&members, "s1", vec![started, offer("t", "o1")]),
+            registry.start(&tenant_agents, "s1", vec![started, offer("t", "o1")]),
             Delivery::Sent
         );
         assert_eq!(offer_ids(&mut rx), ["started", "o1", "o2"]);

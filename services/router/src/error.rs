@@ -8,10 +8,15 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// Why the tenant's phone line is closed, for the caller to tell the member.
 #[derive(Debug, Clone)]
 pub struct OutsideHours {
+    /// The opening hours, e.g. `Mon-Fri 07:00-19:00 America/Denver`.
     pub hours: String,
+    /// The tenant's after-hours message in `language`.
     pub message: String,
+    /// Where the member can write instead.
     pub contact_email: String,
+    /// The member portal, open around the clock (empty when the tenant has none).
     pub portal_url: String,
+    /// The language of `message`.
     pub language: String,
 }
 

@@ -16,6 +16,7 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -37,6 +38,8 @@ pub struct RouterService {
     pub(crate) tenants: Arc<TenantDirectory>,
     pub(crate) nats: async_nats::Client,
     pub(crate) shutdown: Shutdown,
+    /// The tasks feeding watch streams; `serve` waits for them after shutdown.
+    pub(crate) watchers: TaskTracker,
     pub(crate) clock: Clock,
     pub(crate) stats_interval: Duration,
 }
@@ -324,7 +327,7 @@ impl Router for RouterService {
         };
         let (tx, rx) = mpsc::channel(1);
         let service = self.clone();
-        tokio::spawn(async move {
+        self.watchers.spawn(async move {
             let mut last: Option<Vec<v1::QueueStats>> = None;
             let mut ticker = tokio::time::interval(service.stats_interval);
             loop {
@@ -377,7 +380,7 @@ impl Router for RouterService {
             .map_err(|_| Status::unavailable("event bus is unavailable right now; retry"))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
+        self.watchers.spawn(async move {
             loop {
                 let message = tokio::select! {
                     _ = shutdown.wait() => break,

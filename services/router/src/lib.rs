@@ -24,6 +24,7 @@ use careline_kit::{GrpcServer, Shutdown, TenantAuth};
 use careline_proto::v1::router_server::RouterServer;
 use careline_routing::Backend;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 
 pub use config::RouterConfig;
@@ -33,7 +34,8 @@ pub use grpc::Clock;
 /// Largest request the router accepts (contexts are limited to 16 KiB).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// Runs the router on `listener` until `shutdown`, draining in-flight calls.
+/// Runs the router on `listener` until `shutdown`, draining in-flight calls and
+/// the tasks behind watch streams.
 pub async fn serve(
     config: RouterConfig,
     listener: TcpListener,
@@ -57,11 +59,13 @@ pub async fn serve_with_clock(
         shutdown.token(),
     )
     .await?;
+    let watchers = TaskTracker::new();
     let service = grpc::RouterService {
         store: backend.store.clone(),
         tenants: backend.tenants.clone(),
         nats: backend.nats.clone(),
         shutdown: shutdown.clone(),
+        watchers: watchers.clone(),
         clock,
         stats_interval: config.stats_interval(),
     };
@@ -77,6 +81,10 @@ pub async fn serve_with_clock(
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())
         .await?;
+    // Watch streams end on shutdown; their tasks finish (and unsubscribe) before
+    // the backend's connections close.
+    watchers.close();
+    watchers.wait().await;
     backend.stopped().await;
     Ok(())
 }

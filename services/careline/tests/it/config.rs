@@ -287,3 +287,53 @@ async fn check_refuses_a_bad_file_naming_line_and_field() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn check_reports_every_problem_in_the_file_at_once() {
+    // Four kinds of problem: a bad value, an unknown field, a wrong type and a
+    // duplicate id; serde alone would stop at the first one it reads.
+    let mut bad = demo_text();
+    for (from, to) in [
+        ("time_zone: America/Denver", "time_zone: Mars/Olympus"),
+        ("  wrap_up_secs: 30", "  wrap_up_seconds: 30"),
+        ("  heartbeat_ttl_secs: 15", "  heartbeat_ttl_secs: soon"),
+        ("  - id: billing", "  - id: general"),
+    ] {
+        bad = replace_line(&bad, from, to);
+    }
+    let expected = [
+        (
+            line_of(&bad, "time_zone: Mars/Olympus", 1),
+            "time_zone: unknown time zone",
+        ),
+        (
+            line_of(&bad, "  wrap_up_seconds: 30", 1),
+            "routing.wrap_up_seconds: unknown field `wrap_up_seconds`",
+        ),
+        (
+            line_of(&bad, "  heartbeat_ttl_secs: soon", 1),
+            "routing.heartbeat_ttl_secs: invalid type: string \"soon\"",
+        ),
+        (
+            line_of(&bad, "  - id: general", 2),
+            "queues[1].id: duplicate queue id \"general\"",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(&file, &bad).unwrap();
+
+    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
+    let (stdout, stderr) = text(&checked);
+    assert!(!checked.status.success(), "{stdout}");
+    let reported: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
+    for (line, problem) in expected {
+        let want = format!("line {line}: {problem}");
+        assert!(
+            reported.iter().any(|l| l.starts_with(&want)),
+            "{want:?} missing from:\n{stderr}"
+        );
+    }
+    // The widened overflow target `billing` is gone too: that is a fifth, real problem.
+    assert!(reported.len() >= 4, "{stderr}");
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use careline_domain::tenant::{ApiKey, TenantConfig};
+use careline_domain::tenant::TenantConfig;
 use careline_domain::{Channel, Language, Priority};
 use careline_kit::Shutdown;
 use careline_presence::PresenceConfig;
@@ -14,16 +14,15 @@ use careline_proto::v1::agent_session_event::Kind;
 use careline_proto::v1::agent_session_request::Kind as RequestKind;
 use careline_proto::v1::presence_client::PresenceClient;
 use careline_routing::{NewInteraction, RoutingStore};
-use careline_testkit::Sandbox;
-use sha2::{Digest, Sha256};
+use careline_testkit::{Sandbox, demo};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel as GrpcChannel;
 use tonic::{Code, Status, Streaming};
 
-pub const TENANT: &str = "demo-health";
-pub const API_KEY: &str = "demo-health-key-0000000000000000";
+pub use careline_testkit::demo::{API_KEY, TENANT};
+/// The second tenant, [`other`].
 pub const OTHER_TENANT: &str = "other-health";
 /// Heartbeat TTL of the test tenants (the smallest allowed).
 pub const HEARTBEAT_TTL_SECS: u32 = 3;
@@ -32,33 +31,23 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 /// The demo tenant with short timers and hours that never close.
 pub fn demo() -> TenantConfig {
-    let mut config =
-        TenantConfig::from_yaml(include_str!("../../../../deploy/tenants/demo-health.yaml"))
-            .unwrap();
-    config.hours.clear();
-    config.holidays.clear();
+    let mut config = demo::tenant_always_open();
     config.routing.heartbeat_ttl_secs = HEARTBEAT_TTL_SECS;
     config.routing.wrap_up_secs = 0;
     config
 }
 
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
 /// A second tenant with one agent, zoe, to check tenant isolation.
 pub fn other() -> TenantConfig {
-    let mut config = demo();
-    config.id = OTHER_TENANT.into();
-    config.name = "Other Health".into();
-    config.inbound_email_addresses = vec!["members@other-health.example".into()];
-    config.api_keys = vec![ApiKey {
-        id: "other".into(),
-        sha256: sha256_hex("other-health-key-000000000000000"),
-    }];
+    let mut config = demo::second_tenant(
+        &demo(),
+        OTHER_TENANT,
+        "Other Health",
+        "other-health-key-000000000000000",
+    );
     let mut zoe = config.agents[0].clone();
     zoe.id = "zoe".into();
-    zoe.key_sha256 = sha256_hex("other-agent-zoe");
+    zoe.key_sha256 = careline_kit::auth::api_key_sha256_hex("other-agent-zoe");
     config.agents = vec![zoe];
     config
 }
@@ -197,12 +186,7 @@ pub fn context() -> v1::InteractionContext {
 
 /// A request carrying the demo tenant's API key.
 pub fn authed<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {API_KEY}").parse().unwrap(),
-    );
-    request
+    careline_testkit::bearer::request(message, API_KEY)
 }
 
 pub fn login_request(
@@ -270,7 +254,7 @@ impl Desk {
 
     /// Like [`Desk::login`] without heartbeats and without reading SessionStarted.
     pub async fn login_quiet(presence: &Presence, agent: &str, state: v1::AgentState) -> Desk {
-        let key = format!("demo-agent-{agent}");
+        let key = demo::agent_key(agent);
         Desk::open(presence, login_request(TENANT, agent, &key, state))
             .await
             .unwrap()

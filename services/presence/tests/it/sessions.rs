@@ -6,7 +6,9 @@ use careline_proto::v1::agent_session_request::Kind as RequestKind;
 use careline_testkit::assert_eventually;
 use tonic::Code;
 
-use crate::harness::{Desk, HEARTBEAT_TTL_SECS, Presence, TENANT, context, demo, login_request};
+use crate::harness::{
+    Desk, HEARTBEAT_TTL_SECS, OTHER_TENANT, Presence, TENANT, context, demo, login_request,
+};
 
 async fn refused(presence: &Presence, first: v1::AgentSessionRequest) -> tonic::Status {
     let mut desk = match Desk::open(presence, first).await {
@@ -361,5 +363,77 @@ async fn an_offer_whose_event_was_missed_arrives_with_the_next_heartbeat() {
     assert_eventually!(
         presence.interaction_state(&id).await == v1::InteractionState::Assigned,
         "accepted without the bus"
+    );
+}
+
+/// The `careline_agent_sessions` gauge of `tenant` (0 when never set).
+fn sessions_gauge(tenant: &str) -> f64 {
+    let text = careline_kit::metrics::render().expect("the metrics recorder is installed");
+    let prefix = format!("careline_agent_sessions{{tenant=\"{tenant}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0.0, |value| value.trim().parse().expect("a gauge value"))
+}
+
+/// One login to both tenants: ana in the demo tenant, then zoe in the other.
+fn ana_and_zoe_login() -> v1::AgentSessionRequest {
+    let mut request = login_request(
+        TENANT,
+        "ana",
+        &careline_testkit::demo::agent_key("ana"),
+        v1::AgentState::Available,
+    );
+    if let Some(RequestKind::Login(login)) = request.kind.as_mut() {
+        login.tenants.push(v1::TenantLogin {
+            tenant_id: OTHER_TENANT.into(),
+            agent_id: "zoe".into(),
+            agent_key: "other-agent-zoe".into(),
+        });
+    }
+    request
+}
+
+#[tokio::test]
+async fn a_login_failing_in_its_second_tenant_leaves_the_first_and_unregisters_both() {
+    careline_kit::metrics::prometheus_handle().expect("installing the metrics recorder");
+    let presence = Presence::start().await.unwrap();
+    // zoe's key is right, but her routing record in the second tenant is not a hash,
+    // so that tenant's login script fails after the first tenant's succeeded.
+    let mut redis = presence._sandbox.redis().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("cl:{{{OTHER_TENANT}}}:agent:zoe"))
+        .arg("not-a-hash")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let login = ana_and_zoe_login();
+
+    let status = refused(&presence, login).await;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eventually!(
+        presence
+            .agent("ana")
+            .await
+            .is_ok_and(|ana| !ana.logged_in && ana.state == v1::AgentState::Offline as i32),
+        "ana logged out of the tenant she had joined"
+    );
+    assert_eventually!(
+        sessions_gauge(TENANT) == 0.0 && sessions_gauge(OTHER_TENANT) == 0.0,
+        "no session stays registered: {TENANT} {}, {OTHER_TENANT} {}",
+        sessions_gauge(TENANT),
+        sessions_gauge(OTHER_TENANT)
+    );
+    // With the record repaired, the same two-tenant login works and is counted once each.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("cl:{{{OTHER_TENANT}}}:agent:zoe"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let again = ana_and_zoe_login();
+    let mut desk = Desk::open(&presence, again).await.unwrap();
+    assert_eq!(desk.started().await.agents.len(), 2);
+    assert_eq!(
+        (sessions_gauge(TENANT), sessions_gauge(OTHER_TENANT)),
+        (1.0, 1.0)
     );
 }

@@ -92,7 +92,9 @@ async fn bad_input_gets_a_clear_status_and_changes_nothing() {
 #[tokio::test]
 async fn credentials_decide_the_tenant() {
     let platform = Platform::start().await;
-    let mut anonymous = platform.client_with(None).await;
+    let mut anonymous = platform
+        .client_with(careline_testkit::Bearer::anonymous())
+        .await;
     let status = anonymous
         .list_interactions(v1::ListInteractionsRequest::default())
         .await
@@ -217,38 +219,131 @@ async fn urgent_contacts_go_to_the_clinical_queue_at_top_priority() {
     platform.stop().await;
 }
 
+/// How long a test waits for one event.
+const EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The interaction event in `event`, or a panic naming what came instead.
+fn interaction_event(event: &v1::Event) -> &v1::InteractionEvent {
+    match &event.payload {
+        Some(v1::event::Payload::Interaction(ix)) => ix,
+        other => panic!("expected an interaction event, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn watch_interactions_streams_the_tenants_events_only() {
     let platform = Platform::start().await;
     let mut client = platform.client(DEMO_KEY).await;
     let mut other = platform.client(OTHER_KEY).await;
+    // The other tenant's events, read straight from the bus, prove they were published.
+    let nats = platform.sandbox.nats().await.unwrap();
+    let mut foreign_bus = nats
+        .subscribe("careline.other-plan.interaction.>")
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
     let mut events = client
         .watch_interactions(v1::WatchInteractionsRequest {})
         .await
         .unwrap()
         .into_inner();
-    other
-        .create_interaction(create("general", v1::Channel::Chat, "theirs"))
-        .await
-        .unwrap();
+    const FOREIGN: usize = 3;
+    for i in 0..FOREIGN {
+        other
+            .create_interaction(create("general", v1::Channel::Chat, &format!("theirs-{i}")))
+            .await
+            .unwrap();
+    }
     let mine = client
         .create_interaction(create("general", v1::Channel::Chat, "ours"))
         .await
         .unwrap()
-        .into_inner();
-    let id = mine.interaction.unwrap().id;
-    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .into_inner()
+        .interaction
+        .unwrap()
+        .id;
+    let mut foreign_created = 0;
+    while foreign_created < FOREIGN {
+        let message = tokio::time::timeout(EVENT_WAIT, foreign_bus.next())
+            .await
+            .expect("the other tenant's events are published")
+            .expect("bus subscription open");
+        let event = <v1::Event as prost::Message>::decode(message.payload).unwrap();
+        if interaction_event(&event).kind == v1::InteractionEventKind::Created as i32 {
+            foreign_created += 1;
+        }
+    }
+    // Published after every foreign event: once the sentinel arrives, a foreign event
+    // would have arrived before it.
+    let sentinel = client
+        .create_interaction(create("general", v1::Channel::Chat, "sentinel"))
         .await
-        .expect("an event arrives")
-        .expect("stream open")
-        .expect("event");
-    assert_eq!(event.tenant_id, "demo-health");
-    let Some(v1::event::Payload::Interaction(ix)) = event.payload else {
-        panic!("interaction event")
-    };
-    assert_eq!(ix.interaction_id, id);
-    assert_eq!(ix.kind, v1::InteractionEventKind::Created as i32);
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+        .id;
+    let created = v1::InteractionEventKind::Created as i32;
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(EVENT_WAIT, events.next())
+            .await
+            .expect("events up to the sentinel arrive")
+            .expect("stream open")
+            .expect("event");
+        assert_eq!(event.tenant_id, "demo-health", "foreign event: {event:?}");
+        let ix = interaction_event(&event);
+        assert!(
+            ix.interaction_id == mine || ix.interaction_id == sentinel,
+            "an event of neither own interaction: {event:?}"
+        );
+        seen.push((ix.interaction_id.clone(), ix.kind));
+        if ix.interaction_id == sentinel && ix.kind == created {
+            break;
+        }
+    }
+    assert!(seen.contains(&(mine, created)), "{seen:?}");
     platform.stop().await;
+}
+
+#[tokio::test]
+async fn watch_streams_end_when_the_router_stops() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut interactions = client
+        .watch_interactions(v1::WatchInteractionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stats = client
+        .watch_queue_stats(v1::WatchQueueStatsRequest {
+            queue_id: "general".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(EVENT_WAIT, stats.next())
+        .await
+        .expect("the first stats arrive")
+        .expect("stream open")
+        .expect("stats");
+    // `stop` returns once the server and every watch task are done.
+    platform.stop().await;
+    assert!(
+        ends(&mut interactions).await,
+        "WatchInteractions still open after the router stopped"
+    );
+    assert!(
+        ends(&mut stats).await,
+        "WatchQueueStats still open after the router stopped"
+    );
+}
+
+/// Whether `stream` ends (cleanly or with a status) within [`EVENT_WAIT`], after
+/// whatever it had already buffered.
+async fn ends<T>(stream: &mut tonic::Streaming<T>) -> bool {
+    let drained = async { while let Ok(Some(_)) = stream.message().await {} };
+    tokio::time::timeout(EVENT_WAIT, drained).await.is_ok()
 }
 
 #[tokio::test]

@@ -9,33 +9,19 @@ use careline_kit::{CommonConfig, Shutdown};
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use careline_router::RouterConfig;
-use careline_testkit::Sandbox;
+use careline_testkit::{Bearer, Sandbox};
 use chrono::{DateTime, Utc};
-use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub const DEMO: &str = include_str!("../../../../deploy/tenants/demo-health.yaml");
-pub const DEMO_KEY: &str = "demo-health-key-0000000000000000";
+pub use careline_testkit::demo::API_KEY as DEMO_KEY;
+/// The demo tenant as shipped.
+pub use careline_testkit::demo::tenant as demo;
+/// The API key of the second tenant, [`other`].
 pub const OTHER_KEY: &str = "other-plan-key-11111111111111111";
 
+/// A Router client that sends a tenant's API key (or none) with every call.
 pub type Client = RouterClient<InterceptedService<Channel, Bearer>>;
-
-#[derive(Clone)]
-pub struct Bearer(Option<String>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(key) = &self.0 {
-            let value: MetadataValue<_> = format!("Bearer {key}").parse().expect("ascii key");
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
-}
 
 pub struct Platform {
     pub sandbox: Sandbox,
@@ -45,18 +31,9 @@ pub struct Platform {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The demo tenant, with agents' offer timeouts shortened for tests.
-pub fn demo() -> TenantConfig {
-    TenantConfig::from_yaml(DEMO).expect("demo parses")
-}
-
-/// A second tenant with its own key and the same queues.
+/// A second tenant with its own key and the same queues and agents as the demo tenant.
 pub fn other() -> TenantConfig {
-    let mut other = demo();
-    other.id = "other-plan".into();
-    other.name = "Other Plan".into();
-    other.api_keys[0].sha256 = careline_kit::auth::api_key_sha256_hex(OTHER_KEY);
-    other
+    careline_testkit::demo::second_tenant(&demo(), "other-plan", "Other Plan", OTHER_KEY)
 }
 
 impl Platform {
@@ -116,17 +93,19 @@ impl Platform {
         *self.now.lock().unwrap() = at.parse().expect("RFC 3339 time");
     }
 
+    /// A client sending `key`.
     pub async fn client(&self, key: &str) -> Client {
-        self.client_with(Some(key.to_string())).await
+        self.client_with(Bearer::new(key)).await
     }
 
-    pub async fn client_with(&self, key: Option<String>) -> Client {
+    /// A client presenting `bearer` (e.g. [`Bearer::anonymous`]).
+    pub async fn client_with(&self, bearer: Bearer) -> Client {
         let channel = Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
             .connect()
             .await
             .expect("connects");
-        RouterClient::with_interceptor(channel, Bearer(key))
+        RouterClient::with_interceptor(channel, bearer)
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,355 @@
+//! The rules a tenant configuration must follow beyond its types: ids, names,
+//! time zones, references between queues, agents and routing, limits. Every
+//! problem is collected (not just the first), each naming its field and, when the
+//! source YAML is known, its line.
+
+use std::collections::HashMap;
+
+use super::{MAX_CAPACITY, MIN_HEARTBEAT_TTL_SECS, TenantConfig};
+use crate::error::{ConfigError, Problem};
+use crate::hours;
+use crate::ids::{AgentId, QueueId, TenantId};
+use crate::skills::Proficiency;
+use crate::yaml_lines::LineIndex;
+use crate::{Channel, Language};
+
+impl TenantConfig {
+    pub(super) fn check(&self, lines: Option<&LineIndex>) -> Result<(), ConfigError> {
+        let mut c = Checker {
+            lines,
+            problems: Vec::new(),
+        };
+        self.check_tenant(&mut c);
+        self.check_routing(&mut c);
+        self.check_queues(&mut c);
+        self.check_agents(&mut c);
+        if c.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: c.problems,
+            })
+        }
+    }
+
+    fn check_tenant(&self, c: &mut Checker<'_>) {
+        if let Err(e) = TenantId::new(self.id.as_str()) {
+            c.problem("id".into(), e.to_string());
+        }
+        if self.name.trim().is_empty() {
+            c.problem("name".into(), "name must not be empty".into());
+        }
+        if let Err(e) = hours::parse_time_zone(&self.time_zone) {
+            c.problem("time_zone".into(), e.to_string());
+        }
+        if self.languages.is_empty() {
+            c.problem(
+                "languages".into(),
+                "at least one language is required, e.g. [en]".into(),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        for (i, lang) in self.languages.iter().enumerate() {
+            let field = format!("languages[{i}]");
+            if let Some(first) = seen.insert(lang.as_str(), &field) {
+                c.duplicate(field, "language", lang.as_str(), &first);
+            }
+        }
+        for (i, h) in self.hours.iter().enumerate() {
+            if h.days.is_empty() {
+                c.problem(
+                    format!("hours[{i}].days"),
+                    "list at least one day, e.g. [mon, tue]".into(),
+                );
+            }
+            for (name, value) in [("open", &h.open), ("close", &h.close)] {
+                if let Err(e) = hours::parse_time_of_day(value) {
+                    c.problem(format!("hours[{i}].{name}"), e.to_string());
+                }
+            }
+        }
+        for key in self.after_hours_message.keys() {
+            if !self.languages.iter().any(|l| l.as_str() == key) {
+                c.problem(
+                    format!("after_hours_message.{key}"),
+                    format!(
+                        "{key:?} is not one of the tenant's languages ({})",
+                        language_list(&self.languages)
+                    ),
+                );
+            }
+        }
+        if !is_email_like(&self.contact_email) {
+            c.problem(
+                "contact_email".into(),
+                format!(
+                    "{:?} is not an email address: use one '@' with text on both sides",
+                    self.contact_email
+                ),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        for (i, key) in self.api_keys.iter().enumerate() {
+            let field = format!("api_keys[{i}].id");
+            if key.id.is_empty() {
+                c.problem(field.clone(), "api key id must not be empty".into());
+            } else if let Some(first) = seen.insert(&key.id, &field) {
+                c.duplicate(field, "api key id", &key.id, &first);
+            }
+            if !is_sha256_hex(&key.sha256) {
+                c.problem(format!("api_keys[{i}].sha256"), SHA256_RULE.into());
+            }
+        }
+    }
+
+    fn check_routing(&self, c: &mut Checker<'_>) {
+        let r = &self.routing;
+        if let Some(urgent) = &r.urgent_queue
+            && self.queue(urgent).is_none()
+        {
+            c.problem(
+                "routing.urgent_queue".into(),
+                format!("queue {urgent:?} is not defined under queues"),
+            );
+        }
+        for channel in Channel::ALL {
+            if r.offer_timeout_secs.get(channel) < 1 {
+                c.problem(
+                    format!("routing.offer_timeout_secs.{}", channel.as_str()),
+                    "offer timeout must be at least 1 second".into(),
+                );
+            }
+            if r.capacity.get(channel) > MAX_CAPACITY {
+                c.problem(
+                    format!("routing.capacity.{}", channel.as_str()),
+                    format!(
+                        "capacity {} is too high: use 0-{MAX_CAPACITY}",
+                        r.capacity.get(channel)
+                    ),
+                );
+            }
+        }
+        if r.heartbeat_ttl_secs < MIN_HEARTBEAT_TTL_SECS {
+            c.problem(
+                "routing.heartbeat_ttl_secs".into(),
+                format!(
+                    "{} is too short: use at least {MIN_HEARTBEAT_TTL_SECS} seconds",
+                    r.heartbeat_ttl_secs
+                ),
+            );
+        }
+        if r.personal_fallback_secs == 0 {
+            c.problem(
+                "routing.personal_fallback_secs".into(),
+                "a contact must wait at least 1 second for its agent before falling back to its queue"
+                    .into(),
+            );
+        }
+        if r.aging.is_some_and(|a| a.after_secs == 0) {
+            c.problem(
+                "routing.aging.after_secs".into(),
+                "aging must wait at least 1 second".into(),
+            );
+        }
+    }
+
+    fn check_queues(&self, c: &mut Checker<'_>) {
+        if self.queues.is_empty() {
+            c.problem("queues".into(), "at least one queue is required".into());
+        }
+        let mut seen = FirstSeen::default();
+        for (i, q) in self.queues.iter().enumerate() {
+            let field = format!("queues[{i}].id");
+            if let Err(e) = QueueId::new(q.id.as_str()) {
+                c.problem(field, e.to_string());
+            } else if let Some(first) = seen.insert(&q.id, &field) {
+                c.duplicate(field, "queue id", &q.id, &first);
+            }
+            for (j, req) in q.skills.iter().enumerate() {
+                if req.skill.trim().is_empty() {
+                    c.problem(
+                        format!("queues[{i}].skills[{j}].skill"),
+                        "skill name must not be empty".into(),
+                    );
+                }
+                if let Err(e) = Proficiency::new(req.min_proficiency) {
+                    c.problem(
+                        format!("queues[{i}].skills[{j}].min_proficiency"),
+                        e.to_string(),
+                    );
+                }
+            }
+            let mut previous_after: Option<u32> = None;
+            for (k, step) in q.overflow.iter().enumerate() {
+                let at = format!("queues[{i}].overflow[{k}]");
+                let actions = [
+                    step.relax_by.is_some(),
+                    step.widen_to.is_some(),
+                    step.move_to.is_some(),
+                ];
+                if actions.iter().filter(|&&set| set).count() != 1 {
+                    c.problem(
+                        at.clone(),
+                        "set exactly one of relax_by, widen_to or move_to".into(),
+                    );
+                }
+                if let Some(prev) = previous_after
+                    && step.after_secs <= prev
+                {
+                    c.problem(
+                        format!("{at}.after_secs"),
+                        format!(
+                            "{} must be greater than the previous step's {prev}",
+                            step.after_secs
+                        ),
+                    );
+                }
+                previous_after = Some(step.after_secs);
+                if step
+                    .relax_by
+                    .is_some_and(|by| !(1..Proficiency::MAX.get()).contains(&by))
+                {
+                    c.problem(
+                        format!("{at}.relax_by"),
+                        "relax_by must be from 1 to 9".into(),
+                    );
+                }
+                for (name, target) in [("widen_to", &step.widen_to), ("move_to", &step.move_to)] {
+                    let Some(target) = target else { continue };
+                    if target == &q.id {
+                        c.problem(
+                            format!("{at}.{name}"),
+                            format!("queue {target:?} cannot overflow to itself"),
+                        );
+                    } else if self.queue(target).is_none() {
+                        c.problem(
+                            format!("{at}.{name}"),
+                            format!("queue {target:?} is not defined under queues"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_agents(&self, c: &mut Checker<'_>) {
+        let mut seen = FirstSeen::default();
+        for (i, a) in self.agents.iter().enumerate() {
+            let field = format!("agents[{i}].id");
+            if let Err(e) = AgentId::new(a.id.as_str()) {
+                c.problem(field, e.to_string());
+            } else if let Some(first) = seen.insert(&a.id, &field) {
+                c.duplicate(field, "agent id", &a.id, &first);
+            }
+            if !is_sha256_hex(&a.key_sha256) {
+                c.problem(format!("agents[{i}].key_sha256"), SHA256_RULE.into());
+            }
+            for (skill, &level) in &a.skills {
+                if let Err(e) = Proficiency::new(level) {
+                    c.problem(format!("agents[{i}].skills.{skill}"), e.to_string());
+                }
+            }
+            if a.languages.is_empty() {
+                c.problem(
+                    format!("agents[{i}].languages"),
+                    "at least one language is required".into(),
+                );
+            }
+            for (j, lang) in a.languages.iter().enumerate() {
+                if !self.languages.contains(lang) {
+                    c.problem(
+                        format!("agents[{i}].languages[{j}]"),
+                        format!(
+                            "{:?} is not one of the tenant's languages ({})",
+                            lang.as_str(),
+                            language_list(&self.languages)
+                        ),
+                    );
+                }
+            }
+            for channel in Channel::ALL {
+                let value = match channel {
+                    Channel::Voice => a.capacity.voice,
+                    Channel::Chat => a.capacity.chat,
+                    Channel::Email => a.capacity.email,
+                };
+                if let Some(value) = value.filter(|&v| v > MAX_CAPACITY) {
+                    c.problem(
+                        format!("agents[{i}].capacity.{}", channel.as_str()),
+                        format!("capacity {value} is too high: use 0-{MAX_CAPACITY}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+const SHA256_RULE: &str = "use the SHA-256 of the key as 64 lowercase hex characters";
+
+/// Collects problems, attaching lines when the source YAML is known.
+struct Checker<'a> {
+    lines: Option<&'a LineIndex>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: String, message: String) {
+        let line = self.lines.and_then(|l| l.line(&field));
+        self.problems.push(Problem {
+            field,
+            line,
+            message,
+        });
+    }
+
+    fn duplicate(&mut self, field: String, what: &str, value: &str, first_field: &str) {
+        let first = match self.lines.and_then(|l| l.line(first_field)) {
+            Some(line) => format!("first defined on line {line}"),
+            None => format!("first defined at {first_field}"),
+        };
+        self.problem(field, format!("duplicate {what} {value:?} ({first})"));
+    }
+}
+
+/// Remembers where each value was first seen, to report duplicates.
+#[derive(Default)]
+struct FirstSeen(HashMap<String, String>);
+
+impl FirstSeen {
+    /// Records `value` at `field`; returns the earlier field if already seen.
+    fn insert(&mut self, value: &str, field: &str) -> Option<String> {
+        match self.0.get(value) {
+            Some(first) => Some(first.clone()),
+            None => {
+                self.0.insert(value.to_string(), field.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_email_like(text: &str) -> bool {
+    let mut parts = text.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None) if !local.trim().is_empty() && !domain.trim().is_empty()
+    )
+}
+
+fn language_list(languages: &[Language]) -> String {
+    languages
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

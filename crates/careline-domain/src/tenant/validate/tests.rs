@@ -1,0 +1,315 @@
+//! Each validation rule, table-driven: the field, line and message it reports.
+
+use super::super::fixture::{DEMO, HEX_A, base, edited};
+use crate::TenantConfig;
+
+#[test]
+fn demo_tenant_parses_and_validates() {
+    let config = TenantConfig::from_yaml(DEMO).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.id, "demo-health");
+    assert_eq!(config.queues.len(), 3);
+    assert!(config.validate().is_ok());
+    assert_eq!(
+        config.hours().describe(),
+        "Mon-Fri 07:00-19:00 America/Denver"
+    );
+}
+
+#[test]
+fn base_config_is_valid() {
+    TenantConfig::from_yaml(&base()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn each_rule_names_the_field_and_line() {
+    let dup_agent = format!(
+        "capacity: {{ chat: 2 }}\n  - id: ana\n    key_sha256: {HEX_A}\n    languages: [en]"
+    );
+    let dup_key =
+        format!("api_keys: [{{ id: k, sha256: {HEX_A} }}, {{ id: k, sha256: {HEX_A} }}]\n\n\n");
+    let cases: &[(&str, &str, &str, usize, &str)] = &[
+        // from, to, field, line, message contains
+        (
+            "id: acme",
+            "id: Acme Health",
+            "id",
+            1,
+            "tenant id \"Acme Health\" is invalid: use 1-64 lowercase letters, digits or '-', starting with a letter",
+        ),
+        (
+            "name: Acme Health",
+            "name: \"\"",
+            "name",
+            2,
+            "must not be empty",
+        ),
+        (
+            "America/Denver",
+            "Mars/Olympus_Mons",
+            "time_zone",
+            3,
+            "unknown time zone \"Mars/Olympus_Mons\"",
+        ),
+        (
+            "languages: [en, es]",
+            "languages: []",
+            "languages",
+            4,
+            "at least one language",
+        ),
+        (
+            "languages: [en, es]",
+            "languages: [en, en]",
+            "languages[1]",
+            4,
+            "duplicate language \"en\" (first defined on line 4)",
+        ),
+        (
+            "[mon, tue, wed, thu, fri]",
+            "[]",
+            "hours[0].days",
+            6,
+            "at least one day",
+        ),
+        (
+            "open: \"07:00\"",
+            "open: \"7am\"",
+            "hours[0].open",
+            7,
+            "time \"7am\" is invalid: use HH:MM",
+        ),
+        (
+            "close: \"19:00\"",
+            "close: \"24:00\"",
+            "hours[0].close",
+            8,
+            "use HH:MM",
+        ),
+        (
+            "  es: Cerrado.",
+            "  fr: Fermé.",
+            "after_hours_message.fr",
+            12,
+            "\"fr\" is not one of the tenant's languages (en, es)",
+        ),
+        (
+            "help@acme.example",
+            "help.acme.example",
+            "contact_email",
+            13,
+            "one '@' with text on both sides",
+        ),
+        ("help@acme.example", "a@b@c", "contact_email", 13, "one '@'"),
+        (
+            "help@acme.example",
+            "\"@acme.example\"",
+            "contact_email",
+            13,
+            "one '@'",
+        ),
+        (
+            &format!("    sha256: {HEX_A}"),
+            "    sha256: ABC",
+            "api_keys[0].sha256",
+            16,
+            "64 lowercase hex",
+        ),
+        (
+            &format!("api_keys:\n  - id: integration\n    sha256: {HEX_A}\n"),
+            &dup_key,
+            "api_keys[1].id",
+            14,
+            "duplicate api key id \"k\" (first defined on line 14)",
+        ),
+        (
+            "urgent_queue: clinical",
+            "urgent_queue: nurses",
+            "routing.urgent_queue",
+            18,
+            "queue \"nurses\" is not defined",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  heartbeat_ttl_secs: 2",
+            "routing.heartbeat_ttl_secs",
+            19,
+            "at least 3 seconds",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  offer_timeout_secs: { voice: 0, chat: 60, email: 60 }",
+            "routing.offer_timeout_secs.voice",
+            19,
+            "at least 1 second",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  capacity: { voice: 1, chat: 101, email: 5 }",
+            "routing.capacity.chat",
+            19,
+            "capacity 101 is too high: use 0-100",
+        ),
+        (
+            "  - id: general",
+            "  - id: General",
+            "queues[0].id",
+            21,
+            "queue id \"General\" is invalid",
+        ),
+        (
+            "  - id: clinical",
+            "  - id: general",
+            "queues[1].id",
+            27,
+            "duplicate queue id \"general\" (first defined on line 21)",
+        ),
+        (
+            "min_proficiency: 6",
+            "min_proficiency: 11",
+            "queues[1].skills[0].min_proficiency",
+            29,
+            "proficiency 11 is invalid",
+        ),
+        (
+            "min_proficiency: 3",
+            "min_proficiency: 0",
+            "queues[0].skills[0].min_proficiency",
+            23,
+            "proficiency 0 is invalid",
+        ),
+        (
+            "{ after_secs: 60, relax_by: 1 }",
+            "{ after_secs: 60, relax_by: 1, move_to: clinical }",
+            "queues[0].overflow[0]",
+            25,
+            "exactly one of relax_by, widen_to or move_to",
+        ),
+        (
+            "{ after_secs: 60, relax_by: 1 }",
+            "{ after_secs: 60 }",
+            "queues[0].overflow[0]",
+            25,
+            "exactly one",
+        ),
+        (
+            "after_secs: 120",
+            "after_secs: 60",
+            "queues[0].overflow[1].after_secs",
+            26,
+            "60 must be greater than the previous step's 60",
+        ),
+        (
+            "widen_to: clinical",
+            "widen_to: billing",
+            "queues[0].overflow[1].widen_to",
+            26,
+            "queue \"billing\" is not defined",
+        ),
+        (
+            "widen_to: clinical",
+            "move_to: general",
+            "queues[0].overflow[1].move_to",
+            26,
+            "cannot overflow to itself",
+        ),
+        (
+            "  - id: ana",
+            "  - id: ana.b",
+            "agents[0].id",
+            31,
+            "agent id \"ana.b\" is invalid",
+        ),
+        (
+            "capacity: { chat: 2 }",
+            &dup_agent,
+            "agents[1].id",
+            36,
+            "duplicate agent id \"ana\" (first defined on line 31)",
+        ),
+        (
+            &format!("    key_sha256: {HEX_A}"),
+            "    key_sha256: 1234",
+            "agents[0].key_sha256",
+            32,
+            "64 lowercase hex",
+        ),
+        (
+            "clinical: 7 }",
+            "clinical: 0 }",
+            "agents[0].skills.clinical",
+            33,
+            "proficiency 0 is invalid",
+        ),
+        (
+            "languages: [en, es]",
+            "languages: [en]",
+            "agents[0].languages[1]",
+            34,
+            "\"es\" is not one of the tenant's languages (en)",
+        ),
+        (
+            "capacity: { chat: 2 }",
+            "capacity: { chat: 200 }",
+            "agents[0].capacity.chat",
+            35,
+            "capacity 200 is too high",
+        ),
+    ];
+    for (from, to, field, line, message) in cases {
+        let err =
+            TenantConfig::from_yaml(&edited(from, to)).expect_err(&format!("{from:?} -> {to:?}"));
+        let found = err.problems.iter().find(|p| p.field == *field);
+        let Some(problem) = found else {
+            panic!("no problem for {field}; got:\n{err}")
+        };
+        assert_eq!(problem.line, Some(*line), "{field}: {err}");
+        assert!(
+            problem.message.contains(message),
+            "{field}: {:?} lacks {message:?}",
+            problem.message
+        );
+    }
+}
+
+#[test]
+fn problems_display_with_line_field_and_message() {
+    let err = TenantConfig::from_yaml(&edited("  - id: clinical", "  - id: general")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "line 27: queues[1].id: duplicate queue id \"general\" (first defined on line 21)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines().count() >= 2,
+        "every problem is reported:\n{text}"
+    );
+}
+
+#[test]
+fn at_least_one_queue_is_required() {
+    let text = "id: a\nname: A\ntime_zone: UTC\nlanguages: [en]\ncontact_email: a@b\nqueues: []\n";
+    let err = TenantConfig::from_yaml(text).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 6: queues: at least one queue is required"
+    );
+}
+
+#[test]
+fn validate_rechecks_without_lines() {
+    let mut config = TenantConfig::from_yaml(&base()).unwrap();
+    config.queues[1].id = "general".into();
+    let err = config.validate().unwrap_err();
+    let p = err
+        .problems
+        .iter()
+        .find(|p| p.field == "queues[1].id")
+        .unwrap();
+    assert_eq!(p.line, None);
+    assert_eq!(
+        p.message,
+        "duplicate queue id \"general\" (first defined at queues[0].id)"
+    );
+}
