@@ -81,8 +81,10 @@ impl AgentStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     pub interaction_id: String,
-    /// `None` once assigned.
-    pub offer_id: Option<String>,
+    /// The pending offer (while offered) or the offer the agent accepted
+    /// (once assigned): each assignment is told apart by it.
+    pub offer_id: String,
+    pub assigned: bool,
 }
 
 /// What [`RoutingStore::timer_check`] found for one tenant.
@@ -569,11 +571,12 @@ impl RoutingStore {
         let [held] = take::<1>(reply)?;
         let flat = Vec::<String>::from_redis_value(held)?;
         Ok(flat
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [id, offer] => Some(Held {
+            .chunks(3)
+            .filter_map(|triple| match triple {
+                [id, offer, state] => Some(Held {
                     interaction_id: id.clone(),
-                    offer_id: (!offer.is_empty()).then(|| offer.clone()),
+                    offer_id: offer.clone(),
+                    assigned: state == "assigned",
                 }),
                 _ => None,
             })
@@ -753,7 +756,10 @@ fn interaction_from_fields(
         } else {
             0
         },
-        offer_id: if state == v1::InteractionState::Offered {
+        offer_id: if matches!(
+            state,
+            v1::InteractionState::Offered | v1::InteractionState::Assigned
+        ) {
             text(fields, "offer")
         } else {
             String::new()

@@ -88,21 +88,21 @@ impl Hosted {
     }
 }
 
-/// Offers are sent once per offer, assignments once per interaction.
+/// Offers are sent once per offer, assignments once per accepted offer: an
+/// interaction that comes back to the same agent (a follow-up, a transfer
+/// back) is a new assignment and must reach the desk again.
 fn dedupe_key(event: &v1::AgentSessionEvent) -> Option<String> {
     match event.kind.as_ref()? {
         Kind::Offer(offer) => Some(format!("o:{}", offer.offer_id)),
-        Kind::Assigned(assigned) => Some(format!("a:{}", assigned.interaction.as_ref()?.id)),
+        Kind::Assigned(assigned) => Some(format!("a:{}", assigned.interaction.as_ref()?.offer_id)),
         _ => None,
     }
 }
 
 /// The dedupe key of the event that delivers a held interaction.
 pub fn held_key(held: &careline_routing::Held) -> String {
-    match &held.offer_id {
-        Some(offer_id) => format!("o:{offer_id}"),
-        None => format!("a:{}", held.interaction_id),
-    }
+    let kind = if held.assigned { "a" } else { "o" };
+    format!("{kind}:{}", held.offer_id)
 }
 
 /// What became of an event handed to [`SessionRegistry::deliver`].
@@ -437,7 +437,14 @@ async fn interaction_event(
             let deadline_ms = ix.detail.parse().unwrap_or(0);
             Some(offer_event(tenant, &ix.offer_id, deadline_ms, interaction))
         }
-        K::Assigned => Some(assignment_event(tenant, load().await?)),
+        K::Assigned => {
+            let interaction = load().await?;
+            // Likewise for an assignment that has since ended or moved on.
+            let still_assigned = interaction.state == v1::InteractionState::Assigned as i32
+                && interaction.offer_id == ix.offer_id
+                && interaction.agent_id == ix.agent_id;
+            still_assigned.then(|| assignment_event(tenant, interaction))
+        }
         K::OfferTimedOut => Some(revoked(&ix.offer_id, "timed_out")),
         // The event says why: "abandoned" (the member left) or "session_lost".
         K::OfferRevoked => Some(revoked(&ix.offer_id, &ix.detail)),

@@ -2,7 +2,8 @@
 -- agent holds so the session can re-send anything its client missed.
 --
 -- ARGV[2] agent id   ARGV[3] session id
--- Returns {'ok', {interaction id, offer id ('' once assigned), ...}}.
+-- Returns {'ok', {interaction id, offer id (pending, or accepted once assigned),
+-- 'offered' | 'assigned', ...}}.
 local aid, session = ARGV[2], ARGV[3]
 local a = redis.call('HMGET', agent_key(aid), 'session', 'online')
 if a[1] ~= session or a[2] ~= '1' then
@@ -14,7 +15,8 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'holds:' .. aid)) do
   local ix = redis.call('HMGET', ix_key(id), 'state', 'agent', 'offer')
   if ix[2] == aid and (ix[1] == 'offered' or ix[1] == 'assigned') then
     held[#held + 1] = id
-    held[#held + 1] = ix[1] == 'offered' and ix[3] or ''
+    held[#held + 1] = ix[3]
+    held[#held + 1] = ix[1]
   end
 end
 return {'ok', held}

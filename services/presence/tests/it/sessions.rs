@@ -437,3 +437,32 @@ async fn a_login_failing_in_its_second_tenant_leaves_the_first_and_unregisters_b
         (1.0, 1.0)
     );
 }
+
+#[tokio::test]
+async fn a_follow_up_returning_to_its_agent_is_assigned_on_the_desk_again() {
+    let presence = Presence::start().await.unwrap();
+    let (mut ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let id = presence.create_interaction("general").await.unwrap();
+    let offer = ana.next_offer().await;
+    ana.accept(&offer.offer_id).await;
+    assert!(matches!(ana.next_work().await, Kind::Assigned(_)));
+    presence
+        .store
+        .set_pending(TENANT, &id, "ana", chrono_now_ms() + 300, false, None)
+        .await
+        .unwrap();
+    // Same session, same interaction: a new offer, then a new assignment.
+    let back = loop {
+        match ana.next_work().await {
+            Kind::Offer(offer) => break offer,
+            Kind::Revoked(_) => continue,
+            other => panic!("expected the follow-up's offer, got {other:?}"),
+        }
+    };
+    assert_eq!(back.interaction.unwrap().id, id);
+    ana.accept(&back.offer_id).await;
+    match ana.next_work().await {
+        Kind::Assigned(assigned) => assert_eq!(assigned.interaction.unwrap().id, id),
+        other => panic!("expected the second Assignment, got {other:?}"),
+    }
+}
