@@ -11,7 +11,7 @@ use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use prost::Message;
 use redis::aio::ConnectionManager;
-use redis::{FromRedisValue, Script, Value};
+use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert::{
@@ -25,6 +25,11 @@ use crate::scripts::Scripts;
 pub const IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
 /// Timers one `run_timers` call handles at most.
 pub const TIMER_BATCH: usize = 200;
+/// Agents one pipeline of [`RoutingStore::refresh_agents`] carries: a
+/// tenant of thousands takes a few round trips, and other commands on the
+/// shared connection (other tenants' timers) wait behind at most this many
+/// scripts, well within the client's response timeout.
+pub const REFRESH_PIPELINE: usize = 200;
 
 /// A new interaction, validated by the caller against the tenant configuration.
 #[derive(Debug, Clone)]
@@ -219,34 +224,10 @@ impl RoutingStore {
     }
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
-        let mut invocation = script.key(keys::prefix(tenant));
-        invocation.arg(careline_bus::current_traceparent());
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
-        let mut items = reply.into_iter();
-        let status: String = match items.next() {
-            Some(value) => String::from_redis_value(value)?,
-            None => return Err(RoutingError::Corrupt("empty script reply".into())),
-        };
-        let message = || -> String {
-            items
-                .clone()
-                .next()
-                .and_then(|v| String::from_redis_value(v).ok())
-                .unwrap_or_default()
-        };
-        match status.as_str() {
-            "ok" => Ok(items.collect()),
-            "NOT_FOUND" => Err(RoutingError::NotFound(message())),
-            "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
-            "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
-            "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
-            other => Err(RoutingError::Corrupt(format!(
-                "unexpected script status {other}"
-            ))),
-        }
+        let reply: Vec<Value> = invocation(script, tenant, args)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        script_result(reply)
     }
 
     /// Creates and queues an interaction, offering it at once when an agent is
@@ -502,27 +483,61 @@ impl RoutingStore {
     /// new skills, languages, capacity or queues take effect at once; an
     /// agent removed from the configuration is logged out. Returns how many
     /// agents changed.
+    ///
+    /// Pipelined, [`REFRESH_PIPELINE`] agents per round trip: one read finds
+    /// the logged-in agents whose stored profile differs from the
+    /// configuration, then `agent_refresh.lua` runs for those only (it checks
+    /// again, atomically, so a concurrent login or logout is safe).
     pub async fn refresh_agents(&self, config: &TenantConfig) -> Result<usize> {
+        let tenant = &config.id;
+        let mut conn = self.conn.clone();
         let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::tenant_key(&config.id, "agents"))
-            .query_async(&mut self.conn.clone())
+            .arg(keys::tenant_key(tenant, "agents"))
+            .query_async(&mut conn)
             .await?;
+        let script = &self.scripts.agent_refresh;
         let mut changed = 0;
-        for id in ids {
-            let profile = AgentProfile::of(config, &id);
-            let [targets, profs, langs, caps] = match &profile {
-                Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
-                None => [&b""[..]; 4],
-            };
-            let reply = self
-                .run(
-                    &self.scripts.agent_refresh,
-                    &config.id,
+        for chunk in ids.chunks(REFRESH_PIPELINE) {
+            let mut read = redis::pipe();
+            for id in chunk {
+                read.hmget(keys::agent(tenant, id), &["online", "profile"]);
+            }
+            let stored: Vec<(Option<String>, Option<String>)> = read.query_async(&mut conn).await?;
+            let mut refresh = redis::pipe();
+            // Unlike `invoke_async`, a pipelined script is not reloaded on
+            // NOSCRIPT: load it first in the same pipeline, so a script cache
+            // emptied by a Redis restart cannot fail the pass.
+            refresh.load_script(script).ignore();
+            let mut stale = 0;
+            for (id, (online, profile)) in chunk.iter().zip(stored) {
+                if online.as_deref() != Some("1") {
+                    continue;
+                }
+                let wanted = AgentProfile::of(config, id);
+                if let (Some(wanted), Some(profile)) = (&wanted, &profile)
+                    && wanted.stored_form() == *profile
+                {
+                    continue;
+                }
+                let [targets, profs, langs, caps] = match &wanted {
+                    Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
+                    None => [&b""[..]; 4],
+                };
+                refresh.invoke_script(&invocation(
+                    script,
+                    tenant,
                     &[id.as_bytes(), targets, profs, langs, caps],
-                )
-                .await?;
-            let [updated] = take::<1>(reply)?;
-            changed += usize::from(i64::from_redis_value(updated)? == 1);
+                ));
+                stale += 1;
+            }
+            if stale == 0 {
+                continue;
+            }
+            let replies: Vec<Vec<Value>> = refresh.query_async(&mut conn).await?;
+            for reply in replies {
+                let [updated] = take::<1>(script_result(reply)?)?;
+                changed += usize::from(i64::from_redis_value(updated)? == 1);
+            }
         }
         Ok(changed)
     }
@@ -630,6 +645,14 @@ struct AgentProfile {
 }
 
 impl AgentProfile {
+    /// The form the scripts store in the agent's `profile` field
+    /// (`agent_login.lua`, `agent_refresh.lua`), to tell whether it changed.
+    fn stored_form(&self) -> String {
+        [&self.targets, &self.profs, &self.langs, &self.caps]
+            .map(String::as_str)
+            .join("|")
+    }
+
     fn of(config: &TenantConfig, agent_id: &str) -> Option<AgentProfile> {
         let agent = config.agent(agent_id)?;
         let served = agent_targets(&routing_targets(config), agent);
@@ -666,6 +689,43 @@ fn fingerprint(new: &NewInteraction, context: &[u8]) -> String {
         hash.update(part);
     }
     hex::encode(hash.finalize())
+}
+
+/// A call of `script` for `tenant`: the tenant's key prefix, the caller's
+/// trace context, then the operation's arguments (see `lua/lib.lua`).
+fn invocation<'a>(script: &'a Script, tenant: &str, args: &[&[u8]]) -> ScriptInvocation<'a> {
+    let mut invocation = script.key(keys::prefix(tenant));
+    invocation.arg(careline_bus::current_traceparent());
+    for arg in args {
+        invocation.arg(*arg);
+    }
+    invocation
+}
+
+/// A script's reply `{status, values...}` as the values, or the error its status names.
+fn script_result(reply: Vec<Value>) -> Result<Vec<Value>> {
+    let mut items = reply.into_iter();
+    let status: String = match items.next() {
+        Some(value) => String::from_redis_value(value)?,
+        None => return Err(RoutingError::Corrupt("empty script reply".into())),
+    };
+    let message = || -> String {
+        items
+            .clone()
+            .next()
+            .and_then(|v| String::from_redis_value(v).ok())
+            .unwrap_or_default()
+    };
+    match status.as_str() {
+        "ok" => Ok(items.collect()),
+        "NOT_FOUND" => Err(RoutingError::NotFound(message())),
+        "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
+        "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
+        "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
+        other => Err(RoutingError::Corrupt(format!(
+            "unexpected script status {other}"
+        ))),
+    }
 }
 
 fn take<const N: usize>(reply: Vec<Value>) -> Result<[Value; N]> {

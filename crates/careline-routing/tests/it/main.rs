@@ -5,4 +5,5 @@ mod relay;
 mod scenarios;
 mod sessions;
 mod strand;
+mod sync;
 mod timers;
