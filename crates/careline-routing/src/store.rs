@@ -29,7 +29,7 @@ pub const TIMER_BATCH: usize = 200;
 /// tenant of thousands takes a few round trips, and other commands on the
 /// shared connection (other tenants' timers) wait behind at most this many
 /// scripts, well within the client's response timeout.
-pub const REFRESH_PIPELINE: usize = 200;
+pub const REFRESH_PIPELINE: usize = 100;
 
 /// A new interaction, validated by the caller against the tenant configuration.
 #[derive(Debug, Clone)]

@@ -7,3 +7,4 @@ mod sessions;
 mod strand;
 mod sync;
 mod timers;
+mod worker;
