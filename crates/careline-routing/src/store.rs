@@ -96,6 +96,9 @@ pub struct TenantTimers {
     pub tenant: String,
     pub due: bool,
     pub settings_lost: bool,
+    /// Why the tenant could not be checked (e.g. a key of the wrong type);
+    /// the other tenants are checked regardless.
+    pub unreadable: Option<String>,
 }
 
 /// The outcome of one [`RoutingStore::run_timers`] call.
@@ -411,18 +414,34 @@ impl RoutingStore {
         let mut conn = self.conn.clone();
         let now_ms = crate::stats::redis_now_ms(&mut conn).await?;
         let mut pipe = redis::pipe();
+        // One tenant's corrupt key must not hide every other tenant's timers.
+        pipe.ignore_errors();
         for tenant in tenants {
             pipe.zcount(keys::tenant_key(tenant, "timers"), "-inf", now_ms)
                 .exists(keys::tenant_key(tenant, "settings"));
         }
-        let replies: Vec<(u64, bool)> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<redis::RedisResult<u64>> = pipe.query_async(&mut conn).await?;
         Ok(tenants
             .iter()
-            .zip(replies)
-            .map(|(tenant, (due, settings))| TenantTimers {
-                tenant: tenant.clone(),
-                due: due > 0,
-                settings_lost: !settings,
+            .zip(replies.chunks(2))
+            .map(|(tenant, replies)| match replies {
+                [Ok(due), Ok(settings)] => TenantTimers {
+                    tenant: tenant.clone(),
+                    due: *due > 0,
+                    settings_lost: *settings == 0,
+                    unreadable: None,
+                },
+                _ => TenantTimers {
+                    tenant: tenant.clone(),
+                    due: false,
+                    settings_lost: false,
+                    unreadable: Some(
+                        replies
+                            .iter()
+                            .find_map(|reply| reply.as_ref().err())
+                            .map_or_else(|| "no reply".to_owned(), ToString::to_string),
+                    ),
+                },
             })
             .collect())
     }

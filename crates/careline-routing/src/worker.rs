@@ -174,6 +174,11 @@ async fn run_due_timers(
         };
         let mut due = VecDeque::new();
         for check in checks {
+            if let Some(error) = &check.unreadable {
+                failures.failed(WorkerTask::TimerCheck, &check.tenant, error);
+                continue;
+            }
+            failures.succeeded(WorkerTask::TimerCheck, &check.tenant);
             if check.settings_lost {
                 resync.request(&check.tenant);
             } else if check.due {
