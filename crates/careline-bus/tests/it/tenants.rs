@@ -160,7 +160,10 @@ async fn revisions_tell_which_tenant_changed_and_which_was_removed() -> anyhow::
     );
 
     // A value written around the store's validation changes nothing.
-    store.bucket().put("demo-health", "{not json".into()).await?;
+    store
+        .bucket()
+        .put("demo-health", "{not json".into())
+        .await?;
     store.delete("other-health").await?;
     assert_eventually!(
         !directory.revisions().contains_key("other-health"),
