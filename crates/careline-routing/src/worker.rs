@@ -212,8 +212,13 @@ async fn run_due_timers(
                         due.push_back(tenant);
                     }
                 }
-                Err(RoutingError::FailedPrecondition(_)) => resync.request(&tenant),
-                Err(error) => failures.failed(WorkerTask::Timers, &tenant, &error),
+                Err(error) => {
+                    failures.failed(WorkerTask::Timers, &tenant, &error);
+                    // Settings missing or incomplete: rewritten from configuration.
+                    if matches!(error, RoutingError::FailedPrecondition(_)) {
+                        resync.request(&tenant);
+                    }
+                }
             }
         }
     }

@@ -387,7 +387,7 @@ fn worker_failures(task: &str, tenant: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn a_failing_timer_script_counts_in_the_failures_metric_and_other_tenants_run_on() {
+async fn a_failing_timer_run_is_counted_then_healed_by_a_re_sync_while_other_tenants_run_on() {
     careline_kit::metrics::prometheus_handle().expect("metrics recorder installs");
     let broken = tenant("a-broken", |_| {});
     let healthy = tenant("b-healthy", |_| {});
@@ -400,16 +400,9 @@ async fn a_failing_timer_script_counts_in_the_failures_metric_and_other_tenants_
         "both tenants synced"
     );
 
-    // A due aging step of a queued interaction, and settings corrupted so
-    // that run_timers.lua fails on it.
+    // a-broken's settings lose a field the scripts need, so its timer runs
+    // fail until the settings are rewritten from configuration.
     let p = prefix("a-broken");
-    replica
-        .redis::<()>(
-            redis::cmd("HSET")
-                .arg(format!("{p}ix:planted"))
-                .arg(&[("state", "queued"), ("band", "3")]),
-        )
-        .await;
     replica
         .redis::<()>(
             redis::cmd("HDEL")
@@ -417,25 +410,29 @@ async fn a_failing_timer_script_counts_in_the_failures_metric_and_other_tenants_
                 .arg("aging_max_band"),
         )
         .await;
+    replica.plant_timers("a-broken", 1, |_| 0).await;
     replica.plant_timers("b-healthy", 1, |_| 0).await;
-    replica
-        .redis::<()>(
-            redis::cmd("ZADD")
-                .arg(format!("{p}timers"))
-                .arg(0)
-                .arg("age|planted"),
-        )
-        .await;
 
     assert_eventually!(
         within: WITHIN,
         worker_failures("timers", "a-broken") >= 1.0,
-        "the failing timer script is counted for a-broken"
+        "the failing timer run is counted for a-broken"
     );
     assert_eventually!(
         within: WITHIN,
         replica.timers_left("b-healthy").await == 0,
-        "b-healthy's timers still run"
+        "b-healthy's timers run meanwhile"
+    );
+    assert_eventually!(
+        within: WITHIN,
+        replica.timers_left("a-broken").await == 0,
+        "a-broken's settings rewritten and its timer run"
+    );
+    assert!(
+        replica
+            .setting("a-broken", "aging_max_band")
+            .await
+            .is_some()
     );
     assert_eq!(worker_failures("timers", "b-healthy"), 0.0);
     replica.stop().await;
