@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use careline_domain::targets::{agent_targets, routing_targets};
-use careline_domain::tenant::{Strategy, TenantConfig};
+use careline_domain::targets::{Target, agent_targets, routing_targets};
+use careline_domain::tenant::{AgentConfig, Strategy, TenantConfig};
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use prost::Message;
@@ -515,6 +515,12 @@ impl RoutingStore {
             .query_async(&mut conn)
             .await?;
         let script = &self.scripts.agent_refresh;
+        let targets = routing_targets(config);
+        let configured: HashMap<&str, &AgentConfig> = config
+            .agents
+            .iter()
+            .map(|agent| (agent.id.as_str(), agent))
+            .collect();
         let mut changed = 0;
         for chunk in ids.chunks(REFRESH_PIPELINE) {
             let mut read = redis::pipe();
@@ -532,7 +538,9 @@ impl RoutingStore {
                 if online.as_deref() != Some("1") {
                     continue;
                 }
-                let wanted = AgentProfile::of(config, id);
+                let wanted = configured
+                    .get(id.as_str())
+                    .map(|agent| AgentProfile::among(config, &targets, agent));
                 if let (Some(wanted), Some(profile)) = (&wanted, &profile)
                     && wanted.stored_form() == *profile
                 {
@@ -674,10 +682,16 @@ impl AgentProfile {
 
     fn of(config: &TenantConfig, agent_id: &str) -> Option<AgentProfile> {
         let agent = config.agent(agent_id)?;
-        let served = agent_targets(&routing_targets(config), agent);
+        Some(Self::among(config, &routing_targets(config), agent))
+    }
+
+    /// The profile of `agent` given the tenant's `targets` (computed once
+    /// when many agents are profiled).
+    fn among(config: &TenantConfig, targets: &[Target], agent: &AgentConfig) -> AgentProfile {
+        let served = agent_targets(targets, agent);
         let join = |items: Vec<String>| items.join(",");
         let cap = config.agent_capacity(agent);
-        Some(AgentProfile {
+        AgentProfile {
             targets: join(served.iter().map(|(t, _)| t.clone()).collect()),
             profs: join(served.iter().map(|(_, p)| p.to_string()).collect()),
             langs: join(
@@ -688,7 +702,7 @@ impl AgentProfile {
                     .collect(),
             ),
             caps: format!("{},{},{}", cap.voice, cap.chat, cap.email),
-        })
+        }
     }
 }
 

@@ -75,6 +75,7 @@ impl Replica {
         let backend = Backend::start(
             &self.sandbox.redis_url(),
             &self.sandbox.nats_url(),
+            careline_kit::config::DEFAULT_OUTBOX_MAX_EVENTS,
             "worker-test",
             &self.shutdown,
         )
