@@ -6,9 +6,11 @@
 //! never reaches the services. [`TenantDirectory`] is what services hold: a
 //! snapshot swapped atomically by a background task watching the bucket, so
 //! every request reads the current configuration without I/O, and a change
-//! applied by the operator or `careline config apply` takes effect live.
+//! applied by the operator or `careline config apply` takes effect live. Each
+//! tenant carries the bucket revision it was written at, so background work
+//! (the routing worker's tenant sync) re-applies only the tenants that changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -167,6 +169,8 @@ fn parse_stored(key: &str, bytes: &[u8]) -> Result<TenantConfig, BusError> {
 #[derive(Debug, Default)]
 struct Snapshot {
     tenants: HashMap<String, Arc<TenantConfig>>,
+    /// The bucket revision each tenant's configuration was written at.
+    revisions: BTreeMap<String, u64>,
     /// Hex SHA-256 of an API key -> tenant id. Keys claimed by two tenants are left out.
     api_key_index: HashMap<String, String>,
 }
@@ -174,17 +178,21 @@ struct Snapshot {
 impl Snapshot {
     fn with(&self, change: Change) -> Snapshot {
         let mut tenants = self.tenants.clone();
+        let mut revisions = self.revisions.clone();
         match change {
-            Change::Put(config) => {
+            Change::Put(config, revision) => {
+                revisions.insert(config.id.clone(), revision);
                 tenants.insert(config.id.clone(), Arc::from(config));
             }
             Change::Remove(id) => {
+                revisions.remove(&id);
                 tenants.remove(&id);
             }
         }
         let api_key_index = index_api_keys(&tenants);
         Snapshot {
             tenants,
+            revisions,
             api_key_index,
         }
     }
@@ -219,7 +227,8 @@ fn index_api_keys(tenants: &HashMap<String, Arc<TenantConfig>>) -> HashMap<Strin
 }
 
 enum Change {
-    Put(Box<TenantConfig>),
+    /// A configuration and the bucket revision it was written at.
+    Put(Box<TenantConfig>, u64),
     Remove(String),
 }
 
@@ -326,6 +335,16 @@ impl TenantDirectory {
         ids
     }
 
+    /// The bucket revision of every tenant's current configuration, by tenant id.
+    ///
+    /// A tenant's revision changes on every applied write of its configuration and
+    /// only then, and a removed tenant is absent: a consumer that remembers what it
+    /// last applied can tell exactly which tenants changed, even if it missed
+    /// [`changes`](Self::changes) notifications in between.
+    pub fn revisions(&self) -> BTreeMap<String, u64> {
+        self.shared.current().revisions.clone()
+    }
+
     /// The tenant owning the presented API key, if exactly one does.
     pub fn tenant_for_api_key(&self, key: &str) -> Option<Arc<TenantConfig>> {
         self.tenant_for_api_key_sha256(&hex::encode(Sha256::digest(key.as_bytes())))
@@ -340,7 +359,8 @@ impl TenantDirectory {
             .then(|| Arc::clone(tenant))
     }
 
-    /// A counter bumped on every applied change; `changed().await` to react to updates.
+    /// A counter bumped on every applied change; `changed().await` to react to updates
+    /// (and [`revisions`](Self::revisions) to see which tenants changed).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.shared.changes.subscribe()
     }
@@ -437,7 +457,7 @@ fn apply_entry(shared: &Shared, entry: kv::Entry) {
         kv::Operation::Put => match parse_stored(&entry.key, &entry.value) {
             Ok(config) => {
                 tracing::info!(tenant = %entry.key, revision = entry.revision, "tenant configuration applied");
-                shared.apply(Change::Put(Box::new(config)));
+                shared.apply(Change::Put(Box::new(config), entry.revision));
             }
             Err(err) => {
                 tracing::warn!(

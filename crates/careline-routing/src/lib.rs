@@ -8,6 +8,7 @@
 //! - [`relay`]: publishes the scripts' outbox to NATS.
 //! - [`backend`]: [`Backend`], a service replica's connections and worker.
 //! - [`worker`]: background work of every replica (tenant sync, timers, relay, gauges).
+//! - [`failures`]: how the worker's failures are counted and logged.
 //! - [`convert`]: domain <-> protobuf enums.
 //! - [`keys`]: Redis key names (`cl:{tenant}:...`).
 //! - [`error`]: [`RoutingError`], with the one table of error -> gRPC code and client message.
@@ -20,6 +21,7 @@
 pub mod backend;
 pub mod convert;
 pub mod error;
+pub mod failures;
 pub mod keys;
 pub mod list;
 pub mod relay;

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use careline_domain::targets::{agent_targets, routing_targets};
-use careline_domain::tenant::{Strategy, TenantConfig};
+use careline_domain::targets::{Target, agent_targets, routing_targets};
+use careline_domain::tenant::{AgentConfig, Strategy, TenantConfig};
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use prost::Message;
 use redis::aio::ConnectionManager;
-use redis::{FromRedisValue, Script, Value};
+use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert::{
@@ -25,6 +25,11 @@ use crate::scripts::Scripts;
 pub const IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
 /// Timers one `run_timers` call handles at most.
 pub const TIMER_BATCH: usize = 200;
+/// Agents one pipeline of [`RoutingStore::refresh_agents`] carries: a
+/// tenant of thousands takes a few round trips, and other commands on the
+/// shared connection (other tenants' timers) wait behind at most this many
+/// scripts, well within the client's response timeout.
+pub const REFRESH_PIPELINE: usize = 100;
 
 /// A new interaction, validated by the caller against the tenant configuration.
 #[derive(Debug, Clone)]
@@ -93,6 +98,9 @@ pub struct TenantTimers {
     pub tenant: String,
     pub due: bool,
     pub settings_lost: bool,
+    /// Why the tenant could not be checked (e.g. a key of the wrong type);
+    /// the other tenants are checked regardless.
+    pub unreadable: Option<String>,
 }
 
 /// The outcome of one [`RoutingStore::run_timers`] call.
@@ -221,34 +229,10 @@ impl RoutingStore {
     }
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
-        let mut invocation = script.key(keys::prefix(tenant));
-        invocation.arg(careline_bus::current_traceparent());
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        let reply: Vec<Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
-        let mut items = reply.into_iter();
-        let status: String = match items.next() {
-            Some(value) => String::from_redis_value(value)?,
-            None => return Err(RoutingError::Corrupt("empty script reply".into())),
-        };
-        let message = || -> String {
-            items
-                .clone()
-                .next()
-                .and_then(|v| String::from_redis_value(v).ok())
-                .unwrap_or_default()
-        };
-        match status.as_str() {
-            "ok" => Ok(items.collect()),
-            "NOT_FOUND" => Err(RoutingError::NotFound(message())),
-            "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
-            "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
-            "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
-            other => Err(RoutingError::Corrupt(format!(
-                "unexpected script status {other}"
-            ))),
-        }
+        let reply: Vec<Value> = invocation(script, tenant, args)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        script_result(reply)
     }
 
     /// Creates and queues an interaction, offering it at once when an agent is
@@ -432,18 +416,34 @@ impl RoutingStore {
         let mut conn = self.conn.clone();
         let now_ms = crate::stats::redis_now_ms(&mut conn).await?;
         let mut pipe = redis::pipe();
+        // One tenant's corrupt key must not hide every other tenant's timers.
+        pipe.ignore_errors();
         for tenant in tenants {
             pipe.zcount(keys::tenant_key(tenant, "timers"), "-inf", now_ms)
                 .exists(keys::tenant_key(tenant, "settings"));
         }
-        let replies: Vec<(u64, bool)> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<redis::RedisResult<u64>> = pipe.query_async(&mut conn).await?;
         Ok(tenants
             .iter()
-            .zip(replies)
-            .map(|(tenant, (due, settings))| TenantTimers {
-                tenant: tenant.clone(),
-                due: due > 0,
-                settings_lost: !settings,
+            .zip(replies.chunks(2))
+            .map(|(tenant, replies)| match replies {
+                [Ok(due), Ok(settings)] => TenantTimers {
+                    tenant: tenant.clone(),
+                    due: *due > 0,
+                    settings_lost: *settings == 0,
+                    unreadable: None,
+                },
+                _ => TenantTimers {
+                    tenant: tenant.clone(),
+                    due: false,
+                    settings_lost: false,
+                    unreadable: Some(
+                        replies
+                            .iter()
+                            .find_map(|reply| reply.as_ref().err())
+                            .map_or_else(|| "no reply".to_owned(), ToString::to_string),
+                    ),
+                },
             })
             .collect())
     }
@@ -504,27 +504,69 @@ impl RoutingStore {
     /// new skills, languages, capacity or queues take effect at once; an
     /// agent removed from the configuration is logged out. Returns how many
     /// agents changed.
+    ///
+    /// Pipelined, [`REFRESH_PIPELINE`] agents per round trip: one read finds
+    /// the logged-in agents whose stored profile differs from the
+    /// configuration, then `agent_refresh.lua` runs for those only (it checks
+    /// again, atomically, so a concurrent login or logout is safe).
     pub async fn refresh_agents(&self, config: &TenantConfig) -> Result<usize> {
+        let tenant = &config.id;
+        let mut conn = self.conn.clone();
         let ids: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys::tenant_key(&config.id, "agents"))
-            .query_async(&mut self.conn.clone())
+            .arg(keys::tenant_key(tenant, "agents"))
+            .query_async(&mut conn)
             .await?;
+        let script = &self.scripts.agent_refresh;
+        let targets = routing_targets(config);
+        let configured: HashMap<&str, &AgentConfig> = config
+            .agents
+            .iter()
+            .map(|agent| (agent.id.as_str(), agent))
+            .collect();
         let mut changed = 0;
-        for id in ids {
-            let profile = AgentProfile::of(config, &id);
-            let [targets, profs, langs, caps] = match &profile {
-                Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
-                None => [&b""[..]; 4],
-            };
-            let reply = self
-                .run(
-                    &self.scripts.agent_refresh,
-                    &config.id,
+        for chunk in ids.chunks(REFRESH_PIPELINE) {
+            let mut read = redis::pipe();
+            for id in chunk {
+                read.hmget(keys::agent(tenant, id), &["online", "profile"]);
+            }
+            let stored: Vec<(Option<String>, Option<String>)> = read.query_async(&mut conn).await?;
+            let mut refresh = redis::pipe();
+            // Unlike `invoke_async`, a pipelined script is not reloaded on
+            // NOSCRIPT: load it first in the same pipeline, so a script cache
+            // emptied by a Redis restart cannot fail the pass.
+            refresh.load_script(script).ignore();
+            let mut stale = 0;
+            for (id, (online, profile)) in chunk.iter().zip(stored) {
+                if online.as_deref() != Some("1") {
+                    continue;
+                }
+                let wanted = configured
+                    .get(id.as_str())
+                    .map(|agent| AgentProfile::among(config, &targets, agent));
+                if let (Some(wanted), Some(profile)) = (&wanted, &profile)
+                    && wanted.stored_form() == *profile
+                {
+                    continue;
+                }
+                let [targets, profs, langs, caps] = match &wanted {
+                    Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
+                    None => [&b""[..]; 4],
+                };
+                refresh.invoke_script(&invocation(
+                    script,
+                    tenant,
                     &[id.as_bytes(), targets, profs, langs, caps],
-                )
-                .await?;
-            let [updated] = take::<1>(reply)?;
-            changed += usize::from(i64::from_redis_value(updated)? == 1);
+                ));
+                stale += 1;
+            }
+            if stale == 0 {
+                continue;
+            }
+            let replies: Vec<Vec<Value>> = refresh.query_async(&mut conn).await?;
+            for reply in replies {
+                let [updated] = take::<1>(script_result(reply)?)?;
+                changed += usize::from(i64::from_redis_value(updated)? == 1);
+            }
         }
         Ok(changed)
     }
@@ -633,12 +675,26 @@ struct AgentProfile {
 }
 
 impl AgentProfile {
+    /// The form the scripts store in the agent's `profile` field
+    /// (`agent_login.lua`, `agent_refresh.lua`), to tell whether it changed.
+    fn stored_form(&self) -> String {
+        [&self.targets, &self.profs, &self.langs, &self.caps]
+            .map(String::as_str)
+            .join("|")
+    }
+
     fn of(config: &TenantConfig, agent_id: &str) -> Option<AgentProfile> {
         let agent = config.agent(agent_id)?;
-        let served = agent_targets(&routing_targets(config), agent);
+        Some(Self::among(config, &routing_targets(config), agent))
+    }
+
+    /// The profile of `agent` given the tenant's `targets` (computed once
+    /// when many agents are profiled).
+    fn among(config: &TenantConfig, targets: &[Target], agent: &AgentConfig) -> AgentProfile {
+        let served = agent_targets(targets, agent);
         let join = |items: Vec<String>| items.join(",");
         let cap = config.agent_capacity(agent);
-        Some(AgentProfile {
+        AgentProfile {
             targets: join(served.iter().map(|(t, _)| t.clone()).collect()),
             profs: join(served.iter().map(|(_, p)| p.to_string()).collect()),
             langs: join(
@@ -649,7 +705,7 @@ impl AgentProfile {
                     .collect(),
             ),
             caps: format!("{},{},{}", cap.voice, cap.chat, cap.email),
-        })
+        }
     }
 }
 
@@ -669,6 +725,43 @@ fn fingerprint(new: &NewInteraction, context: &[u8]) -> String {
         hash.update(part);
     }
     hex::encode(hash.finalize())
+}
+
+/// A call of `script` for `tenant`: the tenant's key prefix, the caller's
+/// trace context, then the operation's arguments (see `lua/lib.lua`).
+fn invocation<'a>(script: &'a Script, tenant: &str, args: &[&[u8]]) -> ScriptInvocation<'a> {
+    let mut invocation = script.key(keys::prefix(tenant));
+    invocation.arg(careline_bus::current_traceparent());
+    for arg in args {
+        invocation.arg(*arg);
+    }
+    invocation
+}
+
+/// A script's reply `{status, values...}` as the values, or the error its status names.
+fn script_result(reply: Vec<Value>) -> Result<Vec<Value>> {
+    let mut items = reply.into_iter();
+    let status: String = match items.next() {
+        Some(value) => String::from_redis_value(value)?,
+        None => return Err(RoutingError::Corrupt("empty script reply".into())),
+    };
+    let message = || -> String {
+        items
+            .clone()
+            .next()
+            .and_then(|v| String::from_redis_value(v).ok())
+            .unwrap_or_default()
+    };
+    match status.as_str() {
+        "ok" => Ok(items.collect()),
+        "NOT_FOUND" => Err(RoutingError::NotFound(message())),
+        "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
+        "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
+        "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
+        other => Err(RoutingError::Corrupt(format!(
+            "unexpected script status {other}"
+        ))),
+    }
 }
 
 fn take<const N: usize>(reply: Vec<Value>) -> Result<[Value; N]> {

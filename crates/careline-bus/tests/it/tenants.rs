@@ -128,3 +128,51 @@ async fn directory_keeps_following_after_nats_restarts() -> anyhow::Result<()> {
     assert_eq!(directory.tenant_ids(), ["demo-health", "other-health"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn revisions_tell_which_tenant_changed_and_which_was_removed() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    let store = TenantStore::open(&js).await?;
+    let demo = demo_tenant();
+    let mut other = demo.clone();
+    other.id = "other-health".into();
+    other.api_keys.clear();
+    store.put(&demo).await?;
+    store.put(&other).await?;
+    let directory = TenantDirectory::start(&store, &CancellationToken::new()).await?;
+    let before = directory.revisions();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        ["demo-health", "other-health"]
+    );
+
+    let mut renamed = demo.clone();
+    renamed.name = "Demo Health Plan (renamed)".into();
+    let written = store.put(&renamed).await?;
+    assert_eventually!(
+        directory.revisions()["demo-health"] == written,
+        "demo-health at the revision just written"
+    );
+    assert_eq!(
+        directory.revisions()["other-health"],
+        before["other-health"],
+        "a change to demo-health leaves other-health's revision alone"
+    );
+
+    // A value written around the store's validation changes nothing.
+    store
+        .bucket()
+        .put("demo-health", "{not json".into())
+        .await?;
+    store.delete("other-health").await?;
+    assert_eventually!(
+        !directory.revisions().contains_key("other-health"),
+        "the removed tenant has no revision"
+    );
+    assert_eq!(
+        directory.revisions()["demo-health"],
+        written,
+        "an invalid write keeps the previous configuration and its revision"
+    );
+    Ok(())
+}

@@ -32,20 +32,50 @@ pub fn agent(id: &str, skills: &[(&str, u8)], languages: &[Language]) -> AgentCo
     }
 }
 
+/// The demo tenant without agents, no wrap-up, no aging, then `configure`.
+pub fn test_tenant(configure: impl FnOnce(&mut TenantConfig)) -> TenantConfig {
+    let mut config = TenantConfig::from_yaml(DEMO).expect("demo tenant parses");
+    config.agents.clear();
+    config.routing.wrap_up_secs = 0;
+    config.routing.aging = None;
+    config.routing.offer_timeout_secs = PerChannel {
+        voice: 20,
+        chat: 60,
+        email: 60,
+    };
+    configure(&mut config);
+    config.validate().expect("test tenant is valid");
+    config
+}
+
+/// A request for a new interaction; `n` makes its member and idempotency key unique.
+pub fn interaction_request(
+    queue: &str,
+    channel: Channel,
+    language: Language,
+    priority: Priority,
+    n: u64,
+) -> NewInteraction {
+    NewInteraction {
+        channel,
+        queue: queue.into(),
+        language,
+        urgent: priority == Priority::Urgent,
+        priority,
+        member_ref: format!("m-{n}"),
+        context: v1::InteractionContext {
+            reason: "billing question".into(),
+            ..Default::default()
+        },
+        after_hours: false,
+        idempotency_key: format!("k-{n}"),
+    }
+}
+
 impl Env {
-    /// The demo tenant without agents, no wrap-up, no aging, then `configure`.
+    /// A fresh redis-server holding the [`test_tenant`] after `configure`.
     pub async fn new(configure: impl FnOnce(&mut TenantConfig)) -> Env {
-        let mut config = TenantConfig::from_yaml(DEMO).expect("demo tenant parses");
-        config.agents.clear();
-        config.routing.wrap_up_secs = 0;
-        config.routing.aging = None;
-        config.routing.offer_timeout_secs = PerChannel {
-            voice: 20,
-            chat: 60,
-            email: 60,
-        };
-        configure(&mut config);
-        config.validate().expect("test tenant is valid");
+        let config = test_tenant(configure);
         let redis = RedisServer::start().await.expect("redis-server starts");
         let store = RoutingStore::connect(&redis.url()).await.expect("connects");
         store.sync_tenant(&config).await.expect("tenant synced");
@@ -94,20 +124,7 @@ impl Env {
         language: Language,
         priority: Priority,
     ) -> NewInteraction {
-        NewInteraction {
-            channel,
-            queue: queue.into(),
-            language,
-            urgent: priority == Priority::Urgent,
-            priority,
-            member_ref: format!("m-{}", self.next()),
-            context: v1::InteractionContext {
-                reason: "billing question".into(),
-                ..Default::default()
-            },
-            after_hours: false,
-            idempotency_key: format!("k-{}", self.next()),
-        }
+        interaction_request(queue, channel, language, priority, self.next())
     }
 
     pub async fn create(

@@ -5,4 +5,6 @@ mod relay;
 mod scenarios;
 mod sessions;
 mod strand;
+mod sync;
 mod timers;
+mod worker;

@@ -293,3 +293,50 @@ async fn timer_check_finds_due_timers_and_lost_settings_in_one_read() {
         .unwrap();
     assert!(env.store.timer_check(&tenants).await.unwrap()[0].settings_lost);
 }
+
+#[tokio::test]
+async fn a_tenant_with_a_corrupt_timer_set_does_not_hide_other_tenants_due_timers() {
+    let env = Env::new(|_| {}).await;
+    let mut broken = env.config.clone();
+    broken.id = "broken-health".into();
+    broken.api_keys.clear();
+    env.store.sync_tenant(&broken).await.unwrap();
+    let mut conn = redis::Client::open(env.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!(
+            "{}timers",
+            careline_routing::keys::prefix("broken-health")
+        ))
+        .arg("not a sorted set")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("ZADD")
+        .arg(format!(
+            "{}timers",
+            careline_routing::keys::prefix(env.tenant())
+        ))
+        .arg(0)
+        .arg("age|gone")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    let tenants = vec!["broken-health".to_string(), env.tenant().to_string()];
+    let checks = env.store.timer_check(&tenants).await.unwrap();
+    assert!(
+        checks[0]
+            .unreadable
+            .as_deref()
+            .is_some_and(|e| e.contains("WRONGTYPE")),
+        "{checks:?}"
+    );
+    assert!(
+        checks[1].due && checks[1].unreadable.is_none(),
+        "{checks:?}"
+    );
+}

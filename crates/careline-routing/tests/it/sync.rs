@@ -1,0 +1,108 @@
+//! Applying a tenant's configuration to its routing state: settings, targets
+//! and logged-in agents, cheaply enough for tenants with thousands of agents.
+
+use std::time::Instant;
+
+use careline_domain::Language;
+use careline_proto::v1;
+
+use crate::env::{Env, agent};
+
+/// Logged-in agents of the large tenant (a big contact center's shift).
+const MANY_AGENTS: usize = 2_000;
+
+fn agent_id(i: usize) -> String {
+    format!("agent-{i:04}")
+}
+
+async fn env_with_many_logged_in_agents() -> Env {
+    let env = Env::new(|c| {
+        for i in 0..MANY_AGENTS {
+            c.agents
+                .push(agent(&agent_id(i), &[("billing", 5)], &[Language::En]));
+        }
+    })
+    .await;
+    for i in 0..MANY_AGENTS {
+        env.login(&agent_id(i)).await;
+    }
+    env
+}
+
+#[tokio::test]
+async fn a_change_reaches_two_thousand_logged_in_agents_in_one_pipelined_pass() {
+    let mut env = env_with_many_logged_in_agents().await;
+    env.config.routing.wrap_up_secs = 30;
+    let started = Instant::now();
+    env.store.sync_tenant(&env.config).await.unwrap();
+    let changed = env.store.refresh_agents(&env.config).await.unwrap();
+    println!(
+        "config change touching no agent applied to a tenant with {MANY_AGENTS} logged-in agents in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(changed, 0, "a wrap-up change leaves every agent's profile");
+
+    for agent in &mut env.config.agents {
+        agent.languages.push(Language::Es);
+    }
+
+    let started = Instant::now();
+    env.store.sync_tenant(&env.config).await.unwrap();
+    let changed = env.store.refresh_agents(&env.config).await.unwrap();
+    println!(
+        "config change touching every agent applied to {MANY_AGENTS} logged-in agents in {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(changed, MANY_AGENTS, "every agent changed");
+    for i in 0..MANY_AGENTS {
+        let agent = env
+            .store
+            .get_agent(env.tenant(), &agent_id(i))
+            .await
+            .unwrap()
+            .expect("agent known");
+        assert!(agent.logged_in, "{} stays logged in", agent.agent_id);
+        assert!(
+            agent.languages.contains(&(v1::Language::Es as i32)),
+            "{} now speaks Spanish",
+            agent.agent_id
+        );
+    }
+    assert_eq!(
+        env.store.refresh_agents(&env.config).await.unwrap(),
+        0,
+        "an unchanged configuration changes nobody"
+    );
+}
+
+#[tokio::test]
+async fn a_change_still_applies_after_redis_lost_its_script_cache() {
+    let mut env = Env::new(|c| {
+        c.agents
+            .push(agent("a1", &[("billing", 5)], &[Language::En]));
+    })
+    .await;
+    env.login("a1").await;
+    let mut conn = redis::Client::open(env.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // What a restart or failover does to the scripts loaded so far.
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    env.config.agents[0].languages.push(Language::Es);
+    assert_eq!(env.store.refresh_agents(&env.config).await.unwrap(), 1);
+    let a1 = env
+        .store
+        .get_agent(env.tenant(), "a1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(a1.languages.contains(&(v1::Language::Es as i32)));
+}
