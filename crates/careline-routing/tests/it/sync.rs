@@ -84,11 +84,7 @@ async fn a_change_still_applies_after_redis_lost_its_script_cache() {
     })
     .await;
     env.login("a1").await;
-    let mut conn = redis::Client::open(env.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = env.redis_conn().await;
     // What a restart or failover does to the scripts loaded so far.
     redis::cmd("SCRIPT")
         .arg("FLUSH")

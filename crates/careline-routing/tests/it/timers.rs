@@ -282,11 +282,7 @@ async fn timer_check_finds_due_timers_and_lost_settings_in_one_read() {
         env.store.timer_check(&tenants).await.unwrap()[0].due,
         "the offer deadline comes due"
     );
-    let mut conn = redis::Client::open(env.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = env.redis_conn().await;
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut conn)
         .await
@@ -301,11 +297,7 @@ async fn a_tenant_with_a_corrupt_timer_set_does_not_hide_other_tenants_due_timer
     broken.id = "broken-health".into();
     broken.api_keys.clear();
     env.store.sync_tenant(&broken).await.unwrap();
-    let mut conn = redis::Client::open(env.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = env.redis_conn().await;
     redis::cmd("SET")
         .arg(format!(
             "{}timers",
