@@ -7,12 +7,13 @@
 //! `store/agents.rs` the agent sessions.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use careline_domain::targets::routing_targets;
 use careline_domain::tenant::{Strategy, TenantConfig};
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 
 use crate::error::{Result, RoutingError};
@@ -24,6 +25,10 @@ mod interactions;
 
 /// How long a replayed idempotency key returns the first interaction.
 pub const IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
+/// How long a reply from Redis may take. The client's default (500 ms) fails
+/// big pipelines (listing thousands of agents) on a busy server, and a reply
+/// that times out leaves the caller unsure whether the script ran.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timers one `run_timers` call handles at most.
 pub const TIMER_BATCH: usize = 200;
 /// Agents one pipeline of [`RoutingStore::refresh_agents`] carries: a
@@ -131,7 +136,9 @@ impl RoutingStore {
     /// Connects (and keeps reconnecting) to Redis at `redis_url`.
     pub async fn connect(redis_url: &str) -> Result<Self> {
         let client = redis::Client::open(redis_url)?;
-        let conn = ConnectionManager::new(client).await?;
+        let config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             conn,
             scripts: Arc::new(Scripts::new()),
