@@ -176,11 +176,7 @@ impl PlatformBuilder {
     pub async fn start(self) -> anyhow::Result<Platform> {
         let sandbox = Sandbox::start().await?;
         let jetstream = async_nats::jetstream::new(sandbox.nats().await?);
-        TenantStore::open(&jetstream)
-            .await?
-            .put(&self.tenant)
-            .await
-            .context("applying the tenant")?;
+        apply_tenant(&jetstream, &self.tenant).await?;
         let common = CommonConfig {
             redis_url: sandbox.redis_url(),
             nats_url: sandbox.nats_url(),
@@ -203,7 +199,13 @@ impl PlatformBuilder {
             presence,
         };
         for replica in platform.routers.iter().chain(&platform.presence) {
-            platform.wait_ready(replica).await?;
+            wait_serving(
+                replica.service,
+                &replica.name,
+                replica.addr,
+                &platform.tenant.id,
+            )
+            .await?;
         }
         Ok(platform)
     }
@@ -243,41 +245,58 @@ impl Platform {
     /// The routing sequence of `tenant`: how many events its routing state
     /// changes have produced so far.
     pub async fn routing_sequence(&self, tenant: &str) -> anyhow::Result<u64> {
-        let mut redis = self.sandbox.redis().await?;
-        let key = format!("{}seq", careline_routing::keys::prefix(tenant));
-        let seq: Option<u64> = redis::cmd("GET").arg(&key).query_async(&mut redis).await?;
-        Ok(seq.unwrap_or(0))
+        crate::audit::routing_sequence(&mut self.sandbox.redis().await?, tenant).await
     }
+}
 
-    async fn wait_ready(&self, replica: &Replica) -> anyhow::Result<()> {
-        let what = format!("{} serves tenant {}", replica.name, self.tenant.id);
-        match replica.service {
-            Service::Router => {
-                let router = client::router(replica.addr, tenant::API_KEY);
-                careline_testkit::eventually(READY_DEADLINE, &what, || {
-                    let mut router = router.clone();
-                    async move {
-                        router
-                            .get_queue_stats(v1::GetQueueStatsRequest::default())
-                            .await
-                            .is_ok()
-                    }
-                })
-                .await
-            }
-            Service::Presence => {
-                let presence = client::presence(replica.addr, tenant::API_KEY);
-                careline_testkit::eventually(READY_DEADLINE, &what, || {
-                    let mut presence = presence.clone();
-                    async move {
-                        presence
-                            .list_agents(v1::ListAgentsRequest::default())
-                            .await
-                            .is_ok()
-                    }
-                })
-                .await
-            }
+/// Writes `tenant` to the configuration bucket, where every replica reads it.
+pub async fn apply_tenant(
+    jetstream: &async_nats::jetstream::Context,
+    tenant: &TenantConfig,
+) -> anyhow::Result<()> {
+    TenantStore::open(jetstream)
+        .await?
+        .put(tenant)
+        .await
+        .context("applying the tenant")?;
+    Ok(())
+}
+
+/// Waits until the `service` replica at `addr` (called `name`) serves
+/// `tenant`, for up to [`READY_DEADLINE`].
+pub async fn wait_serving(
+    service: Service,
+    name: &str,
+    addr: SocketAddr,
+    tenant: &str,
+) -> anyhow::Result<()> {
+    let what = format!("{name} serves tenant {tenant}");
+    match service {
+        Service::Router => {
+            let router = client::router(addr, tenant::API_KEY);
+            careline_testkit::eventually(READY_DEADLINE, &what, || {
+                let mut router = router.clone();
+                async move {
+                    router
+                        .get_queue_stats(v1::GetQueueStatsRequest::default())
+                        .await
+                        .is_ok()
+                }
+            })
+            .await
+        }
+        Service::Presence => {
+            let presence = client::presence(addr, tenant::API_KEY);
+            careline_testkit::eventually(READY_DEADLINE, &what, || {
+                let mut presence = presence.clone();
+                async move {
+                    presence
+                        .list_agents(v1::ListAgentsRequest::default())
+                        .await
+                        .is_ok()
+                }
+            })
+            .await
         }
     }
 }

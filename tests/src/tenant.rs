@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use careline_domain::Language;
-use careline_domain::tenant::{AgentConfig, PerChannelOverride, TenantConfig};
+use careline_domain::tenant::{AgentConfig, PerChannel, PerChannelOverride, TenantConfig};
 
 /// The demo tenant's id and API key (see deploy/tenants/demo-health.yaml).
 pub use careline_testkit::demo::{API_KEY, TENANT};
@@ -41,4 +41,34 @@ pub fn agents(
             }
         })
         .collect()
+}
+
+/// The demo tenant for load and fault runs: `agents` generated agents with
+/// every skill and both languages and `capacity` on each channel, the same
+/// offer timeout on every channel, no wrap-up.
+pub fn under_load(
+    agents: usize,
+    capacity: PerChannel,
+    offer_timeout_secs: u32,
+    heartbeat_ttl_secs: u32,
+) -> TenantConfig {
+    let mut config = demo();
+    config.routing.offer_timeout_secs = PerChannel {
+        voice: offer_timeout_secs,
+        chat: offer_timeout_secs,
+        email: offer_timeout_secs,
+    };
+    config.routing.wrap_up_secs = 0;
+    config.routing.heartbeat_ttl_secs = heartbeat_ttl_secs;
+    config.agents = self::agents(
+        agents,
+        &[("member_services", 5), ("billing", 5), ("clinical", 7)],
+        &[Language::En, Language::Es],
+        PerChannelOverride {
+            voice: Some(capacity.voice),
+            chat: Some(capacity.chat),
+            email: Some(capacity.email),
+        },
+    );
+    config
 }

@@ -19,4 +19,4 @@ pub mod redis;
 pub use error::LocalDevError;
 pub use nats::NatsServer;
 pub use process::free_port;
-pub use redis::RedisServer;
+pub use redis::{AppendFsync, RedisServer};

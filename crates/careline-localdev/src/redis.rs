@@ -1,7 +1,8 @@
 //! [`RedisServer`]: a local `redis-server`, throw-away for a test or kept for `careline up`.
 //!
 //! A test server gets its own free loopback port and temp dir and keeps nothing on
-//! disk; a kept one ([`RedisServer::start_at`]) writes an append-only file.
+//! disk unless started [`RedisServer::start_durable`]; a kept one
+//! ([`RedisServer::start_at`]) writes an append-only file.
 //! [`RedisServer::kill`] and [`RedisServer::restart`] let fault tests take it away
 //! and bring it back on the same port, as a crashed Redis would come back.
 
@@ -21,28 +22,65 @@ const REDIS: Binary = Binary {
     apt_package: "redis-server",
 };
 
+/// When a durable server fsyncs its append-only file (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// After every write: nothing acknowledged is lost.
+    Always,
+    /// Once a second: a crash of the machine may lose the last second.
+    EverySec,
+}
+
+impl AppendFsync {
+    /// The value `redis-server --appendfsync` and `CONFIG SET` take.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::EverySec => "everysec",
+        }
+    }
+}
+
 /// A running `redis-server` on `127.0.0.1`, killed on drop.
 pub struct RedisServer {
     port: u16,
     dir: DataDir,
+    /// Append-only file on (and how it syncs) across restarts.
+    aof: Option<AppendFsync>,
     process: ServerProcess,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-redis-")?, free_port()?).await
+        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, None).await
+    }
+
+    /// Starts a throw-away server with the append-only file on, so that
+    /// [`RedisServer::restart`] after a crash reloads what was written, as a
+    /// production Redis with AOF would.
+    pub async fn start_durable(fsync: AppendFsync) -> Result<Self, LocalDevError> {
+        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, Some(fsync)).await
     }
 
     /// Starts a server on `port` that keeps its data in `dir` across runs
     /// (append-only file), for `careline up`; waits until it answers PING.
     pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::kept(dir)?, port).await
+        Self::launch(DataDir::kept(dir)?, port, Some(AppendFsync::EverySec)).await
     }
 
-    async fn launch(dir: DataDir, port: u16) -> Result<Self, LocalDevError> {
-        let process = spawn(&dir, port)?;
-        let mut server = Self { port, dir, process };
+    async fn launch(
+        dir: DataDir,
+        port: u16,
+        aof: Option<AppendFsync>,
+    ) -> Result<Self, LocalDevError> {
+        let process = spawn(&dir, port, aof)?;
+        let mut server = Self {
+            port,
+            dir,
+            aof,
+            process,
+        };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -63,10 +101,11 @@ impl RedisServer {
     }
 
     /// Kills the server if running and starts a new one on the same port and dir:
-    /// empty for a throw-away server, its append-only file reloaded for a kept one.
+    /// empty for a throw-away server, its append-only file reloaded for a kept
+    /// or durable one.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
-        self.process = spawn(&self.dir, self.port)?;
+        self.process = spawn(&self.dir, self.port, self.aof)?;
         self.wait_ready().await
     }
 
@@ -86,7 +125,12 @@ impl RedisServer {
     }
 }
 
-fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
+fn spawn(
+    dir: &DataDir,
+    port: u16,
+    aof: Option<AppendFsync>,
+) -> Result<ServerProcess, LocalDevError> {
+    let fsync = aof.unwrap_or(AppendFsync::EverySec);
     let args = [
         "--port",
         &port.to_string(),
@@ -97,7 +141,9 @@ fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
         "--save",
         "",
         "--appendonly",
-        if dir.is_kept() { "yes" } else { "no" },
+        if aof.is_some() { "yes" } else { "no" },
+        "--appendfsync",
+        fsync.as_str(),
         "--daemonize",
         "no",
     ]

@@ -15,6 +15,6 @@ pub mod eventually;
 pub mod sandbox;
 
 pub use bearer::Bearer;
-pub use careline_localdev::{NatsServer, RedisServer};
+pub use careline_localdev::{AppendFsync, NatsServer, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::Sandbox;

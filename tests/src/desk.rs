@@ -1,0 +1,422 @@
+//! Agent desktops for fault scenarios: each logs in on a presence replica
+//! over a real session stream, answers offers at random (accept, reject or
+//! ignore until the offer times out), works accepted interactions through
+//! the routers (resolve, transfer to a queue or an agent, park for a
+//! follow-up), and reconnects to another replica when its stream breaks.
+//! Every choice is drawn from the run's seed.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use careline_proto::v1;
+use careline_proto::v1::agent_session_event::Kind as EventKind;
+use careline_proto::v1::agent_session_request::Kind as RequestKind;
+use careline_proto::v1::presence_client::PresenceClient;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Code, Status};
+
+use crate::client;
+use crate::routers::{QUEUES, Routers};
+use crate::tenant;
+
+/// How often a desk sends a heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+/// Pause before a desk reconnects after its stream broke.
+pub const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+/// Session requests buffered towards presence.
+const SESSION_BUFFER: usize = 64;
+
+/// How desks answer, in percent: offers are accepted, rejected or (the rest)
+/// ignored until they time out; accepted work is transferred to a queue, to
+/// another agent, parked for a follow-up, or (the rest) resolved.
+#[derive(Debug, Clone)]
+pub struct Mix {
+    pub accept_percent: u32,
+    pub reject_percent: u32,
+    pub transfer_to_queue_percent: u32,
+    pub transfer_to_agent_percent: u32,
+    pub pending_percent: u32,
+    /// How long an agent works on an assignment before finishing it.
+    pub handle_ms: Range<u64>,
+    /// How long a parked interaction waits for its follow-up.
+    pub pending_ms: Range<u64>,
+}
+
+/// What the desks did, counted as they went.
+#[derive(Default)]
+pub struct Tally {
+    pub offers_seen: AtomicU64,
+    /// Offers that reached the desk after their deadline.
+    pub offers_late: AtomicU64,
+    /// Longest time from an offer being made to its arrival at the desk.
+    pub offer_lag_max_ms: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub ignored: AtomicU64,
+    pub resolved: AtomicU64,
+    pub transferred_to_queue: AtomicU64,
+    pub transferred_to_agent: AtomicU64,
+    pub pending: AtomicU64,
+    /// Transport failures of resolve / transfer / pending calls, retried.
+    pub finish_retries: AtomicU64,
+    /// FAILED_PRECONDITION answers: a retried call whose first attempt went
+    /// through, or work the agent no longer holds.
+    pub finish_refused: AtomicU64,
+    /// Error notices on the session stream.
+    pub notices: AtomicU64,
+    pub logged_in: AtomicUsize,
+    pub reconnects: AtomicU64,
+    /// Calls that failed for a reason other than a dying replica.
+    pub failures: std::sync::Mutex<Vec<String>>,
+}
+
+/// The value of a counter.
+pub fn count(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What every desk of a run shares.
+#[derive(Clone)]
+pub struct Desks {
+    pub presence: Vec<SocketAddr>,
+    pub routers: Routers,
+    pub tally: Arc<Tally>,
+    pub mix: Mix,
+    /// The offer timeout of the tenant, to tell how late an offer arrived.
+    pub offer_timeout_secs: u32,
+    /// Every agent of the tenant, the targets of transfers to an agent.
+    pub agents: Arc<Vec<String>>,
+    /// Work under way (resolves, transfers), awaited at the end.
+    pub work: TaskTracker,
+    pub stop: CancellationToken,
+}
+
+impl Desks {
+    /// Starts one desk per agent, spread over the presence replicas; desk
+    /// `i` draws its choices from `seed + i`.
+    pub fn spawn_all(&self, seed: u64) -> JoinSet<()> {
+        let mut desks = JoinSet::new();
+        for (index, agent) in self.agents.iter().enumerate() {
+            let desk = Desk {
+                agent_id: agent.clone(),
+                shared: self.clone(),
+                rng: StdRng::seed_from_u64(seed.wrapping_add(index as u64)),
+                handling: HashSet::new(),
+                started_once: false,
+            };
+            desks.spawn(desk.run(index % self.presence.len()));
+        }
+        desks
+    }
+}
+
+/// What an agent does with an assignment.
+#[derive(Debug)]
+enum Finish {
+    Resolve,
+    TransferToQueue(&'static str),
+    TransferToAgent(String),
+    Pending {
+        until_ms: i64,
+        return_to_queue: bool,
+    },
+}
+
+/// One agent's desktop.
+struct Desk {
+    agent_id: String,
+    shared: Desks,
+    rng: StdRng,
+    /// Assignments (interaction id / offer id) being worked on, so one
+    /// re-sent after a reconnect is not worked twice.
+    handling: HashSet<String>,
+    started_once: bool,
+}
+
+impl Desk {
+    async fn run(mut self, home: usize) {
+        let mut replica = home;
+        loop {
+            let ended = self.session(self.shared.presence[replica]).await;
+            if self.shared.stop.is_cancelled() {
+                return;
+            }
+            bump(&self.shared.tally.reconnects);
+            if let Err(error) = ended {
+                eprintln!("{}: session ended ({error}); reconnecting", self.agent_id);
+            }
+            replica = (replica + 1) % self.shared.presence.len();
+            tokio::select! {
+                _ = self.shared.stop.cancelled() => return,
+                _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+            }
+        }
+    }
+
+    async fn session(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let (tx, rx) = mpsc::channel(SESSION_BUFFER);
+        tx.send(request(RequestKind::Login(v1::Login {
+            tenants: vec![v1::TenantLogin {
+                tenant_id: tenant::TENANT.into(),
+                agent_id: self.agent_id.clone(),
+                agent_key: tenant::agent_key(&self.agent_id),
+            }],
+            initial_state: v1::AgentState::Available as i32,
+        })))
+        .await?;
+        let mut presence = PresenceClient::new(client::stream_channel(addr));
+        let mut events = presence
+            .open_agent_session(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            let event = tokio::select! {
+                _ = self.shared.stop.cancelled() => return Ok(()),
+                _ = beat.tick() => {
+                    tx.send(request(RequestKind::Heartbeat(v1::Heartbeat {}))).await?;
+                    continue;
+                }
+                event = events.message() => event?,
+            };
+            let Some(event) = event else {
+                anyhow::bail!("the session stream ended");
+            };
+            if let Some(reply) = self.handle(event.kind) {
+                tx.send(request(reply)).await?;
+            }
+        }
+    }
+
+    /// Reacts to one session event; returns what to send back, if anything.
+    fn handle(&mut self, event: Option<EventKind>) -> Option<RequestKind> {
+        let tally = self.shared.tally.clone();
+        match event? {
+            EventKind::Started(_) => {
+                if !self.started_once {
+                    self.started_once = true;
+                    tally.logged_in.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
+            EventKind::Offer(offer) => {
+                bump(&tally.offers_seen);
+                let made_ms = offer.deadline_ms - i64::from(self.shared.offer_timeout_secs) * 1000;
+                let lag_ms = u64::try_from(now_ms() - made_ms).unwrap_or(0);
+                tally.offer_lag_max_ms.fetch_max(lag_ms, Ordering::Relaxed);
+                if now_ms() > offer.deadline_ms {
+                    bump(&tally.offers_late);
+                }
+                let answer = v1::OfferAnswer {
+                    tenant_id: tenant::TENANT.into(),
+                    offer_id: offer.offer_id,
+                };
+                let mix = &self.shared.mix;
+                let roll = self.rng.random_range(0..100);
+                if roll < mix.accept_percent {
+                    bump(&tally.accepted);
+                    Some(RequestKind::Accept(answer))
+                } else if roll < mix.accept_percent + mix.reject_percent {
+                    bump(&tally.rejected);
+                    Some(RequestKind::Reject(answer))
+                } else {
+                    bump(&tally.ignored);
+                    None
+                }
+            }
+            EventKind::Assigned(assigned) => {
+                let interaction = assigned.interaction?;
+                if self
+                    .handling
+                    .insert(format!("{}/{}", interaction.id, interaction.offer_id))
+                {
+                    let finish = self.choose_finish();
+                    let handle_ms = self.rng.random_range(self.shared.mix.handle_ms.clone());
+                    self.shared.work.spawn(finish_work(
+                        self.shared.clone(),
+                        self.agent_id.clone(),
+                        interaction.id,
+                        finish,
+                        handle_ms,
+                    ));
+                }
+                None
+            }
+            EventKind::StateChanged(changed)
+                if changed.state == v1::AgentState::Away as i32 && changed.reason == "missed" =>
+            {
+                Some(RequestKind::SetState(v1::SetState {
+                    tenant_id: tenant::TENANT.into(),
+                    state: v1::AgentState::Available as i32,
+                    away_reason: String::new(),
+                }))
+            }
+            EventKind::Error(_) => {
+                bump(&tally.notices);
+                None
+            }
+            EventKind::StateChanged(_) | EventKind::Revoked(_) => None,
+        }
+    }
+
+    fn choose_finish(&mut self) -> Finish {
+        let mix = &self.shared.mix;
+        let roll = self.rng.random_range(0..100);
+        let to_queue = mix.transfer_to_queue_percent;
+        let to_agent = to_queue + mix.transfer_to_agent_percent;
+        let pending = to_agent + mix.pending_percent;
+        if roll < to_queue {
+            Finish::TransferToQueue(QUEUES[self.rng.random_range(0..QUEUES.len())])
+        } else if roll < to_agent {
+            let agents = &self.shared.agents;
+            let peer = &agents[self.rng.random_range(0..agents.len())];
+            if *peer == self.agent_id {
+                Finish::Resolve
+            } else {
+                Finish::TransferToAgent(peer.clone())
+            }
+        } else if roll < pending {
+            let wait_ms = self.rng.random_range(mix.pending_ms.clone());
+            Finish::Pending {
+                until_ms: now_ms() + i64::try_from(wait_ms).unwrap_or(i64::MAX),
+                return_to_queue: self.rng.random_bool(0.5),
+            }
+        } else {
+            Finish::Resolve
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn request(kind: RequestKind) -> v1::AgentSessionRequest {
+    v1::AgentSessionRequest { kind: Some(kind) }
+}
+
+/// Works an assignment for `handle_ms`, then finishes it as chosen. A
+/// transfer or follow-up the router refuses is resolved instead, so no
+/// interaction stays assigned to a desk that gave up on it.
+async fn finish_work(
+    desks: Desks,
+    agent_id: String,
+    interaction_id: String,
+    finish: Finish,
+    handle_ms: u64,
+) {
+    tokio::time::sleep(Duration::from_millis(handle_ms)).await;
+    let tally = &desks.tally;
+    let (id, agent) = (interaction_id.as_str(), agent_id.as_str());
+    let outcome = match hand_over(&desks, id, agent, &finish).await {
+        Err(status)
+            if status.code() == Code::FailedPrecondition && !matches!(finish, Finish::Resolve) =>
+        {
+            resolve(&desks.routers, tally, id, agent).await
+        }
+        other => other,
+    };
+    match outcome {
+        Ok(counter) => bump(counter),
+        Err(status) if status.code() == Code::FailedPrecondition => bump(&tally.finish_refused),
+        Err(status) => tally.failures.lock().unwrap().push(format!(
+            "{finish:?} of {interaction_id} by {agent_id}: {status:?}"
+        )),
+    }
+}
+
+/// Finishes an assignment as chosen; returns the counter of what was done.
+async fn hand_over<'a>(
+    desks: &'a Desks,
+    id: &str,
+    agent: &str,
+    finish: &Finish,
+) -> Result<&'a AtomicU64, Status> {
+    let (tally, routers) = (&desks.tally, &desks.routers);
+    let transfer = |target: v1::transfer_request::Target| v1::TransferRequest {
+        interaction_id: id.into(),
+        agent_id: agent.into(),
+        target: Some(target),
+        notes: "handing over".into(),
+    };
+    match finish {
+        Finish::Resolve => resolve(routers, tally, id, agent).await,
+        Finish::TransferToQueue(queue) => {
+            let request = transfer(v1::transfer_request::Target::QueueId((*queue).into()));
+            routers
+                .call(&tally.finish_retries, |mut router| {
+                    let request = request.clone();
+                    async move { router.transfer(request).await }
+                })
+                .await
+                .map(|_| &tally.transferred_to_queue)
+        }
+        Finish::TransferToAgent(peer) => {
+            let request = transfer(v1::transfer_request::Target::ToAgentId(peer.clone()));
+            routers
+                .call(&tally.finish_retries, |mut router| {
+                    let request = request.clone();
+                    async move { router.transfer(request).await }
+                })
+                .await
+                .map(|_| &tally.transferred_to_agent)
+        }
+        Finish::Pending {
+            until_ms,
+            return_to_queue,
+        } => {
+            let request = v1::SetPendingRequest {
+                interaction_id: id.into(),
+                agent_id: agent.into(),
+                until_ms: *until_ms,
+                return_to_queue: *return_to_queue,
+                notes: "follow-up".into(),
+            };
+            routers
+                .call(&tally.finish_retries, |mut router| {
+                    let request = request.clone();
+                    async move { router.set_pending(request).await }
+                })
+                .await
+                .map(|_| &tally.pending)
+        }
+    }
+}
+
+async fn resolve<'a>(
+    routers: &Routers,
+    tally: &'a Tally,
+    id: &str,
+    agent: &str,
+) -> Result<&'a AtomicU64, Status> {
+    let request = v1::ResolveRequest {
+        interaction_id: id.into(),
+        agent_id: agent.into(),
+        disposition: "answered".into(),
+        ..Default::default()
+    };
+    routers
+        .call(&tally.finish_retries, |mut router| {
+            let request = request.clone();
+            async move { router.resolve(request).await }
+        })
+        .await
+        .map(|_| &tally.resolved)
+}
