@@ -1,4 +1,5 @@
 //! End-to-end tests: one binary, one module per scenario.
 
+mod chaos;
 mod replicas;
 mod walkthrough;

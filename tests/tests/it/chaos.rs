@@ -1,0 +1,467 @@
+//! The chaos run: the platform as deployed — two `careline-router` and two
+//! `careline-presence` processes over a Redis with its append-only file on
+//! and NATS JetStream — takes 10,000 interactions while 50 agents accept,
+//! reject, ignore, transfer (to a queue and to an agent), park and resolve
+//! them. After a steady phase without faults, a random replica is killed
+//! with `kill -9` every few seconds and started again on its port; Redis is
+//! killed and restarted twice (the first time syncing its append-only file
+//! every second, the second time on every write) and NATS once (same store
+//! and port). The event log must then show every interaction created once
+//! and ending resolved or queued, none offered or assigned to two agents at
+//! once, no agent over capacity, and the events numbered 1..N with distinct
+//! ids. Every random choice comes from one seed, printed with how to replay.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use careline_domain::tenant::PerChannel;
+use careline_e2e::ProcessPlatform;
+use careline_e2e::audit::{Audit, complete_log, first, routing_sequence};
+use careline_e2e::desk::{Desks, Mix, Tally, count};
+use careline_e2e::routers::{self, CreateTally, Routers};
+use careline_e2e::seed::RunSeed;
+use careline_e2e::tenant::{self, API_KEY, TENANT};
+use careline_proto::v1;
+use careline_testkit::AppendFsync;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Interactions created, unless [`INTERACTIONS_ENV`] says otherwise.
+const DEFAULT_INTERACTIONS: usize = 10_000;
+/// Scales the run down (or up) for a quick local try.
+const INTERACTIONS_ENV: &str = "CARELINE_CHAOS_INTERACTIONS";
+/// Percent of the interactions created in the steady phase, before any fault.
+const STEADY_PERCENT: usize = 20;
+const ROUTERS: usize = 2;
+const PRESENCE: usize = 2;
+const AGENTS: usize = 50;
+/// Creates in flight at once.
+const CREATES_IN_FLIGHT: usize = 16;
+const HEARTBEAT_TTL_SECS: u32 = 10;
+const OFFER_TIMEOUT_SECS: u32 = 2;
+/// Capacity of every agent per channel.
+const CAPACITY: PerChannel = PerChannel {
+    voice: 1,
+    chat: 3,
+    email: 5,
+};
+/// Time between two replica kills, drawn from the seed.
+const KILL_EVERY_MS: std::ops::Range<u64> = 2_000..5_000;
+/// How long a killed replica stays down before it is started again.
+const DOWN_FOR_MS: std::ops::Range<u64> = 200..1_500;
+/// Progress of the faulty phase (percent of its creates) at which Redis is
+/// restarted under `appendfsync everysec`, Redis again under `always`, and
+/// NATS.
+const REDIS_EVERYSEC_RESTART_AT: usize = 20;
+const REDIS_ALWAYS_RESTART_AT: usize = 50;
+const NATS_RESTART_AT: usize = 75;
+/// How long all agents may take to log in.
+const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How long everything may take to settle once creation stops.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(90);
+/// The whole test, start-up included (the issue asks for about 4 minutes
+/// on 2 cores).
+const TEST_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How agents answer: offers 70% accepted, 15% rejected, 15% ignored (they
+/// time out); accepted work 10% transferred to a queue, 5% to another
+/// agent, 10% parked for a 0.5-3 s follow-up, the rest resolved.
+fn answers() -> Mix {
+    Mix {
+        accept_percent: 70,
+        reject_percent: 15,
+        transfer_to_queue_percent: 10,
+        transfer_to_agent_percent: 5,
+        pending_percent: 10,
+        handle_ms: 20..300,
+        pending_ms: 500..3_000,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_interaction_is_lost_or_double_assigned_when_processes_redis_and_nats_crash() {
+    let run = RunSeed::for_test("chaos::");
+    tokio::time::timeout(TEST_DEADLINE, scenario(&run))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the scenario took longer than {TEST_DEADLINE:?}{}",
+                run.context
+            )
+        });
+}
+
+/// The interactions the run creates: [`INTERACTIONS_ENV`] or the default.
+fn interactions(context: &str) -> usize {
+    match std::env::var(INTERACTIONS_ENV) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{INTERACTIONS_ENV}={value:?} is not a count{context}")),
+        Err(_) => DEFAULT_INTERACTIONS,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A span of wall-clock time, to count what the event log says happened in it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from_ms: i64,
+    to_ms: i64,
+}
+
+impl Window {
+    fn secs(self) -> f64 {
+        (self.to_ms - self.from_ms) as f64 / 1000.0
+    }
+
+    /// Routing decisions (offers made: an interaction matched to an agent)
+    /// and every routing event, per second within the window.
+    fn rates(self, events: &[v1::Event]) -> (f64, f64) {
+        let inside: Vec<&v1::Event> = events
+            .iter()
+            .filter(|e| (self.from_ms..self.to_ms).contains(&e.occurred_at_ms))
+            .collect();
+        let offers = inside
+            .iter()
+            .filter(|e| {
+                matches!(&e.payload, Some(v1::event::Payload::Interaction(ix))
+                    if ix.kind == v1::InteractionEventKind::Offered as i32)
+            })
+            .count();
+        (
+            offers as f64 / self.secs(),
+            inside.len() as f64 / self.secs(),
+        )
+    }
+}
+
+/// Creates interactions `indexes` in a task of its own.
+fn spawn_creates(
+    routers: &Routers,
+    creates: &Arc<CreateTally>,
+    indexes: std::ops::Range<usize>,
+    batch: &str,
+    run: &RunSeed,
+) -> JoinHandle<HashMap<String, String>> {
+    let (routers, creates, run, batch) = (
+        routers.clone(),
+        creates.clone(),
+        run.clone(),
+        batch.to_string(),
+    );
+    tokio::spawn(async move {
+        routers::create_interactions(
+            &routers,
+            &creates,
+            indexes,
+            CREATES_IN_FLIGHT,
+            (&batch, run.seed),
+            &run.context,
+        )
+        .await
+    })
+}
+
+/// The faults, one at a time so a replica never restarts while Redis or
+/// NATS is down: every few seconds a random replica is killed and started
+/// again on its port; at set points of the faulty phase Redis (twice) and
+/// NATS (once) are killed and restarted instead. Ends when `done` fires.
+async fn inject_faults(
+    platform: &mut ProcessPlatform,
+    creates: &CreateTally,
+    (first_index, total): (usize, usize),
+    done: CancellationToken,
+    run: &RunSeed,
+    started: Instant,
+) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(run.seed.rotate_left(17));
+    let mut log = Vec::new();
+    let mut infra = [
+        (
+            REDIS_EVERYSEC_RESTART_AT,
+            Infra::Redis(AppendFsync::EverySec),
+        ),
+        (REDIS_ALWAYS_RESTART_AT, Infra::Redis(AppendFsync::Always)),
+        (NATS_RESTART_AT, Infra::Nats),
+    ]
+    .into_iter()
+    .peekable();
+    let mut note = |what: String| {
+        let line = format!("{:6.1}s {what}", started.elapsed().as_secs_f64());
+        println!("fault: {line}");
+        log.push(line);
+    };
+    loop {
+        let pause = Duration::from_millis(rng.random_range(KILL_EVERY_MS));
+        tokio::select! {
+            _ = done.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        let progress = (creates.created.load(Ordering::Relaxed) - first_index) * 100 / total.max(1);
+        if let Some((_, what)) = infra.next_if(|(at, _)| progress >= *at) {
+            let outage = Instant::now();
+            match what {
+                Infra::Redis(fsync) => {
+                    let mut redis = platform.sandbox.redis().await.expect("redis");
+                    redis::cmd("CONFIG")
+                        .arg("SET")
+                        .arg("appendfsync")
+                        .arg(fsync.as_str())
+                        .query_async::<()>(&mut redis)
+                        .await
+                        .unwrap_or_else(|e| panic!("CONFIG SET appendfsync: {e}{}", run.context));
+                    platform
+                        .sandbox
+                        .redis
+                        .restart()
+                        .await
+                        .unwrap_or_else(|e| panic!("redis-server restart: {e:#}{}", run.context));
+                    note(format!(
+                        "redis-server killed (appendfsync {}) and back in {} ms at {progress}% of the faulty phase",
+                        fsync.as_str(),
+                        outage.elapsed().as_millis()
+                    ));
+                }
+                Infra::Nats => {
+                    platform
+                        .sandbox
+                        .nats
+                        .restart()
+                        .await
+                        .unwrap_or_else(|e| panic!("nats-server restart: {e:#}{}", run.context));
+                    note(format!(
+                        "nats-server killed and back in {} ms at {progress}% of the faulty phase",
+                        outage.elapsed().as_millis()
+                    ));
+                }
+            }
+            continue;
+        }
+        let index = rng.random_range(0..platform.replica_count());
+        let down_for = Duration::from_millis(rng.random_range(DOWN_FOR_MS));
+        let replica = platform.replica_mut(index);
+        replica.kill();
+        tokio::time::sleep(down_for).await;
+        let back = Instant::now();
+        replica
+            .restart(TENANT)
+            .await
+            .unwrap_or_else(|e| panic!("restarting {}: {e:#}{}", replica.name, run.context));
+        note(format!(
+            "{} kill -9, down {} ms, serving again {} ms after its start",
+            replica.name,
+            down_for.as_millis(),
+            back.elapsed().as_millis()
+        ));
+    }
+    let missed: Vec<String> = infra
+        .map(|(at, what)| format!("{what:?} at {at}%"))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the faulty phase ended before these faults: {missed:?}{}",
+        run.context
+    );
+    log
+}
+
+/// A fault of a server every replica depends on.
+#[derive(Debug)]
+enum Infra {
+    /// Redis, with its append-only file synced this way when killed.
+    Redis(AppendFsync),
+    Nats,
+}
+
+async fn scenario(run: &RunSeed) {
+    let context = run.context.as_str();
+    let total = interactions(context);
+    let steady = total * STEADY_PERCENT / 100;
+    let started = Instant::now();
+    let mut platform = ProcessPlatform::start(
+        tenant::under_load(AGENTS, CAPACITY, OFFER_TIMEOUT_SECS, HEARTBEAT_TTL_SECS),
+        ROUTERS,
+        PRESENCE,
+        AppendFsync::EverySec,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the platform starts: {e:#}{context}"));
+    println!(
+        "{ROUTERS} routers + {PRESENCE} presence processes serving at {:.1}s (logs in {})",
+        started.elapsed().as_secs_f64(),
+        platform.log_dir.path().display()
+    );
+    let routers = Routers::new(&platform.router_addrs(), API_KEY, run.seed);
+    let tally = Arc::new(Tally::default());
+    let desks = Desks {
+        presence: platform.presence_addrs(),
+        routers: routers.clone(),
+        tally: tally.clone(),
+        mix: answers(),
+        offer_timeout_secs: OFFER_TIMEOUT_SECS,
+        agents: Arc::new(
+            platform
+                .tenant
+                .agents
+                .iter()
+                .map(|a| a.id.clone())
+                .collect(),
+        ),
+        work: TaskTracker::new(),
+        stop: CancellationToken::new(),
+    };
+    let mut running = desks.spawn_all(run.seed);
+    careline_testkit::assert_eventually!(
+        within: LOGIN_DEADLINE,
+        tally.logged_in.load(Ordering::Relaxed) == AGENTS,
+        "all {AGENTS} agents logged in ({} so far){context}", tally.logged_in.load(Ordering::Relaxed)
+    );
+
+    // Steady state: no faults.
+    let batch = uuid::Uuid::new_v4().simple().to_string();
+    let creates = Arc::new(CreateTally::default());
+    let steady_from = now_ms();
+    let mut created = spawn_creates(&routers, &creates, 0..steady, &batch, run)
+        .await
+        .expect("steady creates");
+    let steady_window = Window {
+        from_ms: steady_from,
+        to_ms: now_ms(),
+    };
+    println!(
+        "steady phase: {steady} interactions in {:.1}s",
+        steady_window.secs()
+    );
+
+    // Faults while the rest arrives.
+    let chaos_from = now_ms();
+    let creator = spawn_creates(&routers, &creates, steady..total, &batch, run);
+    let done = CancellationToken::new();
+    let faults = {
+        let done = done.clone();
+        let creates = creates.clone();
+        let platform = &mut platform;
+        async move {
+            inject_faults(
+                platform,
+                &creates,
+                (steady, total - steady),
+                done,
+                run,
+                started,
+            )
+            .await
+        }
+    };
+    let finish = async {
+        let batch = creator.await.expect("faulty-phase creates");
+        done.cancel();
+        batch
+    };
+    let (fault_log, chaos_batch) = tokio::join!(faults, finish);
+    let chaos_window = Window {
+        from_ms: chaos_from,
+        to_ms: now_ms(),
+    };
+    created.extend(chaos_batch);
+    println!(
+        "faulty phase: {} interactions in {:.1}s, {} faults",
+        total - steady,
+        chaos_window.secs(),
+        fault_log.len()
+    );
+
+    let queued = routers::await_settled(&routers, SETTLE_DEADLINE, context).await;
+    println!(
+        "settled at {:.1}s with {queued} queued",
+        started.elapsed().as_secs_f64()
+    );
+    desks.stop.cancel();
+    while let Some(joined) = running.join_next().await {
+        joined.expect("an agent desk panicked");
+    }
+    desks.work.close();
+    desks.work.wait().await;
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "client calls failed: {}{context}",
+        first(&failures)
+    );
+
+    let mut redis = platform.sandbox.redis().await.expect("redis");
+    let events = complete_log(&platform.jetstream, &mut redis, TENANT)
+        .await
+        .unwrap_or_else(|e| panic!("reading the event log: {e:#}{context}"));
+    let audit = Audit::replay(&events, CAPACITY);
+    let (steady_decisions, steady_events) = steady_window.rates(&events);
+    let (chaos_decisions, chaos_events) = chaos_window.rates(&events);
+    let restarts: u32 = platform
+        .routers
+        .iter()
+        .chain(&platform.presence)
+        .map(|r| r.restarts)
+        .sum();
+    println!(
+        "e2e chaos (seed {}): {total} interactions via {ROUTERS} router processes (create retries {}, replayed {}), \
+         {AGENTS} agents on {PRESENCE} presence processes (reconnects {}); {restarts} replica kills, 2 redis and 1 nats restarts; \
+         offers seen {} (late {}, max lag {} ms) accepted {} rejected {} ignored {}; resolved {} transferred to queue {} \
+         to agent {} pending {} (refused {}, retries {}), notices {}; events {}: offered {} assigned {} rejected {} \
+         timed_out {} revoked {} requeued {} transferred {} pending {} overflowed {} resolved {}; left queued {queued}; \
+         elapsed {:.1}s",
+        run.seed,
+        count(&creates.retries),
+        count(&creates.replayed),
+        count(&tally.reconnects),
+        count(&tally.offers_seen),
+        count(&tally.offers_late),
+        count(&tally.offer_lag_max_ms),
+        count(&tally.accepted),
+        count(&tally.rejected),
+        count(&tally.ignored),
+        count(&tally.resolved),
+        count(&tally.transferred_to_queue),
+        count(&tally.transferred_to_agent),
+        count(&tally.pending),
+        count(&tally.finish_refused),
+        count(&tally.finish_retries),
+        count(&tally.notices),
+        events.len(),
+        audit.count("INTERACTION_EVENT_KIND_OFFERED"),
+        audit.count("INTERACTION_EVENT_KIND_ASSIGNED"),
+        audit.count("INTERACTION_EVENT_KIND_OFFER_REJECTED"),
+        audit.count("INTERACTION_EVENT_KIND_OFFER_TIMED_OUT"),
+        audit.count("INTERACTION_EVENT_KIND_OFFER_REVOKED"),
+        audit.count("INTERACTION_EVENT_KIND_REQUEUED"),
+        audit.count("INTERACTION_EVENT_KIND_TRANSFERRED"),
+        audit.count("INTERACTION_EVENT_KIND_PENDING"),
+        audit.count("INTERACTION_EVENT_KIND_OVERFLOWED"),
+        audit.count("INTERACTION_EVENT_KIND_RESOLVED"),
+        started.elapsed().as_secs_f64(),
+    );
+    println!(
+        "e2e chaos throughput: steady {:.0} creates/s, {steady_decisions:.0} routing decisions/s \
+         ({steady_events:.0} events/s); under faults {:.0} creates/s, {chaos_decisions:.0} routing \
+         decisions/s ({chaos_events:.0} events/s)",
+        steady as f64 / steady_window.secs(),
+        (total - steady) as f64 / chaos_window.secs(),
+    );
+
+    let sequence = routing_sequence(&mut redis, TENANT)
+        .await
+        .expect("routing sequence");
+    audit.assert_sound(events.len(), sequence, &created, total, context);
+    routers::assert_final_states(&routers, created.into_values(), &audit.last, context).await;
+}
