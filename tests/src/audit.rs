@@ -16,6 +16,8 @@ use crate::events::{is_routing_event, read_tenant_events};
 pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 /// How many problems a failure message lists.
 pub const PROBLEMS_SHOWN: usize = 20;
+/// How many interactions a failure message shows the history of.
+pub const HISTORIES_SHOWN: usize = 5;
 
 /// Where one interaction stands while the log is replayed.
 #[derive(Debug, Clone, PartialEq)]
@@ -299,6 +301,51 @@ fn channel_capacity(capacity: PerChannel, channel: i32) -> i64 {
         Ok(v1::Channel::Email) => i64::from(capacity.email),
         _ => 0,
     }
+}
+
+/// What the log says happened to each of `ids` (at most [`HISTORIES_SHOWN`]),
+/// one line per event: the evidence for a failure message.
+pub fn histories(events: &[v1::Event], ids: &[String]) -> String {
+    let mut out = String::new();
+    for id in ids.iter().take(HISTORIES_SHOWN) {
+        out.push_str(&format!("\n  {id}:"));
+        for event in events {
+            if let Some(v1::event::Payload::Interaction(ix)) = &event.payload
+                && ix.interaction_id == *id
+            {
+                let kind = v1::InteractionEventKind::try_from(ix.kind).unwrap_or_default();
+                out.push_str(&format!(
+                    "\n    seq {} {} {} agent={} offer={} detail={}",
+                    event.sequence,
+                    event.event_id,
+                    kind.as_str_name(),
+                    ix.agent_id,
+                    ix.offer_id,
+                    ix.detail
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Those of `ids` that the log shows assigned twice to the same agent (a
+/// follow-up coming back to its agent, a transfer back to an earlier one).
+pub fn reassigned_to_same_agent(events: &[v1::Event], ids: &[String]) -> Vec<String> {
+    let wanted: HashSet<&String> = ids.iter().collect();
+    let mut assigned: HashSet<(&str, &str)> = HashSet::new();
+    let mut again: Vec<String> = Vec::new();
+    for event in events {
+        if let Some(v1::event::Payload::Interaction(ix)) = &event.payload
+            && ix.kind == v1::InteractionEventKind::Assigned as i32
+            && wanted.contains(&ix.interaction_id)
+            && !assigned.insert((&ix.interaction_id, &ix.agent_id))
+            && !again.contains(&ix.interaction_id)
+        {
+            again.push(ix.interaction_id.clone());
+        }
+    }
+    again
 }
 
 /// The first [`PROBLEMS_SHOWN`] problems, one a line, after their count.

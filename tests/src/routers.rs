@@ -208,25 +208,30 @@ pub fn state_counts(live: &[v1::Interaction]) -> HashMap<String, usize> {
 }
 
 /// Waits until nothing is offered, assigned or pending (only work no agent
-/// takes waits); returns how many interactions stay queued.
-pub async fn await_settled(routers: &Routers, within: Duration, context: &str) -> usize {
+/// takes waits); returns how many interactions stay queued, or, after
+/// `within`, the live interactions that are not queued.
+pub async fn await_settled(
+    routers: &Routers,
+    within: Duration,
+    context: &str,
+) -> Result<usize, Vec<v1::Interaction>> {
     let retries = AtomicU64::new(0);
     let deadline = Instant::now() + within;
     loop {
         let live = live_interactions(routers, &retries)
             .await
             .unwrap_or_else(|status| panic!("ListInteractions: {status:?}{context}"));
-        if live
+        let unsettled: Vec<v1::Interaction> = live
             .iter()
-            .all(|ix| ix.state == v1::InteractionState::Queued as i32)
-        {
-            return live.len();
+            .filter(|ix| ix.state != v1::InteractionState::Queued as i32)
+            .cloned()
+            .collect();
+        if unsettled.is_empty() {
+            return Ok(live.len());
         }
-        assert!(
-            Instant::now() < deadline,
-            "not settled after {within:?}: live interactions by state {:?}{context}",
-            state_counts(&live)
-        );
+        if Instant::now() >= deadline {
+            return Err(unsettled);
+        }
         tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;
     }
 }

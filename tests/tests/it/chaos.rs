@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use careline_domain::tenant::PerChannel;
 use careline_e2e::ProcessPlatform;
-use careline_e2e::audit::{Audit, complete_log, first, routing_sequence};
+use careline_e2e::audit::{
+    Audit, complete_log, first, histories, reassigned_to_same_agent, routing_sequence,
+};
 use careline_e2e::desk::{Desks, Mix, Tally, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
@@ -383,9 +385,12 @@ async fn scenario(run: &RunSeed) {
         fault_log.len()
     );
 
-    let queued = routers::await_settled(&routers, SETTLE_DEADLINE, context).await;
+    // Not settling is checked after the log audit, whose findings come first.
+    let settled = routers::await_settled(&routers, SETTLE_DEADLINE, context).await;
+    let queued = settled.as_ref().copied().unwrap_or(0);
     println!(
-        "settled at {:.1}s with {queued} queued",
+        "settle {} at {:.1}s",
+        if settled.is_ok() { "done" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
     desks.stop.cancel();
@@ -463,5 +468,17 @@ async fn scenario(run: &RunSeed) {
         .await
         .expect("routing sequence");
     audit.assert_sound(events.len(), sequence, &created, total, context);
+    if let Err(unsettled) = settled {
+        let ids: Vec<String> = unsettled.iter().map(|ix| ix.id.clone()).collect();
+        panic!(
+            "not settled after {SETTLE_DEADLINE:?}: {} interactions still held, by state {:?}; \
+             {} of them were assigned a second time to an agent that had held them before; \
+             what the log says of the first ones:{}{context}",
+            unsettled.len(),
+            routers::state_counts(&unsettled),
+            reassigned_to_same_agent(&events, &ids).len(),
+            histories(&events, &ids)
+        );
+    }
     routers::assert_final_states(&routers, created.into_values(), &audit.last, context).await;
 }

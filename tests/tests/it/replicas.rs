@@ -165,7 +165,14 @@ async fn scenario() {
     println!("{INTERACTIONS} interactions created in {creation_secs:.1}s");
 
     // Settle: nothing offered, assigned or pending; only work no agent can take waits.
-    let queued = routers::await_settled(&routers, SETTLE_DEADLINE, context).await;
+    let queued = routers::await_settled(&routers, SETTLE_DEADLINE, context)
+        .await
+        .unwrap_or_else(|unsettled| {
+            panic!(
+                "not settled after {SETTLE_DEADLINE:?}: live interactions by state {:?}{context}",
+                routers::state_counts(&unsettled)
+            )
+        });
     println!(
         "settled at {:.1}s with {queued} queued",
         started.elapsed().as_secs_f64()
