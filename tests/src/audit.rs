@@ -36,7 +36,9 @@ pub enum Replayed {
     Pending {
         agent: String,
     },
+    /// Closed by its agent.
     Resolved,
+    /// Ended otherwise (kind named), or never seen in the log.
     Closed(String),
 }
 

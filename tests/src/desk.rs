@@ -41,10 +41,15 @@ const SESSION_BUFFER: usize = 64;
 /// another agent, parked for a follow-up, or (the rest) resolved.
 #[derive(Debug, Clone)]
 pub struct Mix {
+    /// Offers accepted.
     pub accept_percent: u32,
+    /// Offers rejected (the rest of the offers are ignored).
     pub reject_percent: u32,
+    /// Assignments transferred to a random queue.
     pub transfer_to_queue_percent: u32,
+    /// Assignments transferred to a random other agent.
     pub transfer_to_agent_percent: u32,
+    /// Assignments parked for a follow-up (the rest are resolved).
     pub pending_percent: u32,
     /// How long an agent works on an assignment before finishing it.
     pub handle_ms: Range<u64>,
@@ -55,17 +60,25 @@ pub struct Mix {
 /// What the desks did, counted as they went.
 #[derive(Default)]
 pub struct Tally {
+    /// Offers that reached a desk.
     pub offers_seen: AtomicU64,
     /// Offers that reached the desk after their deadline.
     pub offers_late: AtomicU64,
     /// Longest time from an offer being made to its arrival at the desk.
     pub offer_lag_max_ms: AtomicU64,
+    /// Offers accepted.
     pub accepted: AtomicU64,
+    /// Offers rejected.
     pub rejected: AtomicU64,
+    /// Offers left to time out.
     pub ignored: AtomicU64,
+    /// Assignments resolved.
     pub resolved: AtomicU64,
+    /// Assignments transferred to a queue.
     pub transferred_to_queue: AtomicU64,
+    /// Assignments transferred to an agent.
     pub transferred_to_agent: AtomicU64,
+    /// Assignments parked for a follow-up.
     pub pending: AtomicU64,
     /// Transport failures of resolve / transfer / pending calls, retried.
     pub finish_retries: AtomicU64,
@@ -74,7 +87,9 @@ pub struct Tally {
     pub finish_refused: AtomicU64,
     /// Error notices on the session stream.
     pub notices: AtomicU64,
+    /// Desks whose first session started.
     pub logged_in: AtomicUsize,
+    /// Sessions opened again after a broken stream.
     pub reconnects: AtomicU64,
     /// Calls that failed for a reason other than a dying replica.
     pub failures: std::sync::Mutex<Vec<String>>,
@@ -92,9 +107,13 @@ fn bump(counter: &AtomicU64) {
 /// What every desk of a run shares.
 #[derive(Clone)]
 pub struct Desks {
+    /// Presence replicas; desks reconnect to the next one when a stream breaks.
     pub presence: Vec<SocketAddr>,
+    /// Where desks resolve, transfer and park their work.
     pub routers: Routers,
+    /// What the desks did.
     pub tally: Arc<Tally>,
+    /// How they answer.
     pub mix: Mix,
     /// The offer timeout of the tenant, to tell how late an offer arrived.
     pub offer_timeout_secs: u32,
@@ -102,6 +121,7 @@ pub struct Desks {
     pub agents: Arc<Vec<String>>,
     /// Work under way (resolves, transfers), awaited at the end.
     pub work: TaskTracker,
+    /// Ends every session.
     pub stop: CancellationToken,
 }
 
@@ -130,10 +150,7 @@ enum Finish {
     Resolve,
     TransferToQueue(&'static str),
     TransferToAgent(String),
-    Pending {
-        until_ms: i64,
-        return_to_queue: bool,
-    },
+    Pending { wait_ms: u64, return_to_queue: bool },
 }
 
 /// One agent's desktop.
@@ -290,9 +307,8 @@ impl Desk {
                 Finish::TransferToAgent(peer.clone())
             }
         } else if roll < pending {
-            let wait_ms = self.rng.random_range(mix.pending_ms.clone());
             Finish::Pending {
-                until_ms: now_ms() + i64::try_from(wait_ms).unwrap_or(i64::MAX),
+                wait_ms: self.rng.random_range(mix.pending_ms.clone()),
                 return_to_queue: self.rng.random_bool(0.5),
             }
         } else {
@@ -379,13 +395,13 @@ async fn hand_over<'a>(
                 .map(|_| &tally.transferred_to_agent)
         }
         Finish::Pending {
-            until_ms,
+            wait_ms,
             return_to_queue,
         } => {
             let request = v1::SetPendingRequest {
                 interaction_id: id.into(),
                 agent_id: agent.into(),
-                until_ms: *until_ms,
+                until_ms: now_ms() + i64::try_from(*wait_ms).unwrap_or(i64::MAX),
                 return_to_queue: *return_to_queue,
                 notes: "follow-up".into(),
             };

@@ -75,9 +75,11 @@ pub fn locate_binary(dir: &Path, service: Service) -> anyhow::Result<PathBuf> {
 
 /// One replica run as a child process on a fixed loopback port.
 pub struct ServiceProcess {
+    /// Which service it runs.
     pub service: Service,
     /// `router-0`, `presence-1`, ...
     pub name: String,
+    /// Its gRPC address, the same across restarts.
     pub addr: SocketAddr,
     /// How many times it was started again after a kill.
     pub restarts: u32,
