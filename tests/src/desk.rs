@@ -398,16 +398,18 @@ async fn hand_over<'a>(
             wait_ms,
             return_to_queue,
         } => {
-            let request = v1::SetPendingRequest {
-                interaction_id: id.into(),
-                agent_id: agent.into(),
-                until_ms: now_ms() + i64::try_from(*wait_ms).unwrap_or(i64::MAX),
-                return_to_queue: *return_to_queue,
-                notes: "follow-up".into(),
-            };
+            // Timed from each attempt: a retry after an outage still asks
+            // for a follow-up in the future.
+            let wait_ms = i64::try_from(*wait_ms).unwrap_or(i64::MAX);
             routers
                 .call(&tally.finish_retries, |mut router| {
-                    let request = request.clone();
+                    let request = v1::SetPendingRequest {
+                        interaction_id: id.into(),
+                        agent_id: agent.into(),
+                        until_ms: now_ms().saturating_add(wait_ms),
+                        return_to_queue: *return_to_queue,
+                        notes: "follow-up".into(),
+                    };
                     async move { router.set_pending(request).await }
                 })
                 .await

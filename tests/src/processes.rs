@@ -296,3 +296,33 @@ impl ProcessPlatform {
         self.routers.len() + self.presence.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_error_names_the_build_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let release = dir.path().join("release");
+        std::fs::create_dir(&release).unwrap();
+        let error = locate_binary(&release, Service::Router)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`cargo build --release -p careline-router -p careline-presence`"),
+            "{error}"
+        );
+        assert!(error.contains("careline-router is missing"), "{error}");
+    }
+
+    #[test]
+    fn binaries_are_looked_for_next_to_the_test_binary() {
+        let dir = binary_dir().unwrap();
+        assert!(
+            dir.join("deps").is_dir(),
+            "{} is not a target profile directory",
+            dir.display()
+        );
+    }
+}
