@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use careline_proto::v1;
@@ -135,7 +135,7 @@ impl Desks {
                 agent_id: agent.clone(),
                 shared: self.clone(),
                 rng: StdRng::seed_from_u64(seed.wrapping_add(index as u64)),
-                handling: HashSet::new(),
+                handling: Arc::default(),
                 started_once: false,
             };
             desks.spawn(desk.run(index % self.presence.len()));
@@ -158,9 +158,10 @@ struct Desk {
     agent_id: String,
     shared: Desks,
     rng: StdRng,
-    /// Assignments (interaction id / offer id) being worked on, so one
-    /// re-sent after a reconnect is not worked twice.
-    handling: HashSet<String>,
+    /// Interactions being worked on, so an assignment re-sent after a
+    /// reconnect is not worked twice; an interaction leaves the set when its
+    /// work is finished, so it is worked again if it comes back to this agent.
+    handling: Arc<Mutex<HashSet<String>>>,
     started_once: bool,
 }
 
@@ -257,19 +258,26 @@ impl Desk {
             }
             EventKind::Assigned(assigned) => {
                 let interaction = assigned.interaction?;
-                if self
+                let fresh = self
                     .handling
-                    .insert(format!("{}/{}", interaction.id, interaction.offer_id))
-                {
+                    .lock()
+                    .expect("handling set")
+                    .insert(interaction.id.clone());
+                if fresh {
                     let finish = self.choose_finish();
                     let handle_ms = self.rng.random_range(self.shared.mix.handle_ms.clone());
-                    self.shared.work.spawn(finish_work(
+                    let (desks, agent, handling) = (
                         self.shared.clone(),
                         self.agent_id.clone(),
-                        interaction.id,
-                        finish,
-                        handle_ms,
-                    ));
+                        self.handling.clone(),
+                    );
+                    self.shared.work.spawn(async move {
+                        finish_work(&desks, &agent, &interaction.id, finish, handle_ms).await;
+                        handling
+                            .lock()
+                            .expect("handling set")
+                            .remove(&interaction.id);
+                    });
                 }
                 None
             }
@@ -331,17 +339,10 @@ fn request(kind: RequestKind) -> v1::AgentSessionRequest {
 /// Works an assignment for `handle_ms`, then finishes it as chosen. A
 /// transfer or follow-up the router refuses is resolved instead, so no
 /// interaction stays assigned to a desk that gave up on it.
-async fn finish_work(
-    desks: Desks,
-    agent_id: String,
-    interaction_id: String,
-    finish: Finish,
-    handle_ms: u64,
-) {
+async fn finish_work(desks: &Desks, agent: &str, id: &str, finish: Finish, handle_ms: u64) {
     tokio::time::sleep(Duration::from_millis(handle_ms)).await;
     let tally = &desks.tally;
-    let (id, agent) = (interaction_id.as_str(), agent_id.as_str());
-    let outcome = match hand_over(&desks, id, agent, &finish).await {
+    let outcome = match hand_over(desks, id, agent, &finish).await {
         Err(status)
             if status.code() == Code::FailedPrecondition && !matches!(finish, Finish::Resolve) =>
         {
@@ -352,9 +353,11 @@ async fn finish_work(
     match outcome {
         Ok(counter) => bump(counter),
         Err(status) if status.code() == Code::FailedPrecondition => bump(&tally.finish_refused),
-        Err(status) => tally.failures.lock().unwrap().push(format!(
-            "{finish:?} of {interaction_id} by {agent_id}: {status:?}"
-        )),
+        Err(status) => tally
+            .failures
+            .lock()
+            .unwrap()
+            .push(format!("{finish:?} of {id} by {agent}: {status:?}")),
     }
 }
 
