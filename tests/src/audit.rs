@@ -258,8 +258,14 @@ impl Audit {
                 Replayed::Queued
             }
             K::Resolved => {
-                if !held_by(&ix.agent_id) {
-                    problem(format!("resolved by {} without holding it", ix.agent_id));
+                // An agent may also close a follow-up it parked.
+                let parked_by =
+                    matches!(&before, Some(Replayed::Pending { agent }) if *agent == ix.agent_id);
+                if !held_by(&ix.agent_id) && !parked_by {
+                    problem(format!(
+                        "resolved by {} without holding or parking it",
+                        ix.agent_id
+                    ));
                 }
                 Replayed::Resolved
             }
