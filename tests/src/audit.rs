@@ -381,32 +381,34 @@ pub async fn routing_sequence(
     Ok(seq.unwrap_or(0))
 }
 
-/// Reads the tenant's whole routing log once the relay has caught up: the
-/// events numbered 1..=sequence with the sequence unchanged meanwhile;
-/// sorted by sequence (JetStream may store them out of order).
+/// Reads the tenant's routing log up to the routing sequence it has now,
+/// once the relay has published that far: the events numbered up to that
+/// sequence (more may follow: timers keep moving queued work along its
+/// overflow steps), sorted by sequence (JetStream may store them out of
+/// order), and the sequence. Events missing or doubled below it are the
+/// audit's to find.
 pub async fn complete_log(
     jetstream: &jetstream::Context,
     redis: &mut redis::aio::ConnectionManager,
     tenant: &str,
-) -> anyhow::Result<Vec<v1::Event>> {
+) -> anyhow::Result<(Vec<v1::Event>, u64)> {
     let deadline = Instant::now() + CATCH_UP_DEADLINE;
+    let sequence = routing_sequence(redis, tenant).await?;
     loop {
-        let before = routing_sequence(redis, tenant).await?;
         let mut events: Vec<v1::Event> = read_tenant_events(jetstream, tenant)
             .await?
             .into_iter()
-            .filter(is_routing_event)
+            .filter(|e| is_routing_event(e) && e.sequence <= sequence)
             .collect();
-        let after = routing_sequence(redis, tenant).await?;
         let max = events.iter().map(|e| e.sequence).max().unwrap_or(0);
-        if before == after && max >= after {
+        if max >= sequence {
             events.sort_by_key(|e| e.sequence);
-            return Ok(events);
+            return Ok((events, sequence));
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the event log never caught up within {CATCH_UP_DEADLINE:?}: routing sequence \
-             {after}, {} events stored, highest {max}",
+            "the relay never published event {sequence} within {CATCH_UP_DEADLINE:?}: \
+             {} events stored up to it, highest {max}",
             events.len()
         );
         tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;

@@ -241,12 +241,6 @@ impl Platform {
     pub fn presence_addrs(&self) -> Vec<SocketAddr> {
         self.presence.iter().map(|r| r.addr).collect()
     }
-
-    /// The routing sequence of `tenant`: how many events its routing state
-    /// changes have produced so far.
-    pub async fn routing_sequence(&self, tenant: &str) -> anyhow::Result<u64> {
-        crate::audit::routing_sequence(&mut self.sandbox.redis().await?, tenant).await
-    }
 }
 
 /// Writes `tenant` to the configuration bucket, where every replica reads it.
