@@ -63,7 +63,7 @@ const NATS_RESTART_AT: usize = 75;
 /// How long all agents may take to log in.
 const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
 /// How long everything may take to settle once creation stops.
-const SETTLE_DEADLINE: Duration = Duration::from_secs(60);
+const SETTLE_DEADLINE: Duration = Duration::from_secs(90);
 /// The whole test, start-up included (the issue asks for about 4 minutes
 /// on 2 cores).
 const TEST_DEADLINE: Duration = Duration::from_secs(300);
