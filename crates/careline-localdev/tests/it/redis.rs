@@ -1,6 +1,7 @@
-//! RedisServer: answers, restarts on the same port, gone after drop.
+//! RedisServer: answers, restarts on the same port (empty, or with its
+//! append-only file when durable), gone after drop.
 
-use careline_localdev::RedisServer;
+use careline_localdev::{AppendFsync, RedisServer};
 use careline_testkit::assert_eventually;
 use redis::AsyncCommands;
 
@@ -44,5 +45,30 @@ async fn redis_restart_comes_back_empty_on_the_same_port() -> anyhow::Result<()>
         matches!(conn.exists::<_, bool>("k").await, Ok(false)),
         "the reconnecting client sees the restarted, empty server"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn durable_redis_keeps_acknowledged_writes_across_a_kill() -> anyhow::Result<()> {
+    for fsync in [AppendFsync::Always, AppendFsync::EverySec] {
+        let mut server = RedisServer::start_durable(fsync).await?;
+        let mut conn =
+            redis::aio::ConnectionManager::new(redis::Client::open(server.url())?).await?;
+        let _: () = conn.set("k", "v").await?;
+        let mode: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!(mode, ["appendfsync", fsync.as_str()]);
+
+        server.kill();
+        server.restart().await?;
+        assert_eventually!(
+            matches!(conn.get::<_, Option<String>>("k").await, Ok(Some(ref v)) if v == "v"),
+            "the write acknowledged before the kill is back (appendfsync {})",
+            fsync.as_str()
+        );
+    }
     Ok(())
 }
