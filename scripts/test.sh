@@ -45,16 +45,14 @@ done
 
 # The chaos run (careline-e2e) starts the service binaries as child processes
 # from target/<profile>/. `--workspace` builds them (router and presence have
-# integration tests), `-p careline-e2e` alone does not: build them first, with
-# the same profile as the tests.
+# integration tests), `-p careline-e2e` alone does not: build them first, in
+# release too when the tests run in release.
 profile=()
 for arg in "$@"; do
-    case "$arg" in
-        --release | --profile | --profile=* | --cargo-profile | --cargo-profile=*) profile+=("$arg") ;;
-    esac
+    if [ "$arg" = --release ]; then profile=(--release); fi
 done
 say "building careline-router and careline-presence for the e2e chaos run"
-cargo build "${profile[@]}" -p careline-router -p careline-presence --bins
+cargo build ${profile[@]+"${profile[@]}"} -p careline-router -p careline-presence --bins
 
 if [ "$CARELINE_TEST_RUNNER" = nextest ]; then
     cmd=(cargo nextest run "${scope[@]}" --no-fail-fast "$@")
