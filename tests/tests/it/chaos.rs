@@ -50,6 +50,10 @@ const CAPACITY: PerChannel = PerChannel {
     chat: 3,
     email: 5,
 };
+/// How long work sent to one agent (a follow-up back to its agent, a
+/// transfer to an agent) waits for that agent before it goes back to its
+/// queue; short, so the run settles soon after the creates end.
+const PERSONAL_FALLBACK_SECS: u32 = 10;
 /// Time between two replica kills, drawn from the seed.
 const KILL_EVERY_MS: std::ops::Range<u64> = 2_000..5_000;
 /// How long a killed replica stays down before it is started again.
@@ -296,14 +300,11 @@ async fn scenario(run: &RunSeed) {
     let total = interactions(context);
     let steady = total * STEADY_PERCENT / 100;
     let started = Instant::now();
-    let mut platform = ProcessPlatform::start(
-        tenant::under_load(AGENTS, CAPACITY, OFFER_TIMEOUT_SECS, HEARTBEAT_TTL_SECS),
-        ROUTERS,
-        PRESENCE,
-        AppendFsync::EverySec,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the platform starts: {e:#}{context}"));
+    let mut tenant = tenant::under_load(AGENTS, CAPACITY, OFFER_TIMEOUT_SECS, HEARTBEAT_TTL_SECS);
+    tenant.routing.personal_fallback_secs = PERSONAL_FALLBACK_SECS;
+    let mut platform = ProcessPlatform::start(tenant, ROUTERS, PRESENCE, AppendFsync::EverySec)
+        .await
+        .unwrap_or_else(|e| panic!("the platform starts: {e:#}{context}"));
     println!(
         "{ROUTERS} routers + {PRESENCE} presence processes serving at {:.1}s (logs in {})",
         started.elapsed().as_secs_f64(),
