@@ -208,15 +208,19 @@ pub fn state_counts(live: &[v1::Interaction]) -> HashMap<String, usize> {
 }
 
 /// Waits until nothing is offered, assigned or pending (only work no agent
-/// takes waits); returns how many interactions stay queued, or, after
-/// `within`, the live interactions that are not queued.
+/// takes waits); returns how many interactions stay queued. Gives up, with
+/// the live interactions that are not queued, when that set has not changed
+/// for `stall` (work stranded: a backlog keeps changing it) or after `within`.
 pub async fn await_settled(
     routers: &Routers,
+    stall: Duration,
     within: Duration,
     context: &str,
 ) -> Result<usize, Vec<v1::Interaction>> {
     let retries = AtomicU64::new(0);
     let deadline = Instant::now() + within;
+    let mut last_seen: Vec<(String, i32)> = Vec::new();
+    let mut unchanged_since = Instant::now();
     loop {
         let live = live_interactions(routers, &retries)
             .await
@@ -229,7 +233,16 @@ pub async fn await_settled(
         if unsettled.is_empty() {
             return Ok(live.len());
         }
-        if Instant::now() >= deadline {
+        let mut seen: Vec<(String, i32)> = unsettled
+            .iter()
+            .map(|ix| (ix.id.clone(), ix.state))
+            .collect();
+        seen.sort();
+        if seen != last_seen {
+            last_seen = seen;
+            unchanged_since = Instant::now();
+        }
+        if unchanged_since.elapsed() >= stall || Instant::now() >= deadline {
             return Err(unsettled);
         }
         tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;

@@ -48,6 +48,9 @@ fn answers() -> Mix {
         pending_ms: 0..1,
     }
 }
+/// How long the held work may stay exactly the same before it counts as
+/// stranded (offers time out in 2 s, work is resolved within 200 ms).
+const STALL_DEADLINE: Duration = Duration::from_secs(20);
 /// How long everything may take to settle once creation stops.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(120);
 /// How long all agents may take to log in.
@@ -165,11 +168,11 @@ async fn scenario() {
     println!("{INTERACTIONS} interactions created in {creation_secs:.1}s");
 
     // Settle: nothing offered, assigned or pending; only work no agent can take waits.
-    let queued = routers::await_settled(&routers, SETTLE_DEADLINE, context)
+    let queued = routers::await_settled(&routers, STALL_DEADLINE, SETTLE_DEADLINE, context)
         .await
         .unwrap_or_else(|unsettled| {
             panic!(
-                "not settled after {SETTLE_DEADLINE:?}: live interactions by state {:?}{context}",
+                "not settled (held work unchanged for {STALL_DEADLINE:?}, or {SETTLE_DEADLINE:?} passed): live interactions by state {:?}{context}",
                 routers::state_counts(&unsettled)
             )
         });
@@ -185,7 +188,7 @@ async fn scenario() {
     desks.work.wait().await;
     // With every desk gone no offer can be made: what is left is queued, and
     // stays so while the log is read and compared with the router.
-    routers::await_settled(&routers, SETTLE_DEADLINE, context)
+    routers::await_settled(&routers, STALL_DEADLINE, SETTLE_DEADLINE, context)
         .await
         .unwrap_or_else(|unsettled| {
             panic!(
