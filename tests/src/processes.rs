@@ -199,8 +199,19 @@ pub struct ProcessPlatform {
     pub tenant: TenantConfig,
     pub jetstream: async_nats::jetstream::Context,
     pub sandbox: Sandbox,
-    /// Where the replicas log; removed with the platform.
-    pub log_dir: tempfile::TempDir,
+    /// Where the replicas log: removed with the platform, kept (and
+    /// printed) when it is dropped by a failing test.
+    log_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for ProcessPlatform {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.log_dir.take()
+        {
+            eprintln!("replica logs kept in {}", dir.keep().display());
+        }
+    }
 }
 
 impl ProcessPlatform {
@@ -236,13 +247,15 @@ impl ProcessPlatform {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let log_dir_path = log_dir.path().to_path_buf();
+        let log_dir_path = log_dir_path.as_path();
         let mut platform = ProcessPlatform {
             routers: Vec::with_capacity(routers),
             presence: Vec::with_capacity(presence),
             tenant,
             jetstream,
             sandbox,
-            log_dir,
+            log_dir: Some(log_dir),
         };
         for index in 0..routers {
             let process = ServiceProcess::start(
@@ -250,7 +263,7 @@ impl ProcessPlatform {
                 index,
                 router_binary.clone(),
                 &env,
-                platform.log_dir.path(),
+                log_dir_path,
             )?;
             platform.routers.push(process);
         }
@@ -260,7 +273,7 @@ impl ProcessPlatform {
                 index,
                 presence_binary.clone(),
                 &env,
-                platform.log_dir.path(),
+                log_dir_path,
             )?;
             platform.presence.push(process);
         }
@@ -269,6 +282,14 @@ impl ProcessPlatform {
             replica.wait_serving(&tenant_id).await?;
         }
         Ok(platform)
+    }
+
+    /// Where the replicas log.
+    pub fn log_dir(&self) -> &Path {
+        self.log_dir
+            .as_ref()
+            .map(|dir| dir.path())
+            .unwrap_or(Path::new(""))
     }
 
     /// Addresses of every router replica.

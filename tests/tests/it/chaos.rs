@@ -312,7 +312,7 @@ async fn scenario(run: &RunSeed) {
     println!(
         "{ROUTERS} routers + {PRESENCE} presence processes serving at {:.1}s (logs in {})",
         started.elapsed().as_secs_f64(),
-        platform.log_dir.path().display()
+        platform.log_dir().display()
     );
     let routers = Routers::new(&platform.router_addrs(), API_KEY, run.seed);
     let tally = Arc::new(Tally::default());
