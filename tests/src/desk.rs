@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use careline_domain::tenant::TenantConfig;
 use careline_proto::v1;
 use careline_proto::v1::agent_session_event::Kind as EventKind;
 use careline_proto::v1::agent_session_request::Kind as RequestKind;
@@ -126,6 +127,39 @@ pub struct Desks {
 }
 
 impl Desks {
+    /// Desks for every agent of `tenant`, answering by `mix`, with nothing
+    /// tallied or under way yet.
+    pub fn for_tenant(
+        tenant: &TenantConfig,
+        presence: Vec<SocketAddr>,
+        routers: Routers,
+        mix: Mix,
+    ) -> Desks {
+        Desks {
+            presence,
+            routers,
+            tally: Arc::default(),
+            mix,
+            offer_timeout_secs: tenant.routing.offer_timeout_secs.chat,
+            agents: Arc::new(tenant.agents.iter().map(|a| a.id.clone()).collect()),
+            work: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Starts every desk (see [`Desks::spawn_all`]) and waits until every
+    /// agent is logged in; `context` ends the failure message (the seed).
+    pub async fn log_in_all(&self, seed: u64, within: Duration, context: &str) -> JoinSet<()> {
+        let running = self.spawn_all(seed);
+        let agents = self.agents.len();
+        careline_testkit::assert_eventually!(
+            within: within,
+            self.tally.logged_in.load(Ordering::Relaxed) == agents,
+            "all {agents} agents logged in ({} so far){context}", self.tally.logged_in.load(Ordering::Relaxed)
+        );
+        running
+    }
+
     /// Starts one desk per agent, spread over the presence replicas; desk
     /// `i` draws its choices from `seed + i`.
     pub fn spawn_all(&self, seed: u64) -> JoinSet<()> {

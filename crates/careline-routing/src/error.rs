@@ -66,19 +66,16 @@ impl RoutingError {
     /// are; backend failures and inconsistent state are logged here with their details and
     /// the client gets a fixed message, so internals never leak into responses.
     pub fn client_message(&self) -> String {
-        if let RoutingError::Unavailable(message) = self {
-            // Backpressure: the message says why and what to do.
-            return message.clone();
-        }
-        match self.code() {
-            tonic::Code::Unavailable => {
+        match self {
+            RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
                 tracing::warn!(error = %self, "routing backend unavailable");
                 UNAVAILABLE_MESSAGE.to_string()
             }
-            tonic::Code::Internal => {
+            RoutingError::Reply(_) | RoutingError::Corrupt(_) => {
                 tracing::error!(error = %self, "routing state is inconsistent");
                 INTERNAL_MESSAGE.to_string()
             }
+            // Including backpressure (`Unavailable`): the message says why and what to do.
             _ => self.to_string(),
         }
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use careline_domain::tenant::PerChannel;
 use careline_e2e::ProcessPlatform;
 use careline_e2e::audit::{Audit, complete_log, first, histories, reassigned_to_same_agent};
-use careline_e2e::desk::{Desks, Mix, Tally, count};
+use careline_e2e::desk::{Desks, Mix, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
 use careline_e2e::tenant::{self, API_KEY, TENANT};
@@ -29,7 +29,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Interactions created, unless [`INTERACTIONS_ENV`] says otherwise.
 const DEFAULT_INTERACTIONS: usize = 10_000;
@@ -315,30 +314,14 @@ async fn scenario(run: &RunSeed) {
         platform.log_dir().display()
     );
     let routers = Routers::new(&platform.router_addrs(), API_KEY, run.seed);
-    let tally = Arc::new(Tally::default());
-    let desks = Desks {
-        presence: platform.presence_addrs(),
-        routers: routers.clone(),
-        tally: tally.clone(),
-        mix: answers(),
-        offer_timeout_secs: OFFER_TIMEOUT_SECS,
-        agents: Arc::new(
-            platform
-                .tenant
-                .agents
-                .iter()
-                .map(|a| a.id.clone())
-                .collect(),
-        ),
-        work: TaskTracker::new(),
-        stop: CancellationToken::new(),
-    };
-    let mut running = desks.spawn_all(run.seed);
-    careline_testkit::assert_eventually!(
-        within: LOGIN_DEADLINE,
-        tally.logged_in.load(Ordering::Relaxed) == AGENTS,
-        "all {AGENTS} agents logged in ({} so far){context}", tally.logged_in.load(Ordering::Relaxed)
+    let desks = Desks::for_tenant(
+        &platform.tenant,
+        platform.presence_addrs(),
+        routers.clone(),
+        answers(),
     );
+    let tally = desks.tally.clone();
+    let mut running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
 
     // Steady state: no faults.
     let batch = uuid::Uuid::new_v4().simple().to_string();

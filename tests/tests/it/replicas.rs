@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 
 use careline_domain::tenant::PerChannel;
 use careline_e2e::audit::{Audit, complete_log, first};
-use careline_e2e::desk::{Desks, Mix, Tally, count};
+use careline_e2e::desk::{Desks, Mix, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
 use careline_e2e::tenant::{self, API_KEY, TENANT};
 use careline_e2e::{Platform, Replica};
 use std::collections::HashMap;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 const AGENTS: usize = 50;
 const INTERACTIONS: usize = 5_000;
@@ -103,30 +101,14 @@ async fn scenario() {
         .await
         .expect("platform starts");
     let routers = Routers::new(&platform.router_addrs(), API_KEY, run.seed);
-    let tally = Arc::new(Tally::default());
-    let desks = Desks {
-        presence: platform.presence_addrs(),
-        routers: routers.clone(),
-        tally: tally.clone(),
-        mix: answers(),
-        offer_timeout_secs: OFFER_TIMEOUT_SECS,
-        agents: Arc::new(
-            platform
-                .tenant
-                .agents
-                .iter()
-                .map(|a| a.id.clone())
-                .collect(),
-        ),
-        work: TaskTracker::new(),
-        stop: CancellationToken::new(),
-    };
-    let mut running = desks.spawn_all(run.seed);
-    careline_testkit::assert_eventually!(
-        within: LOGIN_DEADLINE,
-        tally.logged_in.load(Ordering::Relaxed) == AGENTS,
-        "all {AGENTS} agents logged in ({} so far){context}", tally.logged_in.load(Ordering::Relaxed)
+    let desks = Desks::for_tenant(
+        &platform.tenant,
+        platform.presence_addrs(),
+        routers.clone(),
+        answers(),
     );
+    let tally = desks.tally.clone();
+    let mut running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
     println!(
         "{AGENTS} agents logged in at {:.1}s",
         started.elapsed().as_secs_f64()
