@@ -373,7 +373,7 @@ pub fn first<T: std::fmt::Debug>(problems: &[T]) -> String {
 /// The routing sequence of `tenant`: how many events its routing state
 /// changes have produced so far.
 pub async fn routing_sequence(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut careline_kit::RedisConnection,
     tenant: &str,
 ) -> anyhow::Result<u64> {
     let key = format!("{}seq", careline_routing::keys::prefix(tenant));
@@ -389,7 +389,7 @@ pub async fn routing_sequence(
 /// audit's to find.
 pub async fn complete_log(
     jetstream: &jetstream::Context,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut careline_kit::RedisConnection,
     tenant: &str,
 ) -> anyhow::Result<(Vec<v1::Event>, u64)> {
     let deadline = Instant::now() + CATCH_UP_DEADLINE;

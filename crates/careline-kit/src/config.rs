@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Arg, Command, Parser};
 
 use crate::KitError;
+use crate::redis_client::RedisTarget;
 
 /// Env var for the Redis URL.
 pub const ENV_REDIS_URL: &str = "CARELINE_REDIS_URL";
@@ -55,7 +56,8 @@ pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 3600;
 /// Settings shared by every service; `#[command(flatten)]` it into a service's config.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct CommonConfig {
-    /// Redis URL (redis:// or rediss://).
+    /// Redis: one redis:// or rediss:// URL for a single server; a comma-separated list of
+    /// node URLs or redis+cluster://host:port,host:port for a Redis Cluster.
     #[arg(long = "redis-url", env = ENV_REDIS_URL, default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
 
@@ -111,12 +113,8 @@ impl Default for CommonConfig {
 impl CommonConfig {
     /// Checks every field; the error names the env var and flag of the first bad one.
     pub fn validate(&self) -> Result<(), KitError> {
-        check_url(
-            &self.redis_url,
-            &["redis", "rediss"],
-            "a redis:// or rediss:// URL",
-        )
-        .map_err(|m| KitError::config(ENV_REDIS_URL, "redis-url", m))?;
+        RedisTarget::parse(&self.redis_url)
+            .map_err(|m| KitError::config(ENV_REDIS_URL, "redis-url", m))?;
         for server in self.nats_url.split(',') {
             check_url(server.trim(), &["nats", "tls"], "a nats:// or tls:// URL")
                 .map_err(|m| KitError::config(ENV_NATS_URL, "nats-url", m))?;
@@ -365,7 +363,7 @@ mod tests {
         };
         assert_eq!(
             cfg.validate().unwrap_err().to_string(),
-            r#"invalid config CARELINE_REDIS_URL (--redis-url): "foo" is not a redis:// or rediss:// URL"#
+            r#"invalid config CARELINE_REDIS_URL (--redis-url): "foo" is not a redis:// or rediss:// URL; use one URL for a single server, a comma-separated list of node URLs or redis+cluster://host:port,host:port for a Redis Cluster"#
         );
     }
 

@@ -10,6 +10,8 @@
 //! - [`grpc`]: [`GrpcServer`], the tonic server every service uses: health, reflection,
 //!   trace-context extraction, graceful drain.
 //! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`tenant_of`].
+//! - [`redis_client`]: [`RedisConnection`], the one Redis client type: a single server or a
+//!   Redis Cluster, chosen by the configured URL.
 //! - [`service`]: [`service::run_binary`], the whole `main` of a service binary.
 //! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
 //! - [`KitError`]: the one error type of this crate.
@@ -30,6 +32,7 @@ pub mod config;
 mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod redis_client;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
@@ -38,5 +41,6 @@ pub use auth::{ApiKeyLookup, AuthenticatedTenant, TenantAuth, tenant_of};
 pub use config::{CommonConfig, LogFormat, MetricsAddr};
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};
+pub use redis_client::{RedisConnection, RedisTarget};
 pub use shutdown::Shutdown;
 pub use telemetry::{TelemetryGuard, init_telemetry};

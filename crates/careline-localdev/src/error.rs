@@ -57,6 +57,9 @@ pub enum LocalDevError {
         /// The last lines it wrote.
         log_tail: String,
     },
+    /// A local Redis Cluster could not be formed or did not become ready.
+    #[error("redis cluster: {0}")]
+    ClusterNotReady(String),
     /// A Redis URL could not be turned into a client.
     #[error("redis client: {0}")]
     Redis(#[from] redis::RedisError),

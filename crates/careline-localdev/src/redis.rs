@@ -16,6 +16,10 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one PING attempt may take before the next one.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long a cluster node may be unreachable before it counts as failed
+/// (and a replica takes over): short, so fault tests see failovers quickly.
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1_500;
+
 const REDIS: Binary = Binary {
     name: "redis-server",
     env_var: "CARELINE_REDIS_SERVER",
@@ -47,38 +51,55 @@ pub struct RedisServer {
     dir: DataDir,
     /// Append-only file on (and how it syncs) across restarts.
     aof: Option<AppendFsync>,
+    /// The cluster bus port, for a node of a [`RedisCluster`](crate::RedisCluster).
+    cluster_port: Option<u16>,
     process: ServerProcess,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, None).await
+        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, None, None).await
     }
 
     /// Starts a throw-away server with the append-only file on, so that
     /// [`RedisServer::restart`] after a crash reloads what was written, as a
     /// production Redis with AOF would.
     pub async fn start_durable(fsync: AppendFsync) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, Some(fsync)).await
+        Self::launch(
+            DataDir::temp("careline-redis-")?,
+            free_port()?,
+            Some(fsync),
+            None,
+        )
+        .await
+    }
+
+    /// Starts a durable, cluster-enabled node (not yet part of a cluster)
+    /// with its bus on a port of its own.
+    pub(crate) async fn start_cluster_node(fsync: AppendFsync) -> Result<Self, LocalDevError> {
+        let dir = DataDir::temp("careline-redis-node-")?;
+        Self::launch(dir, free_port()?, Some(fsync), Some(free_port()?)).await
     }
 
     /// Starts a server on `port` that keeps its data in `dir` across runs
     /// (append-only file), for `careline up`; waits until it answers PING.
     pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::kept(dir)?, port, Some(AppendFsync::EverySec)).await
+        Self::launch(DataDir::kept(dir)?, port, Some(AppendFsync::EverySec), None).await
     }
 
     async fn launch(
         dir: DataDir,
         port: u16,
         aof: Option<AppendFsync>,
+        cluster_port: Option<u16>,
     ) -> Result<Self, LocalDevError> {
-        let process = spawn(&dir, port, aof)?;
+        let process = spawn(&dir, port, aof, cluster_port)?;
         let mut server = Self {
             port,
             dir,
             aof,
+            cluster_port,
             process,
         };
         server.wait_ready().await?;
@@ -105,7 +126,7 @@ impl RedisServer {
     /// or durable one.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
-        self.process = spawn(&self.dir, self.port, self.aof)?;
+        self.process = spawn(&self.dir, self.port, self.aof, self.cluster_port)?;
         self.wait_ready().await
     }
 
@@ -129,9 +150,10 @@ fn spawn(
     dir: &DataDir,
     port: u16,
     aof: Option<AppendFsync>,
+    cluster_port: Option<u16>,
 ) -> Result<ServerProcess, LocalDevError> {
     let fsync = aof.unwrap_or(AppendFsync::EverySec);
-    let args = [
+    let mut args = [
         "--port",
         &port.to_string(),
         "--bind",
@@ -147,7 +169,23 @@ fn spawn(
         "--daemonize",
         "no",
     ]
-    .map(String::from);
+    .map(String::from)
+    .to_vec();
+    if let Some(bus) = cluster_port {
+        args.extend(
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &bus.to_string(),
+                "--cluster-node-timeout",
+                &CLUSTER_NODE_TIMEOUT_MS.to_string(),
+            ]
+            .map(String::from),
+        );
+    }
     ServerProcess::spawn(&REDIS, &args, dir, "redis.log")
 }
 

@@ -73,9 +73,8 @@ impl Backend {
                 .await
                 .map_err(bus)?,
         );
-        // The relay blocks on XREADGROUP, so it gets a connection of its own.
         let relay = OutboxRelay::new(
-            RoutingStore::connect(redis_url).await?.connection(),
+            store.connection(),
             Publisher::new(jetstream),
             format!("{replica}-{}", uuid::Uuid::new_v4()),
         );

@@ -2,6 +2,7 @@
 //! and timers, changed only by atomic Lua scripts so that any number of
 //! router and presence replicas can share it.
 //!
+//! - [`activity`]: which tenants this replica's scripts changed, for its worker.
 //! - [`store`]: [`RoutingStore`], one method per routing operation.
 //! - [`list`]: paged listing of interactions.
 //! - [`stats`]: queue statistics.
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod backend;
 pub mod convert;
 pub mod error;

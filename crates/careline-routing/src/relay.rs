@@ -21,9 +21,9 @@
 use std::collections::HashMap;
 
 use careline_bus::{Outgoing, Publisher, Subject};
+use careline_kit::RedisConnection;
 use careline_proto::v1;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions,
     StreamReadReply,
@@ -35,18 +35,18 @@ use crate::keys;
 
 /// Consumer group of every relay.
 const GROUP: &str = "relay";
-/// Entries one relay pass publishes at most.
-const BATCH: usize = 256;
+/// Entries one relay pass publishes at most, per tenant.
+pub const RELAY_BATCH: usize = 256;
 /// Stream the entries that cannot become events are moved to, per tenant.
 const DEAD_LETTERS: &str = "outbox:dead";
 /// An entry claimed by a replica that has not acknowledged it for this long
 /// is taken over by another.
 pub const CLAIM_IDLE_MS: u64 = 5_000;
 
-/// Publishes routing events from the Redis outbox to NATS. Give it a Redis
-/// connection of its own: it blocks on XREADGROUP.
+/// Publishes routing events from the Redis outbox to NATS, one tenant (one
+/// Redis Cluster slot) per command.
 pub struct OutboxRelay {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     publisher: Publisher,
     consumer: String,
 }
@@ -61,7 +61,7 @@ impl std::fmt::Debug for OutboxRelay {
 
 impl OutboxRelay {
     /// A relay named `consumer` (unique per replica).
-    pub fn new(conn: ConnectionManager, publisher: Publisher, consumer: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConnection, publisher: Publisher, consumer: impl Into<String>) -> Self {
         Self {
             conn,
             publisher,
@@ -89,7 +89,7 @@ impl OutboxRelay {
     /// replica died), and publishes them.
     pub async fn reclaim(&self, tenant: &str) -> Result<usize> {
         let key = keys::tenant_key(tenant, "outbox");
-        let options = StreamAutoClaimOptions::default().count(BATCH);
+        let options = StreamAutoClaimOptions::default().count(RELAY_BATCH);
         let reply: redis::RedisResult<StreamAutoClaimReply> = self
             .conn
             .clone()
@@ -106,64 +106,44 @@ impl OutboxRelay {
         self.publish(tenant, &entries).await
     }
 
-    /// Waits up to `block_ms` for new outbox entries of any of `tenants` and
-    /// publishes them; returns how many were published.
-    pub async fn relay_new(&self, tenants: &[String], block_ms: usize) -> Result<usize> {
-        self.read_and_publish(tenants, ">", Some(block_ms)).await
+    /// Publishes up to [`RELAY_BATCH`] entries of `tenant`'s outbox that no
+    /// relay has read yet; returns how many were published ([`RELAY_BATCH`]:
+    /// more may be waiting). Never blocks: the worker calls it when a script
+    /// of this replica touched the tenant, and on its sweep.
+    pub async fn relay_new(&self, tenant: &str) -> Result<usize> {
+        self.read_and_publish(tenant, ">").await
     }
 
     /// Publishes entries this relay read (or took over) earlier but could not
     /// publish (NATS was unreachable); returns how many were published, 0
     /// once none is left. Run it after a failure, before new entries.
-    pub async fn relay_backlog(&self, tenants: &[String]) -> Result<usize> {
-        self.read_and_publish(tenants, "0", None).await
+    pub async fn relay_backlog(&self, tenant: &str) -> Result<usize> {
+        self.read_and_publish(tenant, "0").await
     }
 
-    /// XREADGROUP from `cursor` (`>`: never delivered; `0`: this consumer's
-    /// unacknowledged entries) and publishes what it returns.
-    async fn read_and_publish(
-        &self,
-        tenants: &[String],
-        cursor: &str,
-        block_ms: Option<usize>,
-    ) -> Result<usize> {
-        if tenants.is_empty() {
-            return Ok(0);
-        }
-        let streams: Vec<String> = tenants
-            .iter()
-            .map(|t| keys::tenant_key(t, "outbox"))
-            .collect();
-        let cursors = vec![cursor; streams.len()];
-        let mut options = StreamReadOptions::default()
+    /// XREADGROUP on one tenant's outbox (one Redis Cluster slot) from
+    /// `cursor` (`>`: never delivered; `0`: this consumer's unacknowledged
+    /// entries), and publishes what it returns.
+    async fn read_and_publish(&self, tenant: &str, cursor: &str) -> Result<usize> {
+        let key = keys::tenant_key(tenant, "outbox");
+        let options = StreamReadOptions::default()
             .group(GROUP, &self.consumer)
-            .count(BATCH);
-        if let Some(block_ms) = block_ms {
-            options = options.block(block_ms);
-        }
-        let reply: Option<StreamReadReply> = match self
+            .count(RELAY_BATCH);
+        let mut read = self
             .conn
             .clone()
-            .xread_options(&streams, &cursors, &options)
-            .await
-        {
-            Ok(reply) => reply,
-            Err(e) if e.code() == Some("NOGROUP") => {
-                for tenant in tenants {
-                    self.ensure_group(tenant).await?;
-                }
-                return Ok(0);
-            }
-            Err(e) => return Err(e.into()),
-        };
+            .xread_options::<_, _, Option<StreamReadReply>>(&[&key], &[cursor], &options)
+            .await;
+        if matches!(&read, Err(e) if e.code() == Some("NOGROUP")) {
+            self.ensure_group(tenant).await?;
+            read = self
+                .conn
+                .clone()
+                .xread_options(&[&key], &[cursor], &options)
+                .await;
+        }
         let mut published = 0;
-        for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(tenant) = tenants
-                .iter()
-                .find(|t| keys::tenant_key(t, "outbox") == stream.key)
-            else {
-                continue;
-            };
+        for stream in read?.map(|r| r.keys).unwrap_or_default() {
             published += self.publish(tenant, &stream.ids).await?;
         }
         Ok(published)
@@ -255,7 +235,7 @@ pub struct OutboxLag {
 }
 
 /// Reads a tenant's [`OutboxLag`] in one round trip.
-pub async fn outbox_lag(conn: &mut ConnectionManager, tenant: &str) -> Result<OutboxLag> {
+pub async fn outbox_lag(conn: &mut RedisConnection, tenant: &str) -> Result<OutboxLag> {
     let key = keys::tenant_key(tenant, "outbox");
     let (events, oldest, (secs, micros)): (u64, StreamRangeReply, (u64, u64)) = redis::pipe()
         .xlen(&key)

@@ -30,6 +30,8 @@ pub(crate) struct Scripts {
     pub agent_refresh: Script,
     pub agent_set_state: Script,
     pub agent_heartbeat: Script,
+    /// Stands alone, without the prelude: see the script.
+    pub timer_check: Script,
 }
 
 impl Scripts {
@@ -47,6 +49,7 @@ impl Scripts {
             agent_refresh: script!("lua/agent_refresh.lua"),
             agent_set_state: script!("lua/agent_set_state.lua"),
             agent_heartbeat: script!("lua/agent_heartbeat.lua"),
+            timer_check: Script::new(include_str!("lua/timer_check.lua")),
         }
     }
 }

@@ -164,7 +164,7 @@ impl RoutingStore {
     async fn personal_waiting(
         &self,
         tenant: &str,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut careline_kit::RedisConnection,
     ) -> Result<Vec<(String, u8, i64)>> {
         let personal_prefix = keys::tenant_key(tenant, "q:@");
         let queue_keys: Vec<String> = redis::cmd("SMEMBERS")
@@ -209,7 +209,7 @@ impl RoutingStore {
     async fn agent_presence(
         &self,
         tenant: &str,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut careline_kit::RedisConnection,
     ) -> Result<Vec<AgentPresence>> {
         let ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(keys::tenant_key(tenant, "agents"))
@@ -257,7 +257,7 @@ fn count(n: usize) -> u32 {
 }
 
 /// Redis' clock: the one every script uses.
-pub(crate) async fn redis_now_ms(conn: &mut redis::aio::ConnectionManager) -> Result<i64> {
+pub(crate) async fn redis_now_ms(conn: &mut careline_kit::RedisConnection) -> Result<i64> {
     let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs * 1000 + micros / 1000)
 }

@@ -12,10 +12,12 @@ use std::time::Duration;
 use careline_domain::targets::routing_targets;
 use careline_domain::tenant::{Strategy, TenantConfig};
 use careline_domain::{Channel, Language, Priority};
+use careline_kit::RedisConnection;
 use careline_proto::v1;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures::StreamExt;
 use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 
+use crate::activity::Activity;
 use crate::error::{Result, RoutingError};
 use crate::keys;
 use crate::scripts::Scripts;
@@ -25,12 +27,11 @@ mod interactions;
 
 /// How long a replayed idempotency key returns the first interaction.
 pub const IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
-/// How long a reply from Redis may take. The client's default (500 ms) fails
-/// big pipelines (listing thousands of agents) on a busy server, and a reply
-/// that times out leaves the caller unsure whether the script ran.
-pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timers one `run_timers` call handles at most.
 pub const TIMER_BATCH: usize = 200;
+/// Tenants [`RoutingStore::timer_check`] reads at once (one command each,
+/// pipelined by the multiplexed connection).
+pub const TIMER_CHECK_CONCURRENCY: usize = 64;
 /// Agents one pipeline of [`RoutingStore::refresh_agents`] carries: a
 /// tenant of thousands takes a few round trips, and other commands on the
 /// shared connection (other tenants' timers) wait behind at most this many
@@ -102,7 +103,10 @@ pub struct Held {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantTimers {
     pub tenant: String,
+    /// A timer is due now.
     pub due: bool,
+    /// When the next timer is due (zero if due now), if there is one.
+    pub next_due_in: Option<Duration>,
     pub settings_lost: bool,
     /// Why the tenant could not be checked (e.g. a key of the wrong type);
     /// the other tenants are checked regardless.
@@ -117,11 +121,13 @@ pub struct TimersRun {
     pub still_due: usize,
 }
 
-/// Routing state of every tenant in one Redis.
+/// Routing state of every tenant in one Redis (a server or a cluster).
 #[derive(Clone)]
 pub struct RoutingStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     scripts: Arc<Scripts>,
+    /// Tenants this store's scripts changed, for the replica's worker.
+    activity: Arc<Activity>,
     /// Creates are refused while this many events wait in a tenant's outbox.
     outbox_max_events: u64,
 }
@@ -133,15 +139,14 @@ impl std::fmt::Debug for RoutingStore {
 }
 
 impl RoutingStore {
-    /// Connects (and keeps reconnecting) to Redis at `redis_url`.
+    /// Connects (and keeps reconnecting) to Redis at `redis_url`: one
+    /// server or a cluster (see [`careline_kit::redis_client`]).
     pub async fn connect(redis_url: &str) -> Result<Self> {
-        let client = redis::Client::open(redis_url)?;
-        let config =
-            ConnectionManagerConfig::new().set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = RedisConnection::connect(redis_url).await?;
         Ok(Self {
             conn,
             scripts: Arc::new(Scripts::new()),
+            activity: Arc::default(),
             outbox_max_events: u64::MAX,
         })
     }
@@ -163,8 +168,13 @@ impl RoutingStore {
     }
 
     /// A clone of the underlying connection, for readers such as the relay.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
+    }
+
+    /// The tenants this store's scripts changed (shared by its clones).
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 
     /// Writes a tenant's routing settings and targets where the scripts read
@@ -237,51 +247,68 @@ impl RoutingStore {
     }
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
-        let reply: Vec<Value> = invocation(script, tenant, args)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        script_result(reply)
+        let reply = invocation(script, tenant, args)
+            .invoke_async::<Vec<Value>>(&mut self.conn.clone())
+            .await;
+        // Even a failed call may have changed state (a reply lost on the way).
+        self.activity.touched(tenant);
+        script_result(reply?)
     }
 
-    /// One round trip for many tenants: which have timers due now, and which
-    /// have lost their routing settings (Redis restarted without its data).
+    /// For each tenant, one read on the Redis node that owns it: whether a
+    /// timer is due and when the next one is, and whether its routing
+    /// settings are gone (Redis restarted without its data). One tenant's
+    /// unreadable keys never hide another tenant's timers.
     pub async fn timer_check(&self, tenants: &[String]) -> Result<Vec<TenantTimers>> {
-        if tenants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        let now_ms = crate::stats::redis_now_ms(&mut conn).await?;
-        let mut pipe = redis::pipe();
-        // One tenant's corrupt key must not hide every other tenant's timers.
-        pipe.ignore_errors();
-        for tenant in tenants {
-            pipe.zcount(keys::tenant_key(tenant, "timers"), "-inf", now_ms)
-                .exists(keys::tenant_key(tenant, "settings"));
-        }
-        let replies: Vec<redis::RedisResult<u64>> = pipe.query_async(&mut conn).await?;
-        Ok(tenants
+        // Owned futures: the worker runs this inside a spawned task.
+        let reads: Vec<_> = tenants
             .iter()
-            .zip(replies.chunks(2))
-            .map(|(tenant, replies)| match replies {
-                [Ok(due), Ok(settings)] => TenantTimers {
-                    tenant: tenant.clone(),
-                    due: *due > 0,
-                    settings_lost: *settings == 0,
-                    unreadable: None,
-                },
-                _ => TenantTimers {
-                    tenant: tenant.clone(),
-                    due: false,
-                    settings_lost: false,
-                    unreadable: Some(
-                        replies
-                            .iter()
-                            .find_map(|reply| reply.as_ref().err())
-                            .map_or_else(|| "no reply".to_owned(), ToString::to_string),
-                    ),
-                },
+            .map(|tenant| {
+                let scripts = self.scripts.clone();
+                let mut conn = self.conn.clone();
+                let tenant = tenant.clone();
+                async move {
+                    let reply: redis::RedisResult<(u8, i64)> = scripts
+                        .timer_check
+                        .key(keys::tenant_key(&tenant, "timers"))
+                        .key(keys::tenant_key(&tenant, "settings"))
+                        .invoke_async(&mut conn)
+                        .await;
+                    (tenant, reply)
+                }
             })
-            .collect())
+            .collect();
+        let checks: Vec<_> = futures::stream::iter(reads)
+            .buffered(TIMER_CHECK_CONCURRENCY)
+            .collect()
+            .await;
+        let mut found = Vec::with_capacity(checks.len());
+        for (tenant, reply) in checks {
+            found.push(match reply {
+                Ok((settings, due_in_ms)) => {
+                    let next_due_in = u64::try_from(due_in_ms).ok().map(Duration::from_millis);
+                    TenantTimers {
+                        tenant,
+                        due: next_due_in == Some(Duration::ZERO),
+                        next_due_in,
+                        settings_lost: settings == 0,
+                        unreadable: None,
+                    }
+                }
+                // Redis itself unreachable: no tenant can be checked.
+                Err(error) if error.is_io_error() || error.is_timeout() => {
+                    return Err(error.into());
+                }
+                Err(error) => TenantTimers {
+                    tenant,
+                    due: false,
+                    next_due_in: None,
+                    settings_lost: false,
+                    unreadable: Some(error.to_string()),
+                },
+            });
+        }
+        Ok(found)
     }
 
     /// Runs the tenant's due timers (offer deadlines, wrap-up, overflow, ...).

@@ -3,32 +3,45 @@
 //! step with its configuration (only tenants whose configuration changed, or
 //! whose settings Redis lost), run due timers with a budget per tenant per
 //! tick, relay the outbox to NATS and export queue and outbox gauges.
+//!
+//! Every command names one tenant (one Redis Cluster slot). A tenant is
+//! visited when this replica's scripts touched it (see
+//! [`activity`](crate::activity)), when its next timer comes due, and on a
+//! slow sweep that finds what other replicas left (a replica that died with
+//! timers set or events unrelayed). Idle tenants cost a few reads per sweep,
+//! whatever the number of tenants.
+//!
 //! Replicas share the work safely: timers and outbox entries are claimed
 //! atomically. Failures are counted and logged per tenant (see
 //! [`failures`](crate::failures)).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::tenant::TenantConfig;
-use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::TenantSignal;
 use crate::error::RoutingError;
 use crate::failures::{ALL_TENANTS, FailureStreaks, WorkerTask};
-use crate::relay::{OutboxRelay, outbox_lag};
+use crate::relay::{OutboxRelay, RELAY_BATCH, outbox_lag};
 use crate::store::RoutingStore;
 
-/// How often due timers are looked for.
+/// How often due timers are looked for (in tenants touched or known due).
 pub const TIMER_TICK: Duration = Duration::from_millis(50);
+/// How often every tenant's timers are checked, to find timers set by other
+/// replicas: a timer a dead replica left is run at most this late.
+pub const TIMER_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often every tenant's outbox is read, to relay events other replicas
+/// left (a replica that died before relaying what it wrote).
+pub const RELAY_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How long one tick may keep running rounds of timer batches before the
 /// timers are checked again (newly due tenants join at the next check).
 pub const TIMER_TICK_BUDGET: Duration = TIMER_TICK;
-/// How long the relay blocks waiting for new events.
-pub const RELAY_BLOCK_MS: usize = 200;
 /// How often stale outbox entries are reclaimed and outbox lag is exported.
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
 /// How often queue gauges are exported (each export reads every agent's state).
@@ -43,36 +56,16 @@ pub async fn run(
     tenants: Arc<TenantDirectory>,
     shutdown: CancellationToken,
 ) {
-    let resync = ResyncRequests::default();
+    // Tenants with stale routing state (settings lost when Redis restarted
+    // empty, or a script refusing for lack of them), found by the timer
+    // loop, waiting for the sync task to re-apply their configuration.
+    let resync = TenantSignal::default();
     tokio::join!(
         sync_tenants(&store, &tenants, &resync, &shutdown),
         run_due_timers(&store, &tenants, &resync, &shutdown),
-        relay_events(&relay, &tenants, &shutdown),
+        relay_events(&relay, &store.activity().outbox, &tenants, &shutdown),
         housekeeping(&store, &relay, &tenants, &shutdown),
     );
-}
-
-/// Tenants the timer loop found with stale routing state (settings lost when
-/// Redis restarted empty, or a script refusing for lack of them), waiting for
-/// the sync task to re-apply their configuration.
-#[derive(Debug, Default)]
-struct ResyncRequests {
-    tenants: Mutex<BTreeSet<String>>,
-    wake: Notify,
-}
-
-impl ResyncRequests {
-    fn request(&self, tenant: &str) {
-        self.tenants
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant.to_owned());
-        self.wake.notify_one();
-    }
-
-    fn take(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.tenants.lock().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 /// Applies configuration changes to routing state, one changed tenant at a
@@ -82,7 +75,7 @@ impl ResyncRequests {
 async fn sync_tenants(
     store: &RoutingStore,
     tenants: &TenantDirectory,
-    resync: &ResyncRequests,
+    resync: &TenantSignal,
     shutdown: &CancellationToken,
 ) {
     let mut changes = tenants.changes();
@@ -126,7 +119,7 @@ async fn sync_tenants(
             changed = changes.changed() => {
                 if changed.is_err() { return; }
             }
-            () = resync.wake.notified() => {}
+            () = resync.raised() => {}
             () = tokio::time::sleep(RETRY_AFTER), if failed => {}
         }
     }
@@ -148,11 +141,14 @@ async fn sync_tenant(store: &RoutingStore, config: &TenantConfig) -> Result<usiz
 async fn run_due_timers(
     store: &RoutingStore,
     tenants: &TenantDirectory,
-    resync: &ResyncRequests,
+    resync: &TenantSignal,
     shutdown: &CancellationToken,
 ) {
     let mut failures = FailureStreaks::default();
     let mut first_next: Bound<String> = Bound::Unbounded;
+    // When each tenant's next timer is due, as last read.
+    let mut next_due: HashMap<String, Instant> = HashMap::new();
+    let mut next_sweep = Instant::now();
     let mut tick = tokio::time::interval(TIMER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -160,11 +156,27 @@ async fn run_due_timers(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        // Scripts run only for tenants with something due: idle tenants cost
-        // one pipelined read per tick, whatever their number.
+        // Checked: tenants this replica touched, tenants whose next timer is
+        // due, and on the sweep every tenant.
         let ids = tenants.tenant_ids();
-        failures.retain_tenants(|id| ids.binary_search_by(|t| t.as_str().cmp(id)).is_ok());
-        let checks = match store.timer_check(&ids).await {
+        let touched = store.activity().timers.take();
+        let now = Instant::now();
+        let sweep = now >= next_sweep;
+        if sweep {
+            next_sweep = now + TIMER_SWEEP_EVERY;
+            next_due.retain(|id, _| ids.binary_search(id).is_ok());
+            failures.retain_tenants(|id| ids.binary_search_by(|t| t.as_str().cmp(id)).is_ok());
+        }
+        let to_check: Vec<String> = ids
+            .into_iter()
+            .filter(|id| {
+                sweep || touched.contains(id) || next_due.get(id).is_some_and(|at| *at <= now)
+            })
+            .collect();
+        if to_check.is_empty() {
+            continue;
+        }
+        let checks = match store.timer_check(&to_check).await {
             Ok(checks) => {
                 failures.succeeded(WorkerTask::TimerCheck, ALL_TENANTS);
                 checks
@@ -181,8 +193,12 @@ async fn run_due_timers(
                 continue;
             }
             failures.succeeded(WorkerTask::TimerCheck, &check.tenant);
+            match check.next_due_in {
+                Some(due_in) => next_due.insert(check.tenant.clone(), now + due_in),
+                None => next_due.remove(&check.tenant),
+            };
             if check.settings_lost {
-                resync.request(&check.tenant);
+                resync.raise(&check.tenant);
             } else if check.due {
                 due.push_back(check.tenant);
             }
@@ -197,12 +213,12 @@ async fn run_due_timers(
             Some(first) => Bound::Excluded(first.clone()),
             None => Bound::Unbounded,
         };
-        let budget = tokio::time::Instant::now() + TIMER_TICK_BUDGET;
+        let budget = Instant::now() + TIMER_TICK_BUDGET;
         while let Some(tenant) = due.pop_front() {
             if shutdown.is_cancelled() {
                 return;
             }
-            if tokio::time::Instant::now() >= budget {
+            if Instant::now() >= budget {
                 // Out of time: the next tick starts with the tenant not served.
                 first_next = Bound::Included(tenant);
                 break;
@@ -218,7 +234,7 @@ async fn run_due_timers(
                     failures.failed(WorkerTask::Timers, &tenant, &error);
                     // Settings missing or incomplete: rewritten from configuration.
                     if matches!(error, RoutingError::FailedPrecondition(_)) {
-                        resync.request(&tenant);
+                        resync.raise(&tenant);
                     }
                 }
             }
@@ -235,47 +251,78 @@ fn starts_at_or_after(bound: &Bound<String>, tenant: &str) -> bool {
     }
 }
 
+/// Relays the outbox of every tenant this replica's scripts touched, at
+/// once, and of every tenant on the sweep. A tenant with more than a batch
+/// waiting goes to the back of the line, so a busy tenant cannot hold up
+/// another's events by more than a batch. After a failure the entries this
+/// relay read stay pending in its name: those are published first (in
+/// order), after a pause, then new ones.
 async fn relay_events(
     relay: &OutboxRelay,
+    touched: &TenantSignal,
     tenants: &TenantDirectory,
     shutdown: &CancellationToken,
 ) {
-    // After a failure the entries this relay read stay pending in its name:
-    // publish those first (in order), then new ones.
-    let mut backlog = false;
+    let mut backlog: BTreeSet<String> = BTreeSet::new();
+    let mut next_sweep = Instant::now();
     loop {
         let ids = tenants.tenant_ids();
-        let pass = async {
-            if backlog {
-                relay.relay_backlog(&ids).await
+        let mut todo: BTreeSet<String> = touched.take();
+        todo.extend(backlog.iter().cloned());
+        if Instant::now() >= next_sweep {
+            next_sweep = Instant::now() + RELAY_SWEEP_EVERY;
+            backlog.retain(|id| ids.binary_search(id).is_ok());
+            todo.extend(ids.iter().cloned());
+        }
+        let mut todo: VecDeque<String> = todo
+            .into_iter()
+            .filter(|id| ids.binary_search(id).is_ok())
+            .collect();
+        let mut failed = false;
+        while let Some(tenant) = todo.pop_front() {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let in_backlog = backlog.contains(&tenant);
+            let result = if in_backlog {
+                relay.relay_backlog(&tenant).await
             } else {
-                relay.relay_new(&ids, RELAY_BLOCK_MS).await
-            }
-        };
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = pass => result,
-        };
-        match result {
-            Ok(published) => {
-                if backlog && published == 0 {
-                    backlog = false;
+                relay.relay_new(&tenant).await
+            };
+            match result {
+                Ok(0) if in_backlog => {
+                    backlog.remove(&tenant);
+                    todo.push_back(tenant);
                 }
-            }
-            Err(error) => {
-                backlog = true;
-                tracing::warn!(%error, "relaying events failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY_AFTER) => {}
+                Ok(published) if in_backlog || published >= RELAY_BATCH => {
+                    // Behind the others, including tenants touched meanwhile.
+                    for id in touched.take() {
+                        if id != tenant && !todo.contains(&id) && ids.binary_search(&id).is_ok() {
+                            todo.push_back(id);
+                        }
+                    }
+                    todo.push_back(tenant);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%tenant, %error, "relaying events failed; retrying");
+                    backlog.insert(tenant);
+                    failed = true;
                 }
             }
         }
-        if ids.is_empty() {
+        if failed {
+            // Not woken by new events meanwhile: NATS is likely down.
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(TIMER_TICK) => {}
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
             }
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = touched.raised() => {}
+            _ = tokio::time::sleep_until(next_sweep) => {}
         }
     }
 }
@@ -287,23 +334,28 @@ async fn housekeeping(
     shutdown: &CancellationToken,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-    let mut gauges_due = tokio::time::Instant::now();
+    let mut gauges_due = Instant::now();
+    // Tenants whose outbox group this replica has made sure of (the relay
+    // re-creates it if Redis lost it).
+    let mut grouped: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let export_gauges = tokio::time::Instant::now() >= gauges_due;
+        let export_gauges = Instant::now() >= gauges_due;
         if export_gauges {
             gauges_due += GAUGES_EVERY;
         }
-        for tenant in tenants.tenant_ids() {
-            if let Err(error) = relay.ensure_group(&tenant).await {
-                tracing::debug!(%tenant, %error, "outbox group not ensured");
-                continue;
-            }
-            if let Err(error) = relay.reclaim(&tenant).await {
-                tracing::warn!(%tenant, %error, "reclaiming outbox entries failed");
+        let ids = tenants.tenant_ids();
+        grouped.retain(|id| ids.binary_search(id).is_ok());
+        for tenant in ids {
+            if !grouped.contains(&tenant) {
+                if let Err(error) = relay.ensure_group(&tenant).await {
+                    tracing::debug!(%tenant, %error, "outbox group not ensured");
+                    continue;
+                }
+                grouped.insert(tenant.clone());
             }
             // Every replica exports it: whichever is scraped shows the lag.
             match outbox_lag(&mut store.connection(), &tenant).await {
@@ -313,6 +365,12 @@ async fn housekeeping(
                         .set(lag.events as f64);
                     metrics::gauge!("careline_outbox_oldest_age_seconds", &labels)
                         .set(lag.oldest_age_ms as f64 / 1000.0);
+                    // Entries a dead replica's relay read but never published.
+                    if lag.events > 0
+                        && let Err(error) = relay.reclaim(&tenant).await
+                    {
+                        tracing::warn!(%tenant, %error, "reclaiming outbox entries failed");
+                    }
                 }
                 Err(error) => tracing::debug!(%tenant, %error, "outbox lag not exported"),
             }

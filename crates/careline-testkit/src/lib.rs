@@ -2,6 +2,8 @@
 //!
 //! - [`RedisServer`], [`NatsServer`]: re-exported from `careline-localdev`, which runs them
 //!   as child processes on free loopback ports (also for `careline up`).
+//! - [`test_redis`]: [`TestRedis`], a single server or a local Redis Cluster, for tests that
+//!   run on both.
 //! - [`sandbox`]: [`Sandbox`], both servers together plus ready-made clients.
 //! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
@@ -13,8 +15,10 @@ pub mod bearer;
 pub mod demo;
 pub mod eventually;
 pub mod sandbox;
+pub mod test_redis;
 
 pub use bearer::Bearer;
-pub use careline_localdev::{AppendFsync, NatsServer, RedisServer};
+pub use careline_localdev::{AppendFsync, NatsServer, RedisCluster, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::Sandbox;
+pub use test_redis::TestRedis;

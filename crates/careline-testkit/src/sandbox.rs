@@ -30,10 +30,9 @@ impl Sandbox {
         self.nats.url()
     }
 
-    /// A reconnecting Redis connection to the sandbox.
-    pub async fn redis(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let client = redis::Client::open(self.redis_url())?;
-        redis::aio::ConnectionManager::new(client)
+    /// A reconnecting Redis connection to the sandbox, of the kind services use.
+    pub async fn redis(&self) -> anyhow::Result<careline_kit::RedisConnection> {
+        careline_kit::RedisConnection::connect(&self.redis_url())
             .await
             .context("connecting to the sandbox redis-server")
     }

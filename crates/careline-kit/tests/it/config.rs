@@ -21,7 +21,7 @@ fn validation_error_names_env_var_and_flag() {
     );
     assert_eq!(
         err.to_string(),
-        r#"invalid config CARELINE_REDIS_URL (--redis-url): "foo" is not a redis:// or rediss:// URL"#
+        r#"invalid config CARELINE_REDIS_URL (--redis-url): "foo" is not a redis:// or rediss:// URL; use one URL for a single server, a comma-separated list of node URLs or redis+cluster://host:port,host:port for a Redis Cluster"#
     );
 }
 

@@ -7,12 +7,15 @@ use careline_domain::tenant::{AgentConfig, PerChannel, PerChannelOverride, Tenan
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use careline_routing::{AgentStatus, Created, NewInteraction, RoutingStore, keys};
-use careline_testkit::RedisServer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use careline_testkit::TestRedis;
 
 pub const DEMO: &str = include_str!("../../../../deploy/tenants/demo-health.yaml");
 
 pub struct Env {
-    pub redis: RedisServer,
+    pub redis: Arc<TestRedis>,
     pub store: RoutingStore,
     pub config: TenantConfig,
     counter: std::sync::atomic::AtomicU64,
@@ -75,8 +78,20 @@ pub fn interaction_request(
 impl Env {
     /// A fresh redis-server holding the [`test_tenant`] after `configure`.
     pub async fn new(configure: impl FnOnce(&mut TenantConfig)) -> Env {
-        let config = test_tenant(configure);
-        let redis = RedisServer::start().await.expect("redis-server starts");
+        let redis = Arc::new(TestRedis::single().await.expect("redis-server starts"));
+        Env::start(redis, test_tenant(configure)).await
+    }
+
+    /// The [`test_tenant`] after `configure`, under an id of its own, in a
+    /// Redis other tests share (one server or a cluster).
+    pub async fn on(redis: &Arc<TestRedis>, configure: impl FnOnce(&mut TenantConfig)) -> Env {
+        static TENANTS: AtomicU64 = AtomicU64::new(0);
+        let mut config = test_tenant(configure);
+        config.id = format!("{}-{}", config.id, TENANTS.fetch_add(1, Ordering::SeqCst));
+        Env::start(redis.clone(), config).await
+    }
+
+    async fn start(redis: Arc<TestRedis>, config: TenantConfig) -> Env {
         let store = RoutingStore::connect(&redis.url()).await.expect("connects");
         store.sync_tenant(&config).await.expect("tenant synced");
         Env {
@@ -88,7 +103,7 @@ impl Env {
     }
 
     /// A connection of its own to the test's Redis.
-    pub async fn redis_conn(&self) -> redis::aio::ConnectionManager {
+    pub async fn redis_conn(&self) -> careline_kit::RedisConnection {
         RoutingStore::connect(&self.redis.url())
             .await
             .expect("connects")

@@ -50,9 +50,8 @@ async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
         "test-relay",
     );
     relay.ensure_group(env.tenant()).await.unwrap();
-    let tenants = vec![env.tenant().to_string()];
     assert_eq!(
-        relay.relay_new(&tenants, 100).await.unwrap(),
+        relay.relay_new(env.tenant()).await.unwrap(),
         1,
         "one event: created"
     );
@@ -90,7 +89,7 @@ async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
         "{traceparent} continues trace {request_trace}"
     );
     assert_eq!(
-        relay.relay_new(&tenants, 10).await.unwrap(),
+        relay.relay_new(env.tenant()).await.unwrap(),
         0,
         "nothing is published twice"
     );
@@ -130,10 +129,14 @@ impl Relaying {
 
     /// Relays until the outbox is empty; returns how many were published.
     async fn drain(&self) -> usize {
-        let tenants = vec![self.env.tenant().to_string()];
         let mut published = 0;
         loop {
-            match self.relay.relay_new(&tenants, 10).await.expect("relayed") {
+            match self
+                .relay
+                .relay_new(self.env.tenant())
+                .await
+                .expect("relayed")
+            {
                 0 => return published,
                 n => published += n,
             }

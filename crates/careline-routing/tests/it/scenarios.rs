@@ -1,17 +1,68 @@
-//! Matching scenarios: who gets offered what, in which order.
+//! Matching scenarios: who gets offered what, in which order. Every
+//! scenario runs on a single redis-server (one test each) and, all in one
+//! test, on a Redis Cluster of three primaries: the same scripts, sharded by
+//! tenant.
+
+use std::sync::Arc;
 
 use careline_domain::tenant::{PerChannelOverride, Strategy};
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use careline_routing::{RoutingError, TransferTarget};
 
+use careline_testkit::TestRedis;
+
 use crate::env::{Env, agent};
 
 use Language::{En, Es};
 
+/// One test per scenario on a single server, and one test running every
+/// scenario (each under a tenant of its own) on a cluster.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod single_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let redis = std::sync::Arc::new(
+                        careline_testkit::TestRedis::single().await.expect("redis-server starts"),
+                    );
+                    super::$name(&redis).await;
+                }
+            )*
+        }
+
+        #[tokio::test]
+        async fn every_scenario_holds_on_a_redis_cluster() {
+            let redis = Arc::new(TestRedis::cluster().await.expect("the cluster starts"));
+            $(
+                println!("scenario on the cluster: {}", stringify!($name));
+                $name(&redis).await;
+            )*
+        }
+    };
+}
+
+scenarios!(
+    eligibility_follows_skills_proficiency_and_language,
+    an_agent_is_never_offered_more_than_its_channel_capacity,
+    voice_excludes_other_work,
+    higher_priority_first_then_arrival_order,
+    longest_idle_agent_gets_the_next_contact,
+    most_skilled_strategy_prefers_proficiency_over_idle_time,
+    round_robin_strategy_rotates_between_agents,
+    rejected_contact_keeps_its_place_goes_to_the_next_agent_and_never_back,
+    warm_transfer_keeps_the_id_and_carries_notes_to_the_next_agent,
+    transfer_to_an_agent_and_to_an_external_destination,
+    only_the_assigned_agent_can_resolve_or_transfer,
+    replayed_idempotency_key_returns_the_same_interaction,
+    another_tenants_interaction_is_not_found,
+    abandoning_an_offered_contact_frees_the_agent,
+    queue_stats_count_waiting_by_priority_and_agents,
+);
+
 /// One agent, one interaction: is it offered?
-#[tokio::test]
-async fn eligibility_follows_skills_proficiency_and_language() {
+async fn eligibility_follows_skills_proficiency_and_language(redis: &Arc<TestRedis>) {
     struct Case {
         name: &'static str,
         skills: &'static [(&'static str, u8)],
@@ -71,7 +122,10 @@ async fn eligibility_follows_skills_proficiency_and_language() {
         },
     ];
     for case in cases {
-        let env = Env::new(|c| c.agents.push(agent("a1", case.skills, case.languages))).await;
+        let env = Env::on(redis, |c| {
+            c.agents.push(agent("a1", case.skills, case.languages))
+        })
+        .await;
         env.login("a1").await;
         let id = env
             .create(case.queue, Channel::Chat, case.language, Priority::Normal)
@@ -90,9 +144,8 @@ async fn eligibility_follows_skills_proficiency_and_language() {
     }
 }
 
-#[tokio::test]
-async fn an_agent_is_never_offered_more_than_its_channel_capacity() {
-    let env = Env::new(|c| {
+async fn an_agent_is_never_offered_more_than_its_channel_capacity(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
         let mut a = agent("a1", &[("billing", 5)], &[En]);
         a.capacity = PerChannelOverride {
             chat: Some(2),
@@ -113,9 +166,11 @@ async fn an_agent_is_never_offered_more_than_its_channel_capacity() {
     assert_eq!(env.agent_load("a1", v1::Channel::Chat).await, 2);
 }
 
-#[tokio::test]
-async fn voice_excludes_other_work() {
-    let env = Env::new(|c| c.agents.push(agent("a1", &[("billing", 5)], &[En]))).await;
+async fn voice_excludes_other_work(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]))
+    })
+    .await;
     env.login("a1").await;
     let chat = env.chat("billing").await;
     env.accept(&chat).await;
@@ -145,9 +200,11 @@ async fn voice_excludes_other_work() {
     );
 }
 
-#[tokio::test]
-async fn higher_priority_first_then_arrival_order() {
-    let env = Env::new(|c| c.agents.push(agent("a1", &[("billing", 5)], &[En]))).await;
+async fn higher_priority_first_then_arrival_order(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]))
+    })
+    .await;
     let normal_1 = env
         .create("billing", Channel::Voice, En, Priority::Normal)
         .await
@@ -183,10 +240,9 @@ async fn higher_priority_first_then_arrival_order() {
     }
 }
 
-#[tokio::test]
-async fn longest_idle_agent_gets_the_next_contact() {
+async fn longest_idle_agent_gets_the_next_contact(redis: &Arc<TestRedis>) {
     // Named so that a tie (same millisecond) would pick the wrong one.
-    let env = Env::new(|c| {
+    let env = Env::on(redis, |c| {
         c.agents.push(agent("zed", &[("billing", 5)], &[En]));
         c.agents.push(agent("amy", &[("billing", 9)], &[En]));
     })
@@ -198,9 +254,8 @@ async fn longest_idle_agent_gets_the_next_contact() {
     assert_eq!(env.offered_to(&id).await.as_deref(), Some("zed"));
 }
 
-#[tokio::test]
-async fn most_skilled_strategy_prefers_proficiency_over_idle_time() {
-    let env = Env::new(|c| {
+async fn most_skilled_strategy_prefers_proficiency_over_idle_time(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
         c.routing.strategy = Strategy::MostSkilled;
         c.agents.push(agent("good", &[("billing", 5)], &[En]));
         c.agents.push(agent("best", &[("billing", 9)], &[En]));
@@ -212,9 +267,8 @@ async fn most_skilled_strategy_prefers_proficiency_over_idle_time() {
     assert_eq!(env.offered_to(&id).await.as_deref(), Some("best"));
 }
 
-#[tokio::test]
-async fn round_robin_strategy_rotates_between_agents() {
-    let env = Env::new(|c| {
+async fn round_robin_strategy_rotates_between_agents(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
         c.routing.strategy = Strategy::RoundRobin;
         c.agents.push(agent("a1", &[("billing", 5)], &[En]));
         c.agents.push(agent("a2", &[("billing", 5)], &[En]));
@@ -235,9 +289,10 @@ async fn round_robin_strategy_rotates_between_agents() {
     assert_eq!(offered[1], offered[3], "and again: {offered:?}");
 }
 
-#[tokio::test]
-async fn rejected_contact_keeps_its_place_goes_to_the_next_agent_and_never_back() {
-    let env = Env::new(|c| {
+async fn rejected_contact_keeps_its_place_goes_to_the_next_agent_and_never_back(
+    redis: &Arc<TestRedis>,
+) {
+    let env = Env::on(redis, |c| {
         c.agents.push(agent("a1", &[("billing", 5)], &[En]));
         c.agents.push(agent("a2", &[("billing", 5)], &[En]));
     })
@@ -273,9 +328,8 @@ async fn rejected_contact_keeps_its_place_goes_to_the_next_agent_and_never_back(
     assert_eq!(env.state(&third).await, v1::InteractionState::Queued);
 }
 
-#[tokio::test]
-async fn warm_transfer_keeps_the_id_and_carries_notes_to_the_next_agent() {
-    let env = Env::new(|c| {
+async fn warm_transfer_keeps_the_id_and_carries_notes_to_the_next_agent(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
         c.agents
             .push(agent("front", &[("member_services", 5)], &[En]));
         c.agents.push(agent("biller", &[("billing", 8)], &[En]));
@@ -319,9 +373,8 @@ async fn warm_transfer_keeps_the_id_and_carries_notes_to_the_next_agent() {
     );
 }
 
-#[tokio::test]
-async fn transfer_to_an_agent_and_to_an_external_destination() {
-    let env = Env::new(|c| {
+async fn transfer_to_an_agent_and_to_an_external_destination(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
         c.agents.push(agent("a1", &[("billing", 5)], &[En]));
         c.agents.push(agent("a2", &[], &[En]));
     })
@@ -361,9 +414,11 @@ async fn transfer_to_an_agent_and_to_an_external_destination() {
     assert_eq!(ix.external_destination, "+1-555-0100");
 }
 
-#[tokio::test]
-async fn only_the_assigned_agent_can_resolve_or_transfer() {
-    let env = Env::new(|c| c.agents.push(agent("a1", &[("billing", 5)], &[En]))).await;
+async fn only_the_assigned_agent_can_resolve_or_transfer(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]))
+    })
+    .await;
     env.login("a1").await;
     let id = env.chat("billing").await;
     let err = env
@@ -398,9 +453,8 @@ async fn only_the_assigned_agent_can_resolve_or_transfer() {
     assert_eq!(ix.outcome_tags, vec!["appointment_scheduled".to_string()]);
 }
 
-#[tokio::test]
-async fn replayed_idempotency_key_returns_the_same_interaction() {
-    let env = Env::new(|_| {}).await;
+async fn replayed_idempotency_key_returns_the_same_interaction(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |_| {}).await;
     let request = env.new_interaction("billing", Channel::Email, En, Priority::Normal);
     let first = env
         .store
@@ -430,9 +484,8 @@ async fn replayed_idempotency_key_returns_the_same_interaction() {
     assert!(matches!(err, RoutingError::AlreadyExists(_)), "{err}");
 }
 
-#[tokio::test]
-async fn another_tenants_interaction_is_not_found() {
-    let env = Env::new(|_| {}).await;
+async fn another_tenants_interaction_is_not_found(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |_| {}).await;
     let id = env.chat("billing").await;
     let mut other = env.config.clone();
     other.id = "other-plan".into();
@@ -452,9 +505,11 @@ async fn another_tenants_interaction_is_not_found() {
     );
 }
 
-#[tokio::test]
-async fn abandoning_an_offered_contact_frees_the_agent() {
-    let env = Env::new(|c| c.agents.push(agent("a1", &[("billing", 5)], &[En]))).await;
+async fn abandoning_an_offered_contact_frees_the_agent(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]))
+    })
+    .await;
     env.login("a1").await;
     let id = env
         .create("billing", Channel::Voice, En, Priority::Normal)
@@ -471,9 +526,11 @@ async fn abandoning_an_offered_contact_frees_the_agent() {
     assert_eq!(env.offered_to(&next).await.as_deref(), Some("a1"));
 }
 
-#[tokio::test]
-async fn queue_stats_count_waiting_by_priority_and_agents() {
-    let env = Env::new(|c| c.agents.push(agent("a1", &[("billing", 5)], &[En]))).await;
+async fn queue_stats_count_waiting_by_priority_and_agents(redis: &Arc<TestRedis>) {
+    let env = Env::on(redis, |c| {
+        c.agents.push(agent("a1", &[("billing", 5)], &[En]))
+    })
+    .await;
     env.create("billing", Channel::Voice, En, Priority::Urgent)
         .await;
     env.create("billing", Channel::Voice, En, Priority::Normal)

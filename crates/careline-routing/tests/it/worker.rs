@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{Channel, Language, Priority};
+use careline_kit::RedisConnection;
 use careline_proto::v1;
 use careline_routing::failures::WORKER_FAILURES_METRIC;
 use careline_routing::keys::prefix;
@@ -16,7 +17,6 @@ use careline_routing::store::TIMER_BATCH;
 use careline_routing::{AgentStatus, Backend, RoutingStore};
 use careline_testkit::{Sandbox, assert_eventually};
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::env::{agent, interaction_request, test_tenant};
@@ -44,7 +44,7 @@ fn tenant(id: &str, configure: impl FnOnce(&mut TenantConfig)) -> TenantConfig {
 struct Replica {
     sandbox: Sandbox,
     store: RoutingStore,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     tenants: careline_bus::TenantStore,
     shutdown: CancellationToken,
     backend: Option<Backend>,

@@ -1,0 +1,59 @@
+//! [`TestRedis`]: the Redis a test runs against, a single server or a local
+//! Redis Cluster, so one test body can prove a behaviour on both.
+
+use anyhow::Context;
+use careline_kit::RedisConnection;
+
+use crate::{RedisCluster, RedisServer};
+
+/// Primaries of a test cluster: the fewest Redis Cluster accepts.
+pub const TEST_CLUSTER_PRIMARIES: usize = 3;
+
+/// A throw-away Redis for one test: one server, or a cluster of
+/// [`TEST_CLUSTER_PRIMARIES`] primaries (no replicas) on loopback.
+pub enum TestRedis {
+    /// One `redis-server`.
+    Single(RedisServer),
+    /// A Redis Cluster.
+    Cluster(RedisCluster),
+}
+
+impl TestRedis {
+    /// Starts a single server.
+    pub async fn single() -> anyhow::Result<TestRedis> {
+        Ok(TestRedis::Single(
+            RedisServer::start()
+                .await
+                .context("starting redis-server")?,
+        ))
+    }
+
+    /// Starts a cluster of [`TEST_CLUSTER_PRIMARIES`] primaries.
+    pub async fn cluster() -> anyhow::Result<TestRedis> {
+        Ok(TestRedis::Cluster(
+            RedisCluster::start(TEST_CLUSTER_PRIMARIES, 0)
+                .await
+                .context("starting a Redis Cluster")?,
+        ))
+    }
+
+    /// What `--redis-url` takes to reach it.
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Single(server) => server.url(),
+            TestRedis::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// Whether it is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, TestRedis::Cluster(_))
+    }
+
+    /// A connection of the kind services use.
+    pub async fn connect(&self) -> anyhow::Result<RedisConnection> {
+        RedisConnection::connect(&self.url())
+            .await
+            .context("connecting to the test Redis")
+    }
+}
