@@ -150,6 +150,7 @@ pub struct PlatformBuilder {
     tenant: TenantConfig,
     routers: usize,
     presence: usize,
+    redis_cluster: bool,
 }
 
 impl PlatformBuilder {
@@ -171,10 +172,20 @@ impl PlatformBuilder {
         self
     }
 
+    /// Runs on a local Redis Cluster (three primaries) instead of one server.
+    pub fn redis_cluster(mut self, on: bool) -> Self {
+        self.redis_cluster = on;
+        self
+    }
+
     /// Starts Redis and NATS, applies the tenant, starts the replicas and
     /// waits until each of them serves the tenant.
     pub async fn start(self) -> anyhow::Result<Platform> {
-        let sandbox = Sandbox::start().await?;
+        let sandbox = if self.redis_cluster {
+            Sandbox::start_on_cluster().await?
+        } else {
+            Sandbox::start().await?
+        };
         let jetstream = async_nats::jetstream::new(sandbox.nats().await?);
         apply_tenant(&jetstream, &self.tenant).await?;
         let common = CommonConfig {
@@ -229,6 +240,7 @@ impl Platform {
             tenant: tenant::demo(),
             routers: 1,
             presence: 1,
+            redis_cluster: false,
         }
     }
 

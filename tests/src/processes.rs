@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::Context;
 use careline_domain::TenantConfig;
 use careline_kit::config::{ENV_LOG_FILTER, ENV_METRICS_ADDR, ENV_NATS_URL, ENV_REDIS_URL};
-use careline_testkit::{AppendFsync, NatsServer, RedisServer, Sandbox};
+use careline_testkit::{AppendFsync, NatsServer, RedisServer, Sandbox, TestRedis};
 
 use crate::platform::{SHUTDOWN_GRACE_SECS, Service, apply_tenant, wait_serving};
 
@@ -228,7 +228,10 @@ impl ProcessPlatform {
         let presence_binary = locate_binary(&dir, Service::Presence)?;
         let (redis, nats) =
             tokio::try_join!(RedisServer::start_durable(fsync), NatsServer::start())?;
-        let sandbox = Sandbox { redis, nats };
+        let sandbox = Sandbox {
+            redis: TestRedis::Single(redis),
+            nats,
+        };
         let jetstream = async_nats::jetstream::new(sandbox.nats().await?);
         apply_tenant(&jetstream, &tenant).await?;
         let log_dir = tempfile::Builder::new()

@@ -3,12 +3,12 @@
 
 use anyhow::Context;
 
-use crate::{NatsServer, RedisServer};
+use crate::{NatsServer, TestRedis};
 
 /// A `redis-server` and a `nats-server` (JetStream) for one test.
 pub struct Sandbox {
-    /// The Redis server, for fault tests (`kill`, `restart`).
-    pub redis: RedisServer,
+    /// The Redis (a server or a cluster), for fault tests (`kill`, `restart`).
+    pub redis: TestRedis,
     /// The NATS server, for fault tests (`kill`, `restart`).
     pub nats: NatsServer,
 }
@@ -16,11 +16,21 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts both servers concurrently and waits until both answer.
     pub async fn start() -> anyhow::Result<Self> {
-        let (redis, nats) = tokio::try_join!(RedisServer::start(), NatsServer::start())?;
+        let (redis, nats) = tokio::try_join!(TestRedis::single(), async {
+            Ok(NatsServer::start().await?)
+        })?;
         Ok(Self { redis, nats })
     }
 
-    /// `redis://127.0.0.1:PORT/`.
+    /// Like [`Sandbox::start`], with a local Redis Cluster instead of one server.
+    pub async fn start_on_cluster() -> anyhow::Result<Self> {
+        let (redis, nats) = tokio::try_join!(TestRedis::cluster(), async {
+            Ok(NatsServer::start().await?)
+        })?;
+        Ok(Self { redis, nats })
+    }
+
+    /// `redis://127.0.0.1:PORT/`, or `redis+cluster://...` for a cluster.
     pub fn redis_url(&self) -> String {
         self.redis.url()
     }

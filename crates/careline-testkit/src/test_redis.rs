@@ -50,6 +50,33 @@ impl TestRedis {
         matches!(self, TestRedis::Cluster(_))
     }
 
+    /// Kills every server (SIGKILL): Redis is gone.
+    pub fn kill(&mut self) {
+        match self {
+            TestRedis::Single(server) => server.kill(),
+            TestRedis::Cluster(cluster) => {
+                for index in 0..cluster.len() {
+                    cluster.node(index).kill();
+                }
+            }
+        }
+    }
+
+    /// Restarts every server on its port (a cluster's nodes reload their
+    /// append-only files and rejoin) and waits until Redis serves again.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        match self {
+            TestRedis::Single(server) => server.restart().await?,
+            TestRedis::Cluster(cluster) => {
+                for index in 0..cluster.len() {
+                    cluster.node(index).restart().await?;
+                }
+                cluster.wait_ready().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A connection of the kind services use.
     pub async fn connect(&self) -> anyhow::Result<RedisConnection> {
         RedisConnection::connect(&self.url())

@@ -2,7 +2,8 @@
 //! agents answering at random while 5,000 interactions arrive; one router and
 //! later one presence replica are killed without a drain. The event log must
 //! then show every interaction created once, never offered or assigned twice
-//! at once, no agent over capacity, and no event lost or doubled.
+//! at once, no agent over capacity, and no event lost or doubled. The run is
+//! made on a single Redis and on a Redis Cluster of three primaries.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,16 +80,24 @@ fn kill(replica: &mut Replica, started: Instant) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_interaction_is_lost_or_double_assigned_when_a_replica_dies() {
-    tokio::time::timeout(TEST_DEADLINE, scenario())
+    tokio::time::timeout(TEST_DEADLINE, scenario(false))
         .await
         .unwrap_or_else(|_| panic!("the scenario took longer than {TEST_DEADLINE:?}"));
 }
 
-async fn scenario() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_interaction_is_lost_or_double_assigned_when_a_replica_dies_on_a_redis_cluster() {
+    tokio::time::timeout(TEST_DEADLINE, scenario(true))
+        .await
+        .unwrap_or_else(|_| panic!("the scenario took longer than {TEST_DEADLINE:?}"));
+}
+
+async fn scenario(redis_cluster: bool) {
     let run = RunSeed::for_test("replicas::");
     let context = run.context.as_str();
     let started = Instant::now();
     let mut platform = Platform::builder()
+        .redis_cluster(redis_cluster)
         .tenant(tenant::under_load(
             AGENTS,
             CAPACITY,
@@ -192,11 +201,12 @@ async fn scenario() {
         .expect("the event log");
     let audit = Audit::replay(&events, CAPACITY);
     println!(
-        "e2e replicas: {INTERACTIONS} interactions via 3 routers (create retries {}, replayed {}), \
+        "e2e replicas (Redis {}): {INTERACTIONS} interactions via 3 routers (create retries {}, replayed {}), \
          {AGENTS} agents on 2 presence (reconnects {}); offers seen {} (late {}, max lag {} ms) accepted {} rejected {} ignored {}; \
          resolved {} (refused {}, retries {}), notices {}; events {}: offered {} assigned {} \
          rejected {} timed_out {} revoked {} requeued {} resolved {} capacity_released {}; \
          creation {creation_secs:.1}s, elapsed {:.1}s",
+        if redis_cluster { "cluster" } else { "single" },
         count(&creates.retries),
         count(&creates.replayed),
         count(&tally.reconnects),
