@@ -3,7 +3,8 @@
 //! later one presence replica are killed without a drain. The event log must
 //! then show every interaction created once, never offered or assigned twice
 //! at once, no agent over capacity, and no event lost or doubled. The run is
-//! made on a single Redis and on a Redis Cluster of three primaries.
+//! made on a single Redis and on a Redis Cluster of three primaries, where
+//! the primary holding the tenant is also killed mid-load and restarted.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
 use careline_e2e::tenant::{self, API_KEY, TENANT};
 use careline_e2e::{Platform, Replica};
+use careline_testkit::TestRedis;
 use std::collections::HashMap;
 
 const AGENTS: usize = 50;
@@ -74,6 +76,39 @@ fn kill(replica: &mut Replica, started: Instant) {
         "killed {} ({}) at {:.1}s",
         replica.name,
         replica.addr,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// How long the tenant's Redis primary stays down in the cluster run.
+const PRIMARY_OUTAGE: Duration = Duration::from_secs(2);
+
+/// Kills (SIGKILL) the cluster primary that owns the tenant's slot, and
+/// starts it again on its port after [`PRIMARY_OUTAGE`]: it reloads its
+/// append-only file (fsynced on every write) and the cluster heals.
+async fn fail_tenant_primary(platform: &mut Platform, started: Instant) {
+    let TestRedis::Cluster(cluster) = &mut platform.sandbox.redis else {
+        unreachable!("the cluster run starts a cluster")
+    };
+    let key = format!("{}outbox", careline_routing::keys::prefix(TENANT));
+    let primary = cluster
+        .primary_of(&key)
+        .await
+        .expect("the tenant's primary");
+    cluster.node(primary).kill();
+    println!(
+        "killed the tenant's Redis primary (node {primary}) at {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(PRIMARY_OUTAGE).await;
+    cluster
+        .node(primary)
+        .restart()
+        .await
+        .expect("the primary restarts");
+    cluster.wait_ready().await.expect("the cluster heals");
+    println!(
+        "the primary is back and the cluster ok at {:.1}s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -154,6 +189,9 @@ async fn scenario(redis_cluster: bool) {
     )
     .await;
     kill(&mut platform.presence[1], started);
+    if redis_cluster {
+        fail_tenant_primary(&mut platform, started).await;
+    }
     let created = creator.await.expect("every interaction created");
     let creation_secs = creating.elapsed().as_secs_f64();
     println!("{INTERACTIONS} interactions created in {creation_secs:.1}s");

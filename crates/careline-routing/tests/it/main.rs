@@ -1,5 +1,6 @@
 //! Integration tests of the routing store against a real redis-server.
 
+mod cluster;
 mod env;
 mod relay;
 mod scenarios;
