@@ -17,6 +17,8 @@ use crate::{Channel, Language, Priority};
 #[cfg(test)]
 mod fixture;
 mod parse;
+#[cfg(feature = "schema")]
+mod schema;
 mod validate;
 
 /// A tenant (health plan) and everything routing needs to know about it.
@@ -50,9 +52,11 @@ pub struct TenantConfig {
 }
 
 /// One opening window on some weekdays; `close` before `open` means overnight.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpeningHours {
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<schema::Weekday>"))]
     pub days: Vec<chrono::Weekday>,
     /// `HH:MM`, local time.
     pub open: String,
@@ -69,6 +73,7 @@ pub struct ApiKey {
 }
 
 /// How an agent is chosen among the eligible ones.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
@@ -79,6 +84,7 @@ pub enum Strategy {
 }
 
 /// Per-channel numbers (seconds, capacity).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerChannel {
@@ -99,6 +105,7 @@ impl PerChannel {
 }
 
 /// Partial per-channel override (an agent's own capacity).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerChannelOverride {
@@ -108,6 +115,7 @@ pub struct PerChannelOverride {
 }
 
 /// Priority aging: after `after_secs` of waiting, one step up, at most to `max_priority`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Aging {
@@ -116,6 +124,7 @@ pub struct Aging {
 }
 
 /// Tenant-wide routing behaviour, with defaults that suit a small contact center.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingSettings {
@@ -161,6 +170,7 @@ impl Default for RoutingSettings {
 }
 
 /// A required skill at a minimum proficiency (1-10).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SkillRequirement {
@@ -169,6 +179,7 @@ pub struct SkillRequirement {
 }
 
 /// A queue and the skills its agents need.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
@@ -191,6 +202,7 @@ fn default_service_level_secs() -> u32 {
 
 /// After `after_secs` in the queue, exactly one of: lower every minimum
 /// proficiency by `relax_by`, also accept agents of `widen_to`, or move to `move_to`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverflowStep {
@@ -201,6 +213,7 @@ pub struct OverflowStep {
 }
 
 /// An agent who may log in to this tenant.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
