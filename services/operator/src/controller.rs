@@ -152,7 +152,8 @@ async fn apply_tenant(cached: &Tenant, ctx: &Context) -> Result<Action, Error> {
         );
         report(&tenants, &tenant, &verdict).await?;
         for queue in &queues {
-            let verdict = Verdict::ready("Applied", format!("part of tenant {name}'s configuration"));
+            let verdict =
+                Verdict::ready("Applied", format!("part of tenant {name}'s configuration"));
             report(&queue_api, queue, &verdict).await?;
         }
         return Ok(Action::requeue(RESYNC));
@@ -167,7 +168,11 @@ async fn apply_tenant(cached: &Tenant, ctx: &Context) -> Result<Action, Error> {
         report(&queue_api, queue, &verdict).await?;
     }
     let missing_secret = problems.iter().any(|p| p.field.contains("secret_key_ref"));
-    Ok(Action::requeue(if missing_secret { SECRET_RETRY } else { RESYNC }))
+    Ok(Action::requeue(if missing_secret {
+        SECRET_RETRY
+    } else {
+        RESYNC
+    }))
 }
 
 async fn cleanup_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
@@ -240,7 +245,11 @@ async fn write_if_changed(ctx: &Context, config: &TenantConfig) -> Result<(), Er
     }
     let revision = ctx.store.put(config).await?;
     metrics::written();
-    tracing::info!(revision, queues = config.queues.len(), "tenant configuration written");
+    tracing::info!(
+        revision,
+        queues = config.queues.len(),
+        "tenant configuration written"
+    );
     Ok(())
 }
 
@@ -272,7 +281,9 @@ fn queue_verdict(tenant: &str, queue: &str, problems: &[Located]) -> Verdict {
         ),
         None => Verdict::not_ready(
             "TenantInvalid",
-            format!("tenant {tenant}'s configuration is invalid: see `kubectl describe tenant {tenant}`"),
+            format!(
+                "tenant {tenant}'s configuration is invalid: see `kubectl describe tenant {tenant}`"
+            ),
         ),
     }
 }
@@ -280,6 +291,8 @@ fn queue_verdict(tenant: &str, queue: &str, problems: &[Located]) -> Verdict {
 fn tenant_not_found(tenant: &str) -> Verdict {
     Verdict::not_ready(
         "TenantNotFound",
-        format!("spec.tenant: there is no Tenant named {tenant:?}: create it or correct spec.tenant"),
+        format!(
+            "spec.tenant: there is no Tenant named {tenant:?}: create it or correct spec.tenant"
+        ),
     )
 }

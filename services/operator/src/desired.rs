@@ -137,10 +137,7 @@ impl Desired {
             .and_then(|(index, tail)| Some((index.parse::<usize>().ok()?, tail)))
             .and_then(|(index, tail)| Some((self.queue_names.get(index)?, tail)));
         match queue {
-            Some((name, tail)) => (
-                Owner::Queue(name.clone()),
-                format!("spec{tail}"),
-            ),
+            Some((name, tail)) => (Owner::Queue(name.clone()), format!("spec{tail}")),
             None => (Owner::Tenant, format!("spec.{field}")),
         }
     }
@@ -189,7 +186,12 @@ mod tests {
             Vec::new(),
         );
         assert_eq!(desired.config.id, "acme");
-        let ids: Vec<_> = desired.config.queues.iter().map(|q| q.id.as_str()).collect();
+        let ids: Vec<_> = desired
+            .config
+            .queues
+            .iter()
+            .map(|q| q.id.as_str())
+            .collect();
         assert_eq!(ids, ["alpha", "zeta"]);
         assert_eq!(desired.queue_names, ["q-a", "q-z"]);
         desired.config.validate().unwrap();
@@ -223,9 +225,11 @@ mod tests {
                 ),
             ]
         );
-        assert!(located[1].to_string().starts_with(
-            "ContactQueue acme-general: spec.overflow[0].move_to: queue \"nowhere\""
-        ));
+        assert!(
+            located[1].to_string().starts_with(
+                "ContactQueue acme-general: spec.overflow[0].move_to: queue \"nowhere\""
+            )
+        );
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl HasStatus for crate::crd::ContactQueue {
 }
 
 /// The status `object` should have after `verdict`, at time `now` (RFC 3339).
-pub fn next_status<K: Resource + HasStatus>(object: &K, verdict: &Verdict, now: &str) -> ConfigStatus {
+pub fn next_status<K: Resource + HasStatus>(
+    object: &K,
+    verdict: &Verdict,
+    now: &str,
+) -> ConfigStatus {
     let generation = object.meta().generation;
     let status = if verdict.ready { "True" } else { "False" };
     let previous = object.config_status().and_then(ConfigStatus::ready);
@@ -127,7 +131,8 @@ mod tests {
     use crate::crd::{ContactQueue, ContactQueueSpec};
 
     fn queue(generation: i64) -> ContactQueue {
-        let spec: ContactQueueSpec = serde_yaml_ng::from_str("tenant: acme\nid: general\n").unwrap();
+        let spec: ContactQueueSpec =
+            serde_yaml_ng::from_str("tenant: acme\nid: general\n").unwrap();
         let mut queue = ContactQueue::new("acme-general", spec);
         queue.metadata.generation = Some(generation);
         queue
@@ -143,13 +148,19 @@ mod tests {
         queue.metadata.generation = Some(2);
         let still_bad = Verdict::not_ready("InvalidOverflow", "other".into());
         let second = next_status(&queue, &still_bad, "2026-01-02T00:00:00Z");
-        assert_eq!(second.ready().unwrap().last_transition_time, "2026-01-01T00:00:00Z");
+        assert_eq!(
+            second.ready().unwrap().last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
         assert_eq!(second.observed_generation, Some(2));
         queue.status = Some(second);
         let good = Verdict::ready("Applied", "ok".into());
         let third = next_status(&queue, &good, "2026-01-03T00:00:00Z");
         let ready = third.ready().unwrap();
-        assert_eq!((ready.status.as_str(), ready.last_transition_time.as_str()), ("True", "2026-01-03T00:00:00Z"));
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.as_str()),
+            ("True", "2026-01-03T00:00:00Z")
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ impl ApiServer {
     pub async fn expect(&mut self, method: Method, path: &str) -> Pending {
         let (request, respond) = tokio::time::timeout(REQUEST_DEADLINE, self.0.next_request())
             .await
-            .unwrap_or_else(|_| panic!("no request within {REQUEST_DEADLINE:?}; expected {method} {path}"))
+            .unwrap_or_else(|_| {
+                panic!("no request within {REQUEST_DEADLINE:?}; expected {method} {path}")
+            })
             .unwrap_or_else(|| panic!("client dropped; expected {method} {path}"));
         let uri = request.uri().to_string();
         assert_eq!(

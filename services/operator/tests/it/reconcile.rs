@@ -46,11 +46,20 @@ async fn serve_reads(api: &mut ApiServer, r: &Resources) {
 }
 
 /// Answers one status patch of `name` (of `path`), returning the status written.
-async fn serve_status_patch(api: &mut ApiServer, path: &str, name: &str, object: &impl serde::Serialize) -> ConfigStatus {
+async fn serve_status_patch(
+    api: &mut ApiServer,
+    path: &str,
+    name: &str,
+    object: &impl serde::Serialize,
+) -> ConfigStatus {
     let pending = api
         .expect(Method::PATCH, &format!("{path}/{name}/status"))
         .await;
-    assert!(pending.uri.contains("fieldManager=careline-operator"), "{}", pending.uri);
+    assert!(
+        pending.uri.contains("fieldManager=careline-operator"),
+        "{}",
+        pending.uri
+    );
     let status = patched_status(&pending.body);
     let mut answer = serde_json::to_value(object).unwrap();
     answer["status"] = serde_json::to_value(&status).unwrap();
@@ -67,7 +76,10 @@ fn ready(status: &ConfigStatus) -> (&str, &str) {
 async fn valid_tenant_and_queues_store_the_same_config_as_config_apply_and_report_ready() {
     let (harness, mut api) = Harness::start().await;
     let r = example();
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
 
     serve_reads(&mut api, &r).await;
     let tenant_status = serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant).await;
@@ -84,19 +96,31 @@ async fn valid_tenant_and_queues_store_the_same_config_as_config_apply_and_repor
     assert_eq!(action, Action::requeue(RESYNC));
     api.assert_idle();
 
-    let stored = harness.store.get(demo::TENANT).await.unwrap().expect("tenant stored");
+    let stored = harness
+        .store
+        .get(demo::TENANT)
+        .await
+        .unwrap()
+        .expect("tenant stored");
     let mut expected = demo::tenant();
     expected.queues.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(stored, expected, "the operator stores what `careline config apply` stores");
+    assert_eq!(
+        stored, expected,
+        "the operator stores what `careline config apply` stores"
+    );
 }
 
 #[tokio::test]
 async fn resync_of_an_applied_tenant_writes_nothing() {
     let (harness, mut api) = Harness::start().await;
     let mut r = example();
-    let first = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let first = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
     serve_reads(&mut api, &r).await;
-    r.tenant.status = Some(serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant.clone()).await);
+    r.tenant.status =
+        Some(serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant.clone()).await);
     for queue in &mut r.queues {
         let name = queue.metadata.name.clone().unwrap();
         queue.status = Some(serve_status_patch(&mut api, QUEUES, &name, &queue.clone()).await);
@@ -105,11 +129,18 @@ async fn resync_of_an_applied_tenant_writes_nothing() {
     let revision = harness.revision(demo::TENANT).await.expect("stored");
 
     // A second replica (or the periodic resync) sees the same resources.
-    let second = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let second = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
     serve_reads(&mut api, &r).await;
     second.await.unwrap().unwrap();
     api.assert_idle();
-    assert_eq!(harness.revision(demo::TENANT).await, Some(revision), "no new revision");
+    assert_eq!(
+        harness.revision(demo::TENANT).await,
+        Some(revision),
+        "no new revision"
+    );
 }
 
 #[tokio::test]
@@ -117,26 +148,45 @@ async fn unknown_time_zone_is_reported_on_the_tenant_naming_the_field_and_nothin
     let (harness, mut api) = Harness::start().await;
     let mut r = example();
     r.tenant.spec.time_zone = "Mars/Olympus_Mons".into();
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
 
     serve_reads(&mut api, &r).await;
     let status = serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant).await;
     assert_eq!(ready(&status), ("False", "InvalidTimeZone"));
     let message = &status.ready().unwrap().message;
-    assert!(message.starts_with("spec.time_zone: unknown time zone \"Mars/Olympus_Mons\""), "{message}");
+    assert!(
+        message.starts_with("spec.time_zone: unknown time zone \"Mars/Olympus_Mons\""),
+        "{message}"
+    );
     assert_eq!(status.observed_generation, Some(3));
-    for name in ["demo-health-general", "demo-health-billing", "demo-health-clinical"] {
-        let queue = r.queues.iter().find(|q| q.metadata.name.as_deref() == Some(name)).unwrap();
+    for name in [
+        "demo-health-general",
+        "demo-health-billing",
+        "demo-health-clinical",
+    ] {
+        let queue = r
+            .queues
+            .iter()
+            .find(|q| q.metadata.name.as_deref() == Some(name))
+            .unwrap();
         let status = serve_status_patch(&mut api, QUEUES, name, queue).await;
         assert_eq!(ready(&status), ("False", "TenantInvalid"), "{name}");
     }
     reconcile.await.unwrap().unwrap();
     api.assert_idle();
-    assert_eq!(harness.store.get(demo::TENANT).await.unwrap(), None, "nothing written");
+    assert_eq!(
+        harness.store.get(demo::TENANT).await.unwrap(),
+        None,
+        "nothing written"
+    );
 }
 
 #[tokio::test]
-async fn queue_referencing_an_unknown_queue_or_skill_is_reported_on_that_queue_and_nothing_is_written() {
+async fn queue_with_a_blank_skill_and_an_unknown_overflow_queue_is_reported_on_that_queue_and_nothing_is_written()
+ {
     let (harness, mut api) = Harness::start().await;
     let mut r = example();
     let general = r
@@ -146,7 +196,10 @@ async fn queue_referencing_an_unknown_queue_or_skill_is_reported_on_that_queue_a
         .unwrap();
     general.spec.queue.overflow[1].widen_to = Some("dental".into());
     general.spec.queue.skills[0].skill = " ".into();
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
 
     serve_reads(&mut api, &r).await;
     let status = serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant).await;
@@ -158,17 +211,30 @@ async fn queue_referencing_an_unknown_queue_or_skill_is_reported_on_that_queue_a
         ("demo-health-billing", "TenantInvalid"),
         ("demo-health-clinical", "TenantInvalid"),
     ] {
-        let queue = r.queues.iter().find(|q| q.metadata.name.as_deref() == Some(name)).unwrap();
+        let queue = r
+            .queues
+            .iter()
+            .find(|q| q.metadata.name.as_deref() == Some(name))
+            .unwrap();
         let status = serve_status_patch(&mut api, QUEUES, name, queue).await;
         assert_eq!(ready(&status), ("False", want), "{name}");
         if name == "demo-health-general" {
             let message = &status.ready().unwrap().message;
-            assert!(message.starts_with("spec.skills[0].skill: skill name must not be empty; spec.overflow[1].widen_to"), "{message}");
+            assert!(
+                message.starts_with(
+                    "spec.skills[0].skill: skill name must not be empty; spec.overflow[1].widen_to"
+                ),
+                "{message}"
+            );
         }
     }
     reconcile.await.unwrap().unwrap();
     api.assert_idle();
-    assert_eq!(harness.store.get(demo::TENANT).await.unwrap(), None, "nothing written");
+    assert_eq!(
+        harness.store.get(demo::TENANT).await.unwrap(),
+        None,
+        "nothing written"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +242,10 @@ async fn missing_api_key_secret_is_reported_naming_the_reference_and_nothing_is_
     let (harness, mut api) = Harness::start().await;
     let mut r = example();
     r.secret.metadata.name = Some("someone-elses-secret".into());
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
+    ));
 
     serve_reads(&mut api, &r).await;
     let status = serve_status_patch(&mut api, TENANTS, "demo-health", &r.tenant).await;
@@ -184,13 +253,25 @@ async fn missing_api_key_secret_is_reported_naming_the_reference_and_nothing_is_
     let message = &status.ready().unwrap().message;
     assert!(message.starts_with("spec.api_keys[0].secret_key_ref: no non-empty UTF-8 entry \"demo-integration\" in Secret \"demo-health-api-keys\""), "{message}");
     assert!(!message.contains(demo::API_KEY));
-    for name in ["demo-health-general", "demo-health-billing", "demo-health-clinical"] {
-        let queue = r.queues.iter().find(|q| q.metadata.name.as_deref() == Some(name)).unwrap();
+    for name in [
+        "demo-health-general",
+        "demo-health-billing",
+        "demo-health-clinical",
+    ] {
+        let queue = r
+            .queues
+            .iter()
+            .find(|q| q.metadata.name.as_deref() == Some(name))
+            .unwrap();
         serve_status_patch(&mut api, QUEUES, name, queue).await;
     }
     reconcile.await.unwrap().unwrap();
     api.assert_idle();
-    assert_eq!(harness.store.get(demo::TENANT).await.unwrap(), None, "nothing written");
+    assert_eq!(
+        harness.store.get(demo::TENANT).await.unwrap(),
+        None,
+        "nothing written"
+    );
 }
 
 #[tokio::test]
@@ -198,9 +279,14 @@ async fn queue_naming_an_unknown_tenant_is_reported_tenant_not_found() {
     let (harness, mut api) = Harness::start().await;
     let mut queue: ContactQueue = example().queues.remove(0);
     queue.spec.tenant = "ghost-plan".into();
-    let reconcile = tokio::spawn(reconcile_queue(Arc::new(queue.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_queue(
+        Arc::new(queue.clone()),
+        harness.ctx.clone(),
+    ));
 
-    api.expect(Method::GET, &format!("{TENANTS}/ghost-plan")).await.not_found();
+    api.expect(Method::GET, &format!("{TENANTS}/ghost-plan"))
+        .await
+        .not_found();
     let name = queue.metadata.name.clone().unwrap();
     let status = serve_status_patch(&mut api, QUEUES, &name, &queue).await;
     assert_eq!(ready(&status), ("False", "TenantNotFound"));
@@ -214,11 +300,20 @@ async fn tenant_without_the_finalizer_gets_it_before_anything_is_written() {
     let (harness, mut api) = Harness::start().await;
     let mut tenant: Tenant = example().tenant;
     tenant.metadata.finalizers = None;
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(tenant.clone()), harness.ctx.clone()));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(tenant.clone()),
+        harness.ctx.clone(),
+    ));
 
-    let pending = api.expect(Method::PATCH, &format!("{TENANTS}/demo-health")).await;
+    let pending = api
+        .expect(Method::PATCH, &format!("{TENANTS}/demo-health"))
+        .await;
     let ops = pending.body.as_array().expect("a JSON patch");
-    assert!(ops.iter().any(|op| op["op"] == "add" && op["value"][0] == "careline.io/tenant-config"), "{ops:?}");
+    assert!(
+        ops.iter()
+            .any(|op| op["op"] == "add" && op["value"][0] == "careline.io/tenant-config"),
+        "{ops:?}"
+    );
     pending.ok(&tenant);
     reconcile.await.unwrap().unwrap();
     api.assert_idle();
@@ -230,24 +325,40 @@ async fn deleted_tenant_is_removed_from_the_bucket_and_its_queues_report_it_gone
     let (harness, mut api) = Harness::start().await;
     harness.store.put(&demo::tenant()).await.unwrap();
     let mut r = example();
-    r.tenant.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        "2026-11-27T00:00:00Z".parse().unwrap(),
+    r.tenant.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-27T00:00:00Z".parse().unwrap(),
+        ));
+    let reconcile = tokio::spawn(reconcile_tenant(
+        Arc::new(r.tenant.clone()),
+        harness.ctx.clone(),
     ));
-    let reconcile = tokio::spawn(reconcile_tenant(Arc::new(r.tenant.clone()), harness.ctx.clone()));
 
-    api.expect(Method::GET, QUEUES).await.ok(&list("ContactQueue", &r.queues));
+    api.expect(Method::GET, QUEUES)
+        .await
+        .ok(&list("ContactQueue", &r.queues));
     for queue in &r.queues {
         let name = queue.metadata.name.clone().unwrap();
         let status = serve_status_patch(&mut api, QUEUES, &name, queue).await;
         assert_eq!(ready(&status), ("False", "TenantNotFound"), "{name}");
     }
-    let pending = api.expect(Method::PATCH, &format!("{TENANTS}/demo-health")).await;
+    let pending = api
+        .expect(Method::PATCH, &format!("{TENANTS}/demo-health"))
+        .await;
     let ops = pending.body.as_array().expect("a JSON patch");
-    assert!(ops.iter().any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"), "{ops:?}");
+    assert!(
+        ops.iter()
+            .any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"),
+        "{ops:?}"
+    );
     let mut released = r.tenant.clone();
     released.metadata.finalizers = None;
     pending.ok(&released);
     assert_eq!(reconcile.await.unwrap().unwrap(), Action::await_change());
     api.assert_idle();
-    assert_eq!(harness.store.get(demo::TENANT).await.unwrap(), None, "configuration removed");
+    assert_eq!(
+        harness.store.get(demo::TENANT).await.unwrap(),
+        None,
+        "configuration removed"
+    );
 }
