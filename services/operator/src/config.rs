@@ -19,10 +19,15 @@ pub struct OperatorConfig {
     /// gRPC listen address (health and reflection).
     #[arg(long, env = "CARELINE_OPERATOR_ADDR", default_value = DEFAULT_LISTEN_ADDR)]
     pub listen_addr: SocketAddr,
-    /// Namespace of the Secrets holding tenants' API keys; default: the operator's own
-    /// (the service account's namespace in a cluster, the kubeconfig context's outside).
-    #[arg(long, env = "CARELINE_OPERATOR_SECRET_NAMESPACE")]
-    pub secret_namespace: Option<String>,
+    /// The operator's namespace, holding its leader Lease and the Secrets with tenants' API
+    /// keys; default: the service account's namespace in a cluster, the kubeconfig
+    /// context's outside.
+    #[arg(long, env = "CARELINE_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// This replica's name in the leader Lease; default: a random one. The chart sets the
+    /// pod name.
+    #[arg(long, env = "CARELINE_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
 }
 
 impl careline_kit::service::ServiceConfig for OperatorConfig {

@@ -8,6 +8,7 @@
 //!   domain's problems in the resource and field a user edits.
 //! - [`controller`]: the reconcilers, the finalizer, [`controller::run`].
 //! - [`status`]: the `Ready` condition and `observedGeneration`.
+//! - [`leader`]: leader election on a Lease: one replica runs the controllers at a time.
 //! - [`metrics`]: the operator's Prometheus metrics.
 //! - [`Error`]: why a reconcile failed.
 //!
@@ -20,6 +21,7 @@ pub mod controller;
 pub mod crd;
 pub mod desired;
 mod error;
+pub mod leader;
 pub mod metrics;
 pub mod status;
 
@@ -75,20 +77,29 @@ pub async fn serve_with_client(
         .await
         .with_context(|| format!("cannot reach NATS at {nats_url}: set CARELINE_NATS_URL"))?;
     let store = TenantStore::open(&async_nats::jetstream::new(nats.clone())).await?;
-    let secret_namespace = config
-        .secret_namespace
+    let namespace = config
+        .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
-    tracing::info!(%secret_namespace, "operator starting");
+    let identity = config
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("careline-operator-{}", uuid::Uuid::new_v4()));
+    tracing::info!(%namespace, %identity, "operator starting");
+    let lock = leader::LeaseLock::new(client.clone(), &namespace, identity);
     let ctx = Arc::new(Context {
         client,
         store,
-        secret_namespace,
+        secret_namespace: namespace,
     });
 
     let (ready_tx, ready_rx) = watch::channel(true);
     let readiness = tokio::spawn(follow_nats(nats, ready_tx, shutdown.clone()));
-    let controllers = tokio::spawn(controller::run(ctx, shutdown.clone()));
+    let controllers = tokio::spawn(leader::run_while_leader(
+        lock,
+        shutdown.clone(),
+        move |term| controller::run(ctx.clone(), term),
+    ));
     GrpcServer::new()
         .shutdown_grace(config.common.shutdown_grace())
         // NOT_SERVING while NATS is unreachable.

@@ -14,6 +14,8 @@ pub const RECONCILE_SECONDS: &str = "careline_operator_reconcile_duration_second
 pub const INVALID: &str = "careline_operator_invalid_total";
 /// Tenant configurations written to the bucket (changed ones only).
 pub const WRITES: &str = "careline_operator_tenant_writes_total";
+/// 1 while this replica holds the leader lease and runs the controllers, else 0.
+pub const LEADER: &str = "careline_operator_leader";
 
 /// Records one finished reconcile of a `kind` resource.
 pub fn reconciled<T>(kind: &'static str, result: &Result<T, Error>, took: Duration) {
@@ -33,4 +35,9 @@ pub fn invalid(kind: &'static str, reason: &str) {
 /// Records a tenant configuration written to the bucket.
 pub fn written() {
     metrics::counter!(WRITES).increment(1);
+}
+
+/// Records whether this replica leads.
+pub fn leading(yes: bool) {
+    metrics::gauge!(LEADER).set(if yes { 1.0 } else { 0.0 });
 }

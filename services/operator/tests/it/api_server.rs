@@ -36,12 +36,17 @@ impl Pending {
 
     /// Answers 404 as the API server does for a missing object.
     pub fn not_found(self) {
+        self.status(StatusCode::NOT_FOUND, "NotFound");
+    }
+
+    /// Answers with an API server error `code` (`reason` as in a `Status`, e.g. `Conflict`).
+    pub fn status(self, code: StatusCode, reason: &str) {
         let status = serde_json::json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "reason": "NotFound", "code": 404,
-            "message": "not found",
+            "status": "Failure", "reason": reason, "code": code.as_u16(),
+            "message": reason,
         });
-        self.reply(StatusCode::NOT_FOUND, serde_json::to_vec(&status).unwrap());
+        self.reply(code, serde_json::to_vec(&status).unwrap());
     }
 
     fn reply(self, status: StatusCode, body: Vec<u8>) {

@@ -5,4 +5,5 @@
 mod api_server;
 mod crds;
 mod fixture;
+mod leader;
 mod reconcile;
