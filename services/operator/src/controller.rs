@@ -5,12 +5,12 @@
 //! when the Tenant is deleted. [`reconcile_queue`] only reports queues whose Tenant does
 //! not exist; the Tenant's reconcile reports all the others.
 //!
-//! Several replicas may run at once: every step is idempotent (each replica derives the
-//! same configuration from the same resources and writes only when the stored one
-//! differs; statuses are server-side applied by one field manager), and before writing a
-//! replica re-reads the Tenant from the API server so a replica with a stale cache does
-//! not write back a Tenant that is being deleted. A periodic resync repairs what a race
-//! between replicas could leave behind.
+//! Only the replica holding the leader Lease runs these (see `leader`), but every step is
+//! idempotent anyway: the same resources give the same configuration, written only when
+//! the stored one differs; statuses are server-side applied by one field manager and
+//! skipped when unchanged; and the Tenant is re-read from the API server before a write,
+//! so a replica with a stale cache (or one that just lost the lease) does not write back a
+//! Tenant being deleted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
