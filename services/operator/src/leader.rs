@@ -159,9 +159,13 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
-        // Follower: try until the lease is ours.
+        // Follower: try until the lease is ours (a hanging API server must not delay shutdown).
         loop {
-            match lock.try_acquire_or_renew().await {
+            let attempt = tokio::select! {
+                _ = shutdown.wait() => return,
+                attempt = lock.try_acquire_or_renew() => attempt,
+            };
+            match attempt {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "cannot read the leader lease"),

@@ -7,3 +7,4 @@ mod crds;
 mod fixture;
 mod leader;
 mod reconcile;
+mod serve;
