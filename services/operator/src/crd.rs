@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use careline_domain::Language;
 use careline_domain::tenant::{AgentConfig, OpeningHours, QueueConfig, RoutingSettings};
 use kube::CustomResource;
-use kube::core::CustomResourceExt;
+use kube::core::{CustomResourceExt, Rule};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +104,12 @@ pub struct SecretKeyRef {
     status = "ConfigStatus",
     category = "careline",
     doc = "A queue of a Careline tenant; merged into the Tenant named by spec.tenant.",
+    // A queue that changed tenants would stay in the old tenant's configuration until a
+    // resync (a change event only names the new tenant); delete and create instead, which
+    // reconciles both.
+    validation = Rule::new("self.spec.tenant == oldSelf.spec.tenant").message(
+        "spec.tenant cannot change: delete this ContactQueue and create one for the other tenant"
+    ),
     printcolumn = r#"{"name":"Tenant","type":"string","jsonPath":".spec.tenant"}"#,
     printcolumn = r#"{"name":"Queue","type":"string","jsonPath":".spec.id"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -208,5 +214,20 @@ mod tests {
             &schema["properties"]["spec"]["properties"]["hours"]["items"]["properties"]["days"];
         let allowed = days["items"]["enum"].as_array().unwrap();
         assert!(allowed.contains(&"mon".into()), "{days}");
+    }
+
+    #[test]
+    fn contact_queue_crd_keeps_a_queue_in_its_tenant() {
+        let crd = serde_json::to_value(ContactQueue::crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let rules = schema["x-kubernetes-validations"]
+            .as_array()
+            .expect("CEL rules");
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["rule"] == "self.spec.tenant == oldSelf.spec.tenant"),
+            "{rules:?}"
+        );
     }
 }
