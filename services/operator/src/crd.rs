@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use careline_domain::Language;
 use careline_domain::tenant::{AgentConfig, OpeningHours, QueueConfig, RoutingSettings};
 use kube::CustomResource;
-use kube::core::{CustomResourceExt, Rule};
+use kube::core::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
