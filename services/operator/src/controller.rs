@@ -130,14 +130,11 @@ async fn apply_tenant(cached: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let queues = queues_of(ctx, &name).await?;
     let (api_keys, secret_problems) = resolve_api_keys(&tenant, ctx).await?;
     let desired = tenant_config(&tenant, &queues, api_keys);
-    let problems = if secret_problems.is_empty() {
-        match desired.config.validate() {
-            Ok(()) => Vec::new(),
-            Err(error) => desired.locate(&error),
-        }
-    } else {
-        secret_problems
-    };
+    // Every problem at once: unreadable Secrets and the domain's rules.
+    let mut problems = secret_problems;
+    if let Err(error) = desired.config.validate() {
+        problems.extend(desired.locate(&error));
+    }
 
     let queue_api = Api::<ContactQueue>::all(ctx.client.clone());
     if problems.is_empty() {

@@ -10,7 +10,7 @@ use crate::Error;
 pub const RECONCILES: &str = "careline_operator_reconciles_total";
 /// How long reconciles took, by `kind`.
 pub const RECONCILE_SECONDS: &str = "careline_operator_reconcile_duration_seconds";
-/// Resources found invalid (reported Ready=False), by `kind` and condition `reason`.
+/// Reconciles that found a resource invalid (reported Ready=False), by `kind` and `reason`.
 pub const INVALID: &str = "careline_operator_invalid_total";
 /// Tenant configurations written to the bucket (changed ones only).
 pub const WRITES: &str = "careline_operator_tenant_writes_total";

@@ -238,10 +238,11 @@ async fn queue_with_a_blank_skill_and_an_unknown_overflow_queue_is_reported_on_t
 }
 
 #[tokio::test]
-async fn missing_api_key_secret_is_reported_naming_the_reference_and_nothing_is_written() {
+async fn missing_api_key_secret_is_reported_with_every_other_problem_and_nothing_is_written() {
     let (harness, mut api) = Harness::start().await;
     let mut r = example();
     r.secret.metadata.name = Some("someone-elses-secret".into());
+    r.tenant.spec.time_zone = "Nowhere/Land".into();
     let reconcile = tokio::spawn(reconcile_tenant(
         Arc::new(r.tenant.clone()),
         harness.ctx.clone(),
@@ -252,6 +253,10 @@ async fn missing_api_key_secret_is_reported_naming_the_reference_and_nothing_is_
     assert_eq!(ready(&status), ("False", "InvalidApiKeys"));
     let message = &status.ready().unwrap().message;
     assert!(message.starts_with("spec.api_keys[0].secret_key_ref: no non-empty UTF-8 entry \"demo-integration\" in Secret \"demo-health-api-keys\""), "{message}");
+    assert!(
+        message.contains("; spec.time_zone: unknown time zone"),
+        "{message}"
+    );
     assert!(!message.contains(demo::API_KEY));
     for name in [
         "demo-health-general",
