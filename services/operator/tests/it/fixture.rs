@@ -23,8 +23,11 @@ pub const SECRET_NAMESPACE: &str = "careline";
 
 /// The example's resources.
 pub struct Resources {
+    /// The Secret holding the API key.
     pub secret: Secret,
+    /// The Tenant, with the finalizer and generation 3.
     pub tenant: Tenant,
+    /// Its ContactQueues (general, billing, clinical), generation 1.
     pub queues: Vec<ContactQueue>,
 }
 
@@ -68,7 +71,9 @@ pub fn example() -> Resources {
 
 /// A nats-server with the configuration bucket, and an operator context on a mocked API server.
 pub struct Harness {
+    /// What the reconcilers get.
     pub ctx: Arc<Context>,
+    /// The configuration bucket, to check what was written.
     pub store: TenantStore,
     _nats: NatsServer,
 }
