@@ -86,3 +86,11 @@ async fn operator_without_its_crds_installed_says_how_to_install_them() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn client_for_an_https_api_server_builds_its_tls_stack() {
+    // In a cluster the API server is https: building the client sets up rustls, which
+    // panics at start-up unless exactly one crypto provider is compiled in.
+    let config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+    kube::Client::try_from(config).expect("a TLS client");
+}
