@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Validates rendered Kubernetes manifests offline, like kubeconform.
+
+Built-in kinds are checked in strict mode (unknown fields are errors) against the Kubernetes
+JSON schemas that the PyPI package kubernetes-validate ships, for every Kubernetes version
+given with -k. Custom resources are checked against the openAPIV3Schema of their
+CustomResourceDefinition, read from --crds directories and from the manifests themselves.
+Kinds named with --skip-kind are counted but not checked (their content is checked by
+another tool, e.g. PrometheusRule by promtool).
+
+Prints one line per invalid document (file, kind/name, the path of the bad field and why)
+and a summary; exits 1 when any document is invalid or has no schema.
+
+    scripts/validate-manifests.py -k 1.30 -k 1.33 --crds charts/careline/crds rendered.yaml
+"""
+
+import argparse
+import glob
+import os
+import sys
+
+import jsonschema
+import kubernetes_validate.utils as kv
+import yaml
+
+
+def load_documents(path):
+    """Yields every non-empty YAML document of a file ('-' reads stdin)."""
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        for document in yaml.safe_load_all(stream):
+            if document:
+                yield document
+
+
+def crd_schemas(documents):
+    """Maps (apiVersion, kind) to the openAPIV3Schema of every served CRD version."""
+    schemas = {}
+    for document in documents:
+        if document.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = document["spec"]
+        for version in spec.get("versions", []):
+            schema = version.get("schema", {}).get("openAPIV3Schema")
+            if schema and version.get("served", True):
+                api_version = "%s/%s" % (spec["group"], version["name"])
+                schemas[(api_version, spec["names"]["kind"])] = schema
+    return schemas
+
+
+def location(error):
+    """The path of the offending field, e.g. spec.template.spec.containers[0].image."""
+    path = ""
+    for part in error.absolute_path:
+        path += "[%d]" % part if isinstance(part, int) else (".%s" % part if path else part)
+    return path or "(root)"
+
+
+def describe(document):
+    metadata = document.get("metadata") or {}
+    return "%s/%s" % (document.get("kind", "?"), metadata.get("name", "?"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", "--kubernetes-version", action="append", required=True,
+                        help="Kubernetes version to validate against (repeatable)")
+    parser.add_argument("--crds", action="append", default=[],
+                        help="directory of CustomResourceDefinition YAML files (repeatable)")
+    parser.add_argument("--skip-kind", action="append", default=[],
+                        help="kind checked by another tool (repeatable)")
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args()
+
+    documents = [(path, doc) for path in args.files for doc in load_documents(path)]
+    crd_documents = [doc for directory in args.crds
+                     for path in sorted(glob.glob(os.path.join(directory, "*.yaml")))
+                     for doc in load_documents(path)]
+    custom = crd_schemas(crd_documents + [doc for _, doc in documents])
+
+    checked = skipped = failures = 0
+    for path, document in documents:
+        key = (document.get("apiVersion"), document.get("kind"))
+        if document.get("kind") in args.skip_kind:
+            skipped += 1
+            continue
+        errors = []
+        if key in custom:
+            validator = jsonschema.Draft7Validator(custom[key])
+            errors = ["%s: %s" % (location(e), e.message) for e in validator.iter_errors(document)]
+        else:
+            for version in args.kubernetes_version:
+                try:
+                    kv.validate(document, version, strict=True)
+                except kv.ValidationError as e:
+                    errors.append("k8s %s: %s: %s" % (version, location(e), e.message))
+                except kv.SchemaNotFoundError as e:
+                    errors.append(e.message + " (and no CustomResourceDefinition defines it)")
+                    break
+        checked += 1
+        if errors:
+            failures += 1
+            for message in errors:
+                print("INVALID %s %s: %s" % (path, describe(document), message))
+    print("validated %d documents against Kubernetes %s and %d CRD schemas: %d invalid, %d skipped (%s)"
+          % (checked, ", ".join(args.kubernetes_version), len(custom), failures, skipped,
+             ", ".join(args.skip_kind) or "none"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
