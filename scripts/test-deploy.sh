@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Tests the deployment artefacts: the Helm chart (lint, render with every value set, validate
+# the manifests against the Kubernetes and CRD schemas, check what they do, refuse bad
+# values with the field named), the alert rules (promtool check + unit tests), the Grafana
+# dashboard's queries, the kustomize base and overlays, and the Dockerfile (hadolint).
+# Installs helm + kubectl, promtool, kubernetes-validate and hadolint itself (scripts/lib.sh).
+# Takes seconds; scripts/test.sh runs it first.
+#
+#   scripts/test-deploy.sh
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$CARELINE_ROOT"
+
+# Oldest Kubernetes the chart supports (preStop sleep) and a current one.
+KUBE_VERSIONS=(-k 1.30 -k 1.33)
+CHART=charts/careline
+DEMO_TENANT=deploy/tenants/demo-health.yaml
+
+ensure_helm
+ensure_promtool
+ensure_kubernetes_validate
+ensure_hadolint
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# check NAME COMMAND...: runs COMMAND quietly; on failure prints its output.
+check() {
+    local name="$1"
+    shift
+    if "$@" >"$work/out" 2>&1; then
+        passed=$((passed + 1))
+        printf 'ok   %s\n' "$name"
+    else
+        failed=$((failed + 1))
+        printf 'FAIL %s\n' "$name"
+        sed 's/^/     /' "$work/out"
+    fi
+}
+
+# The CRDs of the chart (Tenant, ContactQueue), when the operator's generated YAML is there.
+crd_args=()
+if compgen -G "$CHART/crds/*.yaml" >/dev/null; then
+    crd_args=(--crds "$CHART/crds")
+fi
+
+# The demo tenant as a values file: the chart takes tenants in the `careline config apply` YAML.
+python3 -c 'import sys, yaml; yaml.safe_dump({"tenants": [yaml.safe_load(open(sys.argv[1]))]}, sys.stdout)' \
+    "$DEMO_TENANT" >"$work/demo-tenant-values.yaml"
+
+# Value sets: name -> helm arguments.
+declare -A value_sets=(
+    [default]=""
+    [bundled]="-f $CHART/ci/bundled-values.yaml -f $work/demo-tenant-values.yaml"
+    [external]="-f $CHART/ci/external-values.yaml"
+    [redis-cluster]="-f $CHART/ci/redis-cluster-values.yaml"
+    [tls]="-f $CHART/ci/tls-values.yaml"
+    [hpa-off]="-f $CHART/ci/hpa-off-values.yaml"
+    [production]="-f $CHART/values-production.yaml"
+)
+
+mkdir -p "$work/rendered"
+for set in $(printf '%s\n' "${!value_sets[@]}" | sort); do
+    # shellcheck disable=SC2086 # the value set is a list of arguments
+    check "helm lint --strict ($set)" helm lint --strict $CHART ${value_sets[$set]}
+    # shellcheck disable=SC2086
+    check "helm template ($set)" sh -c "helm template careline $CHART -n careline --include-crds ${value_sets[$set]} >'$work/rendered/$set.yaml'"
+    # PrometheusRule content is checked by promtool below; ServiceMonitor by check_rendered.py.
+    check "manifests valid against Kubernetes and CRD schemas ($set)" \
+        python3 scripts/validate-manifests.py "${KUBE_VERSIONS[@]}" ${crd_args[@]+"${crd_args[@]}"} \
+        --skip-kind PrometheusRule --skip-kind ServiceMonitor "$work/rendered/$set.yaml"
+done
+
+# The validator itself rejects what the API server would: an unknown field, a wrong type.
+validator_rejects_bad_manifests() {
+    python3 - "$work/rendered/default.yaml" "$work/broken.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+deployment = next(d for d in docs if d["kind"] == "Deployment")
+deployment["spec"]["replica"] = 2
+service = next(d for d in docs if d["kind"] == "Service")
+service["spec"]["ports"][0]["port"] = "grpc-port"
+yaml.safe_dump_all([deployment, service], open(sys.argv[2], "w"))
+PY
+    local out
+    if out="$(python3 scripts/validate-manifests.py -k 1.30 "$work/broken.yaml")"; then
+        echo "broken manifests passed validation: $out"
+        return 1
+    fi
+    grep -q "Deployment/careline-presence: k8s 1.30: spec: Additional properties are not allowed ('replica'" <<<"$out" \
+        && grep -q "Service/careline-presence: k8s 1.30: spec.ports\[0\].port: 'grpc-port' is not of type 'integer'" <<<"$out" \
+        || { echo "unexpected validator output: $out"; return 1; }
+}
+check "validator rejects an unknown field and a wrong type, naming the path" validator_rejects_bad_manifests
+
+check "rendered manifests behave as documented (charts/careline/tests/check_rendered.py)" \
+    python3 "$CHART/tests/check_rendered.py" "$work/rendered" "$DEMO_TENANT"
+cat "$work/out"
+
+# rejects "HELM ARGS" "EXPECTED MESSAGE": helm template must fail and say EXPECTED MESSAGE.
+rejects() {
+    local args="$1" expected="$2" out
+    # shellcheck disable=SC2086
+    if out="$(helm template careline $CHART $args 2>&1)"; then
+        echo "accepted: $args"
+        return 1
+    fi
+    grep -qF -- "$expected" <<<"$out" || { echo "expected \"$expected\" in: $out"; return 1; }
+}
+check "schema rejects router.replicas=two" rejects "--set router.replicas=two" "router.replicas: Invalid type. Expected: integer, given: string"
+check "schema rejects an http:// Redis URL" rejects "--set redis.url=http://redis:6379" "redis.url: Does not match pattern"
+check "schema rejects a Redis Cluster node that is not a URL" rejects "--set redis.bundled.enabled=false --set redis.cluster.nodes={redis-0:6379}" "redis.cluster.nodes.0: Does not match pattern"
+check "schema rejects an unknown sampler" rejects "--set otel.sampler=sometimes" "otel.sampler: otel.sampler must be one of the following"
+check "schema rejects a misspelt top-level key" rejects "--set routr.replicas=2" "Additional property routr is not allowed"
+check "schema rejects a service-level target above 1" rejects "--set metrics.prometheusRule.serviceLevelTarget=1.5" "metrics.prometheusRule.serviceLevelTarget: Must be less than or equal to 1"
+check "schema rejects zero JetStream replicas" rejects "--set nats.streamReplicas=0" "nats.streamReplicas: Must be greater than or equal to 1"
+check "schema rejects a tenant id with spaces" rejects "--set tenants[0].id=Demo_Health" "tenants.0.id: Does not match pattern"
+check "schema rejects a drain of 0 seconds" rejects "--set config.shutdownGraceSecs=0" "config.shutdownGraceSecs: Must be greater than or equal to 1"
+check "chart rejects two Redis sources" rejects "--set redis.url=redis://r:6379" "redis: set exactly one of redis.url, redis.cluster.nodes, redis.existingSecret.name or redis.bundled.enabled=true (2 are set)"
+check "chart rejects no NATS" rejects "--set nats.bundled.enabled=false" "nats: set exactly one of nats.url, nats.existingSecret.name or nats.bundled.enabled=true (0 are set)"
+check "chart rejects TLS without a CA Secret" rejects "-f $CHART/ci/tls-values.yaml --set tls.caSecret.name=" "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle"
+check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// URL, got redis://<credentials>@r:6379"
+check "chart rejects the same tenant twice" rejects "--set tenants[0].id=acme --set tenants[1].id=acme" 'tenants: tenant id "acme" appears twice'
+
+# NOTES.txt is not rendered by `helm template`: render it as a template of a copy of the chart.
+notes() {
+    rm -rf "$work/notes-chart"
+    cp -r "$CHART" "$work/notes-chart"
+    { echo '{{- define "careline.notes" }}'; cat "$CHART/templates/NOTES.txt"; echo '{{- end }}'
+      echo 'notes: {{ include "careline.notes" . | toJson }}'; } >"$work/notes-chart/templates/notes.yaml"
+    rm "$work/notes-chart/templates/NOTES.txt"
+    # shellcheck disable=SC2068
+    helm template careline "$work/notes-chart" -n careline --show-only templates/notes.yaml $@ \
+        | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["notes"])'
+}
+notes_warn_about_bundled_stores_only_when_used() {
+    notes | grep -q "WARNING: this release runs the bundled single-node Redis and NATS" || return 1
+    notes | grep -q "router: careline-router.careline.svc:50051" || return 1
+    ! notes -f "$CHART/values-production.yaml" | grep -q WARNING
+}
+check "NOTES warn about the bundled stores only when they are used" notes_warn_about_bundled_stores_only_when_used
+
+# Alert rules: render them as the chart ships them, then promtool.
+rules_dir="$work/rules"
+mkdir -p "$rules_dir"
+cp "$CHART/tests/rules/alerts.test.yaml" "$rules_dir/"
+helm template careline $CHART -n careline -f "$CHART/tests/rules/values.yaml" \
+    --show-only templates/prometheusrule.yaml \
+    | python3 -c 'import sys, yaml; yaml.safe_dump(yaml.safe_load(sys.stdin)["spec"], sys.stdout, sort_keys=False)' \
+    >"$rules_dir/rules.yaml"
+check "promtool check rules (every alert parses)" promtool check rules "$rules_dir/rules.yaml"
+check "promtool test rules (charts/careline/tests/rules/alerts.test.yaml)" promtool test rules "$rules_dir/alerts.test.yaml"
+every_alert_has_a_unit_test_and_a_runbook() {
+    local alert
+    for alert in $(grep -oE '^ *- alert: [A-Za-z]+' "$rules_dir/rules.yaml" | awk '{print $3}'); do
+        grep -q "alertname: $alert\$" "$rules_dir/alerts.test.yaml" || { echo "$alert has no promtool test"; return 1; }
+        grep -q "^## $alert\$" docs/runbooks.md || { echo "$alert has no section in docs/runbooks.md"; return 1; }
+    done
+}
+check "every alert has a promtool test and a runbook section" every_alert_has_a_unit_test_and_a_runbook
+
+# Dashboard: valid JSON whose every query parses (as a recording rule, with variables filled).
+dashboard_queries_parse() {
+    python3 - "$CHART/files/dashboard.json" "$work/dashboard-rules.yaml" <<'PY'
+import json, sys, yaml
+dashboard = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+assert len(exprs) >= 15, len(exprs)
+rules = [{"record": "dashboard:query_%d" % i,
+          "expr": e.replace("$namespace", ".*").replace("$tenant", ".*").replace("$queue", ".*")}
+         for i, e in enumerate(exprs)]
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[2], "w"))
+PY
+    promtool check rules "$work/dashboard-rules.yaml"
+}
+check "every Grafana dashboard query parses (promtool)" dashboard_queries_parse
+
+# kustomize: the base is the chart's default rendering (no drift), the overlays build and validate.
+kustomize_base_matches_the_chart() {
+    scripts/render-k8s-base.sh --check
+}
+check "k8s/base matches the chart's rendering (scripts/render-k8s-base.sh --check)" kustomize_base_matches_the_chart
+for overlay in dev prod; do
+    check "kubectl kustomize k8s/overlays/$overlay" sh -c "kubectl kustomize k8s/overlays/$overlay >'$work/kustomize-$overlay.yaml'"
+    check "k8s/overlays/$overlay valid against Kubernetes and CRD schemas" \
+        python3 scripts/validate-manifests.py "${KUBE_VERSIONS[@]}" ${crd_args[@]+"${crd_args[@]}"} "$work/kustomize-$overlay.yaml"
+done
+if [ "${#crd_args[@]}" -gt 0 ]; then
+    check "example Tenant and ContactQueue resources valid against the CRDs" \
+        python3 scripts/validate-manifests.py "${KUBE_VERSIONS[@]}" "${crd_args[@]}" k8s/examples/*.yaml
+else
+    say "charts/careline/crds/ has no CRDs yet (the operator generates them): example CRs not validated"
+fi
+
+check "hadolint Dockerfile" hadolint Dockerfile
+
+printf 'deploy: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
