@@ -82,7 +82,7 @@ import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 deployment = next(d for d in docs if d["kind"] == "Deployment")
 deployment["spec"]["replica"] = 2
-service = next(d for d in docs if d["kind"] == "Service")
+service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-router"))
 service["spec"]["ports"][0]["port"] = "grpc-port"
 yaml.safe_dump_all([deployment, service], open(sys.argv[2], "w"))
 PY
@@ -92,7 +92,7 @@ PY
         return 1
     fi
     grep -q "Deployment/careline-presence: k8s 1.30: spec: Additional properties are not allowed ('replica'" <<<"$out" \
-        && grep -q "Service/careline-presence: k8s 1.30: spec.ports\[0\].port: 'grpc-port' is not of type 'integer'" <<<"$out" \
+        && grep -q "Service/careline-router: k8s 1.30: spec.ports\[0\].port: 'grpc-port' is not of type 'integer'" <<<"$out" \
         || { echo "unexpected validator output: $out"; return 1; }
 }
 check "validator rejects an unknown field and a wrong type, naming the path" validator_rejects_bad_manifests
@@ -100,6 +100,28 @@ check "validator rejects an unknown field and a wrong type, naming the path" val
 check "rendered manifests behave as documented (charts/careline/tests/check_rendered.py)" \
     python3 "$CHART/tests/check_rendered.py" "$work/rendered" "$DEMO_TENANT"
 cat "$work/out"
+
+# The tenants Job applies what `careline config check` accepts: the rendered files, not just
+# the values, must be valid tenant files (needs the CLI: scripts/test.sh builds it).
+rendered_tenants_pass_careline_config_check() {
+    python3 - "$work/rendered/bundled.yaml" "$work/tenants" <<'PY'
+import os, sys, yaml
+os.makedirs(sys.argv[2], exist_ok=True)
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-tenants"))
+for name, text in config["data"].items():
+    open(os.path.join(sys.argv[2], name), "w").write(text)
+PY
+    local file
+    for file in "$work"/tenants/*.yaml; do
+        "$CARELINE_CLI" config check -f "$file" || return 1
+    done
+}
+if [ -n "${CARELINE_CLI:-}" ]; then
+    check "tenants rendered into the Job's ConfigMap pass careline config check" rendered_tenants_pass_careline_config_check
+else
+    say "CARELINE_CLI is not set: rendered tenants not checked with careline config check (scripts/test.sh sets it)"
+fi
 
 # rejects "HELM ARGS" "EXPECTED MESSAGE": helm template must fail and say EXPECTED MESSAGE.
 rejects() {
@@ -116,7 +138,7 @@ check "schema rejects an http:// Redis URL" rejects "--set redis.url=http://redi
 check "schema rejects a Redis Cluster node that is not a URL" rejects "--set redis.bundled.enabled=false --set redis.cluster.nodes={redis-0:6379}" "redis.cluster.nodes.0: Does not match pattern"
 check "schema rejects an unknown sampler" rejects "--set otel.sampler=sometimes" "otel.sampler: otel.sampler must be one of the following"
 check "schema rejects a misspelt top-level key" rejects "--set routr.replicas=2" "Additional property routr is not allowed"
-check "schema rejects a service-level target above 1" rejects "--set metrics.prometheusRule.serviceLevelTarget=1.5" "metrics.prometheusRule.serviceLevelTarget: Must be less than or equal to 1"
+check "schema rejects a service-level target above 1" rejects "--set-json metrics.prometheusRule.serviceLevelTarget=1.5" "metrics.prometheusRule.serviceLevelTarget: Must be less than or equal to 1"
 check "schema rejects zero JetStream replicas" rejects "--set nats.streamReplicas=0" "nats.streamReplicas: Must be greater than or equal to 1"
 check "schema rejects a tenant id with spaces" rejects "--set tenants[0].id=Demo_Health" "tenants.0.id: Does not match pattern"
 check "schema rejects a drain of 0 seconds" rejects "--set config.shutdownGraceSecs=0" "config.shutdownGraceSecs: Must be greater than or equal to 1"
@@ -138,9 +160,13 @@ notes() {
         | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["notes"])'
 }
 notes_warn_about_bundled_stores_only_when_used() {
-    notes | grep -q "WARNING: this release runs the bundled single-node Redis and NATS" || return 1
-    notes | grep -q "router: careline-router.careline.svc:50051" || return 1
-    ! notes -f "$CHART/values-production.yaml" | grep -q WARNING
+    local default production
+    default="$(notes)"
+    production="$(notes -f "$CHART/values-production.yaml")"
+    grep -qF "WARNING: this release runs the bundled single-node Redis and NATS" <<<"$default" \
+        && grep -qF "router: careline-router.careline.svc:50051" <<<"$default" \
+        && grep -qF "router: careline-router.careline.svc:50051" <<<"$production" \
+        && ! grep -qF WARNING <<<"$production"
 }
 check "NOTES warn about the bundled stores only when they are used" notes_warn_about_bundled_stores_only_when_used
 
