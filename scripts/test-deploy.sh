@@ -148,6 +148,26 @@ check "chart rejects TLS without a CA Secret" rejects "-f $CHART/ci/tls-values.y
 check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// URL, got redis://<credentials>@r:6379"
 check "chart rejects the same tenant twice" rejects "--set tenants[0].id=acme --set tenants[1].id=acme" 'tenants: tenant id "acme" appears twice'
 
+# Every value is in the chart README's table (presence.* shares router's rows).
+every_value_is_documented() {
+    python3 - "$CHART/values.yaml" "$CHART/README.md" <<'PY'
+import sys, yaml
+values, readme = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
+missing = []
+def walk(node, path):
+    documented = "| `%s`" % path in readme or "| `%s.*`" % path.split(".")[0] in readme
+    if isinstance(node, dict) and node and not documented:
+        for key, child in node.items():
+            walk(child, "%s.%s" % (path, key) if path else key)
+    elif not documented:
+        missing.append(path)
+walk(values, "")
+if missing:
+    sys.exit("not in the values table of charts/careline/README.md: " + ", ".join(missing))
+PY
+}
+check "every value is in the chart README's values table" every_value_is_documented
+
 # NOTES.txt is not rendered by `helm template`: render it as a template of a copy of the chart.
 notes() {
     rm -rf "$work/notes-chart"
