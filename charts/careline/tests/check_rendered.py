@@ -117,7 +117,7 @@ def services_listen_on_all_interfaces_with_grpc_probes():
         assert env_of(container)[env]["value"] == "0.0.0.0:%d" % port
         assert container["readinessProbe"]["grpc"]["port"] == port
         assert container["startupProbe"]["grpc"]["port"] == port
-        assert container["livenessProbe"]["tcpSocket"]["port"] == "grpc"
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert config_env(docs)["CARELINE_METRICS_ADDR"] == "0.0.0.0:9464"
 
 
