@@ -15,6 +15,7 @@ and a summary; exits 1 when any document is invalid or has no schema.
 """
 
 import argparse
+import functools
 import glob
 import os
 import sys
@@ -22,6 +23,10 @@ import sys
 import jsonschema
 import kubernetes_validate.utils as kv
 import yaml
+
+# kubernetes-validate reads and parses the schema files (the definitions are megabytes) for
+# every document; they never change during a run.
+kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
 
 
 def load_documents(path):
