@@ -242,6 +242,22 @@ else
 fi
 check "k8s overlays (and example CRs) valid against Kubernetes and CRD schemas" \
     python3 scripts/validate-manifests.py "${KUBE_VERSIONS[@]}" ${crd_args[@]+"${crd_args[@]}"} "${kustomized[@]}"
+# A misspelt field and a wrong type in a custom resource are caught, as the API server would.
+validator_rejects_bad_custom_resources() {
+    sed -e 's/^  time_zone:/  timezone:/' -e 's/service_level_secs: 30$/service_level_secs: thirty/' \
+        k8s/examples/acme-health.yaml >"$work/bad-cr.yaml"
+    local out
+    if out="$(python3 scripts/validate-manifests.py -k 1.30 "${crd_args[@]}" "$work/bad-cr.yaml")"; then
+        echo "a broken Tenant passed validation: $out"
+        return 1
+    fi
+    grep -qF "Tenant/acme-health: spec: Additional properties are not allowed ('timezone' was unexpected)" <<<"$out" \
+        && grep -qF "ContactQueue/acme-health-members: spec.service_level_secs: 'thirty' is not of type 'integer'" <<<"$out" \
+        || { echo "unexpected validator output: $out"; return 1; }
+}
+if [ "${#crd_args[@]}" -gt 0 ]; then
+    check "validator rejects a misspelt field and a wrong type in custom resources" validator_rejects_bad_custom_resources
+fi
 
 check "hadolint Dockerfile" hadolint Dockerfile
 

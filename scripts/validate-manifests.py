@@ -3,8 +3,8 @@
 
 Built-in kinds are checked in strict mode (unknown fields are errors) against the Kubernetes
 JSON schemas that the PyPI package kubernetes-validate ships, for every Kubernetes version
-given with -k. Custom resources are checked against the openAPIV3Schema of their
-CustomResourceDefinition, read from --crds directories and from the manifests themselves.
+given with -k. Custom resources are checked, also strictly, against the openAPIV3Schema of
+their CustomResourceDefinition, read from --crds directories and from the manifests themselves.
 Kinds named with --skip-kind are counted but not checked (their content is checked by
 another tool, e.g. PrometheusRule by promtool).
 
@@ -30,16 +30,29 @@ kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
 
 
 def load_documents(path):
-    """Yields every non-empty YAML document of a file ('-' reads stdin)."""
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    with stream:
+    """Yields every non-empty YAML document of a file."""
+    with open(path, encoding="utf-8") as stream:
         for document in yaml.safe_load_all(stream):
             if document:
                 yield document
 
 
+def strict(schema):
+    """Forbids fields a CRD schema does not list, as the API server's strict field validation
+    does (kubeconform -strict alike): objects with properties get additionalProperties false,
+    unless they preserve unknown fields."""
+    if isinstance(schema, dict):
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema = dict(schema, additionalProperties=False)
+        return {key: strict(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    return schema
+
+
 def crd_schemas(documents):
-    """Maps (apiVersion, kind) to the openAPIV3Schema of every served CRD version."""
+    """Maps (apiVersion, kind) to the strict openAPIV3Schema of every served CRD version."""
     schemas = {}
     for document in documents:
         if document.get("kind") != "CustomResourceDefinition":
@@ -49,7 +62,11 @@ def crd_schemas(documents):
             schema = version.get("schema", {}).get("openAPIV3Schema")
             if schema and version.get("served", True):
                 api_version = "%s/%s" % (spec["group"], version["name"])
-                schemas[(api_version, spec["names"]["kind"])] = schema
+                # The API server adds these to every custom resource's schema.
+                implicit = {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                            "metadata": {"type": "object"}}
+                schema = dict(schema, properties=dict(implicit, **schema.get("properties", {})))
+                schemas[(api_version, spec["names"]["kind"])] = strict(schema)
     return schemas
 
 

@@ -82,8 +82,11 @@ def external_stores_replace_the_bundled_ones_and_streams_default_to_three_replic
     assert secret_value(docs, "redis-url") == "redis://:s3cret@redis.data.svc:6379/0"
     assert secret_value(docs, "nats-url").count("nats://") == 3
     assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
-    # A password never lands in the ConfigMap.
+    # A password never lands in the ConfigMap; credentials come from the user's Secret.
     assert "s3cret" not in yaml.safe_dump(config_env(docs))
+    for name in ("router", "presence"):
+        container = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]["containers"][0]
+        assert {"secretRef": {"name": "careline-smtp"}} in container["envFrom"], name
 
 
 def redis_cluster_nodes_are_joined_into_one_url_list():
@@ -219,13 +222,13 @@ def tenants_from_values_are_applied_by_one_job_container_each():
     assert not kinds(render("default"), "Job"), "a Job without tenants"
 
 
-def operator_gets_rbac_for_its_resources_and_leases():
+def operator_gets_rbac_for_its_resources_and_secrets_of_one_namespace():
     docs = render("bundled")
     rules = find(docs, "ClusterRole", PREFIX + "-operator")["rules"]
     resources = {r for rule in rules for r in rule["resources"]}
     assert {"tenants", "contactqueues", "tenants/status", "contactqueues/finalizers"} <= resources
     role = find(docs, "Role", PREFIX + "-operator")
-    assert {r for rule in role["rules"] for r in rule["resources"]} == {"secrets", "leases"}
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]
     assert not [r for r in rules if "secrets" in r["resources"]], "cluster-wide Secret access"
     spec = find(docs, "Deployment", PREFIX + "-operator")["spec"]["template"]["spec"]
     env = env_of(spec["containers"][0])
@@ -273,7 +276,7 @@ CHECKS = [
     every_pod_has_a_policy_for_ingress_and_egress,
     network_policies_allow_only_the_architecture_flows,
     tenants_from_values_are_applied_by_one_job_container_each,
-    operator_gets_rbac_for_its_resources_and_leases,
+    operator_gets_rbac_for_its_resources_and_secrets_of_one_namespace,
     monitoring_resources_select_what_the_chart_renders,
     config_changes_roll_the_pods,
 ]
