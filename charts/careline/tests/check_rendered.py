@@ -219,6 +219,7 @@ def tenants_from_values_are_applied_by_one_job_container_each():
     containers = job["spec"]["template"]["spec"]["containers"]
     assert [c["command"] for c in containers] == [
         ["careline", "config", "apply", "-f", "/etc/careline/tenants/demo-health.yaml"]]
+    assert env_of(containers[0])["CARELINE_NATS_REPLICAS"]["value"] == "1"
     assert not kinds(render("default"), "Job"), "a Job without tenants"
 
 
