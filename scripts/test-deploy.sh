@@ -92,9 +92,11 @@ PY
         echo "broken manifests passed validation: $out"
         return 1
     fi
-    grep -q "Deployment/careline-presence: k8s 1.30: spec: Additional properties are not allowed ('replica'" <<<"$out" \
-        && grep -q "Service/careline-router: k8s 1.30: spec.ports\[0\].port: 'grpc-port' is not of type 'integer'" <<<"$out" \
-        || { echo "unexpected validator output: $out"; return 1; }
+    if ! grep -q "Deployment/careline-presence: k8s 1.30: spec: Additional properties are not allowed ('replica'" <<<"$out" \
+        || ! grep -q "Service/careline-router: k8s 1.30: spec.ports\[0\].port: 'grpc-port' is not of type 'integer'" <<<"$out"; then
+        echo "unexpected validator output: $out"
+        return 1
+    fi
 }
 check "validator rejects an unknown field and a wrong type, naming the path" validator_rejects_bad_manifests
 
@@ -203,10 +205,10 @@ check "promtool check rules (every alert parses)" promtool check rules "$rules_d
 check "promtool test rules (charts/careline/tests/rules/alerts.test.yaml)" promtool test rules "$rules_dir/alerts.test.yaml"
 every_alert_has_a_unit_test_and_a_runbook() {
     local alert
-    for alert in $(grep -oE '^ *- alert: [A-Za-z]+' "$rules_dir/rules.yaml" | awk '{print $3}'); do
+    while read -r alert; do
         grep -q "alertname: $alert\$" "$rules_dir/alerts.test.yaml" || { echo "$alert has no promtool test"; return 1; }
         grep -q "^## $alert\$" docs/runbooks.md || { echo "$alert has no section in docs/runbooks.md"; return 1; }
-    done
+    done < <(grep -oE '^ *- alert: [A-Za-z]+' "$rules_dir/rules.yaml" | awk '{print $3}')
 }
 check "every alert has a promtool test and a runbook section" every_alert_has_a_unit_test_and_a_runbook
 
@@ -251,9 +253,11 @@ validator_rejects_bad_custom_resources() {
         echo "a broken Tenant passed validation: $out"
         return 1
     fi
-    grep -qF "Tenant/acme-health: spec: Additional properties are not allowed ('timezone' was unexpected)" <<<"$out" \
-        && grep -qF "ContactQueue/acme-health-members: spec.service_level_secs: 'thirty' is not of type 'integer'" <<<"$out" \
-        || { echo "unexpected validator output: $out"; return 1; }
+    if ! grep -qF "Tenant/acme-health: spec: Additional properties are not allowed ('timezone' was unexpected)" <<<"$out" \
+        || ! grep -qF "ContactQueue/acme-health-members: spec.service_level_secs: 'thirty' is not of type 'integer'" <<<"$out"; then
+        echo "unexpected validator output: $out"
+        return 1
+    fi
 }
 if [ "${#crd_args[@]}" -gt 0 ]; then
     check "validator rejects a misspelt field and a wrong type in custom resources" validator_rejects_bad_custom_resources
