@@ -148,7 +148,8 @@ check "schema rejects a drain of 0 seconds" rejects "--set config.shutdownGraceS
 check "chart rejects two Redis sources" rejects "--set redis.url=redis://r:6379" "redis: set exactly one of redis.url, redis.cluster.nodes, redis.existingSecret.name or redis.bundled.enabled=true (2 are set)"
 check "chart rejects no NATS" rejects "--set nats.bundled.enabled=false" "nats: set exactly one of nats.url, nats.existingSecret.name or nats.bundled.enabled=true (0 are set)"
 check "chart rejects TLS without a CA Secret" rejects "-f $CHART/ci/tls-values.yaml --set tls.caSecret.name=" "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle"
-check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// URL, got redis://<credentials>@r:6379"
+check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// or rediss+cluster:// URL, got redis://<credentials>@r:6379"
+check "chart rejects TLS with plain redis:// cluster nodes" rejects "-f $CHART/ci/tls-values.yaml --set redis.url= --set redis.cluster.nodes={redis://n1:6379}" "redis.cluster.nodes: tls.enabled=true needs rediss:// node URLs, got redis://n1:6379"
 check "chart rejects the same tenant twice" rejects "--set tenants[0].id=acme --set tenants[1].id=acme" 'tenants: tenant id "acme" appears twice'
 
 # Every value is in the chart README's table (presence.* shares router's rows).

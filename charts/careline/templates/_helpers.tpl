@@ -117,8 +117,13 @@ names the value to change.
 {{- if or .Values.redis.bundled.enabled .Values.nats.bundled.enabled -}}
 {{- fail "tls.enabled: the bundled Redis and NATS serve plain TCP; use TLS with external stores (redis.bundled.enabled=false, nats.bundled.enabled=false)" -}}
 {{- end -}}
-{{- if and .Values.redis.url (not (hasPrefix "rediss://" .Values.redis.url)) -}}
-{{- fail (printf "redis.url: tls.enabled=true needs a rediss:// URL, got %s" (regexReplaceAll "//[^@/]*@" .Values.redis.url "//<credentials>@")) -}}
+{{- if and .Values.redis.url (not (regexMatch "^rediss(\\+cluster)?://" .Values.redis.url)) -}}
+{{- fail (printf "redis.url: tls.enabled=true needs a rediss:// or rediss+cluster:// URL, got %s" (regexReplaceAll "//[^@/]*@" .Values.redis.url "//<credentials>@")) -}}
+{{- end -}}
+{{- range .Values.redis.cluster.nodes -}}
+{{- if not (hasPrefix "rediss://" .) -}}
+{{- fail (printf "redis.cluster.nodes: tls.enabled=true needs rediss:// node URLs, got %s" (regexReplaceAll "//[^@/]*@" . "//<credentials>@")) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.nats.url (not (hasPrefix "tls://" .Values.nats.url)) -}}
 {{- fail (printf "nats.url: tls.enabled=true needs tls:// URLs, got %s" (regexReplaceAll "//[^@/]*@" .Values.nats.url "//<credentials>@")) -}}
