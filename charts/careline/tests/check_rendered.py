@@ -223,17 +223,27 @@ def tenants_from_values_are_applied_by_one_job_container_each():
     assert not kinds(render("default"), "Job"), "a Job without tenants"
 
 
-def operator_gets_rbac_for_its_resources_and_secrets_of_one_namespace():
+def operator_gets_least_privilege_rbac_and_its_identity():
     docs = render("bundled")
     rules = find(docs, "ClusterRole", PREFIX + "-operator")["rules"]
-    resources = {r for rule in rules for r in rule["resources"]}
-    assert {"tenants", "contactqueues", "tenants/status", "contactqueues/finalizers"} <= resources
+    assert rules == [
+        {"apiGroups": ["careline.io"], "resources": ["tenants", "contactqueues"],
+         "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["careline.io"], "resources": ["tenants/status", "contactqueues/status"],
+         "verbs": ["get", "patch"]},
+    ], rules
     role = find(docs, "Role", PREFIX + "-operator")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]
-    assert not [r for r in rules if "secrets" in r["resources"]], "cluster-wide Secret access"
+    assert role["metadata"]["namespace"] == "careline"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    ], role["rules"]
     spec = find(docs, "Deployment", PREFIX + "-operator")["spec"]["template"]["spec"]
     env = env_of(spec["containers"][0])
-    assert env["CARELINE_OPERATOR_SECRET_NAMESPACE"]["value"] == "careline"
+    assert env["CARELINE_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["CARELINE_OPERATOR_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["CARELINE_OPERATOR_ADDR"]["value"] == "0.0.0.0:50059"
+    assert spec["containers"][0]["readinessProbe"]["grpc"]["port"] == 50059
     assert not kinds(render("default"), "ClusterRole"), "operator RBAC while the operator is off"
 
 
@@ -277,7 +287,7 @@ CHECKS = [
     every_pod_has_a_policy_for_ingress_and_egress,
     network_policies_allow_only_the_architecture_flows,
     tenants_from_values_are_applied_by_one_job_container_each,
-    operator_gets_rbac_for_its_resources_and_secrets_of_one_namespace,
+    operator_gets_least_privilege_rbac_and_its_identity,
     monitoring_resources_select_what_the_chart_renders,
     config_changes_roll_the_pods,
 ]
