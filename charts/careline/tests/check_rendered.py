@@ -2,8 +2,9 @@
 """Checks what the chart renders for each value set, as a platform team would notice it.
 
 scripts/test-deploy.sh renders every value set into RENDERED_DIR/<set>.yaml first; this file
-reads them and checks behaviour: store URLs, JetStream replicas, probes, drain times,
-security settings, autoscaling, NetworkPolicies, the tenants Job and monitoring wiring.
+reads them (and the kustomize overlays, kustomize-dev and kustomize-prod) and checks
+behaviour: store URLs, JetStream replicas, probes, drain times, security settings,
+autoscaling, NetworkPolicies, the tenants Job, operator RBAC and monitoring wiring.
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on a failure.
 
     charts/careline/tests/check_rendered.py RENDERED_DIR deploy/tenants/demo-health.yaml
@@ -266,6 +267,31 @@ def monitoring_resources_select_what_the_chart_renders():
     assert config_env(docs)["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
 
 
+def kustomize_dev_overlay_runs_one_replica_without_autoscaling():
+    docs = render("kustomize-dev")
+    assert not kinds(docs, "HorizontalPodAutoscaler") and not kinds(docs, "PodDisruptionBudget")
+    for deployment in kinds(docs, "Deployment"):
+        assert deployment["spec"]["replicas"] == 1, deployment["metadata"]["name"]
+    assert config_env(docs)["CARELINE_LOG_FORMAT"] == "text"
+    assert {s["metadata"]["name"] for s in kinds(docs, "StatefulSet")} == {PREFIX + "-redis", PREFIX + "-nats"}
+
+
+def kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas():
+    docs = render("kustomize-prod")
+    assert not kinds(docs, "StatefulSet"), "bundled stores in the prod overlay"
+    names = {d["metadata"]["name"] for d in docs}
+    assert not {PREFIX + "-redis", PREFIX + "-nats"} & names, names
+    assert secret_value(docs, "redis-url").startswith("redis+cluster://")
+    assert secret_value(docs, "nats-url").count("nats://") == 3
+    assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
+    for policy in kinds(docs, "NetworkPolicy"):
+        for rule in policy["spec"]["egress"]:
+            for peer in rule.get("to", []):
+                assert "podSelector" not in peer, (policy["metadata"]["name"], peer)
+    assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
+        PREFIX + "-router", PREFIX + "-presence"}
+
+
 def config_changes_roll_the_pods():
     default = find(render("default"), "Deployment", PREFIX + "-router")
     external = find(render("external"), "Deployment", PREFIX + "-router")
@@ -289,6 +315,8 @@ CHECKS = [
     tenants_from_values_are_applied_by_one_job_container_each,
     operator_gets_least_privilege_rbac_and_its_identity,
     monitoring_resources_select_what_the_chart_renders,
+    kustomize_dev_overlay_runs_one_replica_without_autoscaling,
+    kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas,
     config_changes_roll_the_pods,
 ]
 
