@@ -12,10 +12,12 @@ ARG DEBIAN_RELEASE=bookworm
 FROM docker.io/library/rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY . .
-# The registry and target caches make rebuilds incremental. Every binary of the workspace except the benchmark driver; tests are not built.
+# Every binary of the workspace except the benchmark driver (package careline-loadtest); tests
+# are not built. The registry and target caches make rebuilds incremental; a benchmark binary
+# left in the target cache by another build is not copied.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --workspace --bins --exclude careline-bench \
+    cargo build --release --locked --workspace --bins --exclude careline-loadtest \
     && mkdir -p /out \
     && find target/release -maxdepth 1 -type f -perm -u+x -name 'careline*' \
         ! -name careline-bench -exec cp {} /out/ \; \
