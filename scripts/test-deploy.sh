@@ -264,5 +264,34 @@ fi
 
 check "hadolint Dockerfile" hadolint Dockerfile
 
+# The image has every binary the chart runs: the Dockerfile builds every bin target of the
+# workspace except the packages it excludes (checked with cargo metadata, no build).
+image_has_every_binary_the_chart_runs() {
+    cargo metadata --no-deps --format-version 1 --offline >"$work/metadata.json"
+    python3 - "$work/metadata.json" Dockerfile "$work"/rendered/*.yaml <<'PY'
+import json, re, sys, yaml
+packages = json.load(open(sys.argv[1]))["packages"]
+excluded = set(re.findall(r"--exclude (\S+)", open(sys.argv[2]).read()))
+unknown = excluded - {p["name"] for p in packages}
+assert not unknown, "the Dockerfile excludes packages that are not in the workspace: %s" % unknown
+built = {t["name"] for p in packages if p["name"] not in excluded
+         for t in p["targets"] if "bin" in t["kind"]}
+run = set()
+for path in sys.argv[3:]:
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc["kind"] in ("Deployment", "Job"):
+            run.update(c["command"][0] for c in doc["spec"]["template"]["spec"]["containers"])
+missing = run - built
+# The operator's crate lands in parallel (services/operator); until then its binary is absent.
+if missing == {"careline-operator"} and not any(p["name"] == "careline-operator" for p in packages):
+    print("careline-operator is not in the workspace yet: not checked")
+    missing = set()
+assert not missing, "the chart runs binaries the image does not build: %s" % sorted(missing)
+print("image builds %s; the chart runs %s" % (sorted(built), sorted(run)))
+PY
+}
+check "the image builds every binary the chart runs (Dockerfile vs cargo metadata)" image_has_every_binary_the_chart_runs
+cat "$work/out"
+
 printf 'deploy: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
