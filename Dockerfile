@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# One image with every Careline binary (careline-router, careline-presence, careline-operator
+# when it is in the workspace, and the `careline` CLI that the chart's tenants Job runs). One
+# image because the services share nearly all their code: one build, one scan, one tag to pin
+# in the chart; each Deployment picks its binary with `command`.
+#
+#   docker build -t ghcr.io/careline/careline:0.1.0 .
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+FROM docker.io/library/rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
+WORKDIR /src
+COPY . .
+# Every binary of the workspace except the benchmark driver (package careline-loadtest); tests
+# are not built. The registry and target caches make rebuilds incremental; a benchmark binary
+# left in the target cache by another build is not copied.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --workspace --bins --exclude careline-loadtest \
+    && mkdir -p /out \
+    && find target/release -maxdepth 1 -type f -perm -u+x -name 'careline*' \
+        ! -name careline-bench -exec cp {} /out/ \; \
+    && ls -l /out
+
+# glibc + libgcc + CA certificates, no shell, no package manager; uid 65532 (nonroot).
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER 65532:65532
+# gRPC: router 50051, presence 50052, operator 50059; Prometheus metrics 9464.
+EXPOSE 50051 50052 50059 9464
+# No default service: run `careline-router`, `careline-presence`, ... (the chart sets it).
+CMD ["careline", "--help"]

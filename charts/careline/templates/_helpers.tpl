@@ -1,0 +1,207 @@
+{{/* Names, labels and the settings several templates share. */}}
+
+{{- define "careline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-careline, or the release name alone when it already contains the chart name. */}}
+{{- define "careline.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every resource. */}}
+{{- define "careline.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "careline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: careline
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "router"). */}}
+{{- define "careline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "careline.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component's resources: (dict "ctx" $ "component" "router"). */}}
+{{- define "careline.componentLabels" -}}
+{{ include "careline.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "careline.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The gRPC services, in one place: binary and listen-address variable of each. A new service
+is one line here plus its block in values.yaml (same keys as router).
+*/}}
+{{- define "careline.grpcServices" -}}
+router: { binary: careline-router, addrEnv: CARELINE_ROUTER_ADDR }
+presence: { binary: careline-presence, addrEnv: CARELINE_PRESENCE_ADDR }
+{{- end -}}
+
+{{/* The Redis URL the chart writes into its Secret (unused with redis.existingSecret). */}}
+{{- define "careline.redisUrl" -}}
+{{- if .Values.redis.bundled.enabled -}}
+{{- printf "redis://%s-redis:6379/" (include "careline.fullname" .) -}}
+{{- else if .Values.redis.url -}}
+{{- .Values.redis.url -}}
+{{- else -}}
+{{- join "," .Values.redis.cluster.nodes -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The NATS URL the chart writes into its Secret (unused with nats.existingSecret). */}}
+{{- define "careline.natsUrl" -}}
+{{- if .Values.nats.bundled.enabled -}}
+{{- printf "nats://%s-nats:4222" (include "careline.fullname" .) -}}
+{{- else -}}
+{{- .Values.nats.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* JetStream replicas: the value, else 1 on the bundled single node and 3 on a cluster. */}}
+{{- define "careline.natsReplicas" -}}
+{{- if not (kindIs "invalid" .Values.nats.streamReplicas) -}}
+{{- .Values.nats.streamReplicas -}}
+{{- else if .Values.nats.bundled.enabled -}}
+1
+{{- else -}}
+3
+{{- end -}}
+{{- end -}}
+
+{{/* Pod termination: preStop sleep + the services' drain + a margin for the last flush. */}}
+{{- define "careline.terminationGracePeriod" -}}
+{{- add .Values.config.preStopSleepSecs .Values.config.shutdownGraceSecs 10 -}}
+{{- end -}}
+
+{{/*
+Checks the rules between values that values.schema.json cannot phrase clearly. Each message
+names the value to change.
+*/}}
+{{- define "careline.validate" -}}
+{{- $redis := 0 -}}
+{{- if .Values.redis.bundled.enabled }}{{ $redis = add1 $redis }}{{ end -}}
+{{- if .Values.redis.url }}{{ $redis = add1 $redis }}{{ end -}}
+{{- if .Values.redis.cluster.nodes }}{{ $redis = add1 $redis }}{{ end -}}
+{{- if .Values.redis.existingSecret.name }}{{ $redis = add1 $redis }}{{ end -}}
+{{- if ne $redis 1 -}}
+{{- fail (printf "redis: set exactly one of redis.url, redis.cluster.nodes, redis.existingSecret.name or redis.bundled.enabled=true (%d are set)" $redis) -}}
+{{- end -}}
+{{- $nats := 0 -}}
+{{- if .Values.nats.bundled.enabled }}{{ $nats = add1 $nats }}{{ end -}}
+{{- if .Values.nats.url }}{{ $nats = add1 $nats }}{{ end -}}
+{{- if .Values.nats.existingSecret.name }}{{ $nats = add1 $nats }}{{ end -}}
+{{- if ne $nats 1 -}}
+{{- fail (printf "nats: set exactly one of nats.url, nats.existingSecret.name or nats.bundled.enabled=true (%d are set)" $nats) -}}
+{{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- if not .Values.tls.caSecret.name -}}
+{{- fail "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle" -}}
+{{- end -}}
+{{- if or .Values.redis.bundled.enabled .Values.nats.bundled.enabled -}}
+{{- fail "tls.enabled: the bundled Redis and NATS serve plain TCP; use TLS with external stores (redis.bundled.enabled=false, nats.bundled.enabled=false)" -}}
+{{- end -}}
+{{- if and .Values.redis.url (not (regexMatch "^rediss(\\+cluster)?://" .Values.redis.url)) -}}
+{{- fail (printf "redis.url: tls.enabled=true needs a rediss:// or rediss+cluster:// URL, got %s" (regexReplaceAll "//[^@/]*@" .Values.redis.url "//<credentials>@")) -}}
+{{- end -}}
+{{- range .Values.redis.cluster.nodes -}}
+{{- if not (hasPrefix "rediss://" .) -}}
+{{- fail (printf "redis.cluster.nodes: tls.enabled=true needs rediss:// node URLs, got %s" (regexReplaceAll "//[^@/]*@" . "//<credentials>@")) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.nats.url (not (hasPrefix "tls://" .Values.nats.url)) -}}
+{{- fail (printf "nats.url: tls.enabled=true needs tls:// URLs, got %s" (regexReplaceAll "//[^@/]*@" .Values.nats.url "//<credentials>@")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The store URLs as env vars, from the chart's Secret or the user's. */}}
+{{- define "careline.storeEnv" -}}
+- name: CARELINE_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.redis.existingSecret.name }}
+      name: {{ .Values.redis.existingSecret.name }}
+      key: {{ .Values.redis.existingSecret.key }}
+      {{- else }}
+      name: {{ include "careline.fullname" . }}-stores
+      key: redis-url
+      {{- end }}
+{{ include "careline.natsEnv" . }}
+{{- end -}}
+
+{{- define "careline.natsEnv" -}}
+- name: CARELINE_NATS_URL
+  valueFrom:
+    secretKeyRef:
+      {{- if .Values.nats.existingSecret.name }}
+      name: {{ .Values.nats.existingSecret.name }}
+      key: {{ .Values.nats.existingSecret.key }}
+      {{- else }}
+      name: {{ include "careline.fullname" . }}-stores
+      key: nats-url
+      {{- end }}
+{{- if .Values.tls.enabled }}
+- name: SSL_CERT_FILE
+  value: /etc/careline/tls/ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* TLS CA volume and its mount, when tls.enabled. */}}
+{{- define "careline.tlsVolume" -}}
+{{- if .Values.tls.enabled }}
+- name: tls-ca
+  secret:
+    secretName: {{ .Values.tls.caSecret.name }}
+    items:
+      - key: {{ .Values.tls.caSecret.key }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{- define "careline.tlsMount" -}}
+{{- if .Values.tls.enabled }}
+- name: tls-ca
+  mountPath: /etc/careline/tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Spread one component's pods over zones, then nodes. */}}
+{{- define "careline.topologySpread" -}}
+{{- if .ctx.Values.topologySpread }}
+topologySpreadConstraints:
+  {{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+  - maxSkew: 1
+    topologyKey: {{ . }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "careline.selectorLabels" $ | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* name: value map as an env list. */}}
+{{- define "careline.envMap" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Checks what the chart renders for each value set, as a platform team would notice it.
+
+scripts/test-deploy.sh renders every value set into RENDERED_DIR/<set>.yaml first; this file
+reads them (and the kustomize overlays, kustomize-dev and kustomize-prod) and checks
+behaviour: store URLs, JetStream replicas, probes, drain times, security settings,
+autoscaling, NetworkPolicies, the tenants Job, operator RBAC and monitoring wiring.
+Prints one line per check and a closing "N passed, N failed" line; exits 1 on a failure.
+
+    charts/careline/tests/check_rendered.py RENDERED_DIR deploy/tenants/demo-health.yaml
+"""
+
+import base64
+import re
+import sys
+import traceback
+
+import yaml
+
+RENDERED = sys.argv[1]
+DEMO_TENANT = sys.argv[2]
+# The release the test renders: `helm template careline charts/careline -n careline`.
+PREFIX = "careline"
+
+
+def render(value_set):
+    with open("%s/%s.yaml" % (RENDERED, value_set), encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def find(docs, kind, name):
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert matches, "%s %s not rendered" % (kind, name)
+    return matches[0]
+
+
+def kinds(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def secret_value(docs, key):
+    secret = find(docs, "Secret", PREFIX + "-stores")
+    if "stringData" in secret:
+        return secret["stringData"][key]
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def pod_specs(docs):
+    """(kind/name, pod spec) of every workload."""
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            yield "%s/%s" % (d["kind"], d["metadata"]["name"]), d["spec"]["template"]["spec"]
+        elif d["kind"] == "Job":
+            yield "Job/%s" % d["metadata"]["name"], d["spec"]["template"]["spec"]
+
+
+def config_env(docs):
+    return find(docs, "ConfigMap", PREFIX + "-env")["data"]
+
+
+# --- checks -------------------------------------------------------------------------------
+
+def bundled_stores_are_the_default_with_single_replica_streams():
+    docs = render("default")
+    assert secret_value(docs, "redis-url") == "redis://careline-redis:6379/"
+    assert secret_value(docs, "nats-url") == "nats://careline-nats:4222"
+    assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "1"
+    redis = find(docs, "StatefulSet", PREFIX + "-redis")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["--appendonly", "yes"], args
+    assert redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    nats = find(docs, "StatefulSet", PREFIX + "-nats")
+    assert "--jetstream" in nats["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def external_stores_replace_the_bundled_ones_and_streams_default_to_three_replicas():
+    docs = render("external")
+    assert not kinds(docs, "StatefulSet"), "bundled stores rendered with external URLs"
+    assert secret_value(docs, "redis-url") == "redis://:s3cret@redis.data.svc:6379/0"
+    assert secret_value(docs, "nats-url").count("nats://") == 3
+    assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
+    # A password never lands in the ConfigMap; credentials come from the user's Secret.
+    assert "s3cret" not in yaml.safe_dump(config_env(docs))
+    for name in ("router", "presence"):
+        container = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]["containers"][0]
+        assert {"secretRef": {"name": "careline-smtp"}} in container["envFrom"], name
+
+
+def redis_cluster_nodes_are_joined_into_one_url_list():
+    docs = render("redis-cluster")
+    assert secret_value(docs, "redis-url") == ",".join(
+        "redis://redis-cluster-%d.redis-cluster:6379" % i for i in range(3))
+    assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "5"
+    router = find(docs, "Deployment", PREFIX + "-router")["spec"]["template"]["spec"]
+    nats = env_of(router["containers"][0])["CARELINE_NATS_URL"]["valueFrom"]["secretKeyRef"]
+    assert nats == {"name": "careline-nats", "key": "url"}, nats
+
+
+def tls_mounts_the_ca_and_points_the_services_at_it():
+    docs = render("tls")
+    for name, spec in pod_specs(docs):
+        container = spec["containers"][0]
+        assert env_of(container)["SSL_CERT_FILE"]["value"] == "/etc/careline/tls/ca.crt", name
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["tls-ca"]["mountPath"] == "/etc/careline/tls", name
+        volume = {v["name"]: v for v in spec["volumes"]}["tls-ca"]["secret"]
+        assert volume == {"secretName": "careline-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}
+
+
+def services_listen_on_all_interfaces_with_grpc_probes():
+    docs = render("default")
+    for name, port, env in (("router", 50051, "CARELINE_ROUTER_ADDR"),
+                            ("presence", 50052, "CARELINE_PRESENCE_ADDR")):
+        spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        assert container["command"] == ["careline-" + name]
+        assert env_of(container)[env]["value"] == "0.0.0.0:%d" % port
+        assert container["readinessProbe"]["grpc"]["port"] == port
+        assert container["startupProbe"]["grpc"]["port"] == port
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert config_env(docs)["CARELINE_METRICS_ADDR"] == "0.0.0.0:9464"
+
+
+def termination_grace_outlasts_the_prestop_sleep_and_the_drain():
+    for value_set, drain in (("default", 20), ("hpa-off", 45)):
+        docs = render(value_set)
+        assert config_env(docs)["CARELINE_SHUTDOWN_GRACE_SECS"] == str(drain)
+        for name in ("router", "presence"):
+            spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
+            sleep = spec["containers"][0].get("lifecycle", {}).get("preStop", {}).get("sleep", {})
+            grace = spec["terminationGracePeriodSeconds"]
+            assert grace > drain + sleep.get("seconds", 0), (value_set, name, grace)
+
+
+def every_container_runs_non_root_read_only_without_capabilities():
+    for value_set in ("bundled", "production"):
+        for name, spec in pod_specs(render(value_set)):
+            pod = spec["securityContext"]
+            assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault", name
+            assert pod["runAsUser"] != 0, name
+            for container in spec["containers"]:
+                sc = container["securityContext"]
+                assert sc["readOnlyRootFilesystem"] is True, name
+                assert sc["allowPrivilegeEscalation"] is False, name
+                assert sc["capabilities"]["drop"] == ["ALL"], name
+                assert "limits" in container["resources"] and "requests" in container["resources"], name
+
+
+def autoscaling_on_by_default_and_fixed_replicas_when_off():
+    docs = render("default")
+    assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
+        PREFIX + "-router", PREFIX + "-presence"}
+    assert "replicas" not in find(docs, "Deployment", PREFIX + "-router")["spec"]
+    assert len(kinds(docs, "PodDisruptionBudget")) == 2
+    docs = render("hpa-off")
+    assert not kinds(docs, "HorizontalPodAutoscaler")
+    assert not kinds(docs, "PodDisruptionBudget")
+    assert not kinds(docs, "NetworkPolicy")
+    assert find(docs, "Deployment", PREFIX + "-router")["spec"]["replicas"] == 3
+    assert find(docs, "Deployment", PREFIX + "-presence")["spec"]["replicas"] == 1
+
+
+def selected_by(policy, labels):
+    wanted = policy["spec"]["podSelector"].get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def every_pod_has_a_policy_for_ingress_and_egress():
+    for value_set in ("bundled", "external", "production"):
+        docs = render(value_set)
+        policies = kinds(docs, "NetworkPolicy")
+        for d in docs:
+            if d["kind"] not in ("Deployment", "StatefulSet", "Job"):
+                continue
+            labels = d["spec"]["template"]["metadata"]["labels"]
+            matching = [p for p in policies if selected_by(p, labels)]
+            assert len(matching) == 1, (value_set, d["metadata"]["name"], len(matching))
+            assert matching[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+def network_policies_allow_only_the_architecture_flows():
+    docs = render("bundled")
+    policy = {p["metadata"]["name"][len(PREFIX) + 1:]: p["spec"] for p in kinds(docs, "NetworkPolicy")}
+    assert set(policy) == {"router", "presence", "operator", "tenants", "redis", "nats"}, set(policy)
+
+    def components(rule, side):
+        return sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                      for peer in rule.get(side, []))
+
+    # Only router and presence reach Redis; NATS is reached by them, the operator and the Job.
+    assert components(policy["redis"]["ingress"][0], "from") == ["presence", "router"]
+    assert components(policy["nats"]["ingress"][0], "from") == ["operator", "presence", "router", "tenants"]
+    assert policy["redis"]["egress"] == [] and policy["nats"]["egress"] == []
+    # The tenants Job takes no traffic and talks to DNS and NATS only.
+    assert policy["tenants"]["ingress"] == []
+    assert [components(r, "to") for r in policy["tenants"]["egress"]] == [[], ["nats"]]
+    # The operator may not reach Redis.
+    assert all(components(r, "to") != ["redis"] for r in policy["operator"]["egress"])
+    # The production set restricts callers, scrapers and store addresses.
+    prod = {p["metadata"]["name"]: p["spec"] for p in kinds(render("production"), "NetworkPolicy")}
+    grpc_rule = prod[PREFIX + "-router"]["ingress"][0]
+    assert grpc_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    stores = [r for r in prod[PREFIX + "-router"]["egress"] if r["ports"][0]["port"] == 6379]
+    assert stores[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def tenants_from_values_are_applied_by_one_job_container_each():
+    docs = render("bundled")
+    # Compared as strings: Helm writes dates (holidays) back as quoted strings.
+    with open(DEMO_TENANT, encoding="utf-8") as f:
+        demo = yaml.load(f, Loader=yaml.BaseLoader)
+    config = find(docs, "ConfigMap", PREFIX + "-tenants")
+    assert yaml.load(config["data"]["demo-health.yaml"], Loader=yaml.BaseLoader) == demo
+    job = find(docs, "Job", PREFIX + "-tenants")
+    assert "post-install" in job["metadata"]["annotations"]["helm.sh/hook"]
+    containers = job["spec"]["template"]["spec"]["containers"]
+    assert [c["command"] for c in containers] == [
+        ["careline", "config", "apply", "-f", "/etc/careline/tenants/demo-health.yaml"]]
+    assert env_of(containers[0])["CARELINE_NATS_REPLICAS"]["value"] == "1"
+    assert not kinds(render("default"), "Job"), "a Job without tenants"
+
+
+def operator_gets_least_privilege_rbac_and_its_identity():
+    docs = render("bundled")
+    rules = find(docs, "ClusterRole", PREFIX + "-operator")["rules"]
+    assert rules == [
+        {"apiGroups": ["careline.io"], "resources": ["tenants", "contactqueues"],
+         "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["careline.io"], "resources": ["tenants/status", "contactqueues/status"],
+         "verbs": ["get", "patch"]},
+    ], rules
+    role = find(docs, "Role", PREFIX + "-operator")
+    assert role["metadata"]["namespace"] == "careline"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    ], role["rules"]
+    spec = find(docs, "Deployment", PREFIX + "-operator")["spec"]["template"]["spec"]
+    env = env_of(spec["containers"][0])
+    assert env["CARELINE_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["CARELINE_OPERATOR_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["CARELINE_OPERATOR_ADDR"]["value"] == "0.0.0.0:50059"
+    assert spec["containers"][0]["readinessProbe"]["grpc"]["port"] == 50059
+    assert not kinds(render("default"), "ClusterRole"), "operator RBAC while the operator is off"
+
+
+def monitoring_resources_select_what_the_chart_renders():
+    docs = render("bundled")
+    monitor = find(docs, "ServiceMonitor", PREFIX)
+    selector = monitor["spec"]["selector"]
+    components = set(selector["matchExpressions"][0]["values"])
+    services = [s for s in kinds(docs, "Service")
+                if all(s["metadata"]["labels"].get(k) == v for k, v in selector["matchLabels"].items())
+                and s["metadata"]["labels"]["app.kubernetes.io/component"] in components]
+    assert {s["metadata"]["name"] for s in services} == {
+        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-operator"}
+    for service in services:
+        assert "metrics" in [p["name"] for p in service["spec"]["ports"]], service["metadata"]["name"]
+    dashboard = find(docs, "ConfigMap", PREFIX + "-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert '"uid": "careline-overview"' in dashboard["data"]["careline.json"]
+    assert config_env(docs)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+    assert config_env(docs)["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+
+
+def kustomize_dev_overlay_runs_one_replica_without_autoscaling():
+    docs = render("kustomize-dev")
+    assert not kinds(docs, "HorizontalPodAutoscaler") and not kinds(docs, "PodDisruptionBudget")
+    for deployment in kinds(docs, "Deployment"):
+        assert deployment["spec"]["replicas"] == 1, deployment["metadata"]["name"]
+    assert config_env(docs)["CARELINE_LOG_FORMAT"] == "text"
+    assert {s["metadata"]["name"] for s in kinds(docs, "StatefulSet")} == {PREFIX + "-redis", PREFIX + "-nats"}
+
+
+def kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas():
+    docs = render("kustomize-prod")
+    assert not kinds(docs, "StatefulSet"), "bundled stores in the prod overlay"
+    names = {d["metadata"]["name"] for d in docs}
+    assert not {PREFIX + "-redis", PREFIX + "-nats"} & names, names
+    assert secret_value(docs, "redis-url").startswith("redis+cluster://")
+    assert secret_value(docs, "nats-url").count("nats://") == 3
+    assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
+    for policy in kinds(docs, "NetworkPolicy"):
+        for rule in policy["spec"]["egress"]:
+            for peer in rule.get("to", []):
+                assert "podSelector" not in peer, (policy["metadata"]["name"], peer)
+    assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
+        PREFIX + "-router", PREFIX + "-presence"}
+
+
+def config_changes_roll_the_pods():
+    default = find(render("default"), "Deployment", PREFIX + "-router")
+    external = find(render("external"), "Deployment", PREFIX + "-router")
+    key = "checksum/config"
+    assert re.fullmatch("[0-9a-f]{64}", default["spec"]["template"]["metadata"]["annotations"][key])
+    assert (default["spec"]["template"]["metadata"]["annotations"][key]
+            != external["spec"]["template"]["metadata"]["annotations"][key])
+
+
+CHECKS = [
+    bundled_stores_are_the_default_with_single_replica_streams,
+    external_stores_replace_the_bundled_ones_and_streams_default_to_three_replicas,
+    redis_cluster_nodes_are_joined_into_one_url_list,
+    tls_mounts_the_ca_and_points_the_services_at_it,
+    services_listen_on_all_interfaces_with_grpc_probes,
+    termination_grace_outlasts_the_prestop_sleep_and_the_drain,
+    every_container_runs_non_root_read_only_without_capabilities,
+    autoscaling_on_by_default_and_fixed_replicas_when_off,
+    every_pod_has_a_policy_for_ingress_and_egress,
+    network_policies_allow_only_the_architecture_flows,
+    tenants_from_values_are_applied_by_one_job_container_each,
+    operator_gets_least_privilege_rbac_and_its_identity,
+    monitoring_resources_select_what_the_chart_renders,
+    kustomize_dev_overlay_runs_one_replica_without_autoscaling,
+    kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas,
+    config_changes_roll_the_pods,
+]
+
+
+def main():
+    passed = failed = 0
+    for check in CHECKS:
+        try:
+            check()
+        except Exception:  # noqa: BLE001 - every failure is reported, the run goes on
+            failed += 1
+            print("FAIL %s" % check.__name__)
+            traceback.print_exc(limit=2)
+        else:
+            passed += 1
+            print("ok   %s" % check.__name__)
+    print("rendered manifests: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
