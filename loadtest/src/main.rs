@@ -9,6 +9,7 @@
 mod phases;
 mod server;
 mod tenant;
+mod tenants;
 
 use std::time::Duration;
 
@@ -57,6 +58,10 @@ struct Args {
     /// Use this Redis instead of starting one. Its database is FLUSHED.
     #[arg(long)]
     redis_url: Option<String>,
+    /// Instead of the agent phases: what idle tenants cost one replica's
+    /// background worker, for each count given (e.g. 1,500).
+    #[arg(long, value_delimiter = ',')]
+    idle_tenants: Vec<usize>,
 }
 
 /// One row of the final table.
@@ -71,11 +76,15 @@ struct Row {
     slow_commands: u64,
     small_rps: Option<f64>,
     shaped_rps: Option<f64>,
+    minimal_rps: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if !args.idle_tenants.is_empty() {
+        return idle_tenants(&args).await;
+    }
     let (own_server, url) = match &args.redis_url {
         Some(url) => (None, url.clone()),
         None => {
@@ -107,6 +116,28 @@ async fn main() -> anyhow::Result<()> {
     }
     print_table(&rows);
     drop(own_server);
+    Ok(())
+}
+
+async fn idle_tenants(args: &Args) -> anyhow::Result<()> {
+    let measure = Duration::from_secs(args.duration_secs);
+    println!(
+        "idle tenants: one replica's background worker (tenant sync, timer checks, outbox relay, \
+         housekeeping) with N idle tenants, measured for {}s after settling",
+        measure.as_secs()
+    );
+    println!("\n| tenants | Redis commands/s | Redis CPU ms/s | worker CPU ms/s |");
+    println!("|---:|---:|---:|---:|");
+    for &count in &args.idle_tenants {
+        let cost = tenants::idle_cost(count, measure).await?;
+        println!(
+            "| {} | {:.0} | {:.1} | {:.1} |",
+            cost.tenants,
+            cost.commands_per_sec,
+            cost.redis_cpu_ms_per_sec,
+            cost.worker_cpu_ms_per_sec
+        );
+    }
     Ok(())
 }
 
@@ -191,6 +222,7 @@ async fn measure(
     for (name, reference) in [
         ("small (10 calls)", Reference::Small),
         ("create-shaped", Reference::CreateShaped),
+        ("minimal match", Reference::MinimalMatch),
     ] {
         let result = server::redis_benchmark(
             admin,
@@ -203,7 +235,13 @@ async fn measure(
         .await;
         rps.push(report_reference(name, result));
     }
-    let (small_rps, shaped_rps) = (rps[0], rps[1]);
+    let (small_rps, shaped_rps, minimal_rps) = (rps[0], rps[1], rps[2]);
+    if let Some(minimal) = minimal_rps {
+        println!(
+            "burst decisions/s vs the minimal match script's EVALSHA rate: {:.2}x",
+            burst.per_sec() / minimal
+        );
+    }
     Ok(Row {
         agents,
         burst,
@@ -215,6 +253,7 @@ async fn measure(
         slow_commands,
         small_rps,
         shaped_rps,
+        minimal_rps,
     })
 }
 
@@ -304,15 +343,15 @@ fn print_method(args: &Args, url: &str) {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n| agents | decisions/s (burst) | server us/decision | cmds/decision | decisions/s (lifecycle) | offered % (latency) | p50 ms | p90 ms | p99 ms | max ms | slowlog >1ms | creates-only p50 / p99 ms | redis-benchmark EVALSHA rps (10 calls / create-shaped) |"
+        "\n| agents | decisions/s (burst) | server us/decision | cmds/decision | decisions/s (lifecycle) | offered % (latency) | p50 ms | p90 ms | p99 ms | max ms | slowlog >1ms | creates-only p50 / p99 ms | redis-benchmark EVALSHA rps (10 calls / create-shaped / minimal match) | burst / minimal |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let rps = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
     for row in rows {
         let h = &row.latency.offer_us;
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         println!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} / {:.2} | {} / {} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} / {:.2} | {} / {} / {} | {} |",
             row.agents,
             row.burst.per_sec(),
             row.server_us_per_decision,
@@ -328,6 +367,11 @@ fn print_table(rows: &[Row]) {
             row.create_only.offer_us.value_at_quantile(0.99) as f64 / 1000.0,
             rps(row.small_rps),
             rps(row.shaped_rps),
+            rps(row.minimal_rps),
+            row.minimal_rps.map_or("n/a".to_string(), |m| format!(
+                "{:.2}x",
+                row.burst.per_sec() / m
+            )),
         );
     }
 }

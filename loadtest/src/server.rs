@@ -83,11 +83,30 @@ end
 return 1
 "#;
 
+/// The least a routing decision can be: the new contact is queued, then the
+/// waiting contact and the longest-idle agent are popped and the offer is
+/// written. The distance between this and a real create is the cost of
+/// everything else a decision does (skills, capacity, timers, events).
+const MINIMAL_MATCH_SCRIPT: &str = r#"
+local p = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = 'ix' .. redis.call('INCR', p .. 'seq')
+redis.call('ZADD', p .. 'waiting', now, id)
+local contact = redis.call('ZPOPMIN', p .. 'waiting')
+local agent = redis.call('ZPOPMIN', p .. 'idle')
+if agent[1] == nil then agent = {'a', now} end
+redis.call('HSET', p .. 'offer:' .. contact[1], 'agent', agent[1], 'at', now)
+redis.call('ZADD', p .. 'idle', now, agent[1])
+return 1
+"#;
+
 /// A reference script for `redis-benchmark`.
 #[derive(Debug, Clone, Copy)]
 pub enum Reference {
     Small,
     CreateShaped,
+    MinimalMatch,
 }
 
 impl Reference {
@@ -95,6 +114,7 @@ impl Reference {
         match self {
             Reference::Small => SMALL_SCRIPT,
             Reference::CreateShaped => CREATE_SHAPED_SCRIPT,
+            Reference::MinimalMatch => MINIMAL_MATCH_SCRIPT,
         }
     }
 }
