@@ -229,7 +229,13 @@ async fn offer_timeouts_of_another_tenant_keep_running_while_a_20000_agent_tenan
     let mut during = Vec::new();
     let mut rounds = 0;
     let synced = loop {
-        during.extend(timeouts.round(&replica, &small).await);
+        let round = timeouts.round(&replica, &small).await;
+        println!(
+            "  round ending {:?} after the change: late by up to {} ms",
+            started.elapsed(),
+            round.iter().max().unwrap_or(&0)
+        );
+        during.extend(round);
         rounds += 1;
         let now = sampled_profiles(&replica, &big).await;
         if now.iter().zip(&before).all(|(now, before)| now != before) {
