@@ -527,9 +527,15 @@ async fn follow(
             };
             match entry {
                 Some(Ok(entry)) => {
-                    last_revision = entry.revision;
+                    let revision = entry.revision;
                     let done_loading = entry.delta == 0;
-                    apply_entry(&store, &shared, entry).await;
+                    if let Err(err) = apply_entry(&store, &shared, entry).await {
+                        // Its agent chunks could not be fetched: read it again.
+                        tracing::warn!(error = %err, bucket = TENANTS_BUCKET, revision, "could not read a tenant's agents; re-watching from it");
+                        last_revision = revision - 1;
+                        break;
+                    }
+                    last_revision = revision;
                     if done_loading && let Some(loaded) = loaded.take() {
                         let _ = loaded.send(());
                     }
@@ -563,7 +569,13 @@ async fn follow(
     }
 }
 
-async fn apply_entry(store: &TenantStore, shared: &Shared, entry: kv::Entry) {
+/// Applies one entry of the watch; fails only when NATS did not answer while
+/// its agent chunks were fetched (an invalid value is skipped, not an error).
+async fn apply_entry(
+    store: &TenantStore,
+    shared: &Shared,
+    entry: kv::Entry,
+) -> Result<(), BusError> {
     match entry.operation {
         kv::Operation::Put => {
             match stored::read(&store.stream, TENANTS_BUCKET, &entry.key, entry.value).await {
@@ -576,6 +588,7 @@ async fn apply_entry(store: &TenantStore, shared: &Shared, entry: kv::Entry) {
                 Ok(None) => {
                     tracing::debug!(tenant = %entry.key, revision = entry.revision, "tenant configuration already replaced; waiting for the newer one");
                 }
+                Err(err @ BusError::Nats { .. }) => return Err(err),
                 Err(err) => {
                     tracing::warn!(
                         key = %entry.key,
@@ -591,4 +604,5 @@ async fn apply_entry(store: &TenantStore, shared: &Shared, entry: kv::Entry) {
             shared.apply(Change::Remove(entry.key));
         }
     }
+    Ok(())
 }
