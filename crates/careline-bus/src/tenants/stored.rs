@@ -49,7 +49,7 @@ pub(super) enum Encoded {
     Whole(Bytes),
     /// Its agents in chunks, each fitting in one message, and its settings.
     Split {
-        settings: TenantConfig,
+        settings: Box<TenantConfig>,
         chunks: Vec<Bytes>,
     },
 }
@@ -105,7 +105,10 @@ impl Encoded {
                 largest,
             ));
         }
-        Ok(Encoded::Split { settings, chunks })
+        Ok(Encoded::Split {
+            settings: Box::new(settings),
+            chunks,
+        })
     }
 }
 
@@ -303,7 +306,7 @@ mod tests {
         assert!(chunks_named_by(config.to_json().as_bytes()).is_empty());
         assert!(refs.iter().all(|r| !is_tenant_key(&r.key)));
         assert!(is_tenant_key(&config.id));
-        assert_eq!(assemble(&config.id, settings, &chunks).unwrap(), config);
+        assert_eq!(assemble(&config.id, *settings, &chunks).unwrap(), config);
     }
 
     #[test]

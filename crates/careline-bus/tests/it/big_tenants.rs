@@ -119,7 +119,7 @@ async fn readers_never_see_a_partial_tenant_while_it_is_rewritten() -> anyhow::R
     ];
     store.put(&versions[0]).await?;
     let directory = Arc::new(TenantDirectory::start(&store, &CancellationToken::new()).await?);
-    let whole = |config: &TenantConfig| versions.iter().any(|v| v == config);
+    let whole = |config: &TenantConfig| versions.contains(config);
 
     let writing = Arc::new(AtomicBool::new(true));
     // A service's view: every change the directory publishes is one whole version.
@@ -135,7 +135,7 @@ async fn readers_never_see_a_partial_tenant_while_it_is_rewritten() -> anyhow::R
             while writing.load(Ordering::SeqCst) {
                 let config = directory.get("hub-plan").expect("never absent");
                 assert!(
-                    versions.iter().any(|v| *v == *config),
+                    versions.contains(&*config),
                     "the directory showed a partial tenant: {:?} with {} agents",
                     config.name,
                     config.agents.len()
@@ -154,7 +154,7 @@ async fn readers_never_see_a_partial_tenant_while_it_is_rewritten() -> anyhow::R
             while writing.load(Ordering::SeqCst) {
                 let config = store.get("hub-plan").await.unwrap().expect("never absent");
                 assert!(
-                    versions.iter().any(|v| *v == config),
+                    versions.contains(&config),
                     "a read returned a partial tenant: {:?} with {} agents",
                     config.name,
                     config.agents.len()
