@@ -34,10 +34,10 @@ pub const TIMER_BATCH: usize = 200;
 pub const TIMER_CHECK_CONCURRENCY: usize = 64;
 /// Agents one pipeline of [`RoutingStore::refresh_agents`] carries. Redis
 /// runs a pipeline's scripts back to back, so every other command (other
-/// tenants' timers) waits for up to this many `agent_refresh.lua` runs:
-/// re-syncing a 20,000-agent tenant with 100 made another tenant's offer
-/// timeouts up to 1.5-3 s late on a loaded 2-core machine, with 20 at most
-/// 0.4 s, no slower overall (`tests/it/big_tenant.rs` prints both).
+/// tenants' timers) waits for up to this many `agent_refresh.lua` runs.
+/// Re-syncing a 20,000-agent tenant on a busy 2-core machine (debug build),
+/// another tenant's offer timeouts ran up to 1.5-3 s late with 100, up to
+/// 0.4 s with 20, no slower overall (`tests/it/big_tenant.rs` prints it).
 pub const REFRESH_PIPELINE: usize = 20;
 
 /// A new interaction, validated by the caller against the tenant configuration.
