@@ -47,6 +47,10 @@ const MAX_WRITE_ATTEMPTS: usize = 5;
 /// Reads of one tenant [`TenantStore::get`] tries when a newer write keeps
 /// replacing the agent chunks it is reading.
 const MAX_READ_ATTEMPTS: usize = 5;
+/// Age after which agent chunks that no document names are taken for the
+/// leftovers of a write that stopped half-way (its process killed) and purged
+/// by the tenant's next write; a write in progress is far younger.
+const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
 /// The keys readers follow: tenant ids, which have no dot (agent chunks have).
 const TENANT_KEYS: &str = "*";
 
@@ -137,6 +141,7 @@ impl TenantStore {
                         self.purge_chunks(id, &stored::chunks_named_by(&previous.value))
                             .await;
                     }
+                    self.purge_abandoned_chunks(id, written.first()).await;
                     return Ok(revision);
                 }
                 Err(err) => {
@@ -188,6 +193,38 @@ impl TenantStore {
                 tracing::warn!(%tenant, chunk = %chunk.key, %error, "could not purge an old agent chunk");
             }
         }
+    }
+
+    /// Purges the chunks of `tenant` older than [`ABANDONED_AFTER`] other than
+    /// those of the `current` write. Best effort, like [`Self::purge_chunks`].
+    async fn purge_abandoned_chunks(&self, tenant: &str, current: Option<&ChunkRef>) {
+        let current = current.and_then(|chunk| stored::chunk_version(&chunk.key));
+        let prefix = format!("$KV.{TENANTS_BUCKET}.");
+        let subjects: Result<Vec<(String, usize)>, _> = async {
+            self.stream
+                .info_with_subjects(format!("{prefix}{}", stored::chunks_of(tenant)))
+                .await?
+                .try_collect()
+                .await
+        }
+        .await;
+        let subjects = match subjects {
+            Ok(subjects) => subjects,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "could not list agent chunks to purge leftovers");
+                return;
+            }
+        };
+        let abandoned: Vec<ChunkRef> = subjects
+            .into_iter()
+            .filter_map(|(subject, _)| {
+                let key = subject.strip_prefix(&prefix)?.to_owned();
+                let version = stored::chunk_version(&key)?;
+                let old = stored::version_age(version).is_some_and(|age| age > ABANDONED_AFTER);
+                (old && Some(version) != current).then_some(ChunkRef { key, revision: 0 })
+            })
+            .collect();
+        self.purge_chunks(tenant, &abandoned).await;
     }
 
     /// The stored configuration of tenant `id`, if any.

@@ -125,6 +125,26 @@ pub(super) fn chunk_key(tenant: &str, version: &str, n: usize) -> String {
     format!("{tenant}.{CHUNK_SEGMENT}.{version}.{n}")
 }
 
+/// The key pattern of every agent chunk of `tenant`.
+pub(super) fn chunks_of(tenant: &str) -> String {
+    format!("{tenant}.{CHUNK_SEGMENT}.>")
+}
+
+/// The version of chunk `key`, as [`chunk_key`] wrote it.
+pub(super) fn chunk_version(key: &str) -> Option<&str> {
+    key.split('.').nth(2)
+}
+
+/// How long ago `version` was made (the time in its UUID v7), if it is one.
+pub(super) fn version_age(version: &str) -> Option<std::time::Duration> {
+    let (secs, nanos) = uuid::Uuid::try_parse(version)
+        .ok()?
+        .get_timestamp()?
+        .to_unix();
+    let made = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    std::time::SystemTime::now().duration_since(made).ok()
+}
+
 /// Whether `key` is a tenant id (the only keys readers follow), not a chunk.
 pub(super) fn is_tenant_key(key: &str) -> bool {
     !key.contains('.')

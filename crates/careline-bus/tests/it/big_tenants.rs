@@ -209,3 +209,36 @@ async fn concurrent_writers_leave_one_whole_tenant_and_only_its_chunks() -> anyh
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn chunks_left_by_a_write_that_stopped_half_way_are_purged_by_the_next_write()
+-> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    let store = TenantStore::open(&js).await?;
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        - 3_600;
+    let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, an_hour_ago, 0))
+        .simple()
+        .to_string();
+    // A write in progress elsewhere: young, so left alone.
+    let in_progress = uuid::Uuid::now_v7().simple().to_string();
+    for version in [&stopped, &in_progress] {
+        store
+            .bucket()
+            .put(format!("hub-plan.agents.{version}.0"), "[]".into())
+            .await?;
+    }
+
+    store.put(&big_tenant("hub-plan", BIG, QUEUES)).await?;
+    let left = chunk_versions(&js, "hub-plan").await;
+    assert!(!left.contains(&stopped), "{left:?}");
+    assert!(left.contains(&in_progress), "{left:?}");
+    assert_eq!(
+        left.len(),
+        2,
+        "the new write's chunks and the young ones: {left:?}"
+    );
+    Ok(())
+}
