@@ -98,6 +98,40 @@ pub enum BusError {
         source: ConfigError,
     },
 
+    /// A tenant whose stored form does not fit in the NATS server's messages.
+    #[error(
+        "tenant {tenant:?} does not fit in a NATS message: {what} takes {bytes} bytes stored, \
+         more than this NATS server's max_payload of {max_payload} bytes allows; nothing was written. \
+         Careline's own limits keep every part under 300 KiB: raise max_payload in the nats-server \
+         configuration to at least {needed} (its default, 1 MiB, is enough)"
+    )]
+    TenantTooLarge {
+        /// The tenant id.
+        tenant: String,
+        /// The part that does not fit: an agent, or the tenant without its agents.
+        what: String,
+        /// Its stored size.
+        bytes: usize,
+        /// The server's largest message.
+        max_payload: usize,
+        /// The smallest max_payload that would take it.
+        needed: usize,
+    },
+
+    /// Other writers kept replacing a tenant while it was being written or read.
+    #[error(
+        "tenant {tenant:?} changed {attempts} times while being {action} (another `careline config apply` \
+         or the operator writing it at the same time): try again"
+    )]
+    TenantContended {
+        /// The tenant id.
+        tenant: String,
+        /// `written` or `read`.
+        action: &'static str,
+        /// How many times it was tried.
+        attempts: usize,
+    },
+
     /// [`TenantDirectory::wait_for`](crate::TenantDirectory::wait_for) gave up.
     #[error(
         "tenant {tenant:?} did not appear in the tenant directory within {waited:?}: apply its configuration first"

@@ -2,13 +2,15 @@
 //! in-memory copy of it.
 //!
 //! [`TenantStore`] reads and writes the bucket (key = tenant id, value = the
-//! JSON form of [`TenantConfig`]); it validates before writing, so a bad file
-//! never reaches the services. [`TenantDirectory`] is what services hold: a
-//! snapshot swapped atomically by a background task watching the bucket, so
-//! every request reads the current configuration without I/O, and a change
-//! applied by the operator or `careline config apply` takes effect live. Each
-//! tenant carries the bucket revision it was written at, so background work
-//! (the routing worker's tenant sync) re-applies only the tenants that changed.
+//! JSON form of [`TenantConfig`]; a tenant too big for one NATS message has its
+//! agents in chunks of their own, see [`stored`]); it validates before writing,
+//! so a bad file never reaches the services. [`TenantDirectory`] is what
+//! services hold: a snapshot swapped atomically by a background task watching
+//! the bucket, so every request reads the current configuration without I/O,
+//! and a change applied by the operator or `careline config apply` takes effect
+//! live, a whole tenant at a time. Each tenant carries the bucket revision it
+//! was written at, so background work (the routing worker's tenant sync)
+//! re-applies only the tenants that changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -16,13 +18,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
 use careline_domain::tenant::TenantConfig;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::BusError;
+
+mod stored;
+
+use stored::{ChunkRef, Encoded};
 
 /// The KV bucket holding tenant configurations.
 pub const TENANTS_BUCKET: &str = "careline-tenants";
@@ -34,12 +41,26 @@ pub const INITIAL_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const REWATCH_BACKOFF: Duration = Duration::from_millis(500);
 /// How often the watch task checks whether the client reconnected.
 const RECONNECT_CHECK: Duration = Duration::from_secs(1);
+/// Writes of one tenant [`TenantStore::put`] tries when other writers keep
+/// replacing it between its read and its write.
+const MAX_WRITE_ATTEMPTS: usize = 5;
+/// Reads of one tenant [`TenantStore::get`] tries when a newer write keeps
+/// replacing the agent chunks it is reading.
+const MAX_READ_ATTEMPTS: usize = 5;
+/// Age after which agent chunks that no document names are taken for the
+/// leftovers of a write that stopped half-way (its process killed) and purged
+/// by the tenant's next write; a write in progress is far younger.
+const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
+/// The keys readers follow: tenant ids, which have no dot (agent chunks have).
+const TENANT_KEYS: &str = "*";
 
 /// Reads and writes tenant configurations in the [`TENANTS_BUCKET`] bucket.
 #[derive(Debug, Clone)]
 pub struct TenantStore {
     js: jetstream::Context,
     kv: kv::Store,
+    /// The bucket's stream, to read agent chunks by revision and purge old ones.
+    stream: stream::Stream,
 }
 
 impl TenantStore {
@@ -72,10 +93,20 @@ impl TenantStore {
             .get_key_value(TENANTS_BUCKET)
             .await
             .map_err(BusError::nats(format!("open KV bucket {TENANTS_BUCKET}")))?;
-        Ok(TenantStore { js: js.clone(), kv })
+        let stream = bucket_stream(js).await?;
+        Ok(TenantStore {
+            js: js.clone(),
+            kv,
+            stream,
+        })
     }
 
     /// Validates `config` and writes it; returns the new revision. Nothing is written if invalid.
+    ///
+    /// A tenant too big for one NATS message is written as agent chunks first,
+    /// then the document naming them, on condition that nobody wrote the tenant
+    /// meanwhile (else it starts over); the chunks of the document it replaced are
+    /// purged after. Readers see the old tenant or the new one, never a mix.
     pub async fn put(&self, config: &TenantConfig) -> Result<u64, BusError> {
         config
             .validate()
@@ -83,20 +114,142 @@ impl TenantStore {
                 tenant: config.id.clone(),
                 source,
             })?;
-        self.kv
-            .put(&config.id, config.to_json().into())
-            .await
-            .map_err(BusError::nats(format!("write tenant {}", config.id)))
+        let max_payload = self.js.client().max_payload();
+        let encoded = Encoded::new(
+            config,
+            max_payload.saturating_sub(stored::MESSAGE_HEADROOM),
+            max_payload,
+        )?;
+        let id = &config.id;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let previous = self
+                .kv
+                .entry(id.as_str())
+                .await
+                .map_err(BusError::nats(format!("read tenant {id}")))?;
+            let expected = previous.as_ref().map_or(0, |entry| entry.revision);
+            let (value, written) = match &encoded {
+                Encoded::Whole(value) => (value.clone(), Vec::new()),
+                Encoded::Split { settings, chunks } => {
+                    let refs = self.write_chunks(id, chunks).await?;
+                    (stored::document(&refs, settings), refs)
+                }
+            };
+            match self.kv.update(id.as_str(), value, expected).await {
+                Ok(revision) => {
+                    if let Some(previous) = previous {
+                        self.purge_chunks(id, &stored::chunks_named_by(&previous.value))
+                            .await;
+                    }
+                    self.purge_abandoned_chunks(id, written.first()).await;
+                    return Ok(revision);
+                }
+                Err(err) => {
+                    self.purge_chunks(id, &written).await;
+                    if err.kind() != kv::UpdateErrorKind::WrongLastRevision {
+                        return Err(BusError::nats(format!("write tenant {id}"))(err));
+                    }
+                }
+            }
+        }
+        Err(BusError::TenantContended {
+            tenant: id.clone(),
+            action: "written",
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
+    }
+
+    /// Writes `chunks` of `tenant`'s agents under a new version; returns where.
+    async fn write_chunks(
+        &self,
+        tenant: &str,
+        chunks: &[Bytes],
+    ) -> Result<Vec<ChunkRef>, BusError> {
+        let version = stored::new_version();
+        let mut refs = Vec::with_capacity(chunks.len());
+        for (n, chunk) in chunks.iter().enumerate() {
+            let key = stored::chunk_key(tenant, &version, n);
+            match self.kv.put(&key, chunk.clone()).await {
+                Ok(revision) => refs.push(ChunkRef { key, revision }),
+                Err(err) => {
+                    self.purge_chunks(tenant, &refs).await;
+                    return Err(BusError::nats(format!("write agent chunk {key}"))(err));
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    /// Removes agent chunks from the stream entirely (no delete markers left
+    /// behind). Best effort: a chunk left over wastes space, nothing else.
+    async fn purge_chunks(&self, tenant: &str, chunks: &[ChunkRef]) {
+        for chunk in chunks {
+            if let Err(error) = self
+                .stream
+                .purge()
+                .filter(format!("$KV.{TENANTS_BUCKET}.{}", chunk.key))
+                .await
+            {
+                tracing::warn!(%tenant, chunk = %chunk.key, %error, "could not purge an old agent chunk");
+            }
+        }
+    }
+
+    /// Purges the chunks of `tenant` older than [`ABANDONED_AFTER`] other than
+    /// those of the `current` write. Best effort, like [`Self::purge_chunks`].
+    async fn purge_abandoned_chunks(&self, tenant: &str, current: Option<&ChunkRef>) {
+        let current = current.and_then(|chunk| stored::chunk_version(&chunk.key));
+        let prefix = format!("$KV.{TENANTS_BUCKET}.");
+        let subjects: Result<Vec<(String, usize)>, _> = async {
+            self.stream
+                .info_with_subjects(format!("{prefix}{}", stored::chunks_of(tenant)))
+                .await?
+                .try_collect()
+                .await
+        }
+        .await;
+        let subjects = match subjects {
+            Ok(subjects) => subjects,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "could not list agent chunks to purge leftovers");
+                return;
+            }
+        };
+        let abandoned: Vec<ChunkRef> = subjects
+            .into_iter()
+            .filter_map(|(subject, _)| {
+                let key = subject.strip_prefix(&prefix)?.to_owned();
+                let version = stored::chunk_version(&key)?;
+                let old = stored::version_age(version).is_some_and(|age| age > ABANDONED_AFTER);
+                (old && Some(version) != current).then_some(ChunkRef { key, revision: 0 })
+            })
+            .collect();
+        self.purge_chunks(tenant, &abandoned).await;
     }
 
     /// The stored configuration of tenant `id`, if any.
     pub async fn get(&self, id: &str) -> Result<Option<TenantConfig>, BusError> {
-        let value = self
-            .kv
-            .get(id)
-            .await
-            .map_err(BusError::nats(format!("read tenant {id}")))?;
-        value.map(|bytes| parse_stored(id, &bytes)).transpose()
+        for _ in 0..MAX_READ_ATTEMPTS {
+            let entry = self
+                .kv
+                .entry(id)
+                .await
+                .map_err(BusError::nats(format!("read tenant {id}")))?;
+            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                return Ok(None);
+            };
+            // `None`: its chunks were replaced under it by a newer write; read that.
+            if let Some(config) =
+                stored::read(&self.stream, TENANTS_BUCKET, id, entry.value).await?
+            {
+                return Ok(Some(config));
+            }
+        }
+        Err(BusError::TenantContended {
+            tenant: id.to_owned(),
+            action: "read",
+            attempts: MAX_READ_ATTEMPTS,
+        })
     }
 
     /// Every valid stored configuration, by tenant id; invalid ones are skipped with a warning.
@@ -106,7 +259,7 @@ impl TenantStore {
             .keys()
             .await
             .map_err(BusError::nats(format!("list keys of {TENANTS_BUCKET}")))?
-            .filter_map(|key| async move { key.ok() })
+            .filter_map(|key| async move { key.ok().filter(|key| stored::is_tenant_key(key)) })
             .collect()
             .await;
         keys.sort();
@@ -124,12 +277,22 @@ impl TenantStore {
         Ok(configs)
     }
 
-    /// Removes tenant `id` (its history is kept until rolled off).
+    /// Removes tenant `id` (its history is kept until rolled off; its agent chunks are purged).
     pub async fn delete(&self, id: &str) -> Result<(), BusError> {
+        let previous = self
+            .kv
+            .entry(id)
+            .await
+            .map_err(BusError::nats(format!("read tenant {id}")))?;
         self.kv
             .delete(id)
             .await
-            .map_err(BusError::nats(format!("delete tenant {id}")))
+            .map_err(BusError::nats(format!("delete tenant {id}")))?;
+        if let Some(previous) = previous {
+            self.purge_chunks(id, &stored::chunks_named_by(&previous.value))
+                .await;
+        }
+        Ok(())
     }
 
     /// The underlying bucket, e.g. for tools that write raw values.
@@ -138,31 +301,11 @@ impl TenantStore {
     }
 }
 
-/// Parses a stored value; the key must be the tenant id inside it.
-fn parse_stored(key: &str, bytes: &[u8]) -> Result<TenantConfig, BusError> {
-    let invalid = |source| BusError::StoredTenantConfig {
-        key: key.to_owned(),
-        source,
-    };
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        invalid(careline_domain::ConfigError::single(
-            "",
-            None,
-            format!("not UTF-8: {e}"),
-        ))
-    })?;
-    let config = TenantConfig::from_json(text).map_err(invalid)?;
-    if config.id != key {
-        return Err(invalid(careline_domain::ConfigError::single(
-            "id",
-            None,
-            format!(
-                "is {:?} but the key is {key:?}: the key must be the tenant id",
-                config.id
-            ),
-        )));
-    }
-    Ok(config)
+/// The stream behind the bucket.
+async fn bucket_stream(js: &jetstream::Context) -> Result<stream::Stream, BusError> {
+    js.get_stream(format!("KV_{TENANTS_BUCKET}"))
+        .await
+        .map_err(BusError::nats(format!("read KV bucket {TENANTS_BUCKET}")))
 }
 
 /// One consistent view of every tenant, replaced whole on each change.
@@ -282,32 +425,33 @@ impl TenantDirectory {
         let stop = shutdown.child_token();
         let watch = store
             .kv
-            .watch_with_history(">")
+            .watch_with_history(TENANT_KEYS)
             .await
             .map_err(BusError::nats(format!("watch KV bucket {TENANTS_BUCKET}")))?;
-        // Whether there is anything to load; `kv::Store::status` is cached at open, so ask afresh.
-        let stored_values = store
-            .js
-            .get_stream(format!("KV_{TENANTS_BUCKET}"))
-            .await
-            .map_err(BusError::nats(format!("read KV bucket {TENANTS_BUCKET}")))?
-            .info()
+        // Whether there is any tenant to load (agent chunks alone do not count);
+        // `kv::Store::status` is cached at open, so ask afresh.
+        let stored_tenants = store
+            .stream
+            .info_with_subjects(format!("$KV.{TENANTS_BUCKET}.{TENANT_KEYS}"))
             .await
             .map_err(BusError::nats(format!(
                 "read status of KV bucket {TENANTS_BUCKET}"
             )))?
-            .state
-            .messages;
+            .try_next()
+            .await
+            .map_err(BusError::nats(format!(
+                "read status of KV bucket {TENANTS_BUCKET}"
+            )))?
+            .is_some();
         let (loaded_tx, loaded_rx) = oneshot::channel();
-        let loaded = if stored_values == 0 {
+        let loaded = if !stored_tenants {
             let _ = loaded_tx.send(());
             None
         } else {
             Some(loaded_tx)
         };
         tokio::spawn(follow(
-            store.kv.clone(),
-            store.js.client(),
+            store.clone(),
             watch,
             Arc::clone(&shared),
             stop.clone(),
@@ -393,13 +537,13 @@ impl TenantDirectory {
 /// The watch task: applies every entry, re-watching from the last revision seen
 /// when the watch ends or fails, until `stop`.
 async fn follow(
-    kv: kv::Store,
-    client: async_nats::Client,
+    store: TenantStore,
     mut watch: kv::Watch,
     shared: Arc<Shared>,
     stop: CancellationToken,
     mut loaded: Option<oneshot::Sender<()>>,
 ) {
+    let client = store.js.client();
     let mut last_revision = 0;
     let mut reconnect_check = tokio::time::interval(RECONNECT_CHECK);
     loop {
@@ -420,9 +564,15 @@ async fn follow(
             };
             match entry {
                 Some(Ok(entry)) => {
-                    last_revision = entry.revision;
+                    let revision = entry.revision;
                     let done_loading = entry.delta == 0;
-                    apply_entry(&shared, entry);
+                    if let Err(err) = apply_entry(&store, &shared, entry).await {
+                        // Its agent chunks could not be fetched: read it again.
+                        tracing::warn!(error = %err, bucket = TENANTS_BUCKET, revision, "could not read a tenant's agents; re-watching from it");
+                        last_revision = revision - 1;
+                        break;
+                    }
+                    last_revision = revision;
                     if done_loading && let Some(loaded) = loaded.take() {
                         let _ = loaded.send(());
                     }
@@ -442,7 +592,11 @@ async fn follow(
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(REWATCH_BACKOFF) => {}
             }
-            match kv.watch_all_from_revision(last_revision + 1).await {
+            match store
+                .kv
+                .watch_from_revision(TENANT_KEYS, last_revision + 1)
+                .await
+            {
                 Ok(watch) => break watch,
                 Err(err) => {
                     tracing::warn!(error = %err, bucket = TENANTS_BUCKET, "could not re-watch tenants; retrying");
@@ -452,25 +606,40 @@ async fn follow(
     }
 }
 
-fn apply_entry(shared: &Shared, entry: kv::Entry) {
+/// Applies one entry of the watch; fails only when NATS did not answer while
+/// its agent chunks were fetched (an invalid value is skipped, not an error).
+async fn apply_entry(
+    store: &TenantStore,
+    shared: &Shared,
+    entry: kv::Entry,
+) -> Result<(), BusError> {
     match entry.operation {
-        kv::Operation::Put => match parse_stored(&entry.key, &entry.value) {
-            Ok(config) => {
-                tracing::info!(tenant = %entry.key, revision = entry.revision, "tenant configuration applied");
-                shared.apply(Change::Put(Box::new(config), entry.revision));
+        kv::Operation::Put => {
+            match stored::read(&store.stream, TENANTS_BUCKET, &entry.key, entry.value).await {
+                Ok(Some(config)) => {
+                    tracing::info!(tenant = %entry.key, revision = entry.revision, agents = config.agents.len(), "tenant configuration applied");
+                    shared.apply(Change::Put(Box::new(config), entry.revision));
+                }
+                // Its chunks are purged only once a newer document was written:
+                // that one follows in the watch.
+                Ok(None) => {
+                    tracing::debug!(tenant = %entry.key, revision = entry.revision, "tenant configuration already replaced; waiting for the newer one");
+                }
+                Err(err @ BusError::Nats { .. }) => return Err(err),
+                Err(err) => {
+                    tracing::warn!(
+                        key = %entry.key,
+                        revision = entry.revision,
+                        error = %err,
+                        "skipping invalid tenant configuration; keeping the previous one"
+                    );
+                }
             }
-            Err(err) => {
-                tracing::warn!(
-                    key = %entry.key,
-                    revision = entry.revision,
-                    error = %err,
-                    "skipping invalid tenant configuration; keeping the previous one"
-                );
-            }
-        },
+        }
         kv::Operation::Delete | kv::Operation::Purge => {
             tracing::info!(tenant = %entry.key, revision = entry.revision, "tenant removed");
             shared.apply(Change::Remove(entry.key));
         }
     }
+    Ok(())
 }

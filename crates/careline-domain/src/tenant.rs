@@ -232,8 +232,57 @@ pub struct AgentConfig {
 pub const MAX_CAPACITY: u32 = 100;
 /// Shortest heartbeat TTL: agents' desktops beat every second or so.
 pub const MIN_HEARTBEAT_TTL_SECS: u32 = 3;
+/// Most agents one tenant may configure (20,000 are measured in the tests).
+pub const MAX_AGENTS: usize = 50_000;
+/// Largest stored (JSON) form of one agent: an agent is never split between
+/// two NATS messages, so it must fit well within one (1 MiB by default).
+pub const MAX_AGENT_JSON_BYTES: usize = 16 * 1024;
+/// Largest stored (JSON) form of a tenant without its agents: it is one NATS
+/// message, with room left for the list of agent chunks.
+pub const MAX_SETTINGS_JSON_BYTES: usize = 256 * 1024;
+/// Largest stored (JSON) form of a whole tenant, agents included: every service
+/// holds it in memory and parses it on each change.
+pub const MAX_TENANT_JSON_BYTES: usize = 32 * 1024 * 1024;
 
 impl TenantConfig {
+    /// A copy of everything but the agents, which are stored apart when a
+    /// tenant is too big for one NATS message.
+    pub fn without_agents(&self) -> TenantConfig {
+        // Spelled out (no `..`) so a new field cannot be forgotten here.
+        let TenantConfig {
+            id,
+            name,
+            time_zone,
+            languages,
+            hours,
+            holidays,
+            after_hours_message,
+            contact_email,
+            portal_url,
+            inbound_email_addresses,
+            api_keys,
+            routing,
+            queues,
+            agents: _,
+        } = self;
+        TenantConfig {
+            id: id.clone(),
+            name: name.clone(),
+            time_zone: time_zone.clone(),
+            languages: languages.clone(),
+            hours: hours.clone(),
+            holidays: holidays.clone(),
+            after_hours_message: after_hours_message.clone(),
+            contact_email: contact_email.clone(),
+            portal_url: portal_url.clone(),
+            inbound_email_addresses: inbound_email_addresses.clone(),
+            api_keys: api_keys.clone(),
+            routing: routing.clone(),
+            queues: queues.clone(),
+            agents: Vec::new(),
+        }
+    }
+
     /// The queue with id `id`.
     pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
         self.queues.iter().find(|q| q.id == id)

@@ -32,11 +32,13 @@ pub const TIMER_BATCH: usize = 200;
 /// Tenants [`RoutingStore::timer_check`] reads at once (one command each,
 /// pipelined by the multiplexed connection).
 pub const TIMER_CHECK_CONCURRENCY: usize = 64;
-/// Agents one pipeline of [`RoutingStore::refresh_agents`] carries: a
-/// tenant of thousands takes a few round trips, and other commands on the
-/// shared connection (other tenants' timers) wait behind at most this many
-/// scripts, well within the client's response timeout.
-pub const REFRESH_PIPELINE: usize = 100;
+/// Agents one pipeline of [`RoutingStore::refresh_agents`] carries. Redis
+/// runs a pipeline's scripts back to back, so every other command (other
+/// tenants' timers) waits for up to this many `agent_refresh.lua` runs.
+/// Re-syncing a 20,000-agent tenant on a busy 2-core machine (debug build),
+/// another tenant's offer timeouts ran up to 1.5-3 s late with 100, up to
+/// 0.4 s with 20, no slower overall (`tests/it/big_tenant.rs` prints it).
+pub const REFRESH_PIPELINE: usize = 20;
 
 /// A new interaction, validated by the caller against the tenant configuration.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! - [`test_redis`]: [`TestRedis`], a single server or a local Redis Cluster, for tests that
 //!   run on both.
 //! - [`sandbox`]: [`Sandbox`], both servers together plus ready-made clients.
+//! - [`big_tenant`](mod@big_tenant): generated tenants of thousands of agents.
 //! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
 //! - [`eventually`](mod@eventually): [`eventually()`] and [`assert_eventually!`], how every test waits.
@@ -12,12 +13,14 @@
 #![forbid(unsafe_code)]
 
 pub mod bearer;
+pub mod big_tenant;
 pub mod demo;
 pub mod eventually;
 pub mod sandbox;
 pub mod test_redis;
 
 pub use bearer::Bearer;
+pub use big_tenant::big_tenant;
 pub use careline_localdev::{AppendFsync, NatsServer, RedisCluster, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::Sandbox;

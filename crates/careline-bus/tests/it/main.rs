@@ -1,6 +1,7 @@
 //! careline-bus against a real nats-server: trace propagation, de-duplication,
 //! idempotent set-up, work-queue deliveries and the live tenant directory.
 
+mod big_tenants;
 mod consume;
 mod publish;
 mod streams;

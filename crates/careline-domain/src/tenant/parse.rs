@@ -15,14 +15,15 @@ impl TenantConfig {
     /// Parses a YAML document and validates it. Every problem in the file is reported at
     /// once, each naming its field and line, so an operator fixes a file in one pass.
     pub fn from_yaml(text: &str) -> Result<TenantConfig, ConfigError> {
-        let lines = LineIndex::new(text);
         match deserialize(text) {
-            Ok(config) => {
-                config.check(Some(&lines))?;
-                Ok(config)
-            }
+            // Indexing the lines of a file of thousands of agents costs more than
+            // reading it: only done when there is a problem to point at.
+            Ok(config) => match config.check(None) {
+                Ok(()) => Ok(config),
+                Err(_) => config.check(Some(&LineIndex::new(text))).map(|()| config),
+            },
             Err(first) => match serde_yaml_ng::from_str::<Value>(text) {
-                Ok(document) => Err(every_problem(document, first, &lines)),
+                Ok(document) => Err(every_problem(document, first, &LineIndex::new(text))),
                 // A syntax error leaves no document to look further into.
                 Err(_) => Err(yaml_problem(first.inner())),
             },

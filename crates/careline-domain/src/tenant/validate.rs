@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use super::{MAX_CAPACITY, MIN_HEARTBEAT_TTL_SECS, TenantConfig};
+use super::{
+    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES,
+    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
+};
 use crate::error::{ConfigError, Problem};
 use crate::hours;
 use crate::ids::{AgentId, QueueId, TenantId};
@@ -23,6 +26,7 @@ impl TenantConfig {
         self.check_routing(&mut c);
         self.check_queues(&mut c);
         self.check_agents(&mut c);
+        self.check_size(&mut c);
         if c.problems.is_empty() {
             Ok(())
         } else {
@@ -281,6 +285,77 @@ impl TenantConfig {
                 }
             }
         }
+    }
+}
+
+impl TenantConfig {
+    /// The size limits of the stored form, checked here so that `careline config
+    /// check` refuses exactly what the configuration bucket could not hold.
+    fn check_size(&self, c: &mut Checker<'_>) {
+        if self.agents.len() > MAX_AGENTS {
+            c.problem(
+                "agents".into(),
+                format!(
+                    "{} agents are more than the {MAX_AGENTS} one tenant may have: split them between tenants",
+                    self.agents.len()
+                ),
+            );
+        }
+        let settings = json_len(&self.without_agents());
+        if settings > MAX_SETTINGS_JSON_BYTES {
+            c.problem(
+                String::new(),
+                format!(
+                    "the tenant without its agents takes {settings} bytes stored, more than the limit of \
+                     {MAX_SETTINGS_JSON_BYTES}: use fewer or shorter queues, hours, messages or API keys"
+                ),
+            );
+        }
+        let mut total = settings;
+        for (i, agent) in self.agents.iter().enumerate() {
+            let len = json_len(agent);
+            total += len + 1;
+            if len > MAX_AGENT_JSON_BYTES {
+                c.problem(
+                    format!("agents[{i}]"),
+                    format!(
+                        "agent {:?} takes {len} bytes stored, more than the limit of \
+                         {MAX_AGENT_JSON_BYTES} for one agent: use fewer or shorter skill names",
+                        agent.id
+                    ),
+                );
+            }
+        }
+        if total > MAX_TENANT_JSON_BYTES {
+            c.problem(
+                "agents".into(),
+                format!(
+                    "the tenant takes {total} bytes stored, more than the limit of \
+                     {MAX_TENANT_JSON_BYTES}: split its agents between tenants or shorten skill names"
+                ),
+            );
+        }
+    }
+}
+
+/// The length of `value`'s JSON form, without building it.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    let mut counter = ByteCount(0);
+    serde_json::to_writer(&mut counter, value).expect("a tenant config always serializes to JSON");
+    counter.0
+}
+
+/// An `io::Write` that only counts.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

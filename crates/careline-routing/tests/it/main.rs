@@ -1,5 +1,6 @@
 //! Integration tests of the routing store against a real redis-server.
 
+mod big_tenant;
 mod cluster;
 mod env;
 mod relay;

@@ -31,7 +31,7 @@ const SPACED_TIMERS: usize = 2_000;
 const TIMER_SPACING_MS: u64 = 5;
 
 /// The test tenant under another id (and without API keys, which must be unique).
-fn tenant(id: &str, configure: impl FnOnce(&mut TenantConfig)) -> TenantConfig {
+pub(crate) fn tenant(id: &str, configure: impl FnOnce(&mut TenantConfig)) -> TenantConfig {
     test_tenant(|c| {
         c.id = id.into();
         c.api_keys.clear();
@@ -41,18 +41,18 @@ fn tenant(id: &str, configure: impl FnOnce(&mut TenantConfig)) -> TenantConfig {
 
 /// One router/presence replica's backend over a sandbox, started on demand
 /// so a test can prepare Redis first.
-struct Replica {
+pub(crate) struct Replica {
     sandbox: Sandbox,
-    store: RoutingStore,
+    pub(crate) store: RoutingStore,
     redis: RedisConnection,
-    tenants: careline_bus::TenantStore,
+    pub(crate) tenants: careline_bus::TenantStore,
     shutdown: CancellationToken,
     backend: Option<Backend>,
 }
 
 impl Replica {
     /// A sandbox whose tenant bucket holds `configs` (not yet synced to Redis).
-    async fn new(configs: &[&TenantConfig]) -> Replica {
+    pub(crate) async fn new(configs: &[&TenantConfig]) -> Replica {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let store = RoutingStore::connect(&sandbox.redis_url()).await.unwrap();
         let redis = sandbox.redis().await.unwrap();
@@ -71,7 +71,11 @@ impl Replica {
         }
     }
 
-    async fn start_worker(&mut self) {
+    pub(crate) fn nats_url(&self) -> String {
+        self.sandbox.nats_url()
+    }
+
+    pub(crate) async fn start_worker(&mut self) {
         let backend = Backend::start(
             &self.sandbox.redis_url(),
             &self.sandbox.nats_url(),
@@ -84,7 +88,7 @@ impl Replica {
         self.backend = Some(backend);
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(backend) = self.backend.take() {
             backend.stopped().await;
@@ -100,7 +104,7 @@ impl Replica {
             .unwrap()
     }
 
-    async fn redis<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
+    pub(crate) async fn redis<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
         cmd.query_async(&mut self.redis.clone()).await.unwrap()
     }
 

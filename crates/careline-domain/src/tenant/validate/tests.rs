@@ -313,3 +313,73 @@ fn validate_rechecks_without_lines() {
         "duplicate queue id \"general\" (first defined at queues[0].id)"
     );
 }
+
+/// The base config with `count` more agents like its first.
+fn with_agents(count: usize) -> TenantConfig {
+    let mut config = TenantConfig::from_yaml(&base()).unwrap();
+    let template = config.agents[0].clone();
+    config.agents.extend((0..count).map(|i| {
+        let mut agent = template.clone();
+        agent.id = format!("agent-{i}");
+        agent
+    }));
+    config
+}
+
+#[test]
+fn stored_size_limits_name_the_size_the_limit_and_what_to_do() {
+    use crate::tenant::{MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_SETTINGS_JSON_BYTES};
+
+    let mut config = with_agents(0);
+    config.agents[0].skills = (0..2_000).map(|i| (format!("skill-{i:05}"), 5)).collect();
+    config
+        .after_hours_message
+        .insert("en".into(), "x".repeat(MAX_SETTINGS_JSON_BYTES));
+    let err = config.validate().unwrap_err();
+    let found: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{err}");
+    assert_eq!(found[0].0, "", "{err}");
+    assert!(
+        found[0]
+            .1
+            .starts_with("the tenant without its agents takes ")
+            && found[0]
+                .1
+                .contains(&format!("more than the limit of {MAX_SETTINGS_JSON_BYTES}")),
+        "{err}"
+    );
+    assert_eq!(found[1].0, "agents[0]", "{err}");
+    assert!(
+        found[1].1.starts_with("agent \"ana\" takes ")
+            && found[1].1.contains(&format!(
+                "more than the limit of {MAX_AGENT_JSON_BYTES} for one agent: use fewer or shorter skill names"
+            )),
+        "{err}"
+    );
+
+    let err = with_agents(MAX_AGENTS).validate().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "agents: {} agents are more than the {MAX_AGENTS} one tenant may have: split them between tenants",
+            MAX_AGENTS + 1
+        )
+    );
+    with_agents(MAX_AGENTS - 1)
+        .validate()
+        .expect("the most agents a tenant may have");
+}
+
+#[test]
+fn without_agents_keeps_everything_else() {
+    let config = with_agents(3);
+    let settings = config.without_agents();
+    assert!(settings.agents.is_empty());
+    let mut back = settings.clone();
+    back.agents = config.agents.clone();
+    assert_eq!(back, config);
+}
