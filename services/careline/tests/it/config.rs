@@ -21,7 +21,7 @@ async fn store(nats: &NatsServer) -> TenantStore {
     let client = async_nats::connect(nats.url())
         .await
         .expect("connecting to NATS");
-    TenantStore::open(&async_nats::jetstream::new(client))
+    TenantStore::open(&async_nats::jetstream::new(client), None)
         .await
         .expect("opening the tenant bucket")
 }
