@@ -3,6 +3,7 @@
 
 mod consume;
 mod publish;
+mod replicas;
 mod streams;
 mod tenants;
 mod trace;
