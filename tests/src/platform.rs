@@ -273,7 +273,6 @@ impl Platform {
 }
 
 impl<N> Platform<N> {
-
     /// Addresses of every router replica, killed ones included.
     pub fn router_addrs(&self) -> Vec<SocketAddr> {
         self.routers.iter().map(|r| r.addr).collect()

@@ -158,11 +158,15 @@ async fn scenario() {
         .await
         .expect("the tenant bucket opens with a node down");
     let read_started = Instant::now();
-    careline_testkit::eventually(READ_DEADLINE, "the tenant reads back with a node down", || {
-        let store = store.clone();
-        let expected = platform.tenant.clone();
-        async move { matches!(store.get(TENANT).await, Ok(Some(config)) if config == expected) }
-    })
+    careline_testkit::eventually(
+        READ_DEADLINE,
+        "the tenant reads back with a node down",
+        || {
+            let store = store.clone();
+            let expected = platform.tenant.clone();
+            async move { matches!(store.get(TENANT).await, Ok(Some(config)) if config == expected) }
+        },
+    )
     .await
     .unwrap_or_else(|error| panic!("{error}{context}"));
     println!(

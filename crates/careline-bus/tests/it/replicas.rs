@@ -41,7 +41,10 @@ async fn streams_move_to_the_configured_replicas_and_an_unset_count_keeps_them()
     let store = TenantStore::open(&js, None).await?;
     store.put(&demo_tenant()).await?;
     Publisher::new(js.clone())
-        .publish(&Subject::new("acme", "interaction", "created")?, &event("acme", 1))
+        .publish(
+            &Subject::new("acme", "interaction", "created")?,
+            &event("acme", 1),
+        )
         .await?;
     assert_eventually!(current_replicas(&js, EVENTS_STREAM).await == 1, "R1 events");
     assert_eventually!(current_replicas(&js, &kv_stream).await == 1, "R1 bucket");
@@ -68,7 +71,13 @@ async fn streams_move_to_the_configured_replicas_and_an_unset_count_keeps_them()
     assert_eq!(current_replicas(&js, &kv_stream).await, NODES);
 
     // The data moved with the streams.
-    let stored = js.get_stream(EVENTS_STREAM).await?.info().await?.state.messages;
+    let stored = js
+        .get_stream(EVENTS_STREAM)
+        .await?
+        .info()
+        .await?
+        .state
+        .messages;
     assert_eq!(stored, 1, "the event published at R1");
     let tenant = store.get(&demo_tenant().id).await?;
     assert_eq!(tenant, Some(demo_tenant()));

@@ -78,7 +78,10 @@ async fn a_three_node_cluster_keeps_an_r3_stream_through_a_killed_node() -> anyh
 
     drop(cluster);
     for port in ports {
-        assert!(!port_accepts(port), "a node still listens on {port} after drop");
+        assert!(
+            !port_accepts(port),
+            "a node still listens on {port} after drop"
+        );
     }
     Ok(())
 }
