@@ -83,45 +83,65 @@ pub(crate) async fn create_or_update(
     replicas: Option<usize>,
 ) -> Result<stream::Stream, BusError> {
     let name = config.name.clone();
-    let current = js
-        .get_stream(&name)
-        .await
-        .ok()
-        .map(|stream| stream.cached_info().config.num_replicas);
-    config.num_replicas = replicas.or(current).unwrap_or(DEFAULT_REPLICAS);
-    if let (Some(from), Some(to)) = (current, replicas)
-        && from != to
+    let mut attempt = 1;
+    let before = loop {
+        match create_or_update_once(js, &mut config, replicas).await {
+            Ok(before) => break before,
+            Err(_) if attempt < CREATE_ATTEMPTS => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    };
+    if let Some(before) = before
+        && before != config.num_replicas
     {
         tracing::warn!(
             stream = %name,
-            from,
-            to,
-            "changing the stream's replica count as configured (CARELINE_NATS_REPLICAS); \
+            from = before,
+            to = config.num_replicas,
+            "changed the stream's replica count as configured (CARELINE_NATS_REPLICAS); \
              JetStream copies or drops its data on the servers concerned"
         );
-    }
-    let mut attempt = 1;
-    loop {
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => break,
-            Err(_) if attempt < CREATE_ATTEMPTS => attempt += 1,
-            Err(err) if too_few_servers(&err) => {
-                return Err(BusError::Replicas {
-                    stream: name,
-                    replicas: config.num_replicas,
-                    source: Box::new(err),
-                });
-            }
-            Err(err) => {
-                return Err(BusError::nats(format!("create or update stream {name}"))(
-                    err,
-                ));
-            }
-        }
     }
     js.get_stream(&name)
         .await
         .map_err(BusError::nats(format!("get stream {name}")))
+}
+
+/// One attempt of [`create_or_update`]; returns the replica count the stream
+/// had before, `None` if it was created.
+async fn create_or_update_once(
+    js: &jetstream::Context,
+    config: &mut stream::Config,
+    replicas: Option<usize>,
+) -> Result<Option<usize>, BusError> {
+    let name = config.name.clone();
+    // Only "not found" means new: taking any failure for it would, with the
+    // setting unset, shrink a replicated stream to one copy.
+    let before = match js.get_stream(&name).await {
+        Ok(stream) => Some(stream.cached_info().config.num_replicas),
+        Err(err) if is_not_found(&err) => None,
+        Err(err) => return Err(BusError::nats(format!("read stream {name}"))(err)),
+    };
+    config.num_replicas = replicas.or(before).unwrap_or(DEFAULT_REPLICAS);
+    match js.create_or_update_stream(config.clone()).await {
+        Ok(_) => Ok(before),
+        Err(err) if too_few_servers(&err) => Err(BusError::Replicas {
+            stream: name,
+            replicas: config.num_replicas,
+            source: Box::new(err),
+        }),
+        Err(err) => Err(BusError::nats(format!("create or update stream {name}"))(
+            err,
+        )),
+    }
+}
+
+fn is_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(err)
+            if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 /// Whether JetStream refused a stream because it has too few servers for its replicas.
