@@ -8,11 +8,12 @@
 //! interaction created once, every event stored exactly once (numbered 1..N,
 //! distinct ids), none assigned twice, no agent over capacity.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use careline_bus::{EVENTS_STREAM, TENANTS_BUCKET, TenantStore};
+use careline_bus::{EVENTS_STREAM, TENANTS_BUCKET, TenantStore, read_tenant_events};
 use careline_domain::tenant::PerChannel;
 use careline_e2e::Platform;
 use careline_e2e::audit::{Audit, complete_log, first};
@@ -238,21 +239,23 @@ async fn scenario() {
         .await
         .unwrap_or_else(|error| panic!("{error}{context}"));
     }
-    let stored = platform
-        .jetstream
-        .get_stream(EVENTS_STREAM)
+    // Every event the stream holds, also those after the audited sequence
+    // (agents going offline once their desks stopped): each id stored once.
+    let stored = read_tenant_events(&platform.jetstream, TENANT)
         .await
-        .expect("the event stream")
-        .info()
-        .await
-        .expect("its info")
-        .state
-        .messages;
+        .expect("the tenant's events");
+    let distinct: HashSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    let stored = stored.len();
+    assert_eq!(
+        distinct.len(),
+        stored,
+        "every event id is stored once{context}"
+    );
     println!(
         "e2e nats cluster: {INTERACTIONS} interactions via {ROUTERS} routers over {NODES} NATS nodes \
          (R{NODES}), node {leader} killed and restarted (create retries {}, replayed {}); \
          offers seen {} accepted {} rejected {} ignored {}, resolved {}, desk reconnects {}; \
-         routing events {} (sequence {sequence}), stream messages {stored}; offered {} assigned {} \
+         routing events {} (sequence {sequence}), tenant events stored {stored} (distinct ids); offered {} assigned {} \
          timed_out {} resolved {}; copies current {} ms after the audit; creation {creation_secs:.1}s, \
          elapsed {:.1}s",
         count(&creates.retries),
