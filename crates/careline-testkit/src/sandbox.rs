@@ -58,9 +58,8 @@ impl Sandbox<NatsCluster> {
         redis: impl Future<Output = anyhow::Result<TestRedis>>,
         nodes: usize,
     ) -> anyhow::Result<Self> {
-        let (redis, nats) = tokio::try_join!(redis, async {
-            Ok(NatsCluster::start(nodes).await?)
-        })?;
+        let (redis, nats) =
+            tokio::try_join!(redis, async { Ok(NatsCluster::start(nodes).await?) })?;
         Ok(Self { redis, nats })
     }
 }
