@@ -31,7 +31,7 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
         .context("starting redis-server")?;
     let nats = NatsServer::start().await.context("starting nats-server")?;
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let base = crate::tenant::synthetic(1, 3)?;
     for n in 0..tenants {
         let mut config = base.clone();
@@ -41,7 +41,15 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
         store.put(&config).await.context("writing a tenant")?;
     }
     let shutdown = CancellationToken::new();
-    let backend = Backend::start(&redis.url(), &nats.url(), u64::MAX, "bench", &shutdown).await?;
+    let backend = Backend::start(
+        &redis.url(),
+        &nats.url(),
+        None,
+        u64::MAX,
+        "bench",
+        &shutdown,
+    )
+    .await?;
     tokio::time::sleep(SETTLE).await;
 
     let mut admin = redis::Client::open(redis.url())?

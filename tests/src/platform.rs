@@ -18,7 +18,7 @@ use careline_kit::{CommonConfig, Shutdown};
 use careline_presence::PresenceConfig;
 use careline_proto::v1;
 use careline_router::RouterConfig;
-use careline_testkit::Sandbox;
+use careline_testkit::{NatsCluster, NatsServer, Sandbox, SandboxNats, TestRedis};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
@@ -186,11 +186,38 @@ impl PlatformBuilder {
         } else {
             Sandbox::start().await?
         };
+        self.start_on(sandbox, None).await
+    }
+
+    /// Like [`PlatformBuilder::start`] over a NATS cluster of `nodes` servers,
+    /// every stream and the tenant bucket kept on all of them (`--nats-replicas`).
+    pub async fn start_with_nats_cluster(
+        self,
+        nodes: usize,
+    ) -> anyhow::Result<Platform<NatsCluster>> {
+        let redis_cluster = self.redis_cluster;
+        let redis = async move {
+            if redis_cluster {
+                TestRedis::cluster().await
+            } else {
+                TestRedis::single().await
+            }
+        };
+        let sandbox = Sandbox::start_with_nats_cluster(redis, nodes).await?;
+        self.start_on(sandbox, Some(nodes)).await
+    }
+
+    async fn start_on<N: SandboxNats>(
+        self,
+        sandbox: Sandbox<N>,
+        nats_replicas: Option<usize>,
+    ) -> anyhow::Result<Platform<N>> {
         let jetstream = async_nats::jetstream::new(sandbox.nats().await?);
-        apply_tenant(&jetstream, &self.tenant).await?;
+        apply_tenant(&jetstream, &self.tenant, nats_replicas).await?;
         let common = CommonConfig {
             redis_url: sandbox.redis_url(),
             nats_url: sandbox.nats_url(),
+            nats_replicas,
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS,
             ..CommonConfig::default()
         };
@@ -222,15 +249,15 @@ impl PlatformBuilder {
     }
 }
 
-/// Redis, NATS, a tenant and the replicas serving it; everything stops when
-/// it is dropped.
-pub struct Platform {
+/// Redis, NATS (one server or a cluster), a tenant and the replicas serving
+/// it; everything stops when it is dropped.
+pub struct Platform<N = NatsServer> {
     /// Field order matters: replicas drop before the servers they use.
     pub routers: Vec<Replica>,
     pub presence: Vec<Replica>,
     pub tenant: TenantConfig,
     pub jetstream: async_nats::jetstream::Context,
-    pub sandbox: Sandbox,
+    pub sandbox: Sandbox<N>,
 }
 
 impl Platform {
@@ -243,7 +270,9 @@ impl Platform {
             redis_cluster: false,
         }
     }
+}
 
+impl<N> Platform<N> {
     /// Addresses of every router replica, killed ones included.
     pub fn router_addrs(&self) -> Vec<SocketAddr> {
         self.routers.iter().map(|r| r.addr).collect()
@@ -255,12 +284,14 @@ impl Platform {
     }
 }
 
-/// Writes `tenant` to the configuration bucket, where every replica reads it.
+/// Writes `tenant` to the configuration bucket (kept on `nats_replicas`
+/// servers), where every replica reads it.
 pub async fn apply_tenant(
     jetstream: &async_nats::jetstream::Context,
     tenant: &TenantConfig,
+    nats_replicas: Option<usize>,
 ) -> anyhow::Result<()> {
-    TenantStore::open(jetstream)
+    TenantStore::open(jetstream, nats_replicas)
         .await?
         .put(tenant)
         .await

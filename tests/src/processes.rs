@@ -233,7 +233,7 @@ impl ProcessPlatform {
             nats,
         };
         let jetstream = async_nats::jetstream::new(sandbox.nats().await?);
-        apply_tenant(&jetstream, &tenant).await?;
+        apply_tenant(&jetstream, &tenant, None).await?;
         let log_dir = tempfile::Builder::new()
             .prefix("careline-e2e-replicas-")
             .tempdir()?;

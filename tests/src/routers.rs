@@ -167,6 +167,22 @@ pub async fn create_interactions(
         .await
 }
 
+/// Waits until `tally` counts `at_least` creates; panics if `creator` (the
+/// task creating them) ends first, so a fault point is never silently skipped.
+pub async fn wait_created<T>(
+    tally: &CreateTally,
+    at_least: usize,
+    creator: &tokio::task::JoinHandle<T>,
+) {
+    while tally.created.load(Ordering::Relaxed) < at_least {
+        assert!(
+            !creator.is_finished(),
+            "creation ended before {at_least} interactions were created"
+        );
+        tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;
+    }
+}
+
 /// Every live interaction of the tenant (queued, offered, assigned, pending).
 pub async fn live_interactions(
     routers: &Routers,

@@ -76,6 +76,22 @@ pub enum BusError {
         source: NatsError,
     },
 
+    /// A stream could not be created or updated with more than one replica.
+    #[error(
+        "NATS cannot keep stream {stream} on {replicas} servers: {source}. JetStream needs a cluster of \
+         at least {replicas} servers for that: set CARELINE_NATS_REPLICAS (--nats-replicas) to at most \
+         the number of JetStream servers (1 for a single nats-server)"
+    )]
+    Replicas {
+        /// The stream, e.g. `CARELINE_EVENTS` or `KV_careline-tenants`.
+        stream: String,
+        /// The replica count asked for.
+        replicas: usize,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+
     /// A tenant configuration that fails validation; nothing was written.
     #[error("tenant configuration {tenant:?} is invalid, nothing was written:\n{source}")]
     InvalidTenantConfig {

@@ -1,7 +1,9 @@
 //! Careline's event bus on NATS JetStream.
 //!
+//! - [`servers`]: [`server_list`], the servers of a comma-separated `--nats-url`.
 //! - [`subject`]: [`Subject`] `careline.<tenant>.<entity>.<event>` and wildcard [`SubjectFilter`]s.
-//! - [`streams`]: idempotent set-up of the `CARELINE_EVENTS` stream and durable pull consumers.
+//! - [`streams`]: idempotent set-up of the `CARELINE_EVENTS` stream (replicated on a
+//!   cluster) and durable pull consumers.
 //! - [`publish`]: [`Publisher`], protobuf events with a dedupe id and the W3C trace context.
 //! - [`consume`]: decoding deliveries back into events, each with a [`tracing::Span`]
 //!   continuing the publisher's trace, and an [`AckHandle`].
@@ -15,6 +17,7 @@
 pub mod consume;
 pub mod error;
 pub mod publish;
+pub mod servers;
 pub mod streams;
 pub mod subject;
 pub mod tenants;
@@ -23,9 +26,10 @@ pub mod trace_context;
 pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries, read_tenant_events};
 pub use error::BusError;
 pub use publish::{Outgoing, PublishAck, Publisher};
+pub use servers::server_list;
 pub use streams::{
-    EVENTS_STREAM, StreamSettings, WorkQueueSettings, ensure_consumer, ensure_streams,
-    ensure_streams_with,
+    EVENTS_STREAM, MAX_REPLICAS, StreamSettings, WorkQueueSettings, ensure_consumer,
+    ensure_streams, ensure_streams_with,
 };
 pub use subject::{Subject, SubjectFilter};
 pub use tenants::{TENANTS_BUCKET, TenantDirectory, TenantStore};

@@ -3,6 +3,13 @@
 //!
 //! Several replicas start at once and restart often, so everything here is
 //! "create or update" and safe to run concurrently and repeatedly.
+//!
+//! On a NATS cluster a stream is kept on `replicas` servers (R3 survives one
+//! server dying). The count is set per deployment (`CARELINE_NATS_REPLICAS`):
+//! when given, streams are created with it and existing streams are updated to
+//! it (JetStream moves the data); when not given, an existing stream keeps the
+//! count it has and a new one gets [`DEFAULT_REPLICAS`], so a tool run without
+//! the setting never shrinks a replicated stream.
 
 use std::time::Duration;
 
@@ -21,6 +28,10 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const DEFAULT_MAX_DELIVER: i64 = 5;
 /// Time a work-queue consumer has to ack before the message is redelivered.
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// Replicas of a new stream when none are configured: one server, as a single nats-server needs.
+pub const DEFAULT_REPLICAS: usize = 1;
+/// Most replicas a JetStream stream may have.
+pub const MAX_REPLICAS: usize = 5;
 /// Concurrent creators can race (both see "not found", one create loses); retry that many times.
 const CREATE_ATTEMPTS: usize = 3;
 
@@ -29,12 +40,15 @@ const CREATE_ATTEMPTS: usize = 3;
 pub struct StreamSettings {
     /// Events older than this are dropped.
     pub max_age: Duration,
+    /// Servers that keep a copy; `None` keeps an existing stream's count (see the module doc).
+    pub replicas: Option<usize>,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             max_age: DEFAULT_MAX_AGE,
+            replicas: None,
         }
     }
 }
@@ -58,21 +72,91 @@ pub async fn ensure_streams_with(
         max_age: settings.max_age,
         ..Default::default()
     };
+    create_or_update(js, config, settings.replicas).await
+}
+
+/// Creates the stream `config` describes or updates it to `config`, kept on
+/// `replicas` servers (`None`: as many as it has now, [`DEFAULT_REPLICAS`] if new).
+pub(crate) async fn create_or_update(
+    js: &jetstream::Context,
+    mut config: stream::Config,
+    replicas: Option<usize>,
+) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
     let mut attempt = 1;
-    loop {
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => break,
+    let before = loop {
+        match create_or_update_once(js, &mut config, replicas).await {
+            Ok(before) => break before,
             Err(_) if attempt < CREATE_ATTEMPTS => attempt += 1,
-            Err(err) => {
-                return Err(BusError::nats(format!(
-                    "create or update stream {EVENTS_STREAM}"
-                ))(err));
-            }
+            Err(err) => return Err(err),
         }
+    };
+    if let Some(before) = before
+        && before != config.num_replicas
+    {
+        tracing::warn!(
+            stream = %name,
+            from = before,
+            to = config.num_replicas,
+            "changed the stream's replica count as configured (CARELINE_NATS_REPLICAS); \
+             JetStream copies or drops its data on the servers concerned"
+        );
     }
-    js.get_stream(EVENTS_STREAM)
+    js.get_stream(&name)
         .await
-        .map_err(BusError::nats(format!("get stream {EVENTS_STREAM}")))
+        .map_err(BusError::nats(format!("get stream {name}")))
+}
+
+/// One attempt of [`create_or_update`]; returns the replica count the stream
+/// had before, `None` if it was created.
+async fn create_or_update_once(
+    js: &jetstream::Context,
+    config: &mut stream::Config,
+    replicas: Option<usize>,
+) -> Result<Option<usize>, BusError> {
+    let name = config.name.clone();
+    // Only "not found" means new: taking any failure for it would, with the
+    // setting unset, shrink a replicated stream to one copy.
+    let before = match js.get_stream(&name).await {
+        Ok(stream) => Some(stream.cached_info().config.num_replicas),
+        Err(err) if is_not_found(&err) => None,
+        Err(err) => return Err(BusError::nats(format!("read stream {name}"))(err)),
+    };
+    config.num_replicas = replicas.or(before).unwrap_or(DEFAULT_REPLICAS);
+    match js.create_or_update_stream(config.clone()).await {
+        Ok(_) => Ok(before),
+        Err(err) if too_few_servers(&err) => Err(BusError::Replicas {
+            stream: name,
+            replicas: config.num_replicas,
+            source: Box::new(err),
+        }),
+        Err(err) => Err(BusError::nats(format!("create or update stream {name}"))(
+            err,
+        )),
+    }
+}
+
+fn is_not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(err)
+            if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+/// Whether JetStream refused a stream because it has too few servers for its replicas.
+fn too_few_servers(error: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    matches!(
+        error.kind(),
+        jetstream::context::CreateStreamErrorKind::JetStream(err)
+            if [
+                ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED,
+                ErrorCode::INSUFFICIENT_RESOURCES,
+                ErrorCode::CLUSTER_NO_PEERS,
+            ]
+            .contains(&err.error_code())
+    )
 }
 
 /// Settings of a durable work-queue consumer.

@@ -64,8 +64,13 @@ pub struct TenantStore {
 }
 
 impl TenantStore {
-    /// Opens the bucket, creating it if absent; safe to call from many replicas at once.
-    pub async fn open(js: &jetstream::Context) -> Result<TenantStore, BusError> {
+    /// Opens the bucket, creating it if absent, kept on `replicas` servers
+    /// (`None`: as many as it has, one if new; see [`crate::streams`]); safe to
+    /// call from many replicas at once.
+    pub async fn open(
+        js: &jetstream::Context,
+        replicas: Option<usize>,
+    ) -> Result<TenantStore, BusError> {
         // A KV bucket is a stream named KV_<bucket>. It is created directly because
         // async-nats 0.51's `create_key_value` first asks for account info, which it
         // cannot decode from nats-server 2.9 (Debian 12). Same settings as the client's.
@@ -79,16 +84,9 @@ impl TenantStore {
             deny_delete: true,
             allow_direct: true,
             discard: stream::DiscardPolicy::New,
-            num_replicas: 1,
             ..Default::default()
         };
-        let action = format!("create KV bucket {TENANTS_BUCKET}");
-        if let Err(err) = js.get_or_create_stream(config).await {
-            // Lost a race with another replica creating it: fine if it exists now.
-            if js.get_stream(format!("KV_{TENANTS_BUCKET}")).await.is_err() {
-                return Err(BusError::nats(action)(err));
-            }
-        }
+        crate::streams::create_or_update(js, config, replicas).await?;
         let kv = js
             .get_key_value(TENANTS_BUCKET)
             .await

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use careline_bus::MAX_REPLICAS;
 use clap::{Arg, Command, Parser};
 
 use crate::KitError;
@@ -23,6 +24,8 @@ use crate::redis_client::RedisTarget;
 pub const ENV_REDIS_URL: &str = "CARELINE_REDIS_URL";
 /// Env var for the NATS URL.
 pub const ENV_NATS_URL: &str = "CARELINE_NATS_URL";
+/// Env var for how many NATS servers keep a copy of each stream and KV bucket.
+pub const ENV_NATS_REPLICAS: &str = "CARELINE_NATS_REPLICAS";
 /// Env var for the metrics listen address (or `off`).
 pub const ENV_METRICS_ADDR: &str = "CARELINE_METRICS_ADDR";
 /// Env var for the log format (`text` or `json`).
@@ -65,6 +68,12 @@ pub struct CommonConfig {
     #[arg(long = "nats-url", env = ENV_NATS_URL, default_value = DEFAULT_NATS_URL)]
     pub nats_url: String,
 
+    /// NATS servers that keep a copy of the event stream and the tenant bucket (1 to 5; 3 on a
+    /// 3-node cluster survives one node dying). Existing streams are updated to it; unset, they
+    /// keep their count and new ones get 1.
+    #[arg(long = "nats-replicas", env = ENV_NATS_REPLICAS)]
+    pub nats_replicas: Option<usize>,
+
     /// Prometheus endpoint address (host:port), or `off`.
     #[arg(long = "metrics-addr", env = ENV_METRICS_ADDR, default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: MetricsAddr,
@@ -96,6 +105,7 @@ impl Default for CommonConfig {
         Self {
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             nats_url: DEFAULT_NATS_URL.to_owned(),
+            nats_replicas: None,
             metrics_addr: MetricsAddr::Listen(
                 DEFAULT_METRICS_ADDR
                     .parse()
@@ -118,6 +128,18 @@ impl CommonConfig {
         for server in self.nats_url.split(',') {
             check_url(server.trim(), &["nats", "tls"], "a nats:// or tls:// URL")
                 .map_err(|m| KitError::config(ENV_NATS_URL, "nats-url", m))?;
+        }
+        if let Some(replicas) = self.nats_replicas
+            && !(1..=MAX_REPLICAS).contains(&replicas)
+        {
+            return Err(KitError::config(
+                ENV_NATS_REPLICAS,
+                "nats-replicas",
+                format!(
+                    "{replicas} is out of range: use 1 to {MAX_REPLICAS} (at most the number of \
+                     JetStream servers in the NATS cluster; 3 on a 3-node cluster)"
+                ),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| {
             KitError::config(
@@ -325,12 +347,18 @@ mod tests {
     #[test]
     fn validation_names_the_field_for_each_bad_value() {
         type BreakIt = fn(&mut CommonConfig);
-        let cases: [(&str, BreakIt); 6] = [
+        let cases: [(&str, BreakIt); 8] = [
             ("CARELINE_REDIS_URL (--redis-url)", |c| {
                 c.redis_url = "foo".into()
             }),
             ("CARELINE_NATS_URL (--nats-url)", |c| {
                 c.nats_url = "nats://a:4222,http://b".into()
+            }),
+            ("CARELINE_NATS_REPLICAS (--nats-replicas)", |c| {
+                c.nats_replicas = Some(0)
+            }),
+            ("CARELINE_NATS_REPLICAS (--nats-replicas)", |c| {
+                c.nats_replicas = Some(MAX_REPLICAS + 1)
             }),
             ("RUST_LOG (--log-filter)", |c| c.log_filter = "[[".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint)", |c| {
@@ -353,6 +381,16 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn nats_replicas_come_from_the_env_and_a_non_number_names_the_flag() {
+        let cfg: ServiceConfig = parse_from(["svc"], &env(&[(ENV_NATS_REPLICAS, "3")])).unwrap();
+        assert_eq!(cfg.common.nats_replicas, Some(3));
+        cfg.common.validate().unwrap();
+        let err = parse_from::<ServiceConfig, _, _>(["svc", "--nats-replicas", "three"], &env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--nats-replicas"), "{err}");
     }
 
     #[test]

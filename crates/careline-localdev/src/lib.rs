@@ -5,6 +5,8 @@
 //! - [`redis_cluster`]: [`RedisCluster`], a few cluster-enabled `redis-server`s joined into a
 //!   Redis Cluster (tests).
 //! - [`nats`]: [`NatsServer`], a `nats-server` with JetStream on a loopback port.
+//! - [`nats_cluster`]: [`NatsCluster`], several of them routed into one JetStream
+//!   cluster, each node killable and restartable by index.
 //! - `process`: what both share: finding the binary, free ports, data dirs, and a child
 //!   process stopped on drop ([`free_port`] is public for callers that pick ports).
 //! - [`LocalDevError`]: the one error type of this crate.
@@ -16,12 +18,14 @@
 
 mod error;
 pub mod nats;
+pub mod nats_cluster;
 mod process;
 pub mod redis;
 pub mod redis_cluster;
 
 pub use error::LocalDevError;
 pub use nats::NatsServer;
+pub use nats_cluster::NatsCluster;
 pub use process::free_port;
 pub use redis::{AppendFsync, RedisServer};
 pub use redis_cluster::RedisCluster;

@@ -12,7 +12,7 @@ use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_p
 /// How long a fresh server has to accept a client and answer a JetStream request.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one connect-and-ask attempt may take before the next one.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 const NATS: Binary = Binary {
     name: "nats-server",
@@ -40,7 +40,7 @@ impl NatsServer {
     }
 
     async fn launch(dir: DataDir, port: u16) -> Result<Self, LocalDevError> {
-        let process = spawn(&dir, port)?;
+        let process = spawn(&dir, port, &[])?;
         let mut server = Self { port, dir, process };
         server.wait_ready().await?;
         Ok(server)
@@ -64,7 +64,7 @@ impl NatsServer {
     /// Kills the server if running and starts a new one on the same port and store dir.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
-        self.process = spawn(&self.dir, self.port)?;
+        self.process = spawn(&self.dir, self.port, &[])?;
         self.wait_ready().await
     }
 
@@ -84,9 +84,15 @@ impl NatsServer {
     }
 }
 
-fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
+/// Starts `nats-server -js` on `port` with its store in `dir`, plus `extra` arguments
+/// (a cluster node's name and routes).
+pub(crate) fn spawn(
+    dir: &DataDir,
+    port: u16,
+    extra: &[String],
+) -> Result<ServerProcess, LocalDevError> {
     let store = dir.path().join("jetstream");
-    let args = [
+    let mut args = [
         "-js",
         "-a",
         "127.0.0.1",
@@ -95,7 +101,9 @@ fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
         "-sd",
         &store.display().to_string(),
     ]
-    .map(String::from);
+    .map(String::from)
+    .to_vec();
+    args.extend_from_slice(extra);
     ServerProcess::spawn(&NATS, &args, dir, "nats.log")
 }
 
@@ -103,7 +111,7 @@ fn spawn(dir: &DataDir, port: u16) -> Result<ServerProcess, LocalDevError> {
 ///
 /// This asks `$JS.API.INFO` directly rather than via `Context::query_account`:
 /// async-nats 0.51 cannot decode nats-server 2.9's reply (it lacks `reserved_memory`).
-async fn jetstream_answers(url: &str) -> bool {
+pub(crate) async fn jetstream_answers(url: &str) -> bool {
     let attempt = async {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(ATTEMPT_TIMEOUT)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use careline_bus::{Publisher, TenantDirectory, TenantStore};
+use careline_bus::{Publisher, StreamSettings, TenantDirectory, TenantStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,10 +41,12 @@ impl Backend {
     /// Connects, sets up the event stream, loads the tenants and starts the
     /// worker; `replica` names this replica's outbox relay (e.g. `router`).
     /// New interactions are refused while `outbox_max_events` events of their
-    /// tenant wait for NATS.
+    /// tenant wait for NATS. `nats_url` may list several servers of a cluster;
+    /// the stream and bucket are kept on `nats_replicas` of them.
     pub async fn start(
         redis_url: &str,
         nats_url: &str,
+        nats_replicas: Option<usize>,
         outbox_max_events: u64,
         replica: &str,
         shutdown: &CancellationToken,
@@ -58,16 +60,23 @@ impl Backend {
                 ))
             })?
             .with_outbox_max_events(outbox_max_events);
-        let nats = async_nats::connect(nats_url).await.map_err(|e| {
+        let servers = careline_bus::server_list(nats_url);
+        let nats = async_nats::connect(servers).await.map_err(|e| {
             RoutingError::Unreachable(format!(
                 "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"
             ))
         })?;
         let jetstream = async_nats::jetstream::new(nats.clone());
-        careline_bus::ensure_streams(&jetstream)
+        let streams = StreamSettings {
+            replicas: nats_replicas,
+            ..StreamSettings::default()
+        };
+        careline_bus::ensure_streams_with(&jetstream, &streams)
             .await
             .map_err(bus)?;
-        let tenant_store = TenantStore::open(&jetstream).await.map_err(bus)?;
+        let tenant_store = TenantStore::open(&jetstream, nats_replicas)
+            .await
+            .map_err(bus)?;
         let tenants = Arc::new(
             TenantDirectory::start(&tenant_store, shutdown)
                 .await

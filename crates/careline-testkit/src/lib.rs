@@ -1,10 +1,12 @@
 //! Test support for Careline's integration tests: real servers, never mocks.
 //!
-//! - [`RedisServer`], [`NatsServer`]: re-exported from `careline-localdev`, which runs them
-//!   as child processes on free loopback ports (also for `careline up`).
+//! - [`RedisServer`], [`RedisCluster`], [`NatsServer`], [`NatsCluster`]: re-exported from
+//!   `careline-localdev`, which runs them as child processes on free loopback ports (also for
+//!   `careline up`).
 //! - [`test_redis`]: [`TestRedis`], a single server or a local Redis Cluster, for tests that
 //!   run on both.
-//! - [`sandbox`]: [`Sandbox`], both servers together plus ready-made clients.
+//! - [`sandbox`]: [`Sandbox`], Redis and NATS (one server or a cluster) together plus
+//!   ready-made clients.
 //! - [`big_tenant`](mod@big_tenant): generated tenants of thousands of agents.
 //! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
@@ -21,7 +23,7 @@ pub mod test_redis;
 
 pub use bearer::Bearer;
 pub use big_tenant::big_tenant;
-pub use careline_localdev::{AppendFsync, NatsServer, RedisCluster, RedisServer};
+pub use careline_localdev::{AppendFsync, NatsCluster, NatsServer, RedisCluster, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
-pub use sandbox::Sandbox;
+pub use sandbox::{Sandbox, SandboxNats};
 pub use test_redis::TestRedis;

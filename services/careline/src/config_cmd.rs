@@ -5,23 +5,34 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use careline_bus::MAX_REPLICAS;
 use careline_bus::tenants::TenantStore;
 use careline_domain::{ConfigError, TenantConfig};
+use careline_kit::config::{DEFAULT_NATS_URL, ENV_NATS_REPLICAS, ENV_NATS_URL};
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 
 /// How long to wait for NATS to accept the connection before saying how to start it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the NATS server is.
+/// Where the NATS server is, and how many servers keep the tenant bucket.
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
-    /// NATS server URL.
+    /// NATS server URL, or a comma-separated list of a cluster's servers.
     #[arg(
         long,
-        env = "CARELINE_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
+        env = ENV_NATS_URL,
+        default_value = DEFAULT_NATS_URL
     )]
     pub nats_url: String,
+    /// NATS servers that keep a copy of the tenant bucket (1 to 5); unset, an existing bucket
+    /// keeps its count and a new one gets 1. Give it the value the services have.
+    #[arg(
+        long,
+        env = ENV_NATS_REPLICAS,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_REPLICAS as u64)
+    )]
+    pub nats_replicas: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +66,7 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Apply { file, nats } => {
             let config = load(&file)?;
-            let revision = apply(&nats.nats_url, &config).await?;
+            let revision = apply(&nats, &config).await?;
             println!(
                 "applied tenant {} (revision {revision}) from {}",
                 config.id,
@@ -63,7 +74,7 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
             );
         }
         ConfigCommand::Get { tenant, nats } => {
-            let store = open(&nats.nats_url).await?;
+            let store = open(&nats).await?;
             let config = store.get(&tenant).await?.with_context(|| {
                 format!(
                     "tenant {tenant} is not configured: add it with `careline config apply -f FILE`"
@@ -108,14 +119,15 @@ fn describe_problems(error: &ConfigError, text: &str) -> String {
 }
 
 /// Writes a validated tenant to the bucket; returns the KV revision.
-pub async fn apply(nats_url: &str, config: &TenantConfig) -> anyhow::Result<u64> {
-    Ok(open(nats_url).await?.put(config).await?)
+pub async fn apply(nats: &NatsArgs, config: &TenantConfig) -> anyhow::Result<u64> {
+    Ok(open(nats).await?.put(config).await?)
 }
 
-async fn open(nats_url: &str) -> anyhow::Result<TenantStore> {
+async fn open(nats: &NatsArgs) -> anyhow::Result<TenantStore> {
+    let nats_url = &nats.nats_url;
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(CONNECT_TIMEOUT)
-        .connect(nats_url)
+        .connect(careline_bus::server_list(nats_url))
         .await
         .with_context(|| {
             format!(
@@ -123,5 +135,6 @@ async fn open(nats_url: &str) -> anyhow::Result<TenantStore> {
                  (or scripts/up.sh), or point --nats-url / CARELINE_NATS_URL at your NATS server"
             )
         })?;
-    Ok(TenantStore::open(&async_nats::jetstream::new(client)).await?)
+    let js = async_nats::jetstream::new(client);
+    Ok(TenantStore::open(&js, nats.nats_replicas).await?)
 }

@@ -66,8 +66,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.data_dir.join("nats").display()
     );
     let nats = NatsServer::start_at(args.data_dir.join("nats"), args.nats_port).await?;
+    let nats_args = crate::config_cmd::NatsArgs {
+        nats_url: common.nats_url.clone(),
+        nats_replicas: common.nats_replicas,
+    };
     for config in &tenants {
-        let revision = crate::config_cmd::apply(&common.nats_url, config).await?;
+        let revision = crate::config_cmd::apply(&nats_args, config).await?;
         println!("==> applied tenant {} (revision {revision})", config.id);
     }
     if shutdown.is_triggered() {

@@ -73,10 +73,14 @@ pub async fn serve_with_client(
     let nats_url = &config.common.nats_url;
     let nats = async_nats::ConnectOptions::new()
         .connection_timeout(NATS_CONNECT_TIMEOUT)
-        .connect(nats_url)
+        .connect(careline_bus::server_list(nats_url))
         .await
         .with_context(|| format!("cannot reach NATS at {nats_url}: set CARELINE_NATS_URL"))?;
-    let store = TenantStore::open(&async_nats::jetstream::new(nats.clone())).await?;
+    let store = TenantStore::open(
+        &async_nats::jetstream::new(nats.clone()),
+        config.common.nats_replicas,
+    )
+    .await?;
     let namespace = config
         .namespace
         .clone()

@@ -44,6 +44,7 @@ pub async fn serve(
     let backend = Backend::start(
         &config.common.redis_url,
         &config.common.nats_url,
+        config.common.nats_replicas,
         config.common.outbox_max_events,
         "presence",
         shutdown.token(),

@@ -54,6 +54,7 @@ pub async fn serve_with_clock(
     let backend = Backend::start(
         &config.common.redis_url,
         &config.common.nats_url,
+        config.common.nats_replicas,
         config.common.outbox_max_events,
         "router",
         shutdown.token(),

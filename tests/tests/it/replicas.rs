@@ -7,7 +7,6 @@
 //! the primary holding the tenant is also killed mid-load and restarted.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use careline_domain::tenant::PerChannel;
@@ -18,7 +17,6 @@ use careline_e2e::seed::RunSeed;
 use careline_e2e::tenant::{self, API_KEY, TENANT};
 use careline_e2e::{Platform, Replica};
 use careline_testkit::TestRedis;
-use std::collections::HashMap;
 
 const AGENTS: usize = 50;
 const INTERACTIONS: usize = 5_000;
@@ -58,17 +56,6 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(120);
 const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
 /// The whole test, start-up included.
 const TEST_DEADLINE: Duration = Duration::from_secs(240);
-
-async fn wait_until(
-    what: &str,
-    mut done: impl FnMut() -> bool,
-    creator: &tokio::task::JoinHandle<HashMap<String, String>>,
-) {
-    while !done() {
-        assert!(!creator.is_finished(), "creation ended before {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn kill(replica: &mut Replica, started: Instant) {
     replica.kill();
@@ -175,19 +162,9 @@ async fn scenario(redis_cluster: bool) {
             .await
         }
     });
-    wait_until(
-        "the router kill",
-        || creates.created.load(Ordering::Relaxed) >= KILL_ROUTER_AFTER,
-        &creator,
-    )
-    .await;
+    routers::wait_created(&creates, KILL_ROUTER_AFTER, &creator).await;
     kill(&mut platform.routers[2], started);
-    wait_until(
-        "the presence kill",
-        || creates.created.load(Ordering::Relaxed) >= KILL_PRESENCE_AFTER,
-        &creator,
-    )
-    .await;
+    routers::wait_created(&creates, KILL_PRESENCE_AFTER, &creator).await;
     kill(&mut platform.presence[1], started);
     if redis_cluster {
         fail_tenant_primary(&mut platform, started).await;

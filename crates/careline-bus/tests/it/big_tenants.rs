@@ -47,7 +47,7 @@ fn version(config: &TenantConfig, name: &str, agents: usize) -> TenantConfig {
 #[tokio::test]
 async fn a_tenant_of_20000_agents_applies_and_a_directory_sees_it_whole() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let directory = TenantDirectory::start(&store, &CancellationToken::new()).await?;
     let big = big_tenant("hub-plan", BIG, QUEUES);
     let stored_bytes = big.to_json().len();
@@ -81,7 +81,7 @@ async fn a_tenant_of_20000_agents_applies_and_a_directory_sees_it_whole() -> any
 #[tokio::test]
 async fn re_applying_a_smaller_version_purges_the_chunks_of_the_old_one() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let big = big_tenant("hub-plan", BIG, QUEUES);
     store.put(&big).await?;
     let first = chunk_versions(&js, "hub-plan").await;
@@ -110,7 +110,7 @@ async fn re_applying_a_smaller_version_purges_the_chunks_of_the_old_one() -> any
 #[tokio::test]
 async fn readers_never_see_a_partial_tenant_while_it_is_rewritten() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let big = big_tenant("hub-plan", BIG, QUEUES);
     let versions = [
         version(&big, "Version A", BIG),
@@ -189,8 +189,8 @@ async fn concurrent_writers_leave_one_whole_tenant_and_only_its_chunks() -> anyh
     let (server, js) = jetstream().await?;
     let other_client = async_nats::connect(server.url()).await?;
     let stores = [
-        TenantStore::open(&js).await?,
-        TenantStore::open(&async_nats::jetstream::new(other_client)).await?,
+        TenantStore::open(&js, None).await?,
+        TenantStore::open(&async_nats::jetstream::new(other_client), None).await?,
     ];
     let big = big_tenant("hub-plan", BIG, QUEUES);
     let a = version(&big, "Writer A", BIG);
@@ -214,7 +214,7 @@ async fn concurrent_writers_leave_one_whole_tenant_and_only_its_chunks() -> anyh
 async fn chunks_left_by_a_write_that_stopped_half_way_are_purged_by_the_next_write()
 -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let an_hour_ago = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()

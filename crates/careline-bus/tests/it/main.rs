@@ -4,6 +4,7 @@
 mod big_tenants;
 mod consume;
 mod publish;
+mod replicas;
 mod streams;
 mod tenants;
 mod trace;

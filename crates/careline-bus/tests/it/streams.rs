@@ -30,7 +30,14 @@ async fn ensure_streams_applies_a_new_retention() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
     ensure_streams(&js).await?;
     let one_day = Duration::from_secs(24 * 3600);
-    ensure_streams_with(&js, &StreamSettings { max_age: one_day }).await?;
+    ensure_streams_with(
+        &js,
+        &StreamSettings {
+            max_age: one_day,
+            ..Default::default()
+        },
+    )
+    .await?;
     let info = js.get_stream(EVENTS_STREAM).await?.info().await?.clone();
     assert_eq!(info.config.max_age, one_day);
     Ok(())

@@ -13,8 +13,8 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn directory_follows_the_bucket_live() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
-    TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
+    TenantStore::open(&js, None).await?;
     let shutdown = CancellationToken::new();
     let directory = TenantDirectory::start(&store, &shutdown).await?;
     assert!(directory.tenant_ids().is_empty());
@@ -57,7 +57,7 @@ async fn directory_follows_the_bucket_live() -> anyhow::Result<()> {
 #[tokio::test]
 async fn api_keys_resolve_to_their_tenant_only() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     store.put(&demo_tenant()).await?;
     let directory = TenantDirectory::start(&store, &CancellationToken::new()).await?;
 
@@ -77,7 +77,7 @@ async fn api_keys_resolve_to_their_tenant_only() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_new_directory_loads_existing_tenants_before_returning() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     store.put(&demo_tenant()).await?;
     store.bucket().put("broken", "[]".into()).await?;
 
@@ -89,7 +89,7 @@ async fn a_new_directory_loads_existing_tenants_before_returning() -> anyhow::Re
 #[tokio::test]
 async fn invalid_configurations_are_never_written() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let demo = demo_tenant();
     store.put(&demo).await?;
 
@@ -113,7 +113,7 @@ async fn invalid_configurations_are_never_written() -> anyhow::Result<()> {
 async fn directory_keeps_following_after_nats_restarts() -> anyhow::Result<()> {
     let mut server = careline_testkit::NatsServer::start().await?;
     let js = async_nats::jetstream::new(async_nats::connect(server.url()).await?);
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     store.put(&demo_tenant()).await?;
     let directory = TenantDirectory::start(&store, &CancellationToken::new()).await?;
     assert_eq!(directory.tenant_ids(), ["demo-health"]);
@@ -132,7 +132,7 @@ async fn directory_keeps_following_after_nats_restarts() -> anyhow::Result<()> {
 #[tokio::test]
 async fn revisions_tell_which_tenant_changed_and_which_was_removed() -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
-    let store = TenantStore::open(&js).await?;
+    let store = TenantStore::open(&js, None).await?;
     let demo = demo_tenant();
     let mut other = demo.clone();
     other.id = "other-health".into();

@@ -2,6 +2,7 @@
 //! same port, and are gone once dropped.
 
 mod nats;
+mod nats_cluster;
 mod redis;
 
 /// Whether anything accepts TCP connections on the loopback `port`.

@@ -145,7 +145,7 @@ async fn apply_elsewhere(nats_url: String, config: TenantConfig) -> Duration {
             .unwrap();
         runtime.block_on(async {
             let client = async_nats::connect(nats_url).await.unwrap();
-            let store = careline_bus::TenantStore::open(&async_nats::jetstream::new(client))
+            let store = careline_bus::TenantStore::open(&async_nats::jetstream::new(client), None)
                 .await
                 .unwrap();
             let started = Instant::now();

@@ -57,7 +57,7 @@ impl Replica {
         let store = RoutingStore::connect(&sandbox.redis_url()).await.unwrap();
         let redis = sandbox.redis().await.unwrap();
         let js = async_nats::jetstream::new(sandbox.nats().await.unwrap());
-        let tenants = careline_bus::TenantStore::open(&js).await.unwrap();
+        let tenants = careline_bus::TenantStore::open(&js, None).await.unwrap();
         for config in configs {
             tenants.put(config).await.unwrap();
         }
@@ -79,6 +79,7 @@ impl Replica {
         let backend = Backend::start(
             &self.sandbox.redis_url(),
             &self.sandbox.nats_url(),
+            None,
             careline_kit::config::DEFAULT_OUTBOX_MAX_EVENTS,
             "worker-test",
             &self.shutdown,

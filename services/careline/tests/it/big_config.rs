@@ -93,7 +93,7 @@ async fn check_and_apply_agree_on_big_and_broken_tenant_files() {
     let nats = NatsServer::start().await.unwrap();
     let url = nats.url();
     let client = async_nats::connect(&url).await.unwrap();
-    let store = TenantStore::open(&async_nats::jetstream::new(client))
+    let store = TenantStore::open(&async_nats::jetstream::new(client), None)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -19,12 +19,13 @@ pub fn demo_text() -> String {
     std::fs::read_to_string(demo_file()).expect("reading the demo tenant file")
 }
 
-/// A `careline` command run from the repository root, with no NATS URL from the environment.
+/// A `careline` command run from the repository root, with no NATS settings from the environment.
 pub fn careline() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_careline"));
     command
         .current_dir(repo_root())
-        .env_remove("CARELINE_NATS_URL");
+        .env_remove("CARELINE_NATS_URL")
+        .env_remove("CARELINE_NATS_REPLICAS");
     command
 }
 

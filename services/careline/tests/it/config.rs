@@ -4,7 +4,7 @@
 
 use careline_bus::tenants::{TENANTS_BUCKET, TenantStore};
 use careline_domain::TenantConfig;
-use careline_testkit::NatsServer;
+use careline_testkit::{NatsCluster, NatsServer};
 
 use crate::cli::{demo_file, demo_text, free_port, line_of, replace_line, run, text};
 
@@ -21,7 +21,7 @@ async fn store(nats: &NatsServer) -> TenantStore {
     let client = async_nats::connect(nats.url())
         .await
         .expect("connecting to NATS");
-    TenantStore::open(&async_nats::jetstream::new(client))
+    TenantStore::open(&async_nats::jetstream::new(client), None)
         .await
         .expect("opening the tenant bucket")
 }
@@ -252,6 +252,50 @@ async fn apply_without_a_nats_server_says_to_start_careline_up() {
     );
     assert!(stderr.contains("`careline up`"), "{stderr}");
     assert!(stderr.contains("--nats-url"), "{stderr}");
+}
+
+#[tokio::test]
+async fn apply_to_a_nats_cluster_keeps_the_bucket_on_the_replicas_asked_for() {
+    let cluster = NatsCluster::start(3).await.expect("a 3-node NATS cluster");
+    let urls = cluster.url();
+    let demo = demo_file();
+    let refused = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &urls,
+        "--nats-replicas",
+        "0",
+    ])
+    .await;
+    let (_, stderr) = text(&refused);
+    assert!(!refused.status.success(), "0 replicas accepted");
+    assert!(stderr.contains("--nats-replicas"), "{stderr}");
+
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &urls,
+        "--nats-replicas",
+        "3",
+    ])
+    .await;
+    let (stdout, stderr) = text(&applied);
+    assert!(applied.status.success(), "{stdout}{stderr}");
+    let client = async_nats::connect(cluster.urls())
+        .await
+        .expect("connecting");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(format!("KV_{TENANTS_BUCKET}"))
+        .await
+        .expect("the tenant bucket");
+    let info = stream.info().await.expect("its info");
+    assert_eq!(info.config.num_replicas, 3);
 }
 
 #[tokio::test]

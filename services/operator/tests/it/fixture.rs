@@ -83,7 +83,7 @@ impl Harness {
     pub async fn start() -> (Harness, ApiServer) {
         let nats = NatsServer::start().await.unwrap();
         let client = async_nats::connect(nats.url()).await.unwrap();
-        let store = TenantStore::open(&async_nats::jetstream::new(client))
+        let store = TenantStore::open(&async_nats::jetstream::new(client), None)
             .await
             .unwrap();
         let (client, api) = api_server::pair();

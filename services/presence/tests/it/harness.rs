@@ -71,7 +71,7 @@ impl Presence {
     pub async fn start_with(demo: TenantConfig) -> anyhow::Result<Presence> {
         let sandbox = Sandbox::start().await?;
         let js = async_nats::jetstream::new(sandbox.nats().await?);
-        let tenants = careline_bus::tenants::TenantStore::open(&js).await?;
+        let tenants = careline_bus::tenants::TenantStore::open(&js, None).await?;
         let store = RoutingStore::connect(&sandbox.redis_url()).await?;
         for config in [demo, other()] {
             tenants.put(&config).await?;

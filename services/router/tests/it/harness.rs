@@ -47,7 +47,7 @@ impl Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let nats = sandbox.nats().await.expect("nats client");
         let js = async_nats::jetstream::new(nats);
-        let store = TenantStore::open(&js).await.expect("tenant bucket");
+        let store = TenantStore::open(&js, None).await.expect("tenant bucket");
         store.put(&demo()).await.expect("demo tenant applied");
         store.put(&other()).await.expect("other tenant applied");
         let now = Arc::new(Mutex::new(
