@@ -20,7 +20,12 @@ pub struct IdleCost {
     pub commands_per_sec: f64,
     pub redis_cpu_ms_per_sec: f64,
     pub worker_cpu_ms_per_sec: f64,
+    /// The commands called most, with calls per second.
+    pub top_commands: Vec<(String, f64)>,
 }
+
+/// How many commands [`IdleCost::top_commands`] lists.
+const TOP_COMMANDS: usize = 6;
 
 /// Starts a Redis and a NATS, writes `tenants` copies of the demo tenant
 /// (one agent each) to the configuration bucket, runs one replica's worker
@@ -55,6 +60,7 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
     let mut admin = redis::Client::open(redis.url())?
         .get_multiplexed_async_connection()
         .await?;
+    crate::server::reset_stats(&mut admin).await?;
     let (commands_before, redis_cpu_before) = redis_counters(&mut admin).await?;
     let worker_cpu_before = process_cpu_ms();
     let started = Instant::now();
@@ -62,6 +68,14 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
     let secs = started.elapsed().as_secs_f64();
     let (commands_after, redis_cpu_after) = redis_counters(&mut admin).await?;
     let worker_cpu_after = process_cpu_ms();
+    let mut top_commands: Vec<(String, f64)> = crate::server::command_stats(&mut admin)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "info" | "config" | "slowlog"))
+        .map(|(name, (calls, _))| (name, calls as f64 / secs))
+        .collect();
+    top_commands.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top_commands.truncate(TOP_COMMANDS);
     shutdown.cancel();
     backend.stopped().await;
     Ok(IdleCost {
@@ -70,6 +84,7 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
         commands_per_sec: (commands_after - commands_before).saturating_sub(2) as f64 / secs,
         redis_cpu_ms_per_sec: (redis_cpu_after - redis_cpu_before) / secs,
         worker_cpu_ms_per_sec: (worker_cpu_after - worker_cpu_before) / secs,
+        top_commands,
     })
 }
 

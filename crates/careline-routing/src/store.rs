@@ -257,6 +257,16 @@ impl RoutingStore {
         script_result(reply?)
     }
 
+    /// How many routing events the tenant has had (its event sequence); it
+    /// moves whenever its routing state changes.
+    pub async fn event_sequence(&self, tenant: &str) -> Result<u64> {
+        let sequence: Option<u64> = redis::cmd("GET")
+            .arg(keys::tenant_key(tenant, "seq"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(sequence.unwrap_or(0))
+    }
+
     /// For each tenant, one read on the Redis node that owns it: whether a
     /// timer is due and when the next one is, and whether its routing
     /// settings are gone (Redis restarted without its data). One tenant's

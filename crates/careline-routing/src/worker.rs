@@ -338,6 +338,10 @@ async fn housekeeping(
     // Tenants whose outbox group this replica has made sure of (the relay
     // re-creates it if Redis lost it).
     let mut grouped: HashSet<String> = HashSet::new();
+    // Per tenant, the event sequence at its last gauge export and whether
+    // anything was waiting then: a tenant with no new event and nothing
+    // waiting has the same gauges, and is not read again.
+    let mut exported: HashMap<String, (u64, bool)> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -349,6 +353,7 @@ async fn housekeeping(
         }
         let ids = tenants.tenant_ids();
         grouped.retain(|id| ids.binary_search(id).is_ok());
+        exported.retain(|id, _| ids.binary_search(id).is_ok());
         for tenant in ids {
             if !grouped.contains(&tenant) {
                 if let Err(error) = relay.ensure_group(&tenant).await {
@@ -380,8 +385,20 @@ async fn housekeeping(
             let Some(config) = tenants.get(&tenant) else {
                 continue;
             };
+            let sequence = match store.event_sequence(&tenant).await {
+                Ok(sequence) => sequence,
+                Err(error) => {
+                    tracing::debug!(%tenant, %error, "queue gauges not exported");
+                    continue;
+                }
+            };
+            if exported.get(&tenant) == Some(&(sequence, false)) {
+                continue;
+            }
             match store.queue_stats(&config, None).await {
                 Ok(stats) => {
+                    let waiting = stats.queues.iter().any(|q| q.waiting > 0);
+                    exported.insert(tenant.clone(), (sequence, waiting));
                     for queue in stats.queues {
                         let labels = [
                             ("tenant", tenant.clone()),
