@@ -160,6 +160,41 @@ impl Desks {
         running
     }
 
+    /// Ends the run's desks: stops every session and waits for the desks and
+    /// their work (resolves, transfers) to end. Then, when `resettle`, waits
+    /// until no offer is left (with every desk gone none can be made: what
+    /// remains is queued, and stays so while the log is read), and checks
+    /// that no client call failed; `context` ends the failure message.
+    pub async fn close(
+        &self,
+        mut running: JoinSet<()>,
+        resettle: Option<(Duration, Duration)>,
+        context: &str,
+    ) {
+        self.stop.cancel();
+        while let Some(joined) = running.join_next().await {
+            joined.expect("an agent desk panicked");
+        }
+        self.work.close();
+        self.work.wait().await;
+        if let Some((stall, settle)) = resettle {
+            crate::routers::await_settled(&self.routers, stall, settle, context)
+                .await
+                .unwrap_or_else(|unsettled| {
+                    panic!(
+                        "offers made after the desks left never ended: {:?}{context}",
+                        crate::routers::state_counts(&unsettled)
+                    )
+                });
+        }
+        let failures = self.tally.failures.lock().unwrap().clone();
+        assert!(
+            failures.is_empty(),
+            "client calls failed: {}{context}",
+            crate::audit::first(&failures)
+        );
+    }
+
     /// Starts one desk per agent, spread over the presence replicas; desk
     /// `i` draws its choices from `seed + i`.
     pub fn spawn_all(&self, seed: u64) -> JoinSet<()> {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use careline_domain::tenant::PerChannel;
 use careline_e2e::ProcessPlatform;
-use careline_e2e::audit::{Audit, complete_log, first, histories, reassigned_to_same_agent};
+use careline_e2e::audit::{Audit, complete_log, histories, reassigned_to_same_agent};
 use careline_e2e::desk::{Desks, Mix, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
@@ -321,7 +321,7 @@ async fn scenario(run: &RunSeed) {
         answers(),
     );
     let tally = desks.tally.clone();
-    let mut running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
+    let running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
 
     // Steady state: no faults.
     let batch = uuid::Uuid::new_v4().simple().to_string();
@@ -385,30 +385,8 @@ async fn scenario(run: &RunSeed) {
         if settled.is_ok() { "done" } else { "FAILED" },
         started.elapsed().as_secs_f64()
     );
-    desks.stop.cancel();
-    while let Some(joined) = running.join_next().await {
-        joined.expect("an agent desk panicked");
-    }
-    desks.work.close();
-    desks.work.wait().await;
-    // With every desk gone no offer can be made: what is left is queued, and
-    // stays so while the log is read and compared with the router.
-    if settled.is_ok() {
-        routers::await_settled(&routers, STALL_DEADLINE, SETTLE_DEADLINE, context)
-            .await
-            .unwrap_or_else(|unsettled| {
-                panic!(
-                    "offers made after the desks left never ended: {:?}{context}",
-                    routers::state_counts(&unsettled)
-                )
-            });
-    }
-    let failures = tally.failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "client calls failed: {}{context}",
-        first(&failures)
-    );
+    let resettle = settled.is_ok().then_some((STALL_DEADLINE, SETTLE_DEADLINE));
+    desks.close(running, resettle, context).await;
 
     let mut redis = platform.sandbox.redis().await.expect("redis");
     let (events, sequence) = complete_log(&platform.jetstream, &mut redis, TENANT)

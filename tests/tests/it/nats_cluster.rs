@@ -16,7 +16,7 @@ use async_nats::jetstream;
 use careline_bus::{EVENTS_STREAM, TENANTS_BUCKET, TenantStore, read_tenant_events};
 use careline_domain::tenant::PerChannel;
 use careline_e2e::Platform;
-use careline_e2e::audit::{Audit, complete_log, first};
+use careline_e2e::audit::{Audit, complete_log};
 use careline_e2e::desk::{Desks, Mix, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
@@ -121,7 +121,7 @@ async fn scenario() {
         answers(),
     );
     let tally = desks.tally.clone();
-    let mut running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
+    let running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
     println!(
         "{AGENTS} agents logged in at {:.1}s",
         started.elapsed().as_secs_f64()
@@ -202,26 +202,9 @@ async fn scenario() {
         "settled at {:.1}s with {queued} queued",
         started.elapsed().as_secs_f64()
     );
-    desks.stop.cancel();
-    while let Some(joined) = running.join_next().await {
-        joined.expect("an agent desk panicked");
-    }
-    desks.work.close();
-    desks.work.wait().await;
-    routers::await_settled(&routers, STALL_DEADLINE, SETTLE_DEADLINE, context)
-        .await
-        .unwrap_or_else(|unsettled| {
-            panic!(
-                "offers made after the desks left never ended: {:?}{context}",
-                routers::state_counts(&unsettled)
-            )
-        });
-    let failures = tally.failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "client calls failed: {}{context}",
-        first(&failures)
-    );
+    desks
+        .close(running, Some((STALL_DEADLINE, SETTLE_DEADLINE)), context)
+        .await;
 
     let mut redis = platform.sandbox.redis().await.expect("redis");
     let (events, sequence) = complete_log(&platform.jetstream, &mut redis, TENANT)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use careline_domain::tenant::PerChannel;
-use careline_e2e::audit::{Audit, complete_log, first};
+use careline_e2e::audit::{Audit, complete_log};
 use careline_e2e::desk::{Desks, Mix, count};
 use careline_e2e::routers::{self, CreateTally, Routers};
 use careline_e2e::seed::RunSeed;
@@ -139,7 +139,7 @@ async fn scenario(redis_cluster: bool) {
         answers(),
     );
     let tally = desks.tally.clone();
-    let mut running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
+    let running = desks.log_in_all(run.seed, LOGIN_DEADLINE, context).await;
     println!(
         "{AGENTS} agents logged in at {:.1}s",
         started.elapsed().as_secs_f64()
@@ -186,29 +186,9 @@ async fn scenario(redis_cluster: bool) {
         "settled at {:.1}s with {queued} queued",
         started.elapsed().as_secs_f64()
     );
-    desks.stop.cancel();
-    while let Some(joined) = running.join_next().await {
-        joined.expect("an agent desk panicked");
-    }
-    desks.work.close();
-    desks.work.wait().await;
-    // With every desk gone no offer can be made: what is left is queued, and
-    // stays so while the log is read and compared with the router.
-    routers::await_settled(&routers, STALL_DEADLINE, SETTLE_DEADLINE, context)
-        .await
-        .unwrap_or_else(|unsettled| {
-            panic!(
-                "offers made after the desks left never ended: {:?}{context}",
-                routers::state_counts(&unsettled)
-            )
-        });
-
-    let failures = tally.failures.lock().unwrap().clone();
-    assert!(
-        failures.is_empty(),
-        "client calls failed: {}{context}",
-        first(&failures)
-    );
+    desks
+        .close(running, Some((STALL_DEADLINE, SETTLE_DEADLINE)), context)
+        .await;
 
     let mut redis = platform.sandbox.redis().await.expect("redis");
     let (events, sequence) = complete_log(&platform.jetstream, &mut redis, TENANT)
