@@ -158,7 +158,7 @@ impl RoutingStore {
         session: &str,
     ) -> Result<Vec<Held>> {
         let reply = self
-            .run(
+            .run_quietly(
                 &self.scripts.agent_heartbeat,
                 tenant,
                 &[agent_id.as_bytes(), session.as_bytes()],
