@@ -26,6 +26,9 @@ pub struct Backend {
 
 /// How often Redis and NATS are checked for readiness.
 pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a readiness PING may take: a Redis that is gone can keep a
+/// reconnecting client waiting for seconds, and readiness must flip sooner.
+pub const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,7 +139,9 @@ async fn probe(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let redis_up = store.ping().await;
+        let redis_up = tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping())
+            .await
+            .unwrap_or(false);
         let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
         let healthy = redis_up && nats_up;
         if *report.borrow() != healthy {
