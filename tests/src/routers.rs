@@ -16,10 +16,12 @@ use careline_proto::v1;
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::task::JoinHandle;
 use tonic::Status;
 
 use crate::audit::{Replayed, first};
 use crate::client::{self, is_transport_failure};
+use crate::seed::RunSeed;
 
 /// Attempts of one call across router replicas before giving up; with the
 /// backoff below a call rides out about 9 s of outage.
@@ -126,6 +128,36 @@ fn new_request(index: usize, run: &str, rng: &mut StdRng) -> v1::CreateInteracti
         }),
         ..Default::default()
     }
+}
+
+/// Creates interactions `indexes` ([`create_interactions`]) in a task of
+/// its own, so the run can inject faults meanwhile; `batch` keeps keys of
+/// different runs apart.
+pub fn spawn_creates(
+    routers: &Routers,
+    creates: &Arc<CreateTally>,
+    indexes: Range<usize>,
+    in_flight: usize,
+    batch: &str,
+    run: &RunSeed,
+) -> JoinHandle<HashMap<String, String>> {
+    let (routers, creates, run, batch) = (
+        routers.clone(),
+        creates.clone(),
+        run.clone(),
+        batch.to_string(),
+    );
+    tokio::spawn(async move {
+        create_interactions(
+            &routers,
+            &creates,
+            indexes,
+            in_flight,
+            (&batch, run.seed),
+            &run.context,
+        )
+        .await
+    })
 }
 
 /// Creates interactions `indexes` through random routers, `in_flight` at

@@ -11,7 +11,6 @@
 //! once, no agent over capacity, and the events numbered 1..N with distinct
 //! ids. Every random choice comes from one seed, printed with how to replay.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,7 +26,6 @@ use careline_proto::v1;
 use careline_testkit::AppendFsync;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Interactions created, unless [`INTERACTIONS_ENV`] says otherwise.
@@ -152,33 +150,6 @@ impl Window {
             inside.len() as f64 / self.secs(),
         )
     }
-}
-
-/// Creates interactions `indexes` in a task of its own.
-fn spawn_creates(
-    routers: &Routers,
-    creates: &Arc<CreateTally>,
-    indexes: std::ops::Range<usize>,
-    batch: &str,
-    run: &RunSeed,
-) -> JoinHandle<HashMap<String, String>> {
-    let (routers, creates, run, batch) = (
-        routers.clone(),
-        creates.clone(),
-        run.clone(),
-        batch.to_string(),
-    );
-    tokio::spawn(async move {
-        routers::create_interactions(
-            &routers,
-            &creates,
-            indexes,
-            CREATES_IN_FLIGHT,
-            (&batch, run.seed),
-            &run.context,
-        )
-        .await
-    })
 }
 
 /// The faults, one at a time so a replica never restarts while Redis or
@@ -327,9 +298,16 @@ async fn scenario(run: &RunSeed) {
     let batch = uuid::Uuid::new_v4().simple().to_string();
     let creates = Arc::new(CreateTally::default());
     let steady_from = now_ms();
-    let mut created = spawn_creates(&routers, &creates, 0..steady, &batch, run)
-        .await
-        .expect("steady creates");
+    let mut created = routers::spawn_creates(
+        &routers,
+        &creates,
+        0..steady,
+        CREATES_IN_FLIGHT,
+        &batch,
+        run,
+    )
+    .await
+    .expect("steady creates");
     let steady_window = Window {
         from_ms: steady_from,
         to_ms: now_ms(),
@@ -341,7 +319,14 @@ async fn scenario(run: &RunSeed) {
 
     // Faults while the rest arrives.
     let chaos_from = now_ms();
-    let creator = spawn_creates(&routers, &creates, steady..total, &batch, run);
+    let creator = routers::spawn_creates(
+        &routers,
+        &creates,
+        steady..total,
+        CREATES_IN_FLIGHT,
+        &batch,
+        run,
+    );
     let done = CancellationToken::new();
     let faults = {
         let done = done.clone();

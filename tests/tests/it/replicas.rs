@@ -147,21 +147,15 @@ async fn scenario(redis_cluster: bool) {
 
     let creating = Instant::now();
     let creates = Arc::new(CreateTally::default());
-    let creator = tokio::spawn({
-        let (routers, creates, run) = (routers.clone(), creates.clone(), run.clone());
-        async move {
-            let batch = uuid::Uuid::new_v4().simple().to_string();
-            routers::create_interactions(
-                &routers,
-                &creates,
-                0..INTERACTIONS,
-                CREATES_IN_FLIGHT,
-                (&batch, run.seed),
-                &run.context,
-            )
-            .await
-        }
-    });
+    let batch = uuid::Uuid::new_v4().simple().to_string();
+    let creator = routers::spawn_creates(
+        &routers,
+        &creates,
+        0..INTERACTIONS,
+        CREATES_IN_FLIGHT,
+        &batch,
+        &run,
+    );
     routers::wait_created(&creates, KILL_ROUTER_AFTER, &creator).await;
     kill(&mut platform.routers[2], started);
     routers::wait_created(&creates, KILL_PRESENCE_AFTER, &creator).await;
