@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use careline_bus::{Publisher, StreamSettings, TenantDirectory, TenantStore};
+use careline_bus::{BusError, Publisher, StreamSettings, TenantDirectory, TenantStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, RoutingError};
@@ -24,6 +25,11 @@ pub struct Backend {
     probe: JoinHandle<()>,
 }
 
+/// How long start-up retries setting up NATS (event stream, tenant bucket,
+/// tenants) before giving up, e.g. while a new cluster elects its leaders.
+pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two NATS set-up attempts.
+const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
 /// How often Redis and NATS are checked for readiness.
 pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long a readiness PING may take: a Redis that is gone can keep a
@@ -74,17 +80,21 @@ impl Backend {
             replicas: nats_replicas,
             ..StreamSettings::default()
         };
-        careline_bus::ensure_streams_with(&jetstream, &streams)
-            .await
-            .map_err(bus)?;
-        let tenant_store = TenantStore::open(&jetstream, nats_replicas)
-            .await
-            .map_err(bus)?;
-        let tenants = Arc::new(
-            TenantDirectory::start(&tenant_store, shutdown)
-                .await
-                .map_err(bus)?,
-        );
+        // A NATS cluster that has just formed (or is electing a stream
+        // leader) can refuse the first requests: retry for a while rather
+        // than exit. A setting that can never work fails at once.
+        let deadline = Instant::now() + NATS_SETUP_DEADLINE;
+        let tenants = loop {
+            match nats_setup(&jetstream, &streams, nats_replicas, shutdown).await {
+                Ok(tenants) => break Arc::new(tenants),
+                Err(error @ BusError::Replicas { .. }) => return Err(bus(error)),
+                Err(error) if Instant::now() < deadline && !shutdown.is_cancelled() => {
+                    tracing::warn!(%error, "setting up NATS failed; retrying");
+                    tokio::time::sleep(NATS_SETUP_RETRY).await;
+                }
+                Err(error) => return Err(bus(error)),
+            }
+        };
         let relay = OutboxRelay::new(
             store.connection(),
             Publisher::new(jetstream),
@@ -125,6 +135,18 @@ impl Backend {
             }
         }
     }
+}
+
+/// Creates (or updates) the event stream and the tenant bucket, and loads the tenants.
+async fn nats_setup(
+    jetstream: &async_nats::jetstream::Context,
+    streams: &StreamSettings,
+    nats_replicas: Option<usize>,
+    shutdown: &CancellationToken,
+) -> std::result::Result<TenantDirectory, BusError> {
+    careline_bus::ensure_streams_with(jetstream, streams).await?;
+    let tenant_store = TenantStore::open(jetstream, nats_replicas).await?;
+    TenantDirectory::start(&tenant_store, shutdown).await
 }
 
 async fn probe(

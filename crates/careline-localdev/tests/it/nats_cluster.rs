@@ -26,6 +26,17 @@ async fn replicas_current(js: &jetstream::Context, stream: &str, messages: u64) 
         && cluster.replicas.iter().all(|peer| peer.current)
 }
 
+/// Publishes `id` on `subject` with `id` as its message id; whether JetStream acknowledged it.
+async fn publish_acknowledged(js: &jetstream::Context, subject: &'static str, id: &str) -> bool {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(id.to_owned().into())
+        .message_id(id);
+    match js.send_publish(subject, message).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 #[tokio::test]
 async fn a_three_node_cluster_keeps_an_r3_stream_through_a_killed_node() -> anyhow::Result<()> {
     let mut cluster = NatsCluster::start(NODES).await?;
@@ -42,7 +53,12 @@ async fn a_three_node_cluster_keeps_an_r3_stream_through_a_killed_node() -> anyh
         ..Default::default()
     })
     .await?;
-    js.publish("replicated.one", "1".into()).await?.await?;
+    // A just-created R3 stream may not have elected its leader yet: the
+    // first publish is retried (the message id makes a retry a no-op).
+    assert_eventually!(
+        publish_acknowledged(&js, "replicated.one", "one").await,
+        "the first publish acknowledged"
+    );
     assert_eventually!(
         replicas_current(&js, "REPLICATED", 1).await,
         "REPLICATED on three current replicas"
@@ -54,18 +70,7 @@ async fn a_three_node_cluster_keeps_an_r3_stream_through_a_killed_node() -> anyh
     // client moves off a dead node or a new stream leader is elected; the
     // message id makes a retry of a stored but unacknowledged publish a no-op).
     assert_eventually!(
-        match js
-            .send_publish(
-                "replicated.two",
-                jetstream::message::PublishMessage::build()
-                    .payload("2".into())
-                    .message_id("two"),
-            )
-            .await
-        {
-            Ok(ack) => ack.await.is_ok(),
-            Err(_) => false,
-        },
+        publish_acknowledged(&js, "replicated.two", "two").await,
         "a publish acknowledged with one node down"
     );
 
