@@ -149,11 +149,6 @@ impl RedisConnection {
                 message,
             ))
         })?;
-        Self::connect_to(&target).await
-    }
-
-    /// Connects to `target`.
-    pub async fn connect_to(target: &RedisTarget) -> RedisResult<RedisConnection> {
         match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str())?;
@@ -175,11 +170,6 @@ impl RedisConnection {
                 ))
             }
         }
-    }
-
-    /// Whether this is a cluster connection.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, RedisConnection::Cluster(_))
     }
 }
 

@@ -2,7 +2,6 @@
 //! Redis Cluster, so one test body can prove a behaviour on both.
 
 use anyhow::Context;
-use careline_kit::RedisConnection;
 
 use crate::{RedisCluster, RedisServer};
 
@@ -45,11 +44,6 @@ impl TestRedis {
         }
     }
 
-    /// Whether it is a cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, TestRedis::Cluster(_))
-    }
-
     /// Kills every server (SIGKILL): Redis is gone.
     pub fn kill(&mut self) {
         match self {
@@ -75,12 +69,5 @@ impl TestRedis {
             }
         }
         Ok(())
-    }
-
-    /// A connection of the kind services use.
-    pub async fn connect(&self) -> anyhow::Result<RedisConnection> {
-        RedisConnection::connect(&self.url())
-            .await
-            .context("connecting to the test Redis")
     }
 }
