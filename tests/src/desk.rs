@@ -165,20 +165,15 @@ impl Desks {
     /// until no offer is left (with every desk gone none can be made: what
     /// remains is queued, and stays so while the log is read), and checks
     /// that no client call failed; `context` ends the failure message.
-    pub async fn close(
-        &self,
-        mut running: JoinSet<()>,
-        resettle: Option<(Duration, Duration)>,
-        context: &str,
-    ) {
+    pub async fn close(&self, mut running: JoinSet<()>, resettle: bool, context: &str) {
         self.stop.cancel();
         while let Some(joined) = running.join_next().await {
             joined.expect("an agent desk panicked");
         }
         self.work.close();
         self.work.wait().await;
-        if let Some((stall, settle)) = resettle {
-            crate::routers::await_settled(&self.routers, stall, settle, context)
+        if resettle {
+            crate::routers::await_settled(&self.routers, context)
                 .await
                 .unwrap_or_else(|unsettled| {
                     panic!(

@@ -34,6 +34,19 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub const READS_IN_FLIGHT: usize = 16;
 /// Page size of ListInteractions.
 pub const LIST_PAGE_SIZE: u32 = 500;
+/// How often [`await_settled`] lists the live interactions: each poll reads
+/// every one of them, thousands while a backlog drains.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+/// How long [`await_settled`] lets the held work (offered, assigned,
+/// pending) stay exactly the same before it counts as stranded: offers time
+/// out in 2 s, follow-ups and work sent to one agent end within 10 s in every
+/// run.
+pub const STALL: Duration = Duration::from_secs(20);
+/// How long [`await_settled`] waits for some interaction to end before the
+/// work counts as going round without ending.
+pub const NO_PROGRESS: Duration = Duration::from_secs(60);
+/// How often [`await_settled`] says how far it got.
+const SETTLE_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Queues interactions are created on (and transferred to).
 pub const QUEUES: [&str; 2] = ["general", "billing"];
 
@@ -258,17 +271,22 @@ pub fn state_counts(live: &[v1::Interaction]) -> HashMap<String, usize> {
 /// Waits until nothing is offered, assigned or pending (only work no agent
 /// takes waits); returns how many interactions stay queued. Gives up, with
 /// the live interactions that are not queued, when that set has not changed
-/// for `stall` (work stranded: a backlog keeps changing it) or after `within`.
+/// for [`STALL`] (work stranded: a backlog keeps changing it) or when no
+/// interaction ended for [`NO_PROGRESS`] (work going round without ending).
+/// A backlog of thousands takes as long as the agents need to drain it: there
+/// is no limit on the whole wait, only on the lack of progress. Says every
+/// [`SETTLE_REPORT_EVERY`] how far it got.
 pub async fn await_settled(
     routers: &Routers,
-    stall: Duration,
-    within: Duration,
     context: &str,
 ) -> Result<usize, Vec<v1::Interaction>> {
     let retries = AtomicU64::new(0);
-    let deadline = Instant::now() + within;
+    let started = Instant::now();
     let mut last_seen: Vec<(String, i32)> = Vec::new();
-    let mut unchanged_since = Instant::now();
+    let mut unchanged_since = started;
+    let mut fewest_open = usize::MAX;
+    let mut progress_at = started;
+    let mut reported = started;
     loop {
         let live = live_interactions(routers, &retries)
             .await
@@ -281,6 +299,22 @@ pub async fn await_settled(
         if unsettled.is_empty() {
             return Ok(live.len());
         }
+        let open = live
+            .iter()
+            .filter(|ix| ix.state != v1::InteractionState::Resolved as i32)
+            .count();
+        if open < fewest_open {
+            fewest_open = open;
+            progress_at = Instant::now();
+        }
+        if reported.elapsed() >= SETTLE_REPORT_EVERY {
+            reported = Instant::now();
+            println!(
+                "settling for {:.0}s: {open} interactions open, by state {:?}",
+                started.elapsed().as_secs_f64(),
+                state_counts(&live)
+            );
+        }
         let mut seen: Vec<(String, i32)> = unsettled
             .iter()
             .map(|ix| (ix.id.clone(), ix.state))
@@ -290,10 +324,10 @@ pub async fn await_settled(
             last_seen = seen;
             unchanged_since = Instant::now();
         }
-        if unchanged_since.elapsed() >= stall || Instant::now() >= deadline {
+        if unchanged_since.elapsed() >= STALL || progress_at.elapsed() >= NO_PROGRESS {
             return Err(unsettled);
         }
-        tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;
+        tokio::time::sleep(SETTLE_POLL).await;
     }
 }
 

@@ -3,7 +3,8 @@
 //! Live interactions (queued, offered, assigned, pending) are indexed by
 //! creation time in `live`; closed ones in `closed` (the last 100,000). The
 //! page token is the last returned (score, id), so pages stay stable while
-//! interactions come and go.
+//! interactions come and go. Each batch of index entries is read back in one
+//! round trip.
 
 use careline_proto::v1;
 
@@ -48,7 +49,11 @@ impl RoutingStore {
         let key = keys::tenant_key(tenant, index);
         let mut conn = self.connection();
         let mut page = Vec::new();
+        let batch_size = page_size + 64;
         let mut scanned = 0;
+        // Entries already seen that share the token's score come first (ties
+        // are ordered by id); past a whole batch of them, skip by offset.
+        let mut offset = 0;
         loop {
             let batch: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
                 .arg(&key)
@@ -56,22 +61,30 @@ impl RoutingStore {
                 .arg("+inf")
                 .arg("WITHSCORES")
                 .arg("LIMIT")
-                .arg(0)
-                .arg(page_size + 64)
+                .arg(offset)
+                .arg(batch_size)
                 .query_async(&mut conn)
                 .await?;
+            let full = batch.len() == batch_size;
             let fresh: Vec<(String, i64)> = batch
                 .into_iter()
                 .filter(|(id, s)| *s > score || id.as_str() > after_id.as_str())
                 .collect();
             if fresh.is_empty() {
-                return Ok((page, String::new()));
+                if !full {
+                    return Ok((page, String::new()));
+                }
+                offset += batch_size;
+                continue;
             }
-            for (id, s) in fresh {
+            offset = 0;
+            let ids: Vec<&str> = fresh.iter().map(|(id, _)| id.as_str()).collect();
+            let read = self.get_interactions(tenant, &ids).await?;
+            for ((id, s), ix) in fresh.iter().zip(read) {
                 scanned += 1;
-                score = s;
-                after_id = id.clone();
-                match self.get_interaction(tenant, &id).await {
+                score = *s;
+                after_id.clone_from(id);
+                match ix {
                     Ok(ix) if matches(&ix, filter) => page.push(ix),
                     Ok(_) | Err(RoutingError::NotFound(_)) => {}
                     // One damaged record must not hide the tenant's others.

@@ -58,17 +58,40 @@ impl RoutingStore {
 
     /// The interaction, with its notes, or NotFound.
     pub async fn get_interaction(&self, tenant: &str, id: &str) -> Result<v1::Interaction> {
-        let key = keys::interaction(tenant, id);
-        let (fields, notes, declined): StoredInteraction = redis::pipe()
-            .hgetall(&key)
-            .lrange(format!("{key}:notes"), 0, -1)
-            .smembers(format!("{key}:declined"))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        if fields.is_empty() {
-            return Err(RoutingError::NotFound("interaction not found".into()));
+        let mut read = self.get_interactions(tenant, &[id]).await?;
+        read.pop().expect("one result per id")
+    }
+
+    /// The interactions `ids`, in order, read in one round trip (all share the
+    /// tenant's slot): each the interaction with its notes, NotFound or
+    /// Corrupt. A failed round trip fails the whole read.
+    pub async fn get_interactions(
+        &self,
+        tenant: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Result<v1::Interaction>>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            let key = keys::interaction(tenant, id);
+            pipe.hgetall(&key)
+                .lrange(format!("{key}:notes"), 0, -1)
+                .smembers(format!("{key}:declined"));
         }
-        interaction_from_fields(id, &fields, &notes, declined)
+        let stored: Vec<StoredInteraction> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.conn.clone()).await?
+        };
+        Ok(ids
+            .iter()
+            .zip(stored)
+            .map(|(id, (fields, notes, declined))| {
+                if fields.is_empty() {
+                    return Err(RoutingError::NotFound("interaction not found".into()));
+                }
+                interaction_from_fields(id, &fields, &notes, declined)
+            })
+            .collect())
     }
 
     /// Accepts an offer for `agent`; returns the assigned interaction's id.

@@ -274,3 +274,50 @@ async fn a_corrupt_record_is_skipped_by_listing_and_the_rest_are_listed() {
     let ids: Vec<&str> = listed.iter().map(|ix| ix.id.as_str()).collect();
     assert_eq!(ids, [before.as_str(), after.as_str()], "{corrupt} skipped");
 }
+
+#[tokio::test]
+async fn listing_pages_through_more_interactions_than_a_page_created_in_one_millisecond() {
+    const CREATED: usize = 1_200;
+    const PAGE: usize = 500;
+    let env = billing_floor(&[], 0).await;
+    let mut created = HashSet::new();
+    for _ in 0..CREATED {
+        created.insert(env.chat("billing").await);
+    }
+    // Replicas creating together can stamp more than a page with one
+    // millisecond: give every entry of the index the same one.
+    let live = format!("{}live", careline_routing::keys::prefix(env.tenant()));
+    let mut conn = env.redis_conn().await;
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&live)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut same_ms = redis::pipe();
+    for id in &ids {
+        same_ms.zadd(&live, id, 1_700_000_000_000_i64).ignore();
+    }
+    let _: () = same_ms.query_async(&mut conn).await.unwrap();
+
+    let mut listed = Vec::new();
+    let mut filter = ListFilter {
+        page_size: PAGE,
+        ..ListFilter::default()
+    };
+    loop {
+        let (page, next) = env
+            .store
+            .list_interactions(env.tenant(), &filter)
+            .await
+            .expect("a page");
+        listed.extend(page.into_iter().map(|ix| ix.id));
+        if next.is_empty() {
+            break;
+        }
+        filter.page_token = next;
+    }
+    assert_eq!(listed.len(), CREATED, "every interaction listed once");
+    assert_eq!(listed.iter().cloned().collect::<HashSet<_>>(), created);
+}
