@@ -1,5 +1,7 @@
 //! The Lua scripts, one per atomic routing operation, each preceded by the
-//! shared prelude `lua/lib.lua`.
+//! shared prelude `lua/lib.lua`. A script's body runs as a function so that
+//! whatever it returns, the events it emitted are appended to the outbox
+//! after it (`flush_events`).
 //!
 //! redis-rs [`Script`] runs them by SHA and reloads a script when Redis
 //! answers NOSCRIPT (after a restart or failover empties the script cache).
@@ -10,8 +12,9 @@ macro_rules! script {
     ($file:literal) => {
         Script::new(concat!(
             include_str!("lua/lib.lua"),
-            "\n",
-            include_str!($file)
+            "\nlocal function body()\n",
+            include_str!($file),
+            "\nend\nlocal reply = body()\nflush_events()\nreturn reply\n"
         ))
     };
 }

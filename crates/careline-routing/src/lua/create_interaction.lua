@@ -30,9 +30,10 @@ local band = tonumber(ARGV[9])
 redis.call('SET', idem_key, id .. '|' .. ARGV[3], 'EX', tonumber(ARGV[14]))
 local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
   urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, state = 'new'}
-redis.call('HSET', ix_key(id), 'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
+-- Written with the interaction's first state (offered or queued): one HSET.
+local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score, 'state', 'new')
+  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score}
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
 schedule_overflow(id, ix, ix.target)
@@ -41,11 +42,11 @@ schedule_aging(id, ix)
 -- joins the queue first: a free agent there (one who declined the others)
 -- takes the best contact it may, so nobody is overtaken.
 if redis.call('EXISTS', queue_key(ix.target, ix.ch, ix.lang)) == 0 then
-  if match_interaction(id, ix) then return {'ok', id, 0, 0} end
-  enqueue(id, ix)
+  if match_interaction(id, ix, fields) then return {'ok', id, 0, 0} end
+  enqueue(id, ix, fields)
   return {'ok', id, queue_position(id, ix), 0}
 end
-enqueue(id, ix)
+enqueue(id, ix, fields)
 match_free_agents(ix)
 if redis.call('HGET', ix_key(id), 'state') ~= 'queued' then return {'ok', id, 0, 0} end
 return {'ok', id, queue_position(id, ix), 0}

@@ -71,19 +71,31 @@ end
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
--- Appends one event to the tenant's outbox; the relay publishes it on NATS.
--- The outbox is never trimmed: an entry leaves it only once relayed or
--- dead-lettered (see `refuse_new_work_if_outbox_full` for its bound). The
--- entry id XADD assigns (time-based, replicated as an effect) becomes the
--- event id, so ids stay unique when Redis loses data and `seq` restarts.
+-- Events the script emitted, appended to the tenant's outbox when it ends
+-- (`flush_events`, run after every script body) so that one INCRBY numbers
+-- them all. The relay publishes them on NATS. The outbox is never trimmed: an
+-- entry leaves it only once relayed or dead-lettered (see
+-- `refuse_new_work_if_outbox_full` for its bound). The entry id XADD assigns
+-- (time-based, replicated as an effect) becomes the event id, so ids stay
+-- unique when Redis loses data and `seq` restarts.
+local EVENTS = {}
+
 local function emit(fields)
-  local seq = redis.call('INCR', P .. 'seq')
-  local args = {'XADD', P .. 'outbox', '*', 'seq', seq, 'at', NOW, 'tp', TRACEPARENT}
-  for k, v in pairs(fields) do
-    args[#args + 1] = k
-    args[#args + 1] = v
+  EVENTS[#EVENTS + 1] = fields
+end
+
+local function flush_events()
+  if #EVENTS == 0 then return end
+  local first = redis.call('INCRBY', P .. 'seq', #EVENTS) - #EVENTS
+  for i, fields in ipairs(EVENTS) do
+    local args = {'XADD', P .. 'outbox', '*', 'seq', first + i, 'at', NOW, 'tp', TRACEPARENT}
+    for k, v in pairs(fields) do
+      args[#args + 1] = k
+      args[#args + 1] = v
+    end
+    redis.call(unpack(args))
   end
-  redis.call(unpack(args))
+  EVENTS = {}
 end
 
 -- Backpressure instead of loss: while `max_events` or more events wait in the
@@ -227,13 +239,21 @@ local function schedule_overflow(id, ix, target)
   end
 end
 
--- Puts a waiting interaction into its target's queue at `score`.
-local function enqueue(id, ix)
+-- Appends the pairs of `extra` (a flat list of fields and values, or nil)
+-- to `fields`: a new interaction's fields join its first HSET.
+local function with_extra(fields, extra)
+  if extra then for _, v in ipairs(extra) do fields[#fields + 1] = v end end
+  return fields
+end
+
+-- Puts a waiting interaction into its target's queue at `score`; `extra`
+-- fields are written with its state.
+local function enqueue(id, ix, extra)
   local key = queue_key(ix.target, ix.ch, ix.lang)
   redis.call('ZADD', key, ix.score, id)
   redis.call('SADD', P .. 'waiting', key)
-  redis.call('HSET', ix_key(id), 'state', 'queued', 'target', ix.target, 'score', ix.score,
-    'agent', '', 'offer', '', 'offer_deadline', 0, 'updated', NOW)
+  redis.call('HSET', ix_key(id), unpack(with_extra({'state', 'queued', 'target', ix.target,
+    'score', ix.score, 'agent', '', 'offer', '', 'offer_deadline', 0, 'updated', NOW}, extra)))
   ix.state = 'queued'
 end
 
@@ -256,8 +276,13 @@ local function base32(n, width)
 end
 
 -- Offers interaction `id` to agent `aid` (both known to be eligible; `a` is
--- the agent's hash, updated in place).
-local function make_offer(id, ix, aid, a)
+-- the agent's hash, updated in place); `extra` fields are written with the
+-- interaction's state. The agent's score rises (it just got work): it is
+-- re-scored at once only in the index of this interaction's target; its
+-- entries in its other indexes now score it too low and are re-scored when a
+-- match reaches them (`first_free_agent`), which costs one command then
+-- instead of one per index on every offer.
+local function make_offer(id, ix, aid, a, extra)
   OFFERS_MADE = OFFERS_MADE + 1
   -- The tenant's offer counter orders round robin and makes the offer id:
   -- "of_" + 26 base32 chars (time, then the counter).
@@ -266,22 +291,29 @@ local function make_offer(id, ix, aid, a)
   local timeout = setting_num('offer_timeout:' .. ix.ch)
   local deadline = NOW + timeout * 1000
   if ix.state == 'queued' then redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id) end
-  redis.call('HSET', ix_key(id), 'state', 'offered', 'agent', aid, 'offer', oid,
-    'offer_deadline', deadline, 'offered_at', NOW, 'updated', NOW)
+  redis.call('HSET', ix_key(id), unpack(with_extra({'state', 'offered', 'agent', aid,
+    'offer', oid, 'offer_deadline', deadline, 'offered_at', NOW, 'updated', NOW}, extra)))
   ix.state = 'offered'
   ix.agent = aid
   ix.offer = oid
   redis.call('SET', P .. 'offer:' .. oid, id, 'PX', (timeout + 3600) * 1000)
-  local akey = agent_key(aid)
-  a['used:' .. ix.ch] = redis.call('HINCRBY', akey, 'used:' .. ix.ch, 1)
+  a['used:' .. ix.ch] = (tonumber(a['used:' .. ix.ch]) or 0) + 1
   -- A counter, not the clock: offers in the same millisecond still rotate.
   a['offered:' .. ix.ch] = count
   a['idle:' .. ix.ch] = NOW
-  redis.call('HSET', akey, 'offered:' .. ix.ch, count, 'idle:' .. ix.ch, NOW)
+  redis.call('HSET', agent_key(aid), 'used:' .. ix.ch, a['used:' .. ix.ch],
+    'offered:' .. ix.ch, count, 'idle:' .. ix.ch, NOW)
   redis.call('SADD', P .. 'holds:' .. aid, id)
   redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
   emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
-  reindex_agent(aid, affected_channels(a, ix.ch), a)
+  local channels = affected_channels(a, ix.ch)
+  if #channels == 1 and agent_free(a, ix.ch) then
+    if not is_personal(ix.target) then
+      redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang), agent_score(a, ix.target, ix.ch), aid)
+    end
+  else
+    reindex_agent(aid, channels, a)
+  end
   return oid
 end
 
@@ -298,32 +330,45 @@ local function declined_by(id, aid)
   return redis.call('SISMEMBER', ix_key(id) .. ':declined', aid) == 1
 end
 
--- The first free agent in `index` who has not declined interaction `id`, with
--- its hash. Stale entries (agents no longer free) are repaired on the way.
-local function first_free_agent(index, id, ch)
+-- The first free agent in `index` (of `target` and `ch`) who has not declined
+-- interaction `id`, with its hash; a new interaction (`fresh`) has declines
+-- to check. Entries are repaired on the way: an agent no longer free leaves
+-- the index, one scored before its last offer (see `make_offer`) is
+-- re-scored. Scores only ever rise, so a head whose score is current is the
+-- longest idle.
+local function first_free_agent(index, id, ch, target, fresh)
   local start = 0
   while start < MAX_DECLINED_SKIP do
-    local candidates = redis.call('ZRANGE', index, start, start + SCAN_PAGE - 1)
-    if #candidates == 0 then return nil end
-    local removed = 0
-    for _, aid in ipairs(candidates) do
-      if not declined_by(id, aid) then
+    local page = redis.call('ZRANGE', index, start, start + SCAN_PAGE - 1, 'WITHSCORES')
+    if #page == 0 then return nil end
+    local repaired = false
+    for i = 1, #page, 2 do
+      local aid = page[i]
+      if fresh or not declined_by(id, aid) then
         local a = hgetall(agent_key(aid))
-        if agent_free(a, ch) then return aid, a end
-        -- A stale index entry: repair it rather than trust it.
-        reindex_agent(aid)
-        removed = removed + 1
+        if not agent_free(a, ch) then
+          reindex_agent(aid)
+        else
+          local score = agent_score(a, target, ch)
+          if score == tonumber(page[i + 1]) then return aid, a end
+          redis.call('ZADD', index, score, aid)
+        end
+        -- The page moved under us: read it again from the same place.
+        repaired = true
+        break
       end
+      start = start + 1
     end
-    start = start + #candidates - removed
+    if not repaired and #page < 2 * SCAN_PAGE then return nil end
   end
   return nil
 end
 
 -- Looks for an agent for a queued interaction; returns the offer id or nil.
 -- `ix.state` is 'queued', or 'new' for an interaction being created (it
--- only joins its queue if no agent takes it at once).
-local function match_interaction(id, ix)
+-- only joins its queue if no agent takes it at once; its fields, `extra`,
+-- are written with the offer).
+local function match_interaction(id, ix, extra)
   if ix.state ~= 'queued' and ix.state ~= 'new' then return nil end
   if not can_offer_more() then
     if ix.state == 'queued' then rematch_later('rmi', id) end
@@ -334,12 +379,13 @@ local function match_interaction(id, ix)
     local a = hgetall(agent_key(aid))
     if agent_free(a, ix.ch) and string.find(',' .. a.langs .. ',', ',' .. ix.lang .. ',', 1, true)
       and not declined_by(id, aid) then
-      return make_offer(id, ix, aid, a)
+      return make_offer(id, ix, aid, a, extra)
     end
     return nil
   end
-  local aid, a = first_free_agent(agent_index_key(ix.target, ix.ch, ix.lang), id, ix.ch)
-  if aid then return make_offer(id, ix, aid, a) end
+  local aid, a = first_free_agent(agent_index_key(ix.target, ix.ch, ix.lang), id, ix.ch,
+    ix.target, ix.state == 'new')
+  if aid then return make_offer(id, ix, aid, a, extra) end
   return nil
 end
 

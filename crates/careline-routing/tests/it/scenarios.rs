@@ -49,6 +49,7 @@ scenarios!(
     voice_excludes_other_work,
     higher_priority_first_then_arrival_order,
     longest_idle_agent_gets_the_next_contact,
+    an_agent_offered_work_in_one_queue_is_no_longer_the_longest_idle_in_its_others,
     most_skilled_strategy_prefers_proficiency_over_idle_time,
     round_robin_strategy_rotates_between_agents,
     rejected_contact_keeps_its_place_goes_to_the_next_agent_and_never_back,
@@ -252,6 +253,38 @@ async fn longest_idle_agent_gets_the_next_contact(redis: &Arc<TestRedis>) {
     env.login("amy").await;
     let id = env.chat("billing").await;
     assert_eq!(env.offered_to(&id).await.as_deref(), Some("zed"));
+}
+
+async fn an_agent_offered_work_in_one_queue_is_no_longer_the_longest_idle_in_its_others(
+    redis: &Arc<TestRedis>,
+) {
+    let env = Env::on(redis, |c| {
+        // Chat work then changes no other channel's availability.
+        c.routing.voice_exclusive = false;
+        for id in ["zed", "amy", "bob"] {
+            c.agents
+                .push(agent(id, &[("billing", 5), ("member_services", 5)], &[En]));
+        }
+    })
+    .await;
+    for id in ["zed", "amy", "bob"] {
+        env.login(id).await;
+        env.next_millisecond().await;
+    }
+    let billing = env.chat("billing").await;
+    assert_eq!(env.offered_to(&billing).await.as_deref(), Some("zed"));
+    // zed just got work (it still has chat room): amy, then bob, have waited
+    // longer in general.
+    for expected in ["amy", "bob"] {
+        let general = env.chat("general").await;
+        assert_eq!(
+            env.offered_to(&general).await.as_deref(),
+            Some(expected),
+            "general's next contact"
+        );
+    }
+    let general = env.chat("general").await;
+    assert_eq!(env.offered_to(&general).await.as_deref(), Some("zed"));
 }
 
 async fn most_skilled_strategy_prefers_proficiency_over_idle_time(redis: &Arc<TestRedis>) {
