@@ -9,7 +9,9 @@
 -- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
 local idem_key = P .. 'idem:' .. ARGV[2]
-local previous = redis.call('GET', idem_key)
+-- Claims the key, or reads who holds it, in one command (Redis 7.0+).
+local previous = redis.call('SET', idem_key, ARGV[4] .. '|' .. ARGV[3], 'NX', 'GET',
+  'EX', tonumber(ARGV[14]))
 if previous then
   local sep = string.find(previous, '|', 1, true)
   local id, fingerprint = string.sub(previous, 1, sep - 1), string.sub(previous, sep + 1)
@@ -22,30 +24,38 @@ if previous then
   return {'ok', id, position, 1}
 end
 
--- A replay still answers; only new work waits for the outbox to drain.
+-- A replay still answers; only new work waits for the outbox to drain, and
+-- leaves the key unspent.
 local outbox_full = refuse_new_work_if_outbox_full(tonumber(ARGV[15]))
-if outbox_full then return outbox_full end
+if outbox_full then
+  redis.call('DEL', idem_key)
+  return outbox_full
+end
 local id = ARGV[4]
 local band = tonumber(ARGV[9])
-redis.call('SET', idem_key, id .. '|' .. ARGV[3], 'EX', tonumber(ARGV[14]))
 local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
-  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, state = 'new'}
+  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, created = NOW,
+  state = 'new'}
 -- Written with the interaction's first state (offered or queued): one HSET.
 local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
   'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score}
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
-schedule_overflow(id, ix, ix.target)
-schedule_aging(id, ix)
--- Into an empty queue, a free agent takes it at once. Behind others, it
+-- Into an empty queue, a free agent takes it at once (its overflow and aging
+-- clocks start only if it ever waits: see `requeue`). Behind others, it
 -- joins the queue first: a free agent there (one who declined the others)
 -- takes the best contact it may, so nobody is overtaken.
 if redis.call('EXISTS', queue_key(ix.target, ix.ch, ix.lang)) == 0 then
+  fields[#fields + 1] = 'timed'
+  fields[#fields + 1] = '0'
   if match_interaction(id, ix, fields) then return {'ok', id, 0, 0} end
+  fields[#fields] = '1'
+  schedule_waiting_timers(id, ix)
   enqueue(id, ix, fields)
   return {'ok', id, queue_position(id, ix), 0}
 end
+schedule_waiting_timers(id, ix)
 enqueue(id, ix, fields)
 match_free_agents(ix)
 if redis.call('HGET', ix_key(id), 'state') ~= 'queued' then return {'ok', id, 0, 0} end

@@ -306,13 +306,16 @@ local function make_offer(id, ix, aid, a, extra)
   redis.call('SADD', P .. 'holds:' .. aid, id)
   redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
   emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
-  local channels = affected_channels(a, ix.ch)
-  if #channels == 1 and agent_free(a, ix.ch) then
-    if not is_personal(ix.target) then
-      redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang), agent_score(a, ix.target, ix.ch), aid)
-    end
-  else
-    reindex_agent(aid, channels, a)
+  -- Still free on this channel: re-scored lazily (above). Channels the offer
+  -- closed (voice, under exclusive voice) are left at once.
+  local still_free = agent_free(a, ix.ch)
+  local closed = {}
+  for _, ch in ipairs(affected_channels(a, ix.ch)) do
+    if ch ~= ix.ch or not still_free then closed[#closed + 1] = ch end
+  end
+  if #closed > 0 then reindex_agent(aid, closed, a) end
+  if still_free and not is_personal(ix.target) then
+    redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang), agent_score(a, ix.target, ix.ch), aid)
   end
   return oid
 end
@@ -517,17 +520,32 @@ local function pending_offer(oid, aid)
   return id, ix, nil
 end
 
-local function schedule_aging(id, ix)
+-- Schedules the next aging step, `aging_after_secs` after `from_ms`.
+local function schedule_aging(id, ix, from_ms)
   local after = setting_num('aging_after_secs') or 0
   if after > 0 and tonumber(ix.band) > setting_num('aging_max_band') then
-    redis.call('ZADD', P .. 'timers', NOW + after * 1000, 'age|' .. id)
+    redis.call('ZADD', P .. 'timers', from_ms + after * 1000, 'age|' .. id)
   end
+end
+
+-- Starts the overflow and aging clocks of a new interaction. One offered at
+-- once when created (`timed` '0') has none until it first waits: they count
+-- from its creation all the same.
+local function schedule_waiting_timers(id, ix)
+  schedule_overflow(id, ix, ix.target)
+  schedule_aging(id, ix, tonumber(ix.created) or NOW)
 end
 
 -- Puts an interaction back in line at its original score and looks for an
 -- agent at once.
 local function requeue(id, ix, kind, aid, reason)
-  enqueue(id, ix)
+  local extra = nil
+  if ix.timed == '0' then
+    schedule_waiting_timers(id, ix)
+    ix.timed = '1'
+    extra = {'timed', '1'}
+  end
+  enqueue(id, ix, extra)
   emit_ix(kind, ix, id, {agent = aid, detail = reason})
   match_interaction(id, ix)
 end

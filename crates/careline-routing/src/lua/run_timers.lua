@@ -95,7 +95,7 @@ local function on_aging(id)
     redis.call('ZADD', queue_key(ix.target, ix.ch, ix.lang), score, id)
   end
   ix.band = band
-  schedule_aging(id, ix)
+  schedule_aging(id, ix, NOW)
 end
 
 local function on_grace_over(aid, session)

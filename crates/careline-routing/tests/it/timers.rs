@@ -226,6 +226,34 @@ async fn overflow_moves_to_another_queue() {
 }
 
 #[tokio::test]
+async fn a_contact_offered_at_once_then_rejected_still_overflows_on_time() {
+    let env = Env::new(|c| {
+        let general = c.queues.iter_mut().find(|q| q.id == "general").unwrap();
+        general.overflow = vec![OverflowStep {
+            after_secs: 1,
+            relax_by: None,
+            widen_to: None,
+            move_to: Some("billing".into()),
+        }];
+        c.agents
+            .push(agent("gen", &[("member_services", 5)], &[Language::En]));
+        c.agents
+            .push(agent("biller", &[("billing", 5)], &[Language::En]));
+    })
+    .await;
+    env.login("gen").await;
+    env.login("biller").await;
+    let id = env.chat("general").await;
+    assert_eq!(env.offered_to(&id).await.as_deref(), Some("gen"));
+    env.reject(&id).await;
+    env.tick_until(WITHIN, "moved to billing and offered there", || async {
+        env.offered_to(&id).await.as_deref() == Some("biller")
+    })
+    .await;
+    assert_eq!(env.get(&id).await.queue_id, "billing");
+}
+
+#[tokio::test]
 async fn aging_raises_priority_after_a_wait() {
     let env = Env::new(|c| {
         c.routing.aging = Some(Aging {
