@@ -278,9 +278,10 @@ end
 -- Offers interaction `id` to agent `aid` (both known to be eligible; `a` is
 -- the agent's hash, updated in place); `extra` fields are written with the
 -- interaction's state. The agent's score rises (it just got work): it is
--- re-scored at once only in the index of this interaction's target; its
--- entries in its other indexes now score it too low and are re-scored when a
--- match reaches them (`first_free_agent`), which costs one command then
+-- re-scored at once only in the indexes of this interaction's target (one
+-- per language: the next contacts of that target meet it first); its entries
+-- in its other targets' indexes now score it too low and are re-scored when
+-- a match reaches them (`first_free_agent`), which costs a few commands then
 -- instead of one per index on every offer.
 local function make_offer(id, ix, aid, a, extra)
   OFFERS_MADE = OFFERS_MADE + 1
@@ -315,7 +316,10 @@ local function make_offer(id, ix, aid, a, extra)
   end
   if #closed > 0 then reindex_agent(aid, closed, a) end
   if still_free and not is_personal(ix.target) then
-    redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang), agent_score(a, ix.target, ix.ch), aid)
+    local score = agent_score(a, ix.target, ix.ch)
+    for _, lang in ipairs(split(a.langs)) do
+      redis.call('ZADD', agent_index_key(ix.target, ix.ch, lang), score, aid)
+    end
   end
   return oid
 end
