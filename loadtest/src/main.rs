@@ -6,6 +6,7 @@
 //! A routing decision is one `create_interaction` script: it queues the new
 //! interaction and matches it with the longest-idle free agent atomically.
 
+mod heartbeats;
 mod phases;
 mod server;
 mod tenant;
@@ -62,6 +63,11 @@ struct Args {
     /// background worker, for each count given (e.g. 1,500).
     #[arg(long, value_delimiter = ',')]
     idle_tenants: Vec<usize>,
+    /// Instead of the agent phases: create->offer latency at `--rate` while
+    /// every online agent's heartbeat arrives at once, for each agent count
+    /// given (e.g. 200,7500,20000).
+    #[arg(long, value_delimiter = ',')]
+    heartbeat_agents: Vec<usize>,
 }
 
 /// One row of the final table.
@@ -108,6 +114,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     print_method(&args, &url);
+    if !args.heartbeat_agents.is_empty() {
+        return heartbeat_bursts(&args, &url, &mut admin).await;
+    }
 
     let mut rows = Vec::new();
     for &agents in &args.agents {
@@ -116,6 +125,32 @@ async fn main() -> anyhow::Result<()> {
     }
     print_table(&rows);
     drop(own_server);
+    Ok(())
+}
+
+async fn heartbeat_bursts(
+    args: &Args,
+    url: &str,
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.latency_secs);
+    let mut rows = Vec::new();
+    for &agents in &args.heartbeat_agents {
+        println!(
+            "\n== {agents} agents online, load average {} ==",
+            load_average()
+        );
+        let config = tenant::synthetic(agents, BURST_CHAT_CAPACITY)?;
+        let clients = Clients::connect(url, args.connections, &config.id).await?;
+        let store = careline_routing::RoutingStore::connect(url).await?;
+        tenant::install(&store, admin, &config).await?;
+        let row =
+            heartbeats::measure(&clients, &store, admin, &config, args.rate, duration).await?;
+        print_latency("quiet", args.rate, &row.quiet, 0);
+        print_latency("every agent beating together", args.rate, &row.bursting, 0);
+        rows.push(row);
+    }
+    heartbeats::print_table(&rows);
     Ok(())
 }
 

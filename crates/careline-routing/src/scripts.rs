@@ -32,8 +32,8 @@ pub(crate) struct Scripts {
     pub agent_login: Script,
     pub agent_refresh: Script,
     pub agent_set_state: Script,
+    /// These two stand alone, without the prelude: see the scripts.
     pub agent_heartbeat: Script,
-    /// Stands alone, without the prelude: see the script.
     pub timer_check: Script,
 }
 
@@ -51,7 +51,7 @@ impl Scripts {
             agent_login: script!("lua/agent_login.lua"),
             agent_refresh: script!("lua/agent_refresh.lua"),
             agent_set_state: script!("lua/agent_set_state.lua"),
-            agent_heartbeat: script!("lua/agent_heartbeat.lua"),
+            agent_heartbeat: Script::new(include_str!("lua/agent_heartbeat.lua")),
             timer_check: Script::new(include_str!("lua/timer_check.lua")),
         }
     }

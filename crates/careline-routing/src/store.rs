@@ -249,25 +249,12 @@ impl RoutingStore {
     }
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
-        let reply = self.run_quietly(script, tenant, args).await;
-        // Even a failed call may have changed state (a reply lost on the way).
-        self.activity.touched(tenant);
-        reply
-    }
-
-    /// Runs a script that emits no event and sets no timer due sooner than
-    /// the worker's sweep (a heartbeat): the worker is not woken for it, so
-    /// thousands of agents' heartbeats cost the relay and timer loop nothing.
-    async fn run_quietly(
-        &self,
-        script: &Script,
-        tenant: &str,
-        args: &[&[u8]],
-    ) -> Result<Vec<Value>> {
         let reply = invocation(script, tenant, args)
             .invoke_async::<Vec<Value>>(&mut self.conn.clone())
-            .await?;
-        script_result(reply)
+            .await;
+        // Even a failed call may have changed state (a reply lost on the way).
+        self.activity.touched(tenant);
+        script_result(reply?)
     }
 
     /// How many routing events the tenant has had (its event sequence); it

@@ -150,7 +150,10 @@ impl RoutingStore {
 
     /// Extends an agent session by one heartbeat TTL; returns what the agent
     /// holds (offered or assigned), so the session can re-send what its
-    /// client may have missed.
+    /// client may have missed. A standalone script of a few commands that
+    /// emits no event and sets no timer due sooner than the worker's sweep:
+    /// the worker is not woken for it, so thousands of agents' heartbeats
+    /// cost the relay and timer loop nothing.
     pub async fn agent_heartbeat(
         &self,
         tenant: &str,
@@ -158,12 +161,18 @@ impl RoutingStore {
         session: &str,
     ) -> Result<Vec<Held>> {
         let reply = self
-            .run_quietly(
-                &self.scripts.agent_heartbeat,
-                tenant,
-                &[agent_id.as_bytes(), session.as_bytes()],
-            )
+            .scripts
+            .agent_heartbeat
+            .key(keys::agent(tenant, agent_id))
+            .key(keys::tenant_key(tenant, "timers"))
+            .key(keys::tenant_key(tenant, "settings"))
+            .key(keys::tenant_key(tenant, &format!("holds:{agent_id}")))
+            .arg(keys::prefix(tenant))
+            .arg(agent_id)
+            .arg(session)
+            .invoke_async::<Vec<Value>>(&mut self.conn.clone())
             .await?;
+        let reply = script_result(reply)?;
         let [held] = take::<1>(reply)?;
         let flat = Vec::<String>::from_redis_value(held)?;
         Ok(flat
