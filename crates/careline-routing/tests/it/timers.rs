@@ -202,9 +202,10 @@ async fn overflow_widens_to_another_queues_agents() {
     assert_eq!(ix.queue_id, "general", "widening does not move it");
 }
 
-#[tokio::test]
-async fn overflow_moves_to_another_queue() {
-    let env = Env::new(|c| {
+/// General moves its contacts to billing after a second; `agents` (with
+/// their skills) join the billing agent "biller".
+async fn general_moves_to_billing(agents: &[(&str, &str)]) -> Env {
+    Env::new(|c| {
         let general = c.queues.iter_mut().find(|q| q.id == "general").unwrap();
         general.overflow = vec![OverflowStep {
             after_secs: 1,
@@ -214,8 +215,16 @@ async fn overflow_moves_to_another_queue() {
         }];
         c.agents
             .push(agent("biller", &[("billing", 5)], &[Language::En]));
+        for (id, skill) in agents {
+            c.agents.push(agent(id, &[(*skill, 5)], &[Language::En]));
+        }
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn overflow_moves_to_another_queue() {
+    let env = general_moves_to_billing(&[]).await;
     env.login("biller").await;
     let id = env.chat("general").await;
     env.tick_until(WITHIN, "moved to billing", || async {
@@ -227,20 +236,7 @@ async fn overflow_moves_to_another_queue() {
 
 #[tokio::test]
 async fn a_contact_offered_at_once_then_rejected_still_overflows_on_time() {
-    let env = Env::new(|c| {
-        let general = c.queues.iter_mut().find(|q| q.id == "general").unwrap();
-        general.overflow = vec![OverflowStep {
-            after_secs: 1,
-            relax_by: None,
-            widen_to: None,
-            move_to: Some("billing".into()),
-        }];
-        c.agents
-            .push(agent("gen", &[("member_services", 5)], &[Language::En]));
-        c.agents
-            .push(agent("biller", &[("billing", 5)], &[Language::En]));
-    })
-    .await;
+    let env = general_moves_to_billing(&[("gen", "member_services")]).await;
     env.login("gen").await;
     env.login("biller").await;
     let id = env.chat("general").await;
