@@ -145,6 +145,7 @@ impl RoutingStore {
     /// server or a cluster (see [`careline_kit::redis_client`]).
     pub async fn connect(redis_url: &str) -> Result<Self> {
         let conn = RedisConnection::connect(redis_url).await?;
+        check_redis_version(&mut conn.clone()).await?;
         Ok(Self {
             conn,
             scripts: Arc::new(Scripts::new()),
@@ -339,6 +340,39 @@ impl RoutingStore {
 
 /// A call of `script` for `tenant`: the tenant's key prefix, the caller's
 /// trace context, then the operation's arguments (see `lua/lib.lua`).
+/// The oldest Redis the scripts run on (`SET ... NX GET` came in 7.0).
+const MIN_REDIS_MAJOR: u32 = 7;
+
+/// Refuses a Redis too old for the scripts, naming its version, rather than
+/// failing every create later. An unreadable version is let through: the
+/// connection's own errors say more.
+async fn check_redis_version(conn: &mut RedisConnection) -> Result<()> {
+    let Ok(info) = redis::cmd("INFO")
+        .arg("server")
+        .query_async::<String>(conn)
+        .await
+    else {
+        return Ok(());
+    };
+    match redis_version(&info) {
+        Some((version, major)) if major < MIN_REDIS_MAJOR => {
+            Err(RoutingError::Unreachable(format!(
+                "Redis {version} is too old: Careline needs Redis {MIN_REDIS_MAJOR}.0 or later"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `redis_version` of an `INFO server` reply, and its major number.
+fn redis_version(info: &str) -> Option<(&str, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("redis_version:"))?;
+    let major = version.split('.').next()?.parse().ok()?;
+    Some((version, major))
+}
+
 fn invocation<'a>(script: &'a Script, tenant: &str, args: &[&[u8]]) -> ScriptInvocation<'a> {
     let mut invocation = script.key(keys::prefix(tenant));
     invocation.arg(careline_bus::current_traceparent());
@@ -379,4 +413,24 @@ fn take<const N: usize>(reply: Vec<Value>) -> Result<[Value; N]> {
     reply
         .try_into()
         .map_err(|_| RoutingError::Corrupt(format!("script replied {len} values, expected {N}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redis_version;
+
+    #[test]
+    fn redis_version_is_read_from_info_server() {
+        for (info, expected) in [
+            (
+                "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n",
+                Some(("7.0.15", 7)),
+            ),
+            ("# Server\r\nredis_version:6.2.14\r\n", Some(("6.2.14", 6))),
+            ("redis_version:garbage\r\n", None),
+            ("# Server\r\n", None),
+        ] {
+            assert_eq!(redis_version(info), expected, "{info:?}");
+        }
+    }
 }
