@@ -89,12 +89,17 @@ impl RedisCluster {
         &mut self.nodes[index]
     }
 
-    /// The index of the node that currently serves `key`'s slot as primary.
+    /// The index of the node that currently serves `key`'s slot as primary,
+    /// as the nodes that answer see it (a killed node is skipped: after a
+    /// failover its replica's index is returned).
     pub async fn primary_of(&self, key: &str) -> Result<usize, LocalDevError> {
         for (index, node) in self.nodes.iter().enumerate() {
-            let mut conn = redis::Client::open(node.url())?
+            let Ok(mut conn) = redis::Client::open(node.url())?
                 .get_multiplexed_async_connection()
-                .await?;
+                .await
+            else {
+                continue;
+            };
             let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
             let is_primary =
                 matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master");
@@ -127,6 +132,35 @@ impl RedisCluster {
         Err(LocalDevError::ClusterNotReady(format!(
             "no primary serves the slot of {key:?}"
         )))
+    }
+
+    /// Waits until every replica of the primary at `primary` has everything
+    /// it wrote (their replication offsets match its own).
+    pub async fn wait_replicated(&self, primary: usize) -> Result<(), LocalDevError> {
+        let until = tokio::time::Instant::now() + CLUSTER_READY_DEADLINE;
+        let mut conn = redis::Client::open(self.nodes[primary].url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        loop {
+            // ROLE of a primary: ["master", offset, [[ip, port, offset], ...]].
+            let role: (String, i64, Vec<(String, String, String)>) =
+                redis::cmd("ROLE").query_async(&mut conn).await?;
+            let (_, offset, replicas) = &role;
+            if !replicas.is_empty()
+                && replicas
+                    .iter()
+                    .all(|(_, _, acked)| acked.parse::<i64>().ok() == Some(*offset))
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(LocalDevError::ClusterNotReady(format!(
+                    "the replicas of node {primary} did not catch up within \
+                     {CLUSTER_READY_DEADLINE:?}: {role:?}"
+                )));
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
     }
 
     /// Waits until every running node reports `cluster_state:ok`.

@@ -1,12 +1,20 @@
 //! Routing on a Redis Cluster when the primary that holds a tenant fails:
 //! calls fail while it is down, the store reconnects by itself once the node
-//! is back, and what was acknowledged before the crash is still there.
+//! is back or its replica has taken over, and what was acknowledged (and, for
+//! a replica, replicated) before the crash is still there.
+
+use std::time::Duration;
 
 use careline_domain::{Channel, Language, Priority};
-use careline_routing::{RoutingStore, keys};
-use careline_testkit::TestRedis;
+use careline_proto::v1;
+use careline_routing::{AgentStatus, RoutingStore, keys};
+use careline_testkit::{RedisCluster, TestRedis};
 
-use crate::env::{interaction_request, test_tenant};
+use crate::env::{agent, interaction_request, test_tenant};
+
+/// How long a replica may take to be promoted once its primary dies (the
+/// test cluster's node timeout is 1.5 s, then an election).
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn the_store_reconnects_after_the_tenants_primary_is_killed_and_restarted() {
@@ -50,5 +58,100 @@ async fn the_store_reconnects_after_the_tenants_primary_is_killed_and_restarted(
         .timer_check(&[tenant.to_string()])
         .await
         .expect("timers are checked again");
+    assert!(!checks[0].settings_lost, "{checks:?}");
+}
+
+#[tokio::test]
+async fn routing_carries_on_on_the_replica_promoted_when_the_tenants_primary_dies() {
+    let mut cluster = RedisCluster::start(3, 1).await.expect("the cluster starts");
+    let config = test_tenant(|c| {
+        c.agents
+            .push(agent("a1", &[("billing", 5)], &[Language::En]));
+    });
+    let tenant = config.id.as_str();
+    let store = RoutingStore::connect(&cluster.url())
+        .await
+        .expect("connects");
+    store.sync_tenant(&config).await.expect("tenant synced");
+    store
+        .agent_login(&config, "a1", "s1", AgentStatus::Available)
+        .await
+        .expect("a1 logs in");
+    let mut before = Vec::new();
+    for n in 0..10 {
+        let request =
+            interaction_request("billing", Channel::Chat, Language::En, Priority::Normal, n);
+        let created = store
+            .create_interaction(tenant, &request)
+            .await
+            .expect("created");
+        before.push(
+            store
+                .get_interaction(tenant, &created.interaction_id)
+                .await
+                .unwrap(),
+        );
+    }
+    let offered: Vec<&v1::Interaction> = before
+        .iter()
+        .filter(|ix| ix.state == v1::InteractionState::Offered as i32)
+        .collect();
+    assert!(!offered.is_empty(), "a1 was offered work before the crash");
+    let sequence_before = store.event_sequence(tenant).await.unwrap();
+
+    let prefix = keys::prefix(tenant);
+    let primary = cluster
+        .primary_of(&prefix)
+        .await
+        .expect("the tenant's primary");
+    cluster
+        .wait_replicated(primary)
+        .await
+        .expect("its replica has every write");
+    cluster.node(primary).kill();
+    careline_testkit::assert_eventually!(
+        within: FAILOVER_DEADLINE,
+        cluster.primary_of(&prefix).await.is_ok_and(|p| p != primary),
+        "a replica takes over the tenant's slot"
+    );
+
+    let request = interaction_request("billing", Channel::Chat, Language::En, Priority::Normal, 99);
+    careline_testkit::assert_eventually!(
+        within: FAILOVER_DEADLINE,
+        store.create_interaction(tenant, &request).await.is_ok(),
+        "creates work again on the promoted replica"
+    );
+    for ix in &before {
+        let kept = store
+            .get_interaction(tenant, &ix.id)
+            .await
+            .expect("every replicated interaction is still there");
+        assert_eq!((kept.state, &kept.offer_id), (ix.state, &ix.offer_id));
+    }
+    // Answering and resolving run scripts the promoted node never loaded.
+    let first = offered[0];
+    store
+        .accept_offer(tenant, &first.offer_id, "a1")
+        .await
+        .expect("an offer made before the crash is accepted after it");
+    store
+        .resolve(tenant, &first.id, "a1", "done", &[], None)
+        .await
+        .expect("and resolved");
+    let waiting: Vec<&v1::Interaction> = before
+        .iter()
+        .filter(|ix| ix.state == v1::InteractionState::Queued as i32)
+        .collect();
+    let next = store.get_interaction(tenant, &waiting[0].id).await.unwrap();
+    assert_eq!(
+        (next.state, next.agent_id.as_str()),
+        (v1::InteractionState::Offered as i32, "a1"),
+        "the freed capacity takes the oldest waiting contact"
+    );
+    assert!(
+        store.event_sequence(tenant).await.unwrap() > sequence_before,
+        "events go on being numbered from where they were"
+    );
+    let checks = store.timer_check(&[tenant.to_string()]).await.unwrap();
     assert!(!checks[0].settings_lost, "{checks:?}");
 }
