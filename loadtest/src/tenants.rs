@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use careline_bus::TenantStore;
+use careline_kit::config::CommonConfig;
 use careline_localdev::{NatsServer, RedisServer};
 use careline_routing::Backend;
 use tokio_util::sync::CancellationToken;
@@ -46,15 +47,13 @@ pub async fn idle_cost(tenants: usize, measure: Duration) -> anyhow::Result<Idle
         store.put(&config).await.context("writing a tenant")?;
     }
     let shutdown = CancellationToken::new();
-    let backend = Backend::start(
-        &redis.url(),
-        &nats.url(),
-        None,
-        u64::MAX,
-        "bench",
-        &shutdown,
-    )
-    .await?;
+    let common = CommonConfig {
+        redis_url: redis.url(),
+        nats_url: nats.url(),
+        outbox_max_events: u64::MAX,
+        ..CommonConfig::default()
+    };
+    let backend = Backend::start(&common, "bench", &shutdown).await?;
     tokio::time::sleep(SETTLE).await;
 
     let mut admin = redis::Client::open(redis.url())?

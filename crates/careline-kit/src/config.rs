@@ -36,6 +36,8 @@ pub const ENV_LOG_FILTER: &str = "RUST_LOG";
 pub const ENV_SHUTDOWN_GRACE_SECS: &str = "CARELINE_SHUTDOWN_GRACE_SECS";
 /// Env var for the outbox bound past which new contacts are refused.
 pub const ENV_OUTBOX_MAX_EVENTS: &str = "CARELINE_OUTBOX_MAX_EVENTS";
+/// Env var for how many Redis replicas must hold a routing change before it is answered.
+pub const ENV_REDIS_WAIT_REPLICAS: &str = "CARELINE_REDIS_WAIT_REPLICAS";
 /// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -52,6 +54,8 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
 /// Default outbox bound: at a few thousand events a second, NATS may be away
 /// for tens of seconds before new contacts are refused.
 pub const DEFAULT_OUTBOX_MAX_EVENTS: u64 = 100_000;
+/// Most Redis replicas a change may wait for (one primary rarely has more).
+pub const MAX_REDIS_WAIT_REPLICAS: u32 = 5;
 /// Longest accepted drain deadline (Kubernetes' default grace period is 30 s; one hour is
 /// surely a typo).
 pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 3600;
@@ -63,6 +67,12 @@ pub struct CommonConfig {
     /// node URLs or redis+cluster://host:port,host:port for a Redis Cluster.
     #[arg(long = "redis-url", env = ENV_REDIS_URL, default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
+
+    /// Redis replicas that must hold a routing change before it is answered (Redis WAIT, up
+    /// to 1 s; a change answered without them is counted). 0 answers once the primary has it:
+    /// a replica promoted after its primary crashed may then miss the last moment's changes.
+    #[arg(long = "redis-wait-replicas", env = ENV_REDIS_WAIT_REPLICAS, default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 
     /// NATS URL (nats://, tls:// or a comma-separated list of them).
     #[arg(long = "nats-url", env = ENV_NATS_URL, default_value = DEFAULT_NATS_URL)]
@@ -104,6 +114,7 @@ impl Default for CommonConfig {
     fn default() -> Self {
         Self {
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_wait_replicas: 0,
             nats_url: DEFAULT_NATS_URL.to_owned(),
             nats_replicas: None,
             metrics_addr: MetricsAddr::Listen(
@@ -125,6 +136,17 @@ impl CommonConfig {
     pub fn validate(&self) -> Result<(), KitError> {
         RedisTarget::parse(&self.redis_url)
             .map_err(|m| KitError::config(ENV_REDIS_URL, "redis-url", m))?;
+        if self.redis_wait_replicas > MAX_REDIS_WAIT_REPLICAS {
+            return Err(KitError::config(
+                ENV_REDIS_WAIT_REPLICAS,
+                "redis-wait-replicas",
+                format!(
+                    "{} is out of range: use 0 to {MAX_REDIS_WAIT_REPLICAS} (at most the \
+                     replicas each Redis primary has)",
+                    self.redis_wait_replicas
+                ),
+            ));
+        }
         for server in self.nats_url.split(',') {
             check_url(server.trim(), &["nats", "tls"], "a nats:// or tls:// URL")
                 .map_err(|m| KitError::config(ENV_NATS_URL, "nats-url", m))?;
@@ -347,7 +369,7 @@ mod tests {
     #[test]
     fn validation_names_the_field_for_each_bad_value() {
         type BreakIt = fn(&mut CommonConfig);
-        let cases: [(&str, BreakIt); 8] = [
+        let cases: [(&str, BreakIt); 9] = [
             ("CARELINE_REDIS_URL (--redis-url)", |c| {
                 c.redis_url = "foo".into()
             }),
@@ -371,6 +393,10 @@ mod tests {
             ("CARELINE_OUTBOX_MAX_EVENTS (--outbox-max-events)", |c| {
                 c.outbox_max_events = 0
             }),
+            (
+                "CARELINE_REDIS_WAIT_REPLICAS (--redis-wait-replicas)",
+                |c| c.redis_wait_replicas = MAX_REDIS_WAIT_REPLICAS + 1,
+            ),
         ];
         for (field, break_it) in cases {
             let mut cfg = CommonConfig::default();

@@ -20,6 +20,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// How long a reply from Redis may take. The client's default (500 ms)
@@ -170,6 +171,30 @@ impl RedisConnection {
                 ))
             }
         }
+    }
+
+    /// Redis `WAIT` on the primary that holds `key`: waits until `replicas`
+    /// of its replicas have every write this connection sent it, or until
+    /// `timeout`; returns how many have.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        let acked = match self {
+            RedisConnection::Single(conn) => wait.query_async(conn).await?,
+            // Routed by hand: redis-rs sends a key-less WAIT to every primary.
+            RedisConnection::Cluster(conn) => {
+                let primary = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(primary));
+                redis::from_redis_value(conn.route_command(wait, routing).await?)?
+            }
+        };
+        Ok(acked)
     }
 }
 

@@ -182,6 +182,10 @@ fn spawn(
                 &bus.to_string(),
                 "--cluster-node-timeout",
                 &CLUSTER_NODE_TIMEOUT_MS.to_string(),
+                // A new replica syncs at once (the default waits 5 s for
+                // others to share the transfer).
+                "--repl-diskless-sync-delay",
+                "0",
             ]
             .map(String::from),
         );

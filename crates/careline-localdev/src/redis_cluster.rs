@@ -26,7 +26,8 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts `primaries` primaries (at least 3, as Redis requires), each
     /// with `replicas_per_primary` replicas, fsyncing every write, and waits
-    /// until every node serves the full slot map.
+    /// until every node serves the full slot map and every replica has
+    /// synced (a replica that never synced cannot take over).
     pub async fn start(
         primaries: usize,
         replicas_per_primary: usize,
@@ -61,6 +62,13 @@ impl RedisCluster {
         }
         let cluster = Self { nodes };
         cluster.wait_ready().await?;
+        if replicas_per_primary > 0 {
+            for index in 0..cluster.nodes.len() {
+                if cluster.is_primary(index).await? {
+                    cluster.wait_replicated(index).await?;
+                }
+            }
+        }
         Ok(cluster)
     }
 
@@ -132,6 +140,14 @@ impl RedisCluster {
         Err(LocalDevError::ClusterNotReady(format!(
             "no primary serves the slot of {key:?}"
         )))
+    }
+
+    async fn is_primary(&self, index: usize) -> Result<bool, LocalDevError> {
+        let mut conn = redis::Client::open(self.nodes[index].url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        Ok(matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master"))
     }
 
     /// Waits until every replica of the primary at `primary` has everything

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use careline_bus::{BusError, Publisher, StreamSettings, TenantDirectory, TenantStore};
+use careline_kit::config::CommonConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -47,29 +48,30 @@ fn bus(error: impl std::fmt::Display) -> RoutingError {
 }
 
 impl Backend {
-    /// Connects, sets up the event stream, loads the tenants and starts the
-    /// worker; `replica` names this replica's outbox relay (e.g. `router`).
-    /// New interactions are refused while `outbox_max_events` events of their
-    /// tenant wait for NATS. `nats_url` may list several servers of a cluster;
-    /// the stream and bucket are kept on `nats_replicas` of them.
+    /// Connects to what `config` names, sets up the event stream, loads the
+    /// tenants and starts the worker; `replica` names this replica's outbox
+    /// relay (e.g. `router`). New interactions are refused while
+    /// `outbox_max_events` events of their tenant wait for NATS; a change is
+    /// answered once `redis_wait_replicas` Redis replicas have it. The NATS
+    /// URL may list several servers of a cluster; the stream and bucket are
+    /// kept on `nats_replicas` of them.
     pub async fn start(
-        redis_url: &str,
-        nats_url: &str,
-        nats_replicas: Option<usize>,
-        outbox_max_events: u64,
+        config: &CommonConfig,
         replica: &str,
         shutdown: &CancellationToken,
     ) -> Result<Backend> {
         // URLs are not echoed: they may carry passwords.
-        let store = RoutingStore::connect(redis_url)
+        let store = RoutingStore::connect(&config.redis_url)
             .await
             .map_err(|e| {
                 RoutingError::Unreachable(format!(
                     "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
                 ))
             })?
-            .with_outbox_max_events(outbox_max_events);
-        let servers = careline_bus::server_list(nats_url);
+            .with_outbox_max_events(config.outbox_max_events)
+            .with_replica_acks(config.redis_wait_replicas);
+        let nats_replicas = config.nats_replicas;
+        let servers = careline_bus::server_list(&config.nats_url);
         let nats = async_nats::connect(servers).await.map_err(|e| {
             RoutingError::Unreachable(format!(
                 "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"

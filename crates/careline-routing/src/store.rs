@@ -7,7 +7,7 @@
 //! `store/agents.rs` the agent sessions.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use careline_domain::targets::routing_targets;
 use careline_domain::tenant::{Strategy, TenantConfig};
@@ -132,6 +132,11 @@ pub struct RoutingStore {
     activity: Arc<Activity>,
     /// Creates are refused while this many events wait in a tenant's outbox.
     outbox_max_events: u64,
+    /// Redis replicas a change waits for before it is answered (0: none).
+    replica_acks: u32,
+    /// Until when changes are answered without waiting: set when a wait
+    /// timed out (a replica is missing), see [`REPLICA_ACK_PAUSE`].
+    replica_acks_paused_until: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for RoutingStore {
@@ -151,7 +156,24 @@ impl RoutingStore {
             scripts: Arc::new(Scripts::new()),
             activity: Arc::default(),
             outbox_max_events: u64::MAX,
+            replica_acks: 0,
+            replica_acks_paused_until: Arc::default(),
         })
+    }
+
+    /// Answers a change only once `replicas` Redis replicas of the tenant's
+    /// primary hold it (Redis `WAIT`, at most [`REPLICA_ACK_TIMEOUT`]), so a
+    /// replica promoted after a crash has everything that was answered. A
+    /// change still unreplicated at the timeout is answered all the same and
+    /// counted (`careline_redis_replica_acks_missed_total`): it happened on the
+    /// primary, and failing the call would only make the caller retry it.
+    /// Then, for [`REPLICA_ACK_PAUSE`], changes are answered without waiting:
+    /// `WAIT` holds the connection it is sent on, so waiting on a primary that
+    /// lost its replica (the one just promoted, until the old primary comes
+    /// back as its replica) would slow every change to one per timeout.
+    pub fn with_replica_acks(mut self, replicas: u32) -> Self {
+        self.replica_acks = replicas;
+        self
     }
 
     /// Refuses new interactions (UNAVAILABLE) while `max_events` or more
@@ -250,12 +272,37 @@ impl RoutingStore {
     }
 
     async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
+        let mut conn = self.conn.clone();
         let reply = invocation(script, tenant, args)
-            .invoke_async::<Vec<Value>>(&mut self.conn.clone())
+            .invoke_async::<Vec<Value>>(&mut conn)
             .await;
         // Even a failed call may have changed state (a reply lost on the way).
         self.activity.touched(tenant);
-        script_result(reply?)
+        let reply = script_result(reply?)?;
+        if self.replica_acks > 0 && !self.replica_acks_paused() {
+            let acked = conn
+                .wait_for_replicas(
+                    &keys::prefix(tenant),
+                    self.replica_acks,
+                    REPLICA_ACK_TIMEOUT,
+                )
+                .await?;
+            if acked < self.replica_acks {
+                *self.replica_acks_paused_until.lock().expect("not poisoned") =
+                    Some(Instant::now() + REPLICA_ACK_PAUSE);
+                tracing::warn!(%tenant, acked, wanted = self.replica_acks, "a routing change was answered before enough Redis replicas had it; not waiting for replicas for a while");
+                metrics::counter!("careline_redis_replica_acks_missed_total", "tenant" => tenant.to_string())
+                    .increment(1);
+            }
+        }
+        Ok(reply)
+    }
+
+    fn replica_acks_paused(&self) -> bool {
+        self.replica_acks_paused_until
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// How many routing events the tenant has had (its event sequence); it
@@ -340,6 +387,14 @@ impl RoutingStore {
 
 /// A call of `script` for `tenant`: the tenant's key prefix, the caller's
 /// trace context, then the operation's arguments (see `lua/lib.lua`).
+/// Longest a change waits for its Redis replicas (see
+/// [`RoutingStore::with_replica_acks`]); well under the client's response
+/// timeout.
+pub const REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long changes are answered without waiting for replicas after a wait
+/// timed out (see [`RoutingStore::with_replica_acks`]).
+pub const REPLICA_ACK_PAUSE: Duration = Duration::from_secs(5);
+
 /// The oldest Redis the scripts run on (`SET ... NX GET` came in 7.0).
 const MIN_REDIS_MAJOR: u32 = 7;
 

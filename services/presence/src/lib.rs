@@ -41,15 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let backend = Backend::start(
-        &config.common.redis_url,
-        &config.common.nats_url,
-        config.common.nats_replicas,
-        config.common.outbox_max_events,
-        "presence",
-        shutdown.token(),
-    )
-    .await?;
+    let backend = Backend::start(&config.common, "presence", shutdown.token()).await?;
     let (store, nats) = (backend.store.clone(), backend.nats.clone());
     let registry = sessions::SessionRegistry::default();
     let [interactions, agents] = sessions::EVENT_SUBJECTS;

@@ -51,15 +51,7 @@ pub async fn serve_with_clock(
     shutdown: Shutdown,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    let backend = Backend::start(
-        &config.common.redis_url,
-        &config.common.nats_url,
-        config.common.nats_replicas,
-        config.common.outbox_max_events,
-        "router",
-        shutdown.token(),
-    )
-    .await?;
+    let backend = Backend::start(&config.common, "router", shutdown.token()).await?;
     let watchers = TaskTracker::new();
     let service = grpc::RouterService {
         store: backend.store.clone(),

@@ -155,3 +155,101 @@ async fn routing_carries_on_on_the_replica_promoted_when_the_tenants_primary_die
     let checks = store.timer_check(&[tenant.to_string()]).await.unwrap();
     assert!(!checks[0].settings_lost, "{checks:?}");
 }
+
+/// Creates answered before the kill, and after it, in the mid-load run.
+const CREATED_BEFORE_KILL: usize = 150;
+const CREATED_AFTER_KILL: usize = 150;
+/// Tasks creating at once in the mid-load run.
+const CREATORS: usize = 8;
+
+#[tokio::test]
+async fn with_replica_acks_no_answered_create_is_lost_when_the_primary_dies_mid_load() {
+    let mut cluster = RedisCluster::start(3, 1).await.expect("the cluster starts");
+    let config = test_tenant(|c| {
+        c.agents
+            .push(agent("a1", &[("billing", 5)], &[Language::En]));
+    });
+    let tenant = config.id.clone();
+    let store = RoutingStore::connect(&cluster.url())
+        .await
+        .expect("connects")
+        .with_replica_acks(1);
+    store.sync_tenant(&config).await.expect("tenant synced");
+    store
+        .agent_login(&config, "a1", "s1", AgentStatus::Available)
+        .await
+        .expect("a1 logs in");
+
+    // Each creator retries a create (same request, same idempotency key)
+    // until it is answered, then records the answer.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut creators = tokio::task::JoinSet::new();
+    for creator in 0..CREATORS as u64 {
+        let (store, tenant, answered, stop) = (
+            store.clone(),
+            tenant.clone(),
+            answered.clone(),
+            stop.clone(),
+        );
+        creators.spawn(async move {
+            let mut n = creator;
+            while !stop.is_cancelled() {
+                let request = interaction_request(
+                    "billing",
+                    Channel::Chat,
+                    Language::En,
+                    Priority::Normal,
+                    n,
+                );
+                match store.create_interaction(&tenant, &request).await {
+                    Ok(created) => {
+                        answered.lock().unwrap().push((n, created.interaction_id));
+                        n += CREATORS as u64;
+                    }
+                    // The primary is down or being replaced: try again.
+                    Err(_) => tokio::time::sleep(careline_testkit::POLL_INTERVAL).await,
+                }
+            }
+        });
+    }
+    let count = || answered.lock().unwrap().len();
+    careline_testkit::assert_eventually!(
+        count() >= CREATED_BEFORE_KILL,
+        "creates are answered before the kill"
+    );
+    let primary = cluster
+        .primary_of(&keys::prefix(&tenant))
+        .await
+        .expect("the tenant's primary");
+    cluster.node(primary).kill();
+    let at_kill = count();
+    careline_testkit::assert_eventually!(
+        within: FAILOVER_DEADLINE,
+        count() >= at_kill + CREATED_AFTER_KILL,
+        "creates are answered again on the promoted replica"
+    );
+    stop.cancel();
+    while creators.join_next().await.is_some() {}
+
+    let answered = answered.lock().unwrap().clone();
+    let mut requests: Vec<u64> = answered.iter().map(|(n, _)| *n).collect();
+    requests.sort_unstable();
+    requests.dedup();
+    assert_eq!(requests.len(), answered.len(), "each request answered once");
+    let mut lost = Vec::new();
+    for (_, id) in &answered {
+        if store.get_interaction(&tenant, id).await.is_err() {
+            lost.push(id.clone());
+        }
+    }
+    println!(
+        "{} creates answered ({at_kill} before the primary was killed), {} lost",
+        answered.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "answered creates lost in the failover: {lost:?}"
+    );
+}

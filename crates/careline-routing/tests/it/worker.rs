@@ -76,16 +76,14 @@ impl Replica {
     }
 
     pub(crate) async fn start_worker(&mut self) {
-        let backend = Backend::start(
-            &self.sandbox.redis_url(),
-            &self.sandbox.nats_url(),
-            None,
-            careline_kit::config::DEFAULT_OUTBOX_MAX_EVENTS,
-            "worker-test",
-            &self.shutdown,
-        )
-        .await
-        .expect("backend starts");
+        let config = careline_kit::config::CommonConfig {
+            redis_url: self.sandbox.redis_url(),
+            nats_url: self.sandbox.nats_url(),
+            ..Default::default()
+        };
+        let backend = Backend::start(&config, "worker-test", &self.shutdown)
+            .await
+            .expect("backend starts");
         self.backend = Some(backend);
     }
 
