@@ -148,7 +148,7 @@ pub struct RoutingSettings {
     pub topics: Vec<TopicRule>,
 }
 
-/// Routes contacts about one topic to a queue (see [`crate::classify`]).
+/// Routes contacts whose text is about one topic to a queue.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
