@@ -56,12 +56,18 @@ pub async fn create_interaction(
 
 /// What the request's text adds: urgency, language and queue. Only phrase
 /// and topic ids are logged, never the text.
-fn understand(config: &TenantConfig, request: CreateRequest) -> Result<NewInteraction, RouterError> {
+fn understand(
+    config: &TenantConfig,
+    request: CreateRequest,
+) -> Result<NewInteraction, RouterError> {
     let text = format!("{}\n{}", request.context.reason, request.context.summary);
     let found = classify(&text, &config.routing.topics);
     let urgent = request.urgent || found.urgent.is_some();
     if let Some(reason) = found.urgent {
-        tracing::info!(urgent_reason = reason.as_str(), "urgent phrase found in its text");
+        tracing::info!(
+            urgent_reason = reason.as_str(),
+            "urgent phrase found in its text"
+        );
         metrics::counter!(
             "careline_urgent_detected_total",
             "tenant" => config.id.clone(),

@@ -5,8 +5,8 @@ use careline_domain::targets::personal_eligibility;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{AgentId, InteractionId, OfferId, QueueId};
 use careline_proto::v1;
-use careline_routing::convert::{channel_from_proto, language_from_proto, priority_from_proto};
 use careline_routing::RoutingError;
+use careline_routing::convert::{channel_from_proto, language_from_proto, priority_from_proto};
 use prost::Message;
 
 use crate::error::RouterError;

@@ -45,7 +45,9 @@ impl RoutingStore {
                     if new.after_hours { b"1" } else { b"0" },
                     window.as_bytes(),
                     outbox_max.as_bytes(),
-                    new.urgent_reason.map_or("", UrgentReason::as_str).as_bytes(),
+                    new.urgent_reason
+                        .map_or("", UrgentReason::as_str)
+                        .as_bytes(),
                 ],
             )
             .await?;

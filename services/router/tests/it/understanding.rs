@@ -110,7 +110,11 @@ async fn a_topic_rule_picks_the_queue_only_when_the_caller_names_none() {
     let platform = Platform::start().await;
     let mut client = platform.client(DEMO_KEY).await;
     // The demo tenant routes billing and claims to "billing".
-    let ix = created(&mut client, described("I was billed twice", "topic-billing")).await;
+    let ix = created(
+        &mut client,
+        described("I was billed twice", "topic-billing"),
+    )
+    .await;
     assert_eq!(ix.queue_id, "billing");
     assert!(!ix.urgent);
     let ix = created(
