@@ -333,16 +333,36 @@ fn negated(words: &[Word], start: usize) -> bool {
     false
 }
 
+/// The built-in topics' keywords, compiled once (a tenant's own keywords are
+/// few and compiled per call).
+static BUILTIN_TOPIC_PATTERNS: LazyLock<Vec<(&'static str, Vec<Pattern>)>> = LazyLock::new(|| {
+    BUILTIN_TOPICS
+        .iter()
+        .map(|&topic| {
+            let patterns = builtin_topic_keywords(topic)
+                .iter()
+                .map(|k| Pattern::parse(k).expect("the built-in topic keywords are valid"))
+                .collect();
+            (topic, patterns)
+        })
+        .collect()
+});
+
 /// The first rule (in configured order) with a keyword in the text.
 fn topic<'a>(words: &[Word], topics: &'a [TopicRule]) -> Option<&'a TopicRule> {
+    let found = |pattern: &Pattern| pattern.positions(words).next().is_some();
     topics.iter().find(|rule| {
-        builtin_topic_keywords(&rule.topic)
+        let builtin = BUILTIN_TOPIC_PATTERNS
             .iter()
-            .copied()
-            .chain(rule.keywords.iter().map(String::as_str))
-            // A validated config has only valid keywords; others are skipped.
-            .filter_map(|keyword| Pattern::parse(keyword).ok())
-            .any(|pattern| pattern.positions(words).next().is_some())
+            .find(|(topic, _)| *topic == rule.topic)
+            .map_or(&[][..], |(_, patterns)| patterns.as_slice());
+        builtin.iter().any(found)
+            || rule
+                .keywords
+                .iter()
+                // A validated config has only valid keywords; others are skipped.
+                .filter_map(|keyword| Pattern::parse(keyword).ok())
+                .any(|pattern| found(&pattern))
     })
 }
 
