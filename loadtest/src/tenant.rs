@@ -82,6 +82,7 @@ pub fn new_chat(seq: u64) -> NewInteraction {
             Language::Es
         },
         urgent: false,
+        urgent_reason: None,
         priority: Priority::Normal,
         member_ref: format!("m-{seq}"),
         context: v1::InteractionContext {

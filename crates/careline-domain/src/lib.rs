@@ -4,6 +4,7 @@
 //! - [`channel`]: channels, languages and priorities.
 //! - [`skills`]: proficiencies and whether an agent's skills meet a queue's requirements.
 //! - [`hours`]: business hours in the tenant's time zone, holidays and overnight windows.
+//! - [`classify`]: language (EN/ES), urgency and topic of a member's text.
 //! - [`targets`]: routing targets (queues and their overflow steps) and who may serve them.
 //! - [`tenant`]: the tenant configuration document, its parsing and validation.
 //! - [`secret`]: [`secret::constant_time_eq`], how every key digest is compared.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod classify;
 pub mod error;
 pub mod hours;
 pub mod ids;
@@ -22,6 +24,7 @@ pub mod tenant;
 mod yaml_lines;
 
 pub use channel::{Channel, Language, Priority};
+pub use classify::{Classification, UrgentReason};
 pub use error::{ConfigError, Error, Problem};
 pub use hours::BusinessHours;
 pub use ids::{AgentId, InteractionId, OfferId, QueueId, TenantId};

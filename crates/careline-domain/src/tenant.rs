@@ -142,6 +142,27 @@ pub struct RoutingSettings {
     /// follow-up returning to it) before it falls back to its queue.
     pub personal_fallback_secs: u32,
     pub aging: Option<Aging>,
+    /// Topic rules, tried in order: a contact created without a queue goes to
+    /// the queue of the first topic its text is about.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<TopicRule>,
+}
+
+/// Routes contacts whose text is about one topic to a queue.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRule {
+    /// A built-in topic (claims, billing, password, provider_search,
+    /// appointment, coverage, pcp_change, complaint) or a topic of your own.
+    pub topic: String,
+    /// The queue its contacts go to.
+    pub queue: String,
+    /// Phrases (any language) added to the built-in ones; a topic of your own
+    /// needs at least one. `|` separates alternatives for one word, a trailing
+    /// `*` matches any ending: `reembolso*`, `lost|stolen card`.
+    #[serde(default)]
+    pub keywords: Vec<String>,
 }
 
 impl Default for RoutingSettings {
@@ -165,6 +186,7 @@ impl Default for RoutingSettings {
             reconnect_grace_secs: 60,
             personal_fallback_secs: 120,
             aging: None,
+            topics: Vec::new(),
         }
     }
 }
@@ -243,6 +265,10 @@ pub const MAX_SETTINGS_JSON_BYTES: usize = 256 * 1024;
 /// Largest stored (JSON) form of a whole tenant, agents included: every service
 /// holds it in memory and parses it on each change.
 pub const MAX_TENANT_JSON_BYTES: usize = 32 * 1024 * 1024;
+/// Most topic rules one tenant may configure.
+pub const MAX_TOPIC_RULES: usize = 64;
+/// Most keywords one topic rule may add.
+pub const MAX_TOPIC_KEYWORDS: usize = 100;
 
 impl TenantConfig {
     /// A copy of everything but the agents, which are stored apart when a

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use careline_domain::targets::routing_targets;
 use careline_domain::tenant::{Strategy, TenantConfig};
-use careline_domain::{Channel, Language, Priority};
+use careline_domain::{Channel, Language, Priority, UrgentReason};
 use careline_kit::RedisConnection;
 use careline_proto::v1;
 use futures::StreamExt;
@@ -48,6 +48,8 @@ pub struct NewInteraction {
     pub queue: String,
     pub language: Language,
     pub urgent: bool,
+    /// The urgent phrase found in its text (stored as its id).
+    pub urgent_reason: Option<UrgentReason>,
     pub priority: Priority,
     pub member_ref: String,
     pub context: v1::InteractionContext,

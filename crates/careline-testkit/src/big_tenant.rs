@@ -31,6 +31,8 @@ pub fn big_tenant(id: &str, agents: usize, queues: usize) -> TenantConfig {
         })
         .collect();
     config.routing.urgent_queue = Some("q-00".into());
+    // The demo's topic rules name queues this tenant does not have.
+    config.routing.topics.clear();
     config.agents = (0..agents)
         .map(|a| AgentConfig {
             id: format!("agent-{a:05}"),

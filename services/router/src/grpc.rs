@@ -89,8 +89,9 @@ impl Router for RouterService {
         request: Request<v1::CreateInteractionRequest>,
     ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
         let config = self.tenant(&request)?;
-        let new = validate::create(&config, request.into_inner())?;
-        let created = intake::create_interaction(&self.store, &config, new, (self.clock)()).await?;
+        let create = validate::create(&config, request.into_inner())?;
+        let created =
+            intake::create_interaction(&self.store, &config, create, (self.clock)()).await?;
         record_interaction(&created.interaction_id);
         metrics::counter!("careline_interactions_created_total", "tenant" => config.id.clone())
             .increment(u64::from(!created.replayed));

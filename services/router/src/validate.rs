@@ -5,11 +5,12 @@ use careline_domain::targets::personal_eligibility;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{AgentId, InteractionId, OfferId, QueueId};
 use careline_proto::v1;
+use careline_routing::RoutingError;
 use careline_routing::convert::{channel_from_proto, language_from_proto, priority_from_proto};
-use careline_routing::{NewInteraction, RoutingError};
 use prost::Message;
 
 use crate::error::RouterError;
+use crate::intake::CreateRequest;
 
 /// Largest member reference or idempotency key.
 pub const MAX_REF_LEN: usize = 128;
@@ -161,17 +162,21 @@ fn context(context: &v1::InteractionContext) -> Result<(), RouterError> {
     Ok(())
 }
 
-/// A create request, turned into what the routing store takes.
+/// A create request, checked against the tenant's configuration; intake then
+/// applies the tenant's rules (text, urgency, hours) to it.
 pub fn create(
     config: &TenantConfig,
     request: v1::CreateInteractionRequest,
-) -> Result<NewInteraction, RouterError> {
+) -> Result<CreateRequest, RouterError> {
     let channel = channel_from_proto(request.channel).ok_or_else(|| {
         invalid("channel is required: CHANNEL_VOICE, CHANNEL_EMAIL or CHANNEL_CHAT")
     })?;
-    let queue = queue(config, "queue_id", &request.queue_id)?;
+    let queue = match request.queue_id.as_str() {
+        "" => None,
+        id => Some(queue(config, "queue_id", id)?),
+    };
     let language = match request.language {
-        0 => config.languages[0],
+        0 => None,
         value => {
             let language =
                 language_from_proto(value).ok_or_else(|| invalid("language: unknown value"))?;
@@ -186,7 +191,7 @@ pub fn create(
                         .join(", ")
                 )));
             }
-            language
+            Some(language)
         }
     };
     let priority =
@@ -195,7 +200,7 @@ pub fn create(
     reference("idempotency_key", &request.idempotency_key)?;
     let context_value = request.context.unwrap_or_default();
     context(&context_value)?;
-    Ok(NewInteraction {
+    Ok(CreateRequest {
         channel,
         queue,
         language,
@@ -203,7 +208,6 @@ pub fn create(
         priority,
         member_ref: request.member_ref,
         context: context_value,
-        after_hours: false,
         idempotency_key: request.idempotency_key,
     })
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use super::{
     MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES,
-    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
+    MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MIN_HEARTBEAT_TTL_SECS, TenantConfig,
 };
+use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
 use crate::hours;
 use crate::ids::{AgentId, QueueId, TenantId};
@@ -154,6 +155,75 @@ impl TenantConfig {
                 "routing.aging.after_secs".into(),
                 "aging must wait at least 1 second".into(),
             );
+        }
+        self.check_topics(c);
+    }
+
+    fn check_topics(&self, c: &mut Checker<'_>) {
+        let topics = &self.routing.topics;
+        if topics.len() > MAX_TOPIC_RULES {
+            c.problem(
+                "routing.topics".into(),
+                format!(
+                    "{} topic rules are more than the limit of {MAX_TOPIC_RULES}",
+                    topics.len()
+                ),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        for (i, rule) in topics.iter().enumerate() {
+            let at = format!("routing.topics[{i}]");
+            if !is_topic_id(&rule.topic) {
+                c.problem(
+                    format!("{at}.topic"),
+                    format!(
+                        "topic {:?} is invalid: use 1-64 lowercase letters, digits or '_', starting \
+                         with a letter (built-in topics: {})",
+                        rule.topic,
+                        BUILTIN_TOPICS.join(", ")
+                    ),
+                );
+            } else if let Some(first) = seen.insert(&rule.topic, &format!("{at}.topic")) {
+                c.duplicate(format!("{at}.topic"), "topic", &rule.topic, &first);
+            }
+            if self.queue(&rule.queue).is_none() {
+                c.problem(
+                    format!("{at}.queue"),
+                    format!(
+                        "queue {:?} is not defined under queues (known queues: {})",
+                        rule.queue,
+                        self.queues
+                            .iter()
+                            .map(|q| q.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            if rule.keywords.is_empty() && builtin_topic_keywords(&rule.topic).is_empty() {
+                c.problem(
+                    format!("{at}.keywords"),
+                    format!(
+                        "{:?} is not a built-in topic ({}): list its keywords",
+                        rule.topic,
+                        BUILTIN_TOPICS.join(", ")
+                    ),
+                );
+            }
+            if rule.keywords.len() > MAX_TOPIC_KEYWORDS {
+                c.problem(
+                    format!("{at}.keywords"),
+                    format!(
+                        "{} keywords are more than the limit of {MAX_TOPIC_KEYWORDS}",
+                        rule.keywords.len()
+                    ),
+                );
+            }
+            for (k, keyword) in rule.keywords.iter().enumerate() {
+                if let Err(message) = check_keyword(keyword) {
+                    c.problem(format!("{at}.keywords[{k}]"), message);
+                }
+            }
         }
     }
 
@@ -408,6 +478,17 @@ fn is_sha256_hex(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Longest topic id.
+const MAX_TOPIC_ID_LEN: usize = 64;
+
+fn is_topic_id(text: &str) -> bool {
+    (1..=MAX_TOPIC_ID_LEN).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_lowercase())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn is_email_like(text: &str) -> bool {

@@ -7,6 +7,7 @@
 -- ARGV[12] encoded InteractionContext            ARGV[13] after hours (0/1)
 -- ARGV[14] idempotency window in seconds
 -- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
+-- ARGV[16] urgent reason: the phrase id found in its text, or ''
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
 local idem_key = P .. 'idem:' .. ARGV[2]
 -- Claims the key, or reads who holds it, in one command (Redis 7.0+).
@@ -39,7 +40,8 @@ local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], ban
 -- Written with the interaction's first state (offered or queued): one HSET.
 local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score}
+  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score,
+  'urgent_reason', ARGV[16]}
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
 -- Into an empty queue, a free agent takes it at once (its overflow and aging

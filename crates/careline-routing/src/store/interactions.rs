@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use careline_domain::Priority;
+use careline_domain::{Priority, UrgentReason};
 use careline_proto::v1;
 use prost::Message;
 use redis::FromRedisValue;
@@ -45,6 +45,9 @@ impl RoutingStore {
                     if new.after_hours { b"1" } else { b"0" },
                     window.as_bytes(),
                     outbox_max.as_bytes(),
+                    new.urgent_reason
+                        .map_or("", UrgentReason::as_str)
+                        .as_bytes(),
                 ],
             )
             .await?;
@@ -334,5 +337,6 @@ fn interaction_from_fields(
         external_destination: text(fields, "ext_dest"),
         pending_until_ms: number(fields, "pending_until"),
         declined_by: declined,
+        urgent_reason: text(fields, "urgent_reason"),
     })
 }

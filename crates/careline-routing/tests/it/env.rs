@@ -64,6 +64,7 @@ pub fn interaction_request(
         queue: queue.into(),
         language,
         urgent: priority == Priority::Urgent,
+        urgent_reason: None,
         priority,
         member_ref: format!("m-{n}"),
         context: v1::InteractionContext {

@@ -333,6 +333,30 @@ async fn check_refuses_a_bad_file_naming_line_and_field() {
 }
 
 #[tokio::test]
+async fn check_refuses_a_topic_rule_naming_an_unknown_queue() {
+    let bad = replace_line(
+        &demo_text(),
+        "    - { topic: billing, queue: billing }",
+        "    - { topic: billing, queue: accounts }",
+    );
+    let line = line_of(&bad, "    - { topic: billing, queue: accounts }", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(&file, &bad).unwrap();
+
+    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
+    let (stdout, stderr) = text(&checked);
+    assert!(!checked.status.success(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "line {line}: routing.topics[1].queue: queue \"accounts\" is not defined under queues \
+             (known queues: general, billing, clinical)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn check_reports_every_problem_in_the_file_at_once() {
     // Four kinds of problem: a bad value, an unknown field, a wrong type and a
     // duplicate id; serde alone would stop at the first one it reads.

@@ -133,6 +133,7 @@ impl Presence {
                     queue: queue.into(),
                     language: Language::En,
                     urgent: false,
+                    urgent_reason: None,
                     priority: Priority::Normal,
                     member_ref: "member-0042".into(),
                     context: context(),

@@ -5,3 +5,4 @@ mod events;
 mod harness;
 mod hours;
 mod transfers;
+mod understanding;

@@ -9,6 +9,7 @@ fn demo_tenant_parses_and_validates() {
     assert_eq!(config.id, "demo-health");
     assert_eq!(config.queues.len(), 3);
     assert!(config.validate().is_ok());
+    assert_eq!(config.routing.topics[0].topic, "claims");
     assert_eq!(
         config.hours().describe(),
         "Mon-Fri 07:00-19:00 America/Denver"
@@ -253,6 +254,41 @@ fn each_rule_names_the_field_and_line() {
             "agents[0].capacity.chat",
             35,
             "capacity 200 is too high",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  topics: [{ topic: billing, queue: nope }]",
+            "routing.topics[0].queue",
+            19,
+            "queue \"nope\" is not defined under queues (known queues: general, clinical)",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  topics: [{ topic: Billing, queue: general }]",
+            "routing.topics[0].topic",
+            19,
+            "topic \"Billing\" is invalid: use 1-64 lowercase letters, digits or '_'",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  topics: [{ topic: dental, queue: general }]",
+            "routing.topics[0].keywords",
+            19,
+            "\"dental\" is not a built-in topic (claims, billing, password, provider_search, appointment, coverage, pcp_change, complaint): list its keywords",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  topics: [{ topic: claims, queue: general, keywords: [\"e-o-b\"] }]",
+            "routing.topics[0].keywords[0]",
+            19,
+            "\"e-o-b\" is not a valid keyword",
+        ),
+        (
+            "  heartbeat_ttl_secs: 15",
+            "  topics: [{ topic: claims, queue: general }, { topic: claims, queue: clinical }]",
+            "routing.topics[1].topic",
+            19,
+            "duplicate topic \"claims\"",
         ),
     ];
     for (from, to, field, line, message) in cases {
