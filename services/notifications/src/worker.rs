@@ -151,7 +151,9 @@ impl Worker {
             }
             Ok(Claim::Held(remaining)) => {
                 tracing::debug!("another replica is sending it");
-                return Settle::Retry(remaining.max(HELD_RECHECK));
+                // Usually done in milliseconds; the claim's end bounds the wait.
+                let recheck = self.retry.delay_after(attempt).min(remaining);
+                return Settle::Retry(recheck.max(HELD_RECHECK));
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot claim the notification; retrying");
