@@ -249,6 +249,9 @@ mod tests {
         assert!(!email.contains("Auto-Submitted"), "{email}");
     }
 
+    /// An edit that makes a valid request invalid.
+    type Change = fn(&mut NotificationRequested);
+
     #[test]
     fn bad_fields_are_permanent_failures_naming_the_field() {
         let tenant = careline_domain::tenant::TenantConfig::from_yaml(include_str!(
@@ -256,7 +259,7 @@ mod tests {
         ))
         .unwrap();
         let templates = Templates::defaults();
-        let cases: [(fn(&mut NotificationRequested), Permanent); 4] = [
+        let cases: [(Change, Permanent); 4] = [
             (
                 |r| r.template = "newsletter".into(),
                 Permanent::UnknownTemplate("newsletter".into()),
