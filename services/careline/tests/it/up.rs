@@ -181,24 +181,27 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
     let log = up.log();
     let mail_dir = dir.path().join("data").join("mail");
     assert!(log.contains(&mail_dir.display().to_string()), "{log}");
-    let nats = async_nats::connect(format!("nats://127.0.0.1:{}", ports.nats))
-        .await
-        .expect("nats client");
-    let receipt = careline_proto::v1::NotificationRequested {
-        notification_id: "up-receipt-1".into(),
-        tenant_id: "demo-health".into(),
-        template: "receipt".into(),
-        language: "en".into(),
-        to_address: "pat.member@example.org".into(),
-        ..Default::default()
-    };
-    careline_notifications::requests::publish_request(
-        &async_nats::jetstream::new(nats),
-        &receipt,
-        &receipt.notification_id,
-    )
-    .await
-    .expect("request published");
+    let requested = careline()
+        .args([
+            "notify",
+            "--nats-url",
+            &format!("nats://127.0.0.1:{}", ports.nats),
+        ])
+        .args([
+            "--template",
+            "receipt",
+            "--language",
+            "es",
+            "--id",
+            "up-receipt-1",
+        ])
+        .args(["--to", "pat.member@example.org"])
+        .output()
+        .expect("running careline notify");
+    assert!(
+        requested.status.success(),
+        "careline notify failed: {requested:?}"
+    );
     let written = eventually(START_DEADLINE, "the receipt is written as .eml", || {
         std::future::ready(mail_files(&mail_dir).len() == 1)
     })
@@ -206,7 +209,12 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
     if let Err(e) = written {
         panic!("{e}; careline up output:\n{}", up.log());
     }
-    assert!(mail_files(&mail_dir)[0].contains("Message-ID: <up-receipt-1@demo-health.example>"));
+    let mail = &mail_files(&mail_dir)[0];
+    assert!(
+        mail.contains("Message-ID: <up-receipt-1@demo-health.example>"),
+        "{mail}"
+    );
+    assert!(mail.contains("Subject: Recibimos su mensaje"), "{mail}");
 
     up.terminate();
     let mut status = None;
