@@ -246,7 +246,7 @@ async fn without_a_relay_emails_are_written_to_the_mail_directory() {
 }
 
 #[tokio::test]
-async fn a_replica_stopping_finishes_its_work_and_the_other_takes_the_rest() {
+async fn two_replicas_share_the_work_queue_and_stop_cleanly() {
     let platform = Platform::start(2).await;
     for n in 0..10 {
         platform
@@ -258,5 +258,59 @@ async fn a_replica_stopping_finishes_its_work_and_the_other_takes_the_rest() {
         platform.sink.received().len() == 10,
         "every email is sent"
     );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_replica_that_died_mid_send_expires_and_the_email_is_sent_once() {
+    let platform = Platform::start(1).await;
+    // What a replica that died while sending leaves behind: a live claim.
+    let mut redis = platform.sandbox.redis().await.expect("redis");
+    let _: () = redis::cmd("SET")
+        .arg(format!("cl:{{{}}}:ntf:n:n-orphan", crate::harness::TENANT))
+        .arg("claimed:replica-that-died")
+        .arg("PX")
+        .arg(1_500)
+        .query_async(&mut redis)
+        .await
+        .expect("stale claim written");
+    platform
+        .publish(&request("n-orphan", "receipt", "en"))
+        .await;
+
+    assert_eventually!(
+        within: RETRY_DEADLINE,
+        platform.mail_for("n-orphan").len() == 1,
+        "the email is sent once the dead replica's claim lapses"
+    );
+    platform.settled(RETRY_DEADLINE).await;
+    assert_eq!(platform.mail_for("n-orphan").len(), 1);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn health_reports_serving_for_the_notification_service() {
+    let platform = Platform::start(1).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", platform.addr()))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "careline.v1.NotificationService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
     platform.stop().await;
 }
