@@ -41,8 +41,12 @@ pub const PULL_RETRY: Duration = Duration::from_secs(1);
 /// Tries to record "sent" before giving up (the email is out either way).
 pub const MARK_SENT_TRIES: u32 = 3;
 
-const OUTCOMES: &str = "careline_notifications_total";
-const SEND_SECONDS: &str = "careline_notification_send_seconds";
+/// Requests handled, by tenant and outcome (sent, duplicate, retried, dead_lettered, rejected).
+pub const OUTCOMES: &str = "careline_notifications_total";
+/// Requests dead-lettered, by tenant and reason (the chart's CarelineNotificationsDeadLettered alert).
+pub const DEAD_LETTERED: &str = "careline_notifications_dead_lettered_total";
+/// Duration of one send attempt.
+pub const SEND_SECONDS: &str = "careline_notification_send_seconds";
 
 /// What to tell JetStream about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +150,8 @@ impl Worker {
             Ok(Claim::Claimed) => {}
             Ok(Claim::AlreadySent | Claim::DeadLettered) => {
                 tracing::debug!("duplicate request dropped");
-                metrics::counter!(OUTCOMES, "outcome" => "duplicate").increment(1);
+                metrics::counter!(OUTCOMES, "tenant" => tenant_id.clone(), "outcome" => "duplicate")
+                    .increment(1);
                 return Settle::Ack;
             }
             Ok(Claim::Held(remaining)) => {
@@ -176,7 +181,8 @@ impl Worker {
             SendOutcome::Sent => {
                 self.record_sent(request).await;
                 tracing::info!("notification sent");
-                metrics::counter!(OUTCOMES, "outcome" => "sent").increment(1);
+                metrics::counter!(OUTCOMES, "tenant" => tenant_id.clone(), "outcome" => "sent")
+                    .increment(1);
                 self.publish_status(request, NotificationStatus::Sent, attempt, 250, "")
                     .await;
                 Settle::Ack
@@ -241,7 +247,8 @@ impl Worker {
             retry_in_ms = delay.as_millis() as u64,
             "sending failed for now; will retry"
         );
-        metrics::counter!(OUTCOMES, "outcome" => "retried").increment(1);
+        metrics::counter!(OUTCOMES, "tenant" => request.tenant_id.clone(), "outcome" => "retried")
+            .increment(1);
         self.publish_status(request, NotificationStatus::Failed, attempt, code, reason)
             .await;
         Settle::Retry(delay)
@@ -272,7 +279,10 @@ impl Worker {
             smtp_code = why.smtp_code(),
             "notification dead-lettered"
         );
-        metrics::counter!(OUTCOMES, "outcome" => "dead_lettered").increment(1);
+        metrics::counter!(OUTCOMES, "tenant" => request.tenant_id.clone(), "outcome" => "dead_lettered")
+            .increment(1);
+        metrics::counter!(DEAD_LETTERED, "tenant" => request.tenant_id.clone(), "reason" => why.reason())
+            .increment(1);
         match Subject::dead_letter(&request.tenant_id, crate::worker::CONSUMER) {
             Ok(subject) => {
                 let msg_id = format!("dlq:{CONSUMER}:{}:{now_ms}", request.notification_id);

@@ -21,6 +21,7 @@ async fn dead_letters(platform: &Platform, key: &str) -> Vec<v1::DeadLetter> {
 
 #[tokio::test]
 async fn permanent_refusal_is_dead_lettered_at_once_and_replay_sends_it() {
+    let _recorder = careline_kit::metrics::prometheus_handle().expect("metrics recorder");
     let platform = Platform::start(1).await;
     platform.sink.reply_next([550]);
     platform.publish(&request("n-550", "receipt", "en")).await;
@@ -43,6 +44,17 @@ async fn permanent_refusal_is_dead_lettered_at_once_and_replay_sends_it() {
         .map(|(w, _)| w)
         .collect();
     assert_eq!(words, ["dead_lettered"]);
+    // What the chart's CarelineNotificationsDeadLettered alert reads.
+    let metrics = careline_kit::metrics::render().expect("metrics render");
+    assert!(
+        metrics.lines().any(
+            |line| line.starts_with("careline_notifications_dead_lettered_total{")
+                && line.contains("tenant=\"demo-health\"")
+                && line.contains("reason=\"smtp_permanent\"")
+                && line.ends_with(" 1")
+        ),
+        "{metrics}"
+    );
     assert!(
         dead_letters(&platform, OTHER_KEY).await.is_empty(),
         "another tenant never sees it"
