@@ -314,3 +314,37 @@ async fn health_reports_serving_for_the_notification_service() {
     }
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_requests_through_two_replicas_sends_each_email_once() {
+    const NOTIFICATIONS: usize = 300;
+    let platform = Platform::start(2).await;
+    let started = Instant::now();
+    for n in 0..NOTIFICATIONS {
+        platform
+            .publish(&request(&format!("n-burst-{n}"), "receipt", "en"))
+            .await;
+    }
+    assert_eventually!(
+        within: Duration::from_secs(60),
+        platform.sink.received().len() >= NOTIFICATIONS,
+        "every email is sent"
+    );
+    let took = started.elapsed();
+    println!(
+        "{NOTIFICATIONS} emails through 2 replicas to the SMTP sink in {took:?} ({:.0} emails/s, publishing included)",
+        NOTIFICATIONS as f64 / took.as_secs_f64()
+    );
+    platform.settled(RETRY_DEADLINE).await;
+    let mut ids: Vec<String> = platform
+        .sink
+        .received()
+        .iter()
+        .filter_map(|mail| mail.header(careline_notifications::NOTIFICATION_ID_HEADER))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), NOTIFICATIONS);
+    assert_eq!(platform.sink.received().len(), NOTIFICATIONS);
+    platform.stop().await;
+}
