@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image with every Careline binary (careline-router, careline-presence, careline-operator
-# when it is in the workspace, and the `careline` CLI that the chart's tenants Job runs). One
+# One image with every Careline binary (careline-router, careline-presence, careline-notifications,
+# careline-operator, and the `careline` CLI that the chart's tenants Job runs). One
 # image because the services share nearly all their code: one build, one scan, one tag to pin
 # in the chart; each Deployment picks its binary with `command`.
 #
@@ -27,7 +27,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER 65532:65532
-# gRPC: router 50051, presence 50052, operator 50059; Prometheus metrics 9464.
-EXPOSE 50051 50052 50059 9464
+# gRPC: router 50051, presence 50052, notifications 50054, operator 50059; Prometheus metrics 9464.
+EXPOSE 50051 50052 50054 50059 9464
 # No default service: run `careline-router`, `careline-presence`, ... (the chart sets it).
 CMD ["careline", "--help"]

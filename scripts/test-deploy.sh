@@ -85,7 +85,7 @@ validator_rejects_bad_manifests() {
     python3 - "$work/rendered/default.yaml" "$work/broken.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-deployment = next(d for d in docs if d["kind"] == "Deployment")
+deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-presence"))
 deployment["spec"]["replica"] = 2
 service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-router"))
 service["spec"]["ports"][0]["port"] = "grpc-port"

@@ -52,6 +52,7 @@ is one line here plus its block in values.yaml (same keys as router).
 {{- define "careline.grpcServices" -}}
 router: { binary: careline-router, addrEnv: CARELINE_ROUTER_ADDR }
 presence: { binary: careline-presence, addrEnv: CARELINE_PRESENCE_ADDR }
+notifications: { binary: careline-notifications, addrEnv: CARELINE_NOTIFICATIONS_ADDR }
 {{- end -}}
 
 {{/* The Redis URL the chart writes into its Secret (unused with redis.existingSecret). */}}

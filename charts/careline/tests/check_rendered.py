@@ -85,7 +85,7 @@ def external_stores_replace_the_bundled_ones_and_streams_default_to_three_replic
     assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
     # A password never lands in the ConfigMap; credentials come from the user's Secret.
     assert "s3cret" not in yaml.safe_dump(config_env(docs))
-    for name in ("router", "presence"):
+    for name in ("router", "presence", "notifications"):
         container = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "careline-smtp"}} in container["envFrom"], name
 
@@ -114,7 +114,8 @@ def tls_mounts_the_ca_and_points_the_services_at_it():
 def services_listen_on_all_interfaces_with_grpc_probes():
     docs = render("default")
     for name, port, env in (("router", 50051, "CARELINE_ROUTER_ADDR"),
-                            ("presence", 50052, "CARELINE_PRESENCE_ADDR")):
+                            ("presence", 50052, "CARELINE_PRESENCE_ADDR"),
+                            ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR")):
         spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
         container = spec["containers"][0]
         assert container["command"] == ["careline-" + name]
@@ -123,13 +124,16 @@ def services_listen_on_all_interfaces_with_grpc_probes():
         assert container["startupProbe"]["grpc"]["port"] == port
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert config_env(docs)["CARELINE_METRICS_ADDR"] == "0.0.0.0:9464"
+    # Without an SMTP relay, mail is written to the writable /tmp volume (read-only root).
+    notifications = find(docs, "Deployment", PREFIX + "-notifications")["spec"]["template"]["spec"]
+    assert env_of(notifications["containers"][0])["CARELINE_MAIL_DIR"]["value"].startswith("/tmp/")
 
 
 def termination_grace_outlasts_the_prestop_sleep_and_the_drain():
     for value_set, drain in (("default", 20), ("hpa-off", 45)):
         docs = render(value_set)
         assert config_env(docs)["CARELINE_SHUTDOWN_GRACE_SECS"] == str(drain)
-        for name in ("router", "presence"):
+        for name in ("router", "presence", "notifications"):
             spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
             sleep = spec["containers"][0].get("lifecycle", {}).get("preStop", {}).get("sleep", {})
             grace = spec["terminationGracePeriodSeconds"]
@@ -153,15 +157,16 @@ def every_container_runs_non_root_read_only_without_capabilities():
 def autoscaling_on_by_default_and_fixed_replicas_when_off():
     docs = render("default")
     assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
-        PREFIX + "-router", PREFIX + "-presence"}
+        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications"}
     assert "replicas" not in find(docs, "Deployment", PREFIX + "-router")["spec"]
-    assert len(kinds(docs, "PodDisruptionBudget")) == 2
+    assert len(kinds(docs, "PodDisruptionBudget")) == 3
     docs = render("hpa-off")
     assert not kinds(docs, "HorizontalPodAutoscaler")
     assert not kinds(docs, "PodDisruptionBudget")
     assert not kinds(docs, "NetworkPolicy")
     assert find(docs, "Deployment", PREFIX + "-router")["spec"]["replicas"] == 3
     assert find(docs, "Deployment", PREFIX + "-presence")["spec"]["replicas"] == 1
+    assert find(docs, "Deployment", PREFIX + "-notifications")["spec"]["replicas"] == 1
 
 
 def selected_by(policy, labels):
@@ -185,15 +190,21 @@ def every_pod_has_a_policy_for_ingress_and_egress():
 def network_policies_allow_only_the_architecture_flows():
     docs = render("bundled")
     policy = {p["metadata"]["name"][len(PREFIX) + 1:]: p["spec"] for p in kinds(docs, "NetworkPolicy")}
-    assert set(policy) == {"router", "presence", "operator", "tenants", "redis", "nats"}, set(policy)
+    assert set(policy) == {"router", "presence", "notifications", "operator", "tenants", "redis", "nats"}, set(policy)
 
     def components(rule, side):
         return sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
                       for peer in rule.get(side, []))
 
-    # Only router and presence reach Redis; NATS is reached by them, the operator and the Job.
-    assert components(policy["redis"]["ingress"][0], "from") == ["presence", "router"]
-    assert components(policy["nats"]["ingress"][0], "from") == ["operator", "presence", "router", "tenants"]
+    # Only the gRPC services reach Redis; NATS is reached by them, the operator and the Job.
+    assert components(policy["redis"]["ingress"][0], "from") == ["notifications", "presence", "router"]
+    assert components(policy["nats"]["ingress"][0], "from") == [
+        "notifications", "operator", "presence", "router", "tenants"]
+    # Only notifications reaches an SMTP relay.
+    smtp = [r for r in policy["notifications"]["egress"] if {"port": 587, "protocol": "TCP"} in r["ports"]]
+    assert len(smtp) == 1 and "to" not in smtp[0], policy["notifications"]["egress"]
+    for name in ("router", "presence"):
+        assert all({"port": 587, "protocol": "TCP"} not in r["ports"] for r in policy[name]["egress"]), name
     assert policy["redis"]["egress"] == [] and policy["nats"]["egress"] == []
     # The tenants Job takes no traffic and talks to DNS and NATS only.
     assert policy["tenants"]["ingress"] == []
@@ -257,7 +268,7 @@ def monitoring_resources_select_what_the_chart_renders():
                 if all(s["metadata"]["labels"].get(k) == v for k, v in selector["matchLabels"].items())
                 and s["metadata"]["labels"]["app.kubernetes.io/component"] in components]
     assert {s["metadata"]["name"] for s in services} == {
-        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-operator"}
+        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications", PREFIX + "-operator"}
     for service in services:
         assert "metrics" in [p["name"] for p in service["spec"]["ports"]], service["metadata"]["name"]
     dashboard = find(docs, "ConfigMap", PREFIX + "-dashboard")
@@ -289,7 +300,7 @@ def kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas():
             for peer in rule.get("to", []):
                 assert "podSelector" not in peer, (policy["metadata"]["name"], peer)
     assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
-        PREFIX + "-router", PREFIX + "-presence"}
+        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications"}
 
 
 def config_changes_roll_the_pods():

@@ -70,6 +70,15 @@ impl Subject {
         Ok(SubjectFilter(format!("{PREFIX}.*.{entity}.>")))
     }
 
+    /// One kind of event across all tenants: `careline.*.<entity>.<event>`
+    /// (e.g. the notification requests a work queue reads, without the status
+    /// events published beside them).
+    pub fn event_all(entity: &str, event: &str) -> Result<SubjectFilter, BusError> {
+        check_part("entity", entity)?;
+        check_part("event", event)?;
+        Ok(SubjectFilter(format!("{PREFIX}.*.{entity}.{event}")))
+    }
+
     /// The tenant part.
     pub fn tenant(&self) -> &str {
         let start = PREFIX.len() + 1;
@@ -207,6 +216,13 @@ mod tests {
             "careline.*.interaction.>"
         );
         assert_eq!(SubjectFilter::all().as_str(), "careline.>");
+        assert_eq!(
+            Subject::event_all("notification", "requested")
+                .unwrap()
+                .as_str(),
+            "careline.*.notification.requested"
+        );
+        assert!(Subject::event_all("notification", "*").is_err());
         assert!(Subject::tenant_all("a.b").is_err());
         assert!(Subject::entity_all("*").is_err());
     }

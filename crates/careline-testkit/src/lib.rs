@@ -10,6 +10,8 @@
 //! - [`big_tenant`](mod@big_tenant): generated tenants of thousands of agents.
 //! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
+//! - [`smtp_sink`]: [`SmtpSink`], an SMTP server that records what it accepts and can answer
+//!   scripted 4xx/5xx codes or go down, for services that send mail.
 //! - [`eventually`](mod@eventually): [`eventually()`] and [`assert_eventually!`], how every test waits.
 
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ pub mod big_tenant;
 pub mod demo;
 pub mod eventually;
 pub mod sandbox;
+pub mod smtp_sink;
 pub mod test_redis;
 
 pub use bearer::Bearer;
@@ -26,4 +29,5 @@ pub use big_tenant::big_tenant;
 pub use careline_localdev::{AppendFsync, NatsCluster, NatsServer, RedisCluster, RedisServer};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::{Sandbox, SandboxNats};
+pub use smtp_sink::{ReceivedMail, SmtpSink};
 pub use test_redis::TestRedis;

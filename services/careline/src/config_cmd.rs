@@ -124,8 +124,13 @@ pub async fn apply(nats: &NatsArgs, config: &TenantConfig) -> anyhow::Result<u64
 }
 
 async fn open(nats: &NatsArgs) -> anyhow::Result<TenantStore> {
-    let nats_url = &nats.nats_url;
-    let client = async_nats::ConnectOptions::new()
+    let js = async_nats::jetstream::new(connect(&nats.nats_url).await?);
+    Ok(TenantStore::open(&js, nats.nats_replicas).await?)
+}
+
+/// A NATS client, or an error saying how to start NATS.
+pub async fn connect(nats_url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
         .connection_timeout(CONNECT_TIMEOUT)
         .connect(careline_bus::server_list(nats_url))
         .await
@@ -134,7 +139,5 @@ async fn open(nats: &NatsArgs) -> anyhow::Result<TenantStore> {
                 "cannot reach NATS at {nats_url}: start Careline with `careline up` \
                  (or scripts/up.sh), or point --nats-url / CARELINE_NATS_URL at your NATS server"
             )
-        })?;
-    let js = async_nats::jetstream::new(client);
-    Ok(TenantStore::open(&js, nats.nats_replicas).await?)
+        })
 }

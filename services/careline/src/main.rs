@@ -1,7 +1,9 @@
-//! `careline`: run the whole platform locally (`careline up`) and manage
-//! tenant configuration (`careline config apply -f FILE`).
+//! `careline`: run the whole platform locally (`careline up`), manage
+//! tenant configuration (`careline config apply -f FILE`) and request an
+//! email (`careline notify`).
 
 mod config_cmd;
+mod notify_cmd;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,8 @@ enum Command {
     /// Tenant configuration in the NATS KV bucket.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Ask the notifications service to send one email (publishes a NotificationRequested).
+    Notify(notify_cmd::NotifyArgs),
 }
 
 #[tokio::main]
@@ -32,6 +36,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Config(command) => config_cmd::run(command).await,
+        Command::Notify(args) => notify_cmd::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

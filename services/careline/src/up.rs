@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use careline_kit::{CommonConfig, MetricsAddr, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
+use careline_notifications::NotificationsConfig;
 use careline_presence::PresenceConfig;
 use careline_router::RouterConfig;
 use clap::Args;
@@ -34,6 +35,13 @@ pub struct UpArgs {
     /// Presence gRPC address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     presence_addr: SocketAddr,
+    /// Notifications gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50054")]
+    notifications_addr: SocketAddr,
+    /// SMTP relay for outgoing mail (e.g. smtp://user:password@mail.example:587?tls=required);
+    /// unset: emails are written to <data-dir>/mail as .eml files.
+    #[arg(long, env = "CARELINE_SMTP_URL")]
+    smtp_url: Option<String>,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -82,6 +90,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let router_listener = bind(args.router_addr, "router").await?;
     let presence_listener = bind(args.presence_addr, "presence").await?;
+    let notifications_listener = bind(args.notifications_addr, "notifications").await?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -92,6 +101,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     services.spawn(careline_presence::serve(
         PresenceConfig::with_common(common.clone()),
         presence_listener,
+        shutdown.clone(),
+    ));
+    let mut notifications = NotificationsConfig::with_common(common.clone());
+    notifications.mail_dir = args.data_dir.join("mail");
+    notifications.smtp_url = args.smtp_url.clone();
+    let outbound = careline_notifications::Mailer::from_config(
+        notifications.smtp_url.as_deref(),
+        &notifications.mail_dir,
+    )?
+    .describe();
+    services.spawn(careline_notifications::serve(
+        notifications,
+        notifications_listener,
         shutdown.clone(),
     ));
     let metrics_stop = shutdown.wait();
@@ -110,6 +132,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  presence  grpc://{}   (careline.v1.Presence, health, reflection)",
         args.presence_addr
     );
+    println!(
+        "  notifications grpc://{}   (careline.v1.NotificationService, health, reflection)",
+        args.notifications_addr
+    );
+    println!("  outbound mail: {outbound}");
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());
     println!("  nats      {}", nats.url());

@@ -1,6 +1,6 @@
 //! `careline up` as a user runs it: starts, answers gRPC health and
-//! `/metrics`, and on SIGTERM stops cleanly, taking redis-server and
-//! nats-server down with it.
+//! `/metrics`, writes requested emails where a person can read them, and on
+//! SIGTERM stops cleanly, taking redis-server and nats-server down with it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -111,6 +111,7 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--nats-port", &ports.nats.to_string()])
         .args(["--router-addr", &ports.router.to_string()])
         .args(["--presence-addr", &ports.presence.to_string()])
+        .args(["--notifications-addr", &ports.notifications.to_string()])
         .args(["--metrics-addr", &ports.metrics.to_string()])
         .arg("--tenant")
         .arg(demo_file())
@@ -127,7 +128,19 @@ struct Ports {
     nats: u16,
     router: SocketAddr,
     presence: SocketAddr,
+    notifications: SocketAddr,
     metrics: SocketAddr,
+}
+
+/// The `.eml` files in `dir`.
+fn mail_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -139,6 +152,7 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         nats: free_port(),
         router: loopback(free_port()),
         presence: loopback(free_port()),
+        notifications: loopback(free_port()),
         metrics: loopback(free_port()),
     };
     let mut up = start(dir.path(), &ports);
@@ -163,6 +177,45 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         "GET /metrics answered:\n{metrics}"
     );
 
+    // A receipt requested on the bus lands in the mail directory up printed.
+    let log = up.log();
+    let mail_dir = dir.path().join("data").join("mail");
+    assert!(log.contains(&mail_dir.display().to_string()), "{log}");
+    let requested = careline()
+        .args([
+            "notify",
+            "--nats-url",
+            &format!("nats://127.0.0.1:{}", ports.nats),
+        ])
+        .args([
+            "--template",
+            "receipt",
+            "--language",
+            "es",
+            "--id",
+            "up-receipt-1",
+        ])
+        .args(["--to", "pat.member@example.org"])
+        .output()
+        .expect("running careline notify");
+    assert!(
+        requested.status.success(),
+        "careline notify failed: {requested:?}"
+    );
+    let written = eventually(START_DEADLINE, "the receipt is written as .eml", || {
+        std::future::ready(mail_files(&mail_dir).len() == 1)
+    })
+    .await;
+    if let Err(e) = written {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
+    let mail = &mail_files(&mail_dir)[0];
+    assert!(
+        mail.contains("Message-ID: <up-receipt-1@demo-health.example>"),
+        "{mail}"
+    );
+    assert!(mail.contains("Subject: Recibimos su mensaje"), "{mail}");
+
     up.terminate();
     let mut status = None;
     let stopped = eventually(STOP_DEADLINE, "careline up exits after SIGTERM", || {
@@ -183,6 +236,7 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         ("redis-server", ports.redis),
         ("nats-server", ports.nats),
         ("router", ports.router.port()),
+        ("notifications", ports.notifications.port()),
         ("metrics", ports.metrics.port()),
     ] {
         assert!(
