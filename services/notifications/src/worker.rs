@@ -136,9 +136,37 @@ impl Worker {
             Settle::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
             Settle::Reject => message.ack_with(AckKind::Term).await,
         };
-        if let Err(error) = result {
+        match result {
             // JetStream redelivers it after the ack wait; the ledger keeps that from sending twice.
-            tracing::warn!(%error, ?settle, "could not settle a notification request");
+            Err(error) => {
+                tracing::warn!(%error, ?settle, "could not settle a notification request")
+            }
+            Ok(()) if !matches!(settle, Settle::Retry(_)) => self.forget(&message).await,
+            Ok(()) => {}
+        }
+    }
+
+    /// Deletes a settled request from the event stream: it holds a member's
+    /// address and text, which must not stay for the stream's whole age.
+    /// A dead letter keeps its own copy until it is replayed.
+    async fn forget(&self, message: &jetstream::Message) {
+        let Ok(info) = message.info() else { return };
+        let deleted = match self
+            .js
+            .get_stream_no_info(careline_bus::EVENTS_STREAM)
+            .await
+        {
+            Ok(stream) => stream
+                .delete_message(info.stream_sequence)
+                .await
+                .map(|_| ()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the event stream to delete a sent notification request");
+                return;
+            }
+        };
+        if let Err(error) = deleted {
+            tracing::warn!(%error, "could not delete a settled notification request from the event stream");
         }
     }
 

@@ -64,6 +64,22 @@ async fn request_sends_one_threaded_email_from_the_tenants_address() {
     assert_eq!(words, ["sent"]);
     assert_eq!(statuses[0].1.interaction_id, "ix-42");
     assert_eq!(statuses[0].1.smtp_code, 250);
+    // The request (the member's address and the reply's text) leaves the
+    // event stream once sent.
+    let mut stream = platform
+        .js
+        .get_stream(careline_bus::EVENTS_STREAM)
+        .await
+        .expect("event stream");
+    let subject = "careline.demo-health.notification.requested";
+    let held = stream.info().await.expect("stream info").state.messages;
+    assert_eventually!(
+        stream
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .is_err(),
+        "the sent request is deleted from the stream ({held} messages left in it)"
+    );
     platform.stop().await;
 }
 
