@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it was compiled: worktrees sharing
+    // one target directory share this build script.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let proto_root = PathBuf::from(manifest_dir).join("../../proto");
     let files = ["common", "events", "router", "presence", "notifications"]
         .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {
