@@ -4,8 +4,15 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "events", "router", "presence", "notifications"]
-        .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
+    let files = [
+        "common",
+        "events",
+        "router",
+        "presence",
+        "notifications",
+        "email",
+    ]
+    .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
