@@ -52,8 +52,12 @@ pub struct EmailIntakeConfig {
     pub router_url: String,
     /// The API key email-intake presents to the router for each tenant, as
     /// `tenant=key,tenant=key` (one of the keys in the tenant's `api_keys`).
-    #[arg(long, env = "CARELINE_EMAIL_ROUTER_API_KEYS", default_value = "",
-          value_parser = parse_router_keys, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CARELINE_EMAIL_ROUTER_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub router_api_keys: RouterKeys,
 }
 
@@ -64,6 +68,14 @@ pub struct RouterKeys(pub BTreeMap<String, String>);
 impl std::fmt::Debug for RouterKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::str::FromStr for RouterKeys {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RouterKeys, String> {
+        parse_router_keys(text)
     }
 }
 

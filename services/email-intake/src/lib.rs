@@ -151,7 +151,7 @@ pub async fn serve_with_smtp(
 pub fn message_limit(configured: usize, nats_max_payload: usize) -> usize {
     let carried = nats_max_payload.saturating_sub(ENVELOPE_ALLOWANCE);
     if configured > carried {
-        tracing::warn!(
+        tracing::info!(
             configured,
             carried,
             "--max-message-bytes is more than the NATS server's max_payload carries; \
