@@ -36,7 +36,10 @@ const CORPUS_PER_SHAPE: usize = 200;
 const ROUTED_DEADLINE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Parser)]
-#[command(name = "careline-email-bench", about = "email-intake parsing and SMTP throughput")]
+#[command(
+    name = "careline-email-bench",
+    about = "email-intake parsing and SMTP throughput"
+)]
 struct Args {
     /// Seconds each parsing measurement runs.
     #[arg(long, default_value_t = 3)]
@@ -62,17 +65,24 @@ fn main() -> anyhow::Result<()> {
     let window = Duration::from_secs(args.parse_secs);
     let bare = rate(&corpus, window, |raw| {
         let message = mail_parser::MessageParser::default().parse(raw);
-        message.and_then(|m| m.body_text(0).map(|t| t.len())).unwrap_or(0)
+        message
+            .and_then(|m| m.body_text(0).map(|t| t.len()))
+            .unwrap_or(0)
     });
     let ours = rate(&corpus, window, |raw| {
         careline_email_intake::message::parse(raw).new_text.len()
     });
     println!("parse, one core:");
     println!("  bare mail-parser (parse + first text body)  {bare:>9.0} msg/s");
-    println!("  email-intake parse path (+ trim, headers)   {ours:>9.0} msg/s  ({:.2}x of bare)", ours / bare);
+    println!(
+        "  email-intake parse path (+ trim, headers)   {ours:>9.0} msg/s  ({:.2}x of bare)",
+        ours / bare
+    );
     println!("  classify: not measured (careline-domain classify is not on main yet)");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(end_to_end(&args))
 }
 
@@ -99,7 +109,9 @@ fn corpus() -> Vec<Vec<u8>> {
     let mut corpus = Vec::new();
     for i in 0..CORPUS_PER_SHAPE {
         let head = |extra: &str| {
-            format!("Message-ID: <{extra}-{i}@member.example>\r\nFrom: Member {i} <m{i}@member.example>\r\nTo: {DEMO_ADDRESS}\r\nSubject: Question {i} about my claim\r\nMIME-Version: 1.0\r\n")
+            format!(
+                "Message-ID: <{extra}-{i}@member.example>\r\nFrom: Member {i} <m{i}@member.example>\r\nTo: {DEMO_ADDRESS}\r\nSubject: Question {i} about my claim\r\nMIME-Version: 1.0\r\n"
+            )
         };
         corpus.push(format!("{}Content-Type: text/plain; charset=utf-8\r\n\r\nHello, my claim {i} was denied and I do not understand why. Can someone call me back?\r\n", head("plain")).into_bytes());
         let mut spanish = head("es").into_bytes();
@@ -113,7 +125,9 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 async fn end_to_end(args: &Args) -> anyhow::Result<()> {
-    let redis = RedisServer::start().await.context("starting redis-server")?;
+    let redis = RedisServer::start()
+        .await
+        .context("starting redis-server")?;
     let nats = NatsServer::start().await.context("starting nats-server")?;
     let common = CommonConfig {
         redis_url: redis.url(),
@@ -135,7 +149,9 @@ async fn end_to_end(args: &Args) -> anyhow::Result<()> {
     ));
     let mut config = EmailIntakeConfig::with_common(common);
     config.router_url = format!("http://{router_addr}");
-    config.router_api_keys = format!("demo-health={DEMO_KEY}").parse::<RouterKeys>().map_err(anyhow::Error::msg)?;
+    config.router_api_keys = format!("demo-health={DEMO_KEY}")
+        .parse::<RouterKeys>()
+        .map_err(anyhow::Error::msg)?;
     let smtp_listener = TcpListener::bind("127.0.0.1:0").await?;
     let smtp_addr = smtp_listener.local_addr()?;
     let intake = tokio::spawn(careline_email_intake::serve_with_smtp(
@@ -164,11 +180,20 @@ async fn end_to_end(args: &Args) -> anyhow::Result<()> {
         accepted += sent??;
     }
     let accept_secs = started.elapsed().as_secs_f64();
-    println!("SMTP end to end ({} connections, {} messages):", args.connections, args.messages);
-    println!("  accepted (250, durable in JetStream)  {:>9.0} msg/s  ({accepted} in {accept_secs:.2} s)", accepted as f64 / accept_secs);
+    println!(
+        "SMTP end to end ({} connections, {} messages):",
+        args.connections, args.messages
+    );
+    println!(
+        "  accepted (250, durable in JetStream)  {:>9.0} msg/s  ({accepted} in {accept_secs:.2} s)",
+        accepted as f64 / accept_secs
+    );
     let routed = wait_routed(&mut router_client, accepted).await?;
     let routed_secs = started.elapsed().as_secs_f64();
-    println!("  routed (interactions in the router)   {:>9.0} msg/s  ({routed} in {routed_secs:.2} s)", routed as f64 / routed_secs);
+    println!(
+        "  routed (interactions in the router)   {:>9.0} msg/s  ({routed} in {routed_secs:.2} s)",
+        routed as f64 / routed_secs
+    );
     shutdown.trigger();
     router.await??;
     intake.await??;
@@ -215,9 +240,8 @@ async fn send_messages(addr: SocketAddr, ids: std::ops::Range<usize>) -> anyhow:
     code(&mut io).await?;
     let mut accepted = 0;
     for id in ids {
-        let message = format!(
-            "MAIL FROM:<m{id}@member.example>\r\nRCPT TO:<{DEMO_ADDRESS}>\r\nDATA\r\n"
-        );
+        let message =
+            format!("MAIL FROM:<m{id}@member.example>\r\nRCPT TO:<{DEMO_ADDRESS}>\r\nDATA\r\n");
         io.get_mut().write_all(message.as_bytes()).await?;
         for _ in 0..3 {
             code(&mut io).await?;
