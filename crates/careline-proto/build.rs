@@ -7,8 +7,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // one target directory share this build script.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let proto_root = PathBuf::from(manifest_dir).join("../../proto");
-    let files = ["common", "events", "router", "presence", "notifications"]
-        .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
+    let files = [
+        "common",
+        "events",
+        "router",
+        "presence",
+        "notifications",
+        "email",
+    ]
+    .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -42,6 +42,9 @@ pub struct TenantConfig {
     pub portal_url: String,
     #[serde(default)]
     pub inbound_email_addresses: Vec<String>,
+    /// How mail to `inbound_email_addresses` becomes interactions.
+    #[serde(default)]
+    pub email: EmailSettings,
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
     #[serde(default)]
@@ -49,6 +52,31 @@ pub struct TenantConfig {
     pub queues: Vec<QueueConfig>,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+}
+
+/// The email channel of a tenant.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// Queue of new email interactions; unset: the tenant's first queue.
+    pub queue: Option<String>,
+    /// Days an email thread (bodies included) is kept after its last message.
+    pub retention_days: u32,
+}
+
+/// Default [`EmailSettings::retention_days`]: a month covers a follow-up.
+pub const DEFAULT_EMAIL_RETENTION_DAYS: u32 = 30;
+/// Longest email retention a tenant may configure (HIPAA: minimum necessary).
+pub const MAX_EMAIL_RETENTION_DAYS: u32 = 365;
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            queue: None,
+            retention_days: DEFAULT_EMAIL_RETENTION_DAYS,
+        }
+    }
 }
 
 /// One opening window on some weekdays; `close` before `open` means overnight.
@@ -286,6 +314,7 @@ impl TenantConfig {
             contact_email,
             portal_url,
             inbound_email_addresses,
+            email,
             api_keys,
             routing,
             queues,
@@ -302,11 +331,27 @@ impl TenantConfig {
             contact_email: contact_email.clone(),
             portal_url: portal_url.clone(),
             inbound_email_addresses: inbound_email_addresses.clone(),
+            email: email.clone(),
             api_keys: api_keys.clone(),
             routing: routing.clone(),
             queues: queues.clone(),
             agents: Vec::new(),
         }
+    }
+
+    /// The queue new email interactions go to: the configured one, else the first queue.
+    pub fn email_queue(&self) -> Option<&str> {
+        self.email
+            .queue
+            .as_deref()
+            .or_else(|| self.queues.first().map(|q| q.id.as_str()))
+    }
+
+    /// Whether `address` is one of the tenant's inbound addresses (case-insensitive).
+    pub fn receives_email_at(&self, address: &str) -> bool {
+        self.inbound_email_addresses
+            .iter()
+            .any(|own| own.eq_ignore_ascii_case(address))
     }
 
     /// The queue with id `id`.

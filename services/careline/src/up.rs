@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use careline_email_intake::EmailIntakeConfig;
+use careline_email_intake::config::RouterKeys;
 use careline_kit::{CommonConfig, MetricsAddr, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
 use careline_notifications::NotificationsConfig;
@@ -14,6 +16,10 @@ use careline_presence::PresenceConfig;
 use careline_router::RouterConfig;
 use clap::Args;
 use tokio::net::TcpListener;
+
+/// email-intake's router credentials for the shipped demo tenant (its key is in
+/// deploy/tenants/demo-health.yaml: local use only).
+const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -42,6 +48,16 @@ pub struct UpArgs {
     /// unset: emails are written to <data-dir>/mail as .eml files.
     #[arg(long, env = "CARELINE_SMTP_URL")]
     smtp_url: Option<String>,
+    /// email-intake gRPC address (IngestEmail, ReplyEmail, GetThread).
+    #[arg(long, default_value = "127.0.0.1:50053")]
+    email_addr: SocketAddr,
+    /// SMTP address of email-intake (members' mail in).
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    smtp_addr: SocketAddr,
+    /// The router API key email-intake uses per tenant (`tenant=key,...`); the
+    /// default is the demo tenant's local-only key.
+    #[arg(long, default_value = DEMO_ROUTER_KEYS)]
+    email_router_api_keys: RouterKeys,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -91,6 +107,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let router_listener = bind(args.router_addr, "router").await?;
     let presence_listener = bind(args.presence_addr, "presence").await?;
     let notifications_listener = bind(args.notifications_addr, "notifications").await?;
+    let email_listener = bind(args.email_addr, "email").await?;
+    let smtp_listener = bind(args.smtp_addr, "smtp").await?;
+    let smtp_addr = smtp_listener.local_addr()?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -116,6 +135,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         notifications_listener,
         shutdown.clone(),
     ));
+    let mut email_config = EmailIntakeConfig::with_common(common.clone());
+    email_config.router_url = format!("http://{}", args.router_addr);
+    email_config.router_api_keys = args.email_router_api_keys.clone();
+    services.spawn(careline_email_intake::serve_with_smtp(
+        email_config,
+        email_listener,
+        smtp_listener,
+        shutdown.clone(),
+    ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
         careline_kit::metrics::serve_metrics(metrics_listener, metrics_stop).await?;
@@ -137,6 +165,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.notifications_addr
     );
     println!("  outbound mail: {outbound}");
+    println!(
+        "  email     grpc://{}   (careline.v1.EmailIntake, health, reflection)",
+        args.email_addr
+    );
+    println!("  smtp      smtp://{smtp_addr}   (mail to members@demo-health.example)");
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());
     println!("  nats      {}", nats.url());
@@ -149,6 +182,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "        -d '{{\"queue_id\":\"general\"}}' {} careline.v1.Router/GetQueueStats",
         args.router_addr
     );
+    println!("Mail the demo tenant (see README, \"Email\"):");
+    println!(
+        "      printf 'Subject: Card\\r\\n\\r\\nWhere is my card?\\r\\n' | curl -s smtp://{smtp_addr} \\"
+    );
+    println!("        --mail-from pat@member.example --mail-rcpt members@demo-health.example -T -");
     println!("Press ctrl-c to stop.");
 
     let mut failure = None;

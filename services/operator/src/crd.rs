@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 
 use careline_domain::Language;
-use careline_domain::tenant::{AgentConfig, OpeningHours, QueueConfig, RoutingSettings};
+use careline_domain::tenant::{
+    AgentConfig, EmailSettings, OpeningHours, QueueConfig, RoutingSettings,
+};
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
 use schemars::JsonSchema;
@@ -64,6 +66,9 @@ pub struct TenantSpec {
     /// Addresses whose mail becomes this tenant's email interactions.
     #[serde(default)]
     pub inbound_email_addresses: Vec<String>,
+    /// How inbound mail becomes interactions (queue, retention).
+    #[serde(default)]
+    pub email: EmailSettings,
     /// API keys of the tenant's integrations, each read from a Secret.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyRef>,

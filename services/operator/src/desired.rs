@@ -30,6 +30,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         contact_email: spec.contact_email.clone(),
         portal_url: spec.portal_url.clone(),
         inbound_email_addresses: spec.inbound_email_addresses.clone(),
+        email: spec.email.clone(),
         api_keys,
         routing: spec.routing.clone(),
         queues: queues.iter().map(|q| q.spec.queue.clone()).collect(),

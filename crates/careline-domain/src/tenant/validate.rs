@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES,
-    MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MIN_HEARTBEAT_TTL_SECS, TenantConfig,
+    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
+    MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
+    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
@@ -93,6 +94,7 @@ impl TenantConfig {
                 ),
             );
         }
+        self.check_email(c);
         let mut seen = FirstSeen::default();
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}].id");
@@ -104,6 +106,36 @@ impl TenantConfig {
             if !is_sha256_hex(&key.sha256) {
                 c.problem(format!("api_keys[{i}].sha256"), SHA256_RULE.into());
             }
+        }
+    }
+
+    fn check_email(&self, c: &mut Checker<'_>) {
+        for (i, address) in self.inbound_email_addresses.iter().enumerate() {
+            if !is_email_like(address) {
+                c.problem(
+                    format!("inbound_email_addresses[{i}]"),
+                    format!(
+                        "{address:?} is not an email address: use one '@' with text on both sides"
+                    ),
+                );
+            }
+        }
+        if let Some(queue) = &self.email.queue
+            && self.queue(queue).is_none()
+        {
+            c.problem(
+                "email.queue".into(),
+                format!("queue {queue:?} is not defined under queues"),
+            );
+        }
+        if !(1..=MAX_EMAIL_RETENTION_DAYS).contains(&self.email.retention_days) {
+            c.problem(
+                "email.retention_days".into(),
+                format!(
+                    "{} days: use 1-{MAX_EMAIL_RETENTION_DAYS}",
+                    self.email.retention_days
+                ),
+            );
         }
     }
 

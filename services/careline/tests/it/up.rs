@@ -95,6 +95,15 @@ fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
     Ok(response)
 }
 
+/// The first line email-intake's SMTP listener sends.
+fn smtp_greeting(addr: SocketAddr) -> std::io::Result<String> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line)?;
+    Ok(line)
+}
+
 fn refuses_connections(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_err()
 }
@@ -113,6 +122,8 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--presence-addr", &ports.presence.to_string()])
         .args(["--notifications-addr", &ports.notifications.to_string()])
         .args(["--metrics-addr", &ports.metrics.to_string()])
+        .args(["--email-addr", &ports.email.to_string()])
+        .args(["--smtp-addr", &ports.smtp.to_string()])
         .arg("--tenant")
         .arg(demo_file())
         .stdin(Stdio::null())
@@ -130,6 +141,8 @@ struct Ports {
     presence: SocketAddr,
     notifications: SocketAddr,
     metrics: SocketAddr,
+    email: SocketAddr,
+    smtp: SocketAddr,
 }
 
 /// The `.eml` files in `dir`.
@@ -154,6 +167,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         presence: loopback(free_port()),
         notifications: loopback(free_port()),
         metrics: loopback(free_port()),
+        email: loopback(free_port()),
+        smtp: loopback(free_port()),
     };
     let mut up = start(dir.path(), &ports);
 
@@ -169,6 +184,12 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         up.exited().is_none(),
         "careline up exited early:\n{}",
         up.log()
+    );
+
+    let greeting = smtp_greeting(ports.smtp).expect("SMTP answers");
+    assert!(
+        greeting.starts_with("220 "),
+        "SMTP greeted with {greeting:?}"
     );
 
     let metrics = get_metrics(ports.metrics).expect("GET /metrics");
@@ -237,6 +258,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         ("nats-server", ports.nats),
         ("router", ports.router.port()),
         ("notifications", ports.notifications.port()),
+        ("email-intake", ports.email.port()),
+        ("smtp", ports.smtp.port()),
         ("metrics", ports.metrics.port()),
     ] {
         assert!(

@@ -1,0 +1,211 @@
+//! Careline email-intake: members' mail into interactions, agents' replies out.
+//!
+//! - [`config`]: [`EmailIntakeConfig`], flags and environment.
+//! - [`smtp`]: the SMTP listener (STARTTLS, SIZE, recipients of tenants only)
+//!   over its command state machine.
+//! - [`inbox`]: [`Inbox`], makes a received message durable in JetStream
+//!   before the sender is told it was taken.
+//! - [`consumer`]: the durable JetStream consumer that hands each message to [`Intake`].
+//! - [`intake`]: [`Intake`], parse, thread, create the interaction through the
+//!   router, automatic answers, agent replies, the thread for the agent.
+//! - [`message`] and [`trim`]: MIME parsing (mail-parser) and what the agent sees first.
+//! - [`store`]: the thread store, email-intake's own Redis keys.
+//! - [`router`]: the router's gRPC API as email-intake calls it.
+//! - [`autoreply`]: RFC 3834 loop protection and the choice of automatic answer.
+//! - [`notify`]: the notifications contract (`NotificationRequested`).
+//! - `grpc`: the `careline.v1.EmailIntake` tonic adapter; `error`: the one error -> status table.
+//!
+//! [`serve`] runs it: the same function backs the binary, `careline up` and the tests.
+
+#![forbid(unsafe_code)]
+
+pub mod autoreply;
+pub mod config;
+pub mod consumer;
+mod error;
+mod grpc;
+pub mod inbox;
+pub mod intake;
+pub mod message;
+pub mod notify;
+pub mod router;
+pub mod smtp;
+pub mod store;
+pub mod trim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use careline_bus::{StreamSettings, TenantDirectory, TenantStore};
+use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
+use careline_proto::v1::email_intake_server::EmailIntakeServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+
+pub use config::EmailIntakeConfig;
+pub use error::EmailError;
+pub use inbox::{ENVELOPE_ALLOWANCE, Inbox};
+pub use intake::Intake;
+
+/// How long start-up retries setting up NATS (a cluster electing its leaders).
+pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two NATS set-up attempts.
+const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
+/// How often Redis and NATS are checked for readiness.
+pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a readiness PING may take.
+pub const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest gRPC request beyond the message itself.
+const GRPC_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Binds `config.smtp_addr` and runs the service (gRPC on `listener`) until `shutdown`.
+pub async fn serve(
+    config: EmailIntakeConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let smtp = TcpListener::bind(config.smtp_addr).await.with_context(|| {
+        format!(
+            "cannot listen for SMTP on {} (in use? set --smtp-addr)",
+            config.smtp_addr
+        )
+    })?;
+    serve_with_smtp(config, listener, smtp, shutdown).await
+}
+
+/// [`serve`] with the SMTP listener already bound (tests and `careline up` bind port 0).
+pub async fn serve_with_smtp(
+    config: EmailIntakeConfig,
+    listener: TcpListener,
+    smtp_listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let tls = config
+        .smtp_tls_cert
+        .as_deref()
+        .zip(config.smtp_tls_key.as_deref())
+        .map(|(cert, key)| smtp::tls::acceptor(cert, key))
+        .transpose()?;
+    // URLs are not echoed: they may carry passwords.
+    let redis = RedisConnection::connect(&config.common.redis_url)
+        .await
+        .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
+    let nats = async_nats::connect(careline_bus::server_list(&config.common.nats_url))
+        .await
+        .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let tenants = Arc::new(nats_setup(&js, &config, &shutdown).await?);
+    let max_message_bytes = message_limit(config.max_message_bytes, nats.server_info().max_payload);
+    let inbox = Inbox::new(careline_bus::Publisher::new(js.clone()), max_message_bytes);
+    let store = store::ThreadStore::new(redis);
+    let intake = Intake {
+        tenants: tenants.clone(),
+        store: store.clone(),
+        router: router::RouterGateway::new(&config.router_url, config.router_api_keys.clone())?,
+        notifier: notify::Notifier::new(js.clone()),
+    };
+    let (report, healthy) = watch::channel(true);
+    let probe = tokio::spawn(probe(store, nats.clone(), report, shutdown.clone()));
+    let consumer = tokio::spawn(consumer::run(js, intake.clone(), shutdown.clone()));
+    tracing::info!(addr = %smtp_listener.local_addr()?, max_message_bytes, starttls = tls.is_some(), "SMTP serving");
+    let smtp = tokio::spawn(smtp::serve(
+        smtp_listener,
+        smtp::SmtpSettings {
+            hostname: config.smtp_hostname.clone(),
+            max_message_bytes,
+            tls,
+        },
+        inbox.clone(),
+        tenants.clone(),
+        shutdown.clone(),
+    ));
+    let service = grpc::EmailIntakeService { inbox, intake };
+    let server = InterceptedService::new(
+        EmailIntakeServer::new(service)
+            .max_decoding_message_size(max_message_bytes + GRPC_OVERHEAD_BYTES),
+        TenantAuth::from_arc(tenants.clone()),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "email-intake serving");
+    GrpcServer::new()
+        .add_service(server)
+        .shutdown_grace(config.common.shutdown_grace())
+        .readiness(healthy)
+        .serve(listener, shutdown.wait())
+        .await?;
+    for (task, name) in [
+        (smtp, "SMTP listener"),
+        (consumer, "email consumer"),
+        (probe, "health probe"),
+    ] {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "{name} panicked");
+        }
+    }
+    Ok(())
+}
+
+/// The largest message taken: the configured limit, lowered to what one NATS
+/// message of this server can carry with the event around it.
+pub fn message_limit(configured: usize, nats_max_payload: usize) -> usize {
+    let carried = nats_max_payload.saturating_sub(ENVELOPE_ALLOWANCE);
+    if configured > carried {
+        tracing::info!(
+            configured,
+            carried,
+            "--max-message-bytes is more than the NATS server's max_payload carries; \
+             using the smaller limit (raise max_payload in the nats-server configuration)"
+        );
+    }
+    configured.min(carried)
+}
+
+/// Creates (or updates) the event stream and loads the tenants, retrying for a while.
+async fn nats_setup(
+    js: &async_nats::jetstream::Context,
+    config: &EmailIntakeConfig,
+    shutdown: &Shutdown,
+) -> anyhow::Result<TenantDirectory> {
+    let streams = StreamSettings {
+        replicas: config.common.nats_replicas,
+        ..StreamSettings::default()
+    };
+    let deadline = tokio::time::Instant::now() + NATS_SETUP_DEADLINE;
+    loop {
+        let attempt = async {
+            careline_bus::ensure_streams_with(js, &streams).await?;
+            let store = TenantStore::open(js, config.common.nats_replicas).await?;
+            TenantDirectory::start(&store, shutdown.token()).await
+        }
+        .await;
+        match attempt {
+            Ok(tenants) => return Ok(tenants),
+            Err(error) if tokio::time::Instant::now() < deadline && !shutdown.is_triggered() => {
+                tracing::warn!(%error, "setting up NATS failed; retrying");
+                tokio::time::sleep(NATS_SETUP_RETRY).await;
+            }
+            Err(error) => return Err(error).context("setting up NATS (event stream, tenants)"),
+        }
+    }
+}
+
+async fn probe(
+    store: store::ThreadStore,
+    nats: async_nats::Client,
+    report: watch::Sender<bool>,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        let redis_up = tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping())
+            .await
+            .unwrap_or(false);
+        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
+        report.send_replace(redis_up && nats_up);
+    }
+}
