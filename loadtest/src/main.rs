@@ -28,6 +28,8 @@ use crate::server::Reference;
 const BURST_CHAT_CAPACITY: u32 = careline_domain::tenant::MAX_CAPACITY;
 /// Chat capacity in the sustained phases, the demo tenant's.
 const CHAT_CAPACITY: u32 = 3;
+/// Commands listed in a per-script breakdown.
+const TOP_COMMANDS: usize = 8;
 /// Requests per `redis-benchmark` run.
 const REDIS_BENCHMARK_REQUESTS: u64 = 50_000;
 
@@ -246,7 +248,7 @@ async fn measure(
         server_us_per_decision,
         commands_per_decision,
     );
-    print_top_commands(&stats, scripts);
+    print_top_commands(&stats, "create script", scripts, TOP_COMMANDS);
 
     // Sustained closed loop: create, and accept + resolve what was offered.
     let config = tenant::synthetic(agents, CHAT_CAPACITY)?;
@@ -358,8 +360,8 @@ fn report_reference(name: &str, result: anyhow::Result<f64>) -> Option<f64> {
     }
 }
 
-/// The commands the create scripts spent most calls on, per script.
-fn print_top_commands(stats: &server::CommandStats, scripts: u64) {
+/// The `shown` commands the scripts spent most calls on, per `unit` (`count` of them).
+fn print_top_commands(stats: &server::CommandStats, unit: &str, count: u64, shown: usize) {
     let mut by_calls: Vec<_> = stats
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "evalsha" | "config" | "slowlog" | "info"))
@@ -367,16 +369,16 @@ fn print_top_commands(stats: &server::CommandStats, scripts: u64) {
     by_calls.sort_by_key(|(_, (calls, _))| std::cmp::Reverse(*calls));
     let top: Vec<String> = by_calls
         .iter()
-        .take(8)
+        .take(shown)
         .map(|(name, (calls, usec))| {
             format!(
-                "{name} {:.1}/script {:.2}us/call",
-                *calls as f64 / scripts.max(1) as f64,
+                "{name} {:.1} calls {:.2}us/call",
+                *calls as f64 / count.max(1) as f64,
                 *usec as f64 / (*calls).max(1) as f64
             )
         })
         .collect();
-    println!("  per create script: {}", top.join(", "));
+    println!("  per {unit}: {}", top.join(", "));
 }
 
 fn print_method(args: &Args, url: &str) {
