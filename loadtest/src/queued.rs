@@ -433,7 +433,7 @@ fn print_table(rows: &[Depth]) {
     );
     let p50 = |h: &Histogram<u64>| ms(h, 0.5);
     let p99 = |h: &Histogram<u64>| ms(h, 0.99);
-    let latencies: [(&str, fn(&Depth) -> &Histogram<u64>); 5] = [
+    let latencies: [(&str, Metric); 5] = [
         ("create latency", |d| &d.create_us),
         ("match latency", |d| &d.match_us),
         ("GetQueueStats", |d| &d.stats_us),
@@ -457,6 +457,9 @@ fn print_table(rows: &[Depth]) {
         );
     }
 }
+
+/// Picks one latency histogram of a depth.
+type Metric = fn(&Depth) -> &Histogram<u64>;
 
 fn verdict(ratio: f64) -> &'static str {
     if ratio <= FLAT_WITHIN {
