@@ -6,8 +6,10 @@
 //! A routing decision is one `create_interaction` script: it queues the new
 //! interaction and matches it with the longest-idle free agent atomically.
 
+mod durability;
 mod heartbeats;
 mod phases;
+mod queued;
 mod server;
 mod tenant;
 mod tenants;
@@ -26,6 +28,8 @@ use crate::server::Reference;
 const BURST_CHAT_CAPACITY: u32 = careline_domain::tenant::MAX_CAPACITY;
 /// Chat capacity in the sustained phases, the demo tenant's.
 const CHAT_CAPACITY: u32 = 3;
+/// Commands listed in a per-script breakdown.
+const TOP_COMMANDS: usize = 8;
 /// Requests per `redis-benchmark` run.
 const REDIS_BENCHMARK_REQUESTS: u64 = 50_000;
 
@@ -68,6 +72,16 @@ struct Args {
     /// given (e.g. 200,7500,20000).
     #[arg(long, value_delimiter = ',')]
     heartbeat_agents: Vec<usize>,
+    /// Instead of the agent phases: one tenant with this many contacts
+    /// queued, for each depth given (e.g. 1000,100000): a create behind
+    /// them, a match of the head, GetQueueStats and ListInteractions.
+    #[arg(long, value_delimiter = ',')]
+    queued: Vec<usize>,
+    /// Instead of the agent phases: creates/s with the outbox relay
+    /// publishing vs NATS paused, and with Redis appendfsync always +
+    /// JetStream sync always vs the defaults (`--duration-secs` each).
+    #[arg(long)]
+    durability: bool,
 }
 
 /// One row of the final table.
@@ -91,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
     if !args.idle_tenants.is_empty() {
         return idle_tenants(&args).await;
     }
+    if args.durability {
+        return durability::run(Duration::from_secs(args.duration_secs), args.concurrency).await;
+    }
     let (own_server, url) = match &args.redis_url {
         Some(url) => (None, url.clone()),
         None => {
@@ -112,6 +129,17 @@ async fn main() -> anyhow::Result<()> {
             .arg(1000)
             .query_async::<()>(&mut admin)
             .await?;
+    }
+    if !args.queued.is_empty() {
+        println!("careline-bench --queued against {url}");
+        return queued::run(
+            &url,
+            &mut admin,
+            &args.queued,
+            args.concurrency,
+            args.connections,
+        )
+        .await;
     }
     print_method(&args, &url);
     if !args.heartbeat_agents.is_empty() {
@@ -206,17 +234,7 @@ async fn measure(
     server::reset_stats(admin).await?;
     let burst = phases::throughput(&clients, args.concurrency, burst_total, limit, false).await;
     let stats = server::command_stats(admin).await?;
-    let (scripts, script_us) = stats.get("evalsha").copied().unwrap_or_default();
-    let inner: u64 = stats
-        .iter()
-        .filter(|(name, _)| {
-            !matches!(
-                name.as_str(),
-                "evalsha" | "eval" | "config" | "slowlog" | "info"
-            )
-        })
-        .map(|(_, (calls, _))| calls)
-        .sum();
+    let (scripts, script_us, inner) = server::script_cost(&server::CommandStats::new(), &stats);
     let server_us_per_decision = script_us as f64 / scripts.max(1) as f64;
     let commands_per_decision = inner as f64 / scripts.max(1) as f64;
     println!(
@@ -230,7 +248,7 @@ async fn measure(
         server_us_per_decision,
         commands_per_decision,
     );
-    print_top_commands(&stats, scripts);
+    print_top_commands(&stats, "create script", scripts, TOP_COMMANDS);
 
     // Sustained closed loop: create, and accept + resolve what was offered.
     let config = tenant::synthetic(agents, CHAT_CAPACITY)?;
@@ -342,8 +360,8 @@ fn report_reference(name: &str, result: anyhow::Result<f64>) -> Option<f64> {
     }
 }
 
-/// The commands the create scripts spent most calls on, per script.
-fn print_top_commands(stats: &server::CommandStats, scripts: u64) {
+/// The `shown` commands the scripts spent most calls on, per `unit` (`count` of them).
+fn print_top_commands(stats: &server::CommandStats, unit: &str, count: u64, shown: usize) {
     let mut by_calls: Vec<_> = stats
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "evalsha" | "config" | "slowlog" | "info"))
@@ -351,16 +369,16 @@ fn print_top_commands(stats: &server::CommandStats, scripts: u64) {
     by_calls.sort_by_key(|(_, (calls, _))| std::cmp::Reverse(*calls));
     let top: Vec<String> = by_calls
         .iter()
-        .take(8)
+        .take(shown)
         .map(|(name, (calls, usec))| {
             format!(
-                "{name} {:.1}/script {:.2}us/call",
-                *calls as f64 / scripts.max(1) as f64,
+                "{name} {:.1} calls {:.2}us/call",
+                *calls as f64 / count.max(1) as f64,
                 *usec as f64 / (*calls).max(1) as f64
             )
         })
         .collect();
-    println!("  per create script: {}", top.join(", "));
+    println!("  per {unit}: {}", top.join(", "));
 }
 
 fn print_method(args: &Args, url: &str) {

@@ -31,14 +31,24 @@ impl Clients {
         for _ in 0..connections.max(1) {
             stores.push(RoutingStore::connect(url).await.context("connecting")?);
         }
-        Ok(Self {
+        Ok(Self::of(stores, tenant))
+    }
+
+    /// Clients sharing one store, as a router replica's requests share its
+    /// backend's store (whose scripts wake that replica's outbox relay).
+    pub fn shared(store: &RoutingStore, tenant: &str) -> Self {
+        Self::of(vec![store.clone()], tenant)
+    }
+
+    fn of(stores: Vec<RoutingStore>, tenant: &str) -> Self {
+        Self {
             stores: Arc::new(stores),
             tenant: tenant.into(),
             seq: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
-    fn store(&self, n: usize) -> &RoutingStore {
+    pub fn store(&self, n: usize) -> &RoutingStore {
         &self.stores[n % self.stores.len()]
     }
 
@@ -154,6 +164,8 @@ pub struct Latency {
     pub achieved_rate: f64,
     /// Call start -> reply, offered creates only, in microseconds.
     pub offer_us: Histogram<u64>,
+    /// Call start -> reply, creates that were queued, in microseconds.
+    pub queued_us: Histogram<u64>,
     /// Scheduled send time -> reply (includes any lag of the ticker).
     pub scheduled_us: Histogram<u64>,
 }
@@ -166,7 +178,7 @@ impl Latency {
 
 enum Outcome {
     Offered { call_us: u64, scheduled_us: u64 },
-    Queued,
+    Queued { call_us: u64 },
     Failed(String),
 }
 
@@ -205,7 +217,9 @@ pub async fn latency(
                         }
                         outcome
                     }
-                    Ok((false, _)) => Outcome::Queued,
+                    Ok((false, _)) => Outcome::Queued {
+                        call_us: micros(call.elapsed()),
+                    },
                     Err(e) => Outcome::Failed(format!("create: {e:#}")),
                 }
             });
@@ -219,8 +233,9 @@ pub async fn latency(
         errors: 0,
         first_error: None,
         achieved_rate,
-        offer_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        scheduled_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        offer_us: histogram()?,
+        queued_us: histogram()?,
+        scheduled_us: histogram()?,
     };
     let drain = async {
         while let Some(done) = tasks.join_next().await {
@@ -233,7 +248,9 @@ pub async fn latency(
                     result.offer_us.saturating_record(call_us);
                     result.scheduled_us.saturating_record(scheduled_us);
                 }
-                Ok(Outcome::Queued) => {}
+                Ok(Outcome::Queued { call_us }) => {
+                    result.queued_us.saturating_record(call_us);
+                }
                 Ok(Outcome::Failed(e)) => {
                     result.errors += 1;
                     result.first_error.get_or_insert(e);
@@ -251,6 +268,12 @@ pub async fn latency(
     Ok(result)
 }
 
-fn micros(d: Duration) -> u64 {
+/// An empty histogram of microseconds, up to a minute.
+pub fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// A duration in whole microseconds, at least 1 (the histograms' lower bound).
+pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }

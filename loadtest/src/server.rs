@@ -204,6 +204,34 @@ pub async fn command_stats(conn: &mut MultiplexedConnection) -> anyhow::Result<C
     Ok(stats)
 }
 
+/// Commands that are not part of a routing script: the scripts themselves
+/// and the benchmark's own bookkeeping.
+fn outside_scripts(name: &str) -> bool {
+    matches!(name, "evalsha" | "eval" | "config" | "slowlog" | "info")
+}
+
+/// Scripts run, their server time (us) and the commands they issued between
+/// two snapshots of [`command_stats`].
+pub fn script_cost(before: &CommandStats, after: &CommandStats) -> (u64, u64, u64) {
+    let delta = |name: &str, (calls, usec): (u64, u64)| {
+        let (calls_before, usec_before) = before.get(name).copied().unwrap_or_default();
+        (
+            calls.saturating_sub(calls_before),
+            usec.saturating_sub(usec_before),
+        )
+    };
+    let (scripts, script_us) = after
+        .get("evalsha")
+        .map(|stat| delta("evalsha", *stat))
+        .unwrap_or_default();
+    let inner = after
+        .iter()
+        .filter(|(name, _)| !outside_scripts(name))
+        .map(|(name, stat)| delta(name, *stat).0)
+        .sum();
+    (scripts, script_us, inner)
+}
+
 pub async fn reset_stats(conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
     redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -219,6 +247,37 @@ pub async fn reset_stats(conn: &mut MultiplexedConnection) -> anyhow::Result<()>
 /// Commands logged slower than the server's slowlog threshold since the last reset.
 pub async fn slowlog_len(conn: &mut MultiplexedConnection) -> anyhow::Result<u64> {
     Ok(redis::cmd("SLOWLOG").arg("LEN").query_async(conn).await?)
+}
+
+/// Arguments of a slow command shown (a script's are its sha and keys).
+const SLOWLOG_ARGS_SHOWN: usize = 4;
+
+/// The newest `count` slowlog entries as "<us> us: <command and first arguments>".
+pub async fn slowlog(
+    conn: &mut MultiplexedConnection,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return None;
+            };
+            let micros: u64 = redis::from_redis_value(fields.get(2)?.clone()).ok()?;
+            let args: Vec<String> = redis::from_redis_value(fields.get(3)?.clone()).ok()?;
+            let shown: Vec<&str> = args
+                .iter()
+                .take(SLOWLOG_ARGS_SHOWN)
+                .map(String::as_str)
+                .collect();
+            Some(format!("{micros} us: {}", shown.join(" ")))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -41,8 +41,14 @@ pub fn synthetic(agents: usize, chat_capacity: u32) -> anyhow::Result<TenantConf
     Ok(config)
 }
 
-fn agent_id(i: usize) -> String {
+/// The id of the `i`th synthetic agent.
+pub fn agent_id(i: usize) -> String {
     format!("agent-{i:05}")
+}
+
+/// The session an agent is logged in with by [`load`].
+pub fn session(agent_id: &str) -> String {
+    format!("bench-{agent_id}")
 }
 
 /// Empties the database, syncs `config` and logs every agent in, available.
@@ -55,12 +61,20 @@ pub async fn install(
         .query_async::<()>(conn)
         .await
         .context("FLUSHDB")?;
+    load(store, config, AgentStatus::Available).await
+}
+
+/// Syncs `config` and logs every agent in with state `initial`.
+pub async fn load(
+    store: &RoutingStore,
+    config: &TenantConfig,
+    initial: AgentStatus,
+) -> anyhow::Result<()> {
     store.sync_tenant(config).await.context("sync_tenant")?;
     futures::stream::iter(config.agents.iter())
         .map(|agent| async move {
-            let session = format!("bench-{}", agent.id);
             store
-                .agent_login(config, &agent.id, &session, AgentStatus::Available)
+                .agent_login(config, &agent.id, &session(&agent.id), initial)
                 .await
                 .with_context(|| format!("logging in {}", agent.id))
         })

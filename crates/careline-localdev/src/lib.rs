@@ -24,7 +24,7 @@ pub mod redis;
 pub mod redis_cluster;
 
 pub use error::LocalDevError;
-pub use nats::NatsServer;
+pub use nats::{JetStreamSync, NatsServer};
 pub use nats_cluster::NatsCluster;
 pub use process::free_port;
 pub use redis::{AppendFsync, RedisServer};

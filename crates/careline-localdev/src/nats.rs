@@ -3,6 +3,9 @@
 //! A test server gets its own free loopback port and JetStream store dir (no
 //! monitoring port). [`NatsServer::restart`] keeps both, so streams and KV
 //! buckets survive a restart the way they do in production.
+//! [`NatsServer::start_with_sync`] fsyncs every JetStream write, and
+//! [`NatsServer::pause`] stalls the process, for benchmarks of what
+//! durability and a stalled NATS cost.
 
 use std::time::Duration;
 
@@ -20,30 +23,76 @@ const NATS: Binary = Binary {
     apt_package: "nats-server",
 };
 
+/// Configuration file written for [`JetStreamSync::Always`].
+const SYNC_ALWAYS_CONFIG: &str = "jetstream {\n  sync_interval: always\n}\n";
+
+/// When JetStream fsyncs its store to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JetStreamSync {
+    /// The server's default (every 2 minutes): a crash of the machine may
+    /// lose writes acknowledged since the last sync.
+    Default,
+    /// After every write (`jetstream { sync_interval: always }`).
+    Always,
+}
+
 /// A running `nats-server -js` on `127.0.0.1`, killed on drop.
 pub struct NatsServer {
     port: u16,
     dir: DataDir,
+    /// Arguments beyond the defaults (the sync configuration file).
+    extra: Vec<String>,
     process: ServerProcess,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until JetStream answers.
     pub async fn start() -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-nats-")?, free_port()?).await
+        Self::start_with_sync(JetStreamSync::Default).await
+    }
+
+    /// Starts a throw-away server on a free port that syncs JetStream as
+    /// `sync` says; waits until JetStream answers.
+    pub async fn start_with_sync(sync: JetStreamSync) -> Result<Self, LocalDevError> {
+        Self::launch(DataDir::temp("careline-nats-")?, free_port()?, sync).await
     }
 
     /// Starts a server on `port` that keeps streams and KV buckets in `dir`
     /// across runs, for `careline up`; waits until JetStream answers.
     pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::kept(dir)?, port).await
+        Self::launch(DataDir::kept(dir)?, port, JetStreamSync::Default).await
     }
 
-    async fn launch(dir: DataDir, port: u16) -> Result<Self, LocalDevError> {
-        let process = spawn(&dir, port, &[])?;
-        let mut server = Self { port, dir, process };
+    async fn launch(dir: DataDir, port: u16, sync: JetStreamSync) -> Result<Self, LocalDevError> {
+        let extra = match sync {
+            JetStreamSync::Default => Vec::new(),
+            JetStreamSync::Always => {
+                let config = dir.path().join("sync-always.conf");
+                std::fs::write(&config, SYNC_ALWAYS_CONFIG)
+                    .map_err(LocalDevError::io(format!("writing {}", config.display())))?;
+                vec!["-c".to_string(), config.display().to_string()]
+            }
+        };
+        let process = spawn(&dir, port, &extra)?;
+        let mut server = Self {
+            port,
+            dir,
+            extra,
+            process,
+        };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// Stops the process (SIGSTOP) without killing it: clients stay
+    /// connected and their requests go unanswered, as with a stalled server.
+    pub fn pause(&self) -> Result<(), LocalDevError> {
+        self.process.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Lets a [paused](NatsServer::pause) server run again (SIGCONT).
+    pub fn resume(&self) -> Result<(), LocalDevError> {
+        self.process.signal(nix::sys::signal::Signal::SIGCONT)
     }
 
     /// The client port.
@@ -64,7 +113,7 @@ impl NatsServer {
     /// Kills the server if running and starts a new one on the same port and store dir.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
-        self.process = spawn(&self.dir, self.port, &[])?;
+        self.process = spawn(&self.dir, self.port, &self.extra)?;
         self.wait_ready().await
     }
 
@@ -85,7 +134,7 @@ impl NatsServer {
 }
 
 /// Starts `nats-server -js` on `port` with its store in `dir`, plus `extra` arguments
-/// (a cluster node's name and routes).
+/// (a cluster node's name and routes, a configuration file).
 pub(crate) fn spawn(
     dir: &DataDir,
     port: u16,

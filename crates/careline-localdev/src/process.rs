@@ -209,6 +209,25 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `signal` to the running process (SIGSTOP/SIGCONT pause and
+    /// resume it, as a hung or overloaded server would stall).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<(), LocalDevError> {
+        let child = self.child.as_ref().ok_or_else(|| LocalDevError::Io {
+            what: format!("sending {signal} to {}", self.name),
+            source: std::io::Error::other("the process was killed"),
+        })?;
+        let pid = i32::try_from(child.id()).map_err(|_| LocalDevError::Io {
+            what: format!("sending {signal} to {}", self.name),
+            source: std::io::Error::other("process id out of range"),
+        })?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|errno| {
+            LocalDevError::Io {
+                what: format!("sending {signal} to {} (pid {pid})", self.name),
+                source: errno.into(),
+            }
+        })
+    }
+
     /// SIGKILL and reap; a no-op when already killed.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

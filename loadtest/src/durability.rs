@@ -1,0 +1,353 @@
+//! `--durability`: what durable events cost the create rate. Two stacks run
+//! side by side in this process, each a Redis, a NATS and one replica's
+//! backend (its outbox relay, timers and tenant sync, as a router runs them):
+//! the defaults (Redis AOF with `appendfsync everysec`, JetStream's default
+//! sync) and both durable settings (`appendfsync always`, JetStream
+//! `sync_interval: always`). Each stack is measured with its relay publishing
+//! and with its NATS paused (SIGSTOP: the relay stalls on acks that do not
+//! come, everything else runs as before), alternately, in rounds.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use async_nats::jetstream;
+use careline_bus::{EVENTS_STREAM, TenantStore};
+use careline_domain::tenant::TenantConfig;
+use careline_localdev::{AppendFsync, JetStreamSync, NatsServer, RedisServer};
+use careline_routing::{AgentStatus, Backend};
+use tokio_util::sync::CancellationToken;
+
+use crate::phases::{self, Clients};
+use crate::tenant;
+
+/// Agents of the tenant, all available with the largest chat capacity, so
+/// that every create of the run ends in an offer.
+const AGENTS: usize = 2_000;
+/// Rounds of the four measurements (alternating, to spread machine noise).
+const ROUNDS: usize = 3;
+/// Longest wait for a relay to publish its backlog after a measurement.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(180);
+/// How often the backlog is read while draining.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// Longer than any run: no offer, heartbeat or aging timer comes due while
+/// measuring (the background worker runs timers; the measurement is of creates).
+const QUIET_SECS: u32 = 3_600;
+
+/// One stack: servers, the replica's backend and the clients that use it.
+struct Stack {
+    name: &'static str,
+    redis: RedisServer,
+    nats: NatsServer,
+    backend: Backend,
+    shutdown: CancellationToken,
+    clients: Clients,
+    js: jetstream::Context,
+    tenant: String,
+}
+
+/// One measurement.
+struct Cell {
+    stack: &'static str,
+    paused: bool,
+    round: usize,
+    creates_per_sec: f64,
+    errors: u64,
+    relayed_per_sec: f64,
+    backlog_after: u64,
+    drained_in: Duration,
+    /// Share of the events written during the measurement that the relay
+    /// published in it (1.0: it kept up; 0 while paused).
+    kept_up: f64,
+}
+
+impl Cell {
+    /// The create rate the relay could sustain: beyond it the outbox grows
+    /// until its bound refuses creates.
+    fn sustainable(&self) -> f64 {
+        self.creates_per_sec * self.kept_up.min(1.0)
+    }
+}
+
+/// Starts both stacks, measures them in [`ROUNDS`] rounds of `duration` per
+/// measurement, prints the table and the ratios.
+pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
+    let config = quiet_tenant()?;
+    let defaults = Stack::start(
+        "defaults",
+        AppendFsync::EverySec,
+        JetStreamSync::Default,
+        &config,
+    )
+    .await?;
+    let durable = Stack::start(
+        "durable",
+        AppendFsync::Always,
+        JetStreamSync::Always,
+        &config,
+    )
+    .await?;
+    println!(
+        "durability: creates (each ending in an offer) by {concurrency} tasks for {}s per measurement, \
+         {AGENTS} agents; defaults = Redis AOF appendfsync everysec + JetStream default sync, \
+         durable = appendfsync always + JetStream sync_interval always; \"paused\" = that stack's \
+         nats-server stopped with SIGSTOP during the measurement (its relay stalls), resumed and \
+         drained after it",
+        duration.as_secs()
+    );
+    let mut cells = Vec::new();
+    for round in 1..=ROUNDS {
+        // Odd rounds measure relaying first, even rounds paused first.
+        let order = if round % 2 == 1 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for stack in [&defaults, &durable] {
+            for paused in order {
+                println!(
+                    "round {round}, {}, {} (load average {})",
+                    stack.name,
+                    if paused {
+                        "NATS paused"
+                    } else {
+                        "relay publishing"
+                    },
+                    crate::load_average()
+                );
+                let cell = stack.measure(round, paused, duration, concurrency).await?;
+                println!(
+                    "  {:.0} creates/s ({} errors), {:.0} events relayed/s, {} events in the outbox at the end, drained {:.1}s later",
+                    cell.creates_per_sec,
+                    cell.errors,
+                    cell.relayed_per_sec,
+                    cell.backlog_after,
+                    cell.drained_in.as_secs_f64()
+                );
+                cells.push(cell);
+            }
+        }
+    }
+    print_table(&cells);
+    defaults.stop().await;
+    durable.stop().await;
+    Ok(())
+}
+
+/// The synthetic tenant with no timer due within the run and no overflow.
+fn quiet_tenant() -> anyhow::Result<TenantConfig> {
+    let mut config = tenant::synthetic(AGENTS, crate::BURST_CHAT_CAPACITY)?;
+    config.routing.offer_timeout_secs.voice = QUIET_SECS;
+    config.routing.offer_timeout_secs.chat = QUIET_SECS;
+    config.routing.offer_timeout_secs.email = QUIET_SECS;
+    config.routing.heartbeat_ttl_secs = QUIET_SECS;
+    config.routing.aging = None;
+    for queue in &mut config.queues {
+        queue.overflow.clear();
+    }
+    config.validate().context("quiet tenant is valid")?;
+    Ok(config)
+}
+
+impl Stack {
+    async fn start(
+        name: &'static str,
+        fsync: AppendFsync,
+        sync: JetStreamSync,
+        config: &TenantConfig,
+    ) -> anyhow::Result<Self> {
+        let redis = RedisServer::start_durable(fsync)
+            .await
+            .context("starting redis-server")?;
+        let nats = NatsServer::start_with_sync(sync)
+            .await
+            .context("starting nats-server")?;
+        let js = jetstream::new(async_nats::connect(nats.url()).await?);
+        TenantStore::open(&js, None)
+            .await?
+            .put(config)
+            .await
+            .context("writing the tenant")?;
+        let shutdown = CancellationToken::new();
+        let backend = Backend::start(
+            &redis.url(),
+            &nats.url(),
+            None,
+            u64::MAX,
+            "bench",
+            &shutdown,
+        )
+        .await?;
+        tenant::load(&backend.store, config, AgentStatus::Available).await?;
+        let clients = Clients::shared(&backend.store, &config.id);
+        let stack = Self {
+            name,
+            redis,
+            nats,
+            backend,
+            shutdown,
+            clients,
+            js,
+            tenant: config.id.clone(),
+        };
+        stack.drain().await?;
+        Ok(stack)
+    }
+
+    async fn measure(
+        &self,
+        round: usize,
+        paused: bool,
+        duration: Duration,
+        concurrency: usize,
+    ) -> anyhow::Result<Cell> {
+        let stored_before = self.events_stored().await?;
+        let backlog_before = self.backlog().await?;
+        if paused {
+            self.nats.pause()?;
+        }
+        let burst = phases::throughput(&self.clients, concurrency, u64::MAX, duration, false).await;
+        let backlog_after = self.backlog().await?;
+        if paused {
+            self.nats.resume()?;
+        }
+        let relayed = self.events_stored().await? - stored_before;
+        ensure!(
+            burst.offered == burst.creates,
+            "{}: {} of {} creates were offered; every create should find a free agent",
+            self.name,
+            burst.offered,
+            burst.creates
+        );
+        let drained_in = self.drain().await?;
+        let grew = backlog_after.saturating_sub(backlog_before);
+        let kept_up = if paused {
+            0.0
+        } else {
+            relayed as f64 / (relayed + grew).max(1) as f64
+        };
+        Ok(Cell {
+            stack: self.name,
+            paused,
+            round,
+            creates_per_sec: burst.per_sec(),
+            errors: burst.errors,
+            relayed_per_sec: if paused {
+                0.0
+            } else {
+                relayed as f64 / burst.elapsed.as_secs_f64()
+            },
+            backlog_after,
+            drained_in,
+            kept_up,
+        })
+    }
+
+    /// Messages in the event stream.
+    async fn events_stored(&self) -> anyhow::Result<u64> {
+        let mut stream = self.js.get_stream(EVENTS_STREAM).await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// Events waiting in the tenant's outbox.
+    async fn backlog(&self) -> anyhow::Result<u64> {
+        let mut conn = self.backend.store.connection();
+        Ok(careline_routing::outbox_lag(&mut conn, &self.tenant)
+            .await?
+            .events)
+    }
+
+    /// Waits until the relay has published the whole outbox; returns how long it took.
+    async fn drain(&self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let backlog = self.backlog().await?;
+            if backlog == 0 {
+                return Ok(start.elapsed());
+            }
+            ensure!(
+                start.elapsed() < DRAIN_DEADLINE,
+                "{}: {backlog} events still in the outbox after {DRAIN_DEADLINE:?}",
+                self.name
+            );
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.backend.stopped().await;
+        drop((self.redis, self.nats));
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+fn print_table(cells: &[Cell]) {
+    println!(
+        "\n| settings | NATS | round | creates/s | errors | events relayed/s | outbox at the end | drained after s | relay kept up | sustainable creates/s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for c in cells {
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {} | {:.1} | {:.0}% | {:.0} |",
+            c.stack,
+            if c.paused {
+                "paused"
+            } else {
+                "relay publishing"
+            },
+            c.round,
+            c.creates_per_sec,
+            c.errors,
+            c.relayed_per_sec,
+            c.backlog_after,
+            c.drained_in.as_secs_f64(),
+            100.0 * c.kept_up,
+            c.sustainable(),
+        );
+    }
+    let rate = |stack: &str, paused: bool| {
+        mean(
+            cells
+                .iter()
+                .filter(|c| c.stack == stack && c.paused == paused)
+                .map(|c| c.creates_per_sec),
+        )
+    };
+    let (defaults_relay, defaults_paused) = (rate("defaults", false), rate("defaults", true));
+    let (durable_relay, durable_paused) = (rate("durable", false), rate("durable", true));
+    println!("\nmeans over the rounds:");
+    println!(
+        "- relay publishing vs NATS paused, defaults: {defaults_relay:.0} / {defaults_paused:.0} = {:.2}x (aim >= 0.90x)",
+        defaults_relay / defaults_paused
+    );
+    println!(
+        "- relay publishing vs NATS paused, durable: {durable_relay:.0} / {durable_paused:.0} = {:.2}x",
+        durable_relay / durable_paused
+    );
+    println!(
+        "- both durable settings vs defaults, relay publishing: {durable_relay:.0} / {defaults_relay:.0} = {:.2}x (aim >= 0.70x)",
+        durable_relay / defaults_relay
+    );
+    println!(
+        "- Redis appendfsync always alone (NATS paused in both): {durable_paused:.0} / {defaults_paused:.0} = {:.2}x",
+        durable_paused / defaults_paused
+    );
+    let sustainable = |stack: &str| {
+        mean(
+            cells
+                .iter()
+                .filter(|c| c.stack == stack && !c.paused)
+                .map(Cell::sustainable),
+        )
+    };
+    let (defaults_kept, durable_kept) = (sustainable("defaults"), sustainable("durable"));
+    println!(
+        "- sustainable (creates/s x share the relay kept up with), durable vs defaults: \
+         {durable_kept:.0} / {defaults_kept:.0} = {:.2}x",
+        durable_kept / defaults_kept
+    );
+}
