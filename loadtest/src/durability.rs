@@ -13,6 +13,7 @@ use anyhow::{Context, ensure};
 use async_nats::jetstream;
 use careline_bus::{EVENTS_STREAM, TenantStore};
 use careline_domain::tenant::TenantConfig;
+use careline_kit::config::CommonConfig;
 use careline_localdev::{AppendFsync, JetStreamSync, NatsServer, RedisServer};
 use careline_routing::{AgentStatus, Backend};
 use tokio_util::sync::CancellationToken;
@@ -168,15 +169,13 @@ impl Stack {
             .await
             .context("writing the tenant")?;
         let shutdown = CancellationToken::new();
-        let backend = Backend::start(
-            &redis.url(),
-            &nats.url(),
-            None,
-            u64::MAX,
-            "bench",
-            &shutdown,
-        )
-        .await?;
+        let common = CommonConfig {
+            redis_url: redis.url(),
+            nats_url: nats.url(),
+            outbox_max_events: u64::MAX,
+            ..CommonConfig::default()
+        };
+        let backend = Backend::start(&common, "bench", &shutdown).await?;
         tenant::load(&backend.store, config, AgentStatus::Available).await?;
         let clients = Clients::shared(&backend.store, &config.id);
         let stack = Self {
