@@ -12,6 +12,7 @@
 //! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`tenant_of`].
 //! - [`redis_client`]: [`RedisConnection`], the one Redis client type: a single server or a
 //!   Redis Cluster, chosen by the configured URL.
+//! - [`readiness`]: [`readiness::spawn_probe`], Redis and NATS reachability as gRPC health.
 //! - [`service`]: [`service::run_binary`], the whole `main` of a service binary.
 //! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
 //! - [`KitError`]: the one error type of this crate.
@@ -32,6 +33,7 @@ pub mod config;
 mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod readiness;
 pub mod redis_client;
 pub mod service;
 pub mod shutdown;

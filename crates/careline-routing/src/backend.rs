@@ -31,11 +31,6 @@ pub struct Backend {
 pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two NATS set-up attempts.
 const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
-/// How often Redis and NATS are checked for readiness.
-pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How long a readiness PING may take: a Redis that is gone can keep a
-/// reconnecting client waiting for seconds, and readiness must flip sooner.
-pub const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,8 +103,11 @@ impl Backend {
             tenants.clone(),
             shutdown.clone(),
         ));
-        let (report, healthy) = watch::channel(true);
-        let probe = tokio::spawn(probe(store.clone(), nats.clone(), report, shutdown.clone()));
+        let (healthy, probe) = careline_kit::readiness::spawn_probe(
+            store.connection(),
+            nats.clone(),
+            shutdown.clone(),
+        );
         Ok(Backend {
             store,
             nats,
@@ -121,7 +119,7 @@ impl Backend {
     }
 
     /// Whether Redis answers and NATS is connected, updated every
-    /// [`HEALTH_PROBE_EVERY`]; services report it as gRPC health.
+    /// [`careline_kit::readiness::HEALTH_PROBE_EVERY`]; services report it as gRPC health.
     pub fn healthy(&self) -> watch::Receiver<bool> {
         self.healthy.clone()
     }
@@ -149,28 +147,4 @@ async fn nats_setup(
     careline_bus::ensure_streams_with(jetstream, streams).await?;
     let tenant_store = TenantStore::open(jetstream, nats_replicas).await?;
     TenantDirectory::start(&tenant_store, shutdown).await
-}
-
-async fn probe(
-    store: RoutingStore,
-    nats: async_nats::Client,
-    report: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let redis_up = tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping())
-            .await
-            .unwrap_or(false);
-        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
-        let healthy = redis_up && nats_up;
-        if *report.borrow() != healthy {
-            tracing::warn!(redis_up, nats_up, "readiness changed");
-        }
-        report.send_replace(healthy);
-    }
 }

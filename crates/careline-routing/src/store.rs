@@ -186,14 +186,6 @@ impl RoutingStore {
         self
     }
 
-    /// Whether Redis answers a PING.
-    pub async fn ping(&self) -> bool {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn.clone())
-            .await
-            .is_ok()
-    }
-
     /// A clone of the underlying connection, for readers such as the relay.
     pub fn connection(&self) -> RedisConnection {
         self.conn.clone()

@@ -41,7 +41,6 @@ use careline_bus::{StreamSettings, TenantDirectory, TenantStore};
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::email_intake_server::EmailIntakeServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 
 pub use config::EmailIntakeConfig;
@@ -53,10 +52,6 @@ pub use intake::Intake;
 pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two NATS set-up attempts.
 const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
-/// How often Redis and NATS are checked for readiness.
-pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How long a readiness PING may take.
-pub const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest gRPC request beyond the message itself.
 const GRPC_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -99,15 +94,15 @@ pub async fn serve_with_smtp(
     let tenants = Arc::new(nats_setup(&js, &config, &shutdown).await?);
     let max_message_bytes = message_limit(config.max_message_bytes, nats.server_info().max_payload);
     let inbox = Inbox::new(careline_bus::Publisher::new(js.clone()), max_message_bytes);
-    let store = store::ThreadStore::new(redis);
+    let store = store::ThreadStore::new(redis.clone());
     let intake = Intake {
         tenants: tenants.clone(),
         store: store.clone(),
         router: router::RouterGateway::new(&config.router_url, config.router_api_keys.clone())?,
         notifier: notify::Notifier::new(js.clone()),
     };
-    let (report, healthy) = watch::channel(true);
-    let probe = tokio::spawn(probe(store, nats.clone(), report, shutdown.clone()));
+    let (healthy, probe) =
+        careline_kit::readiness::spawn_probe(redis, nats.clone(), shutdown.token().clone());
     let consumer = tokio::spawn(consumer::run(js, intake.clone(), shutdown.clone()));
     tracing::info!(addr = %smtp_listener.local_addr()?, max_message_bytes, starttls = tls.is_some(), "SMTP serving");
     let smtp = tokio::spawn(smtp::serve(
@@ -187,25 +182,5 @@ async fn nats_setup(
             }
             Err(error) => return Err(error).context("setting up NATS (event stream, tenants)"),
         }
-    }
-}
-
-async fn probe(
-    store: store::ThreadStore,
-    nats: async_nats::Client,
-    report: watch::Sender<bool>,
-    shutdown: Shutdown,
-) {
-    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tick.tick() => {}
-        }
-        let redis_up = tokio::time::timeout(HEALTH_PING_TIMEOUT, store.ping())
-            .await
-            .unwrap_or(false);
-        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
-        report.send_replace(redis_up && nats_up);
     }
 }

@@ -78,15 +78,6 @@ impl ThreadStore {
         ThreadStore { redis }
     }
 
-    /// Whether Redis answers.
-    pub async fn ping(&self) -> bool {
-        let mut redis = self.redis.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut redis)
-            .await
-            .is_ok()
-    }
-
     /// The interaction the first known id of `message_ids` belongs to.
     pub async fn interaction_of(
         &self,

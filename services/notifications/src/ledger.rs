@@ -108,14 +108,6 @@ impl Ledger {
         }
     }
 
-    /// Whether Redis answers.
-    pub async fn ping(&self) -> bool {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn.clone())
-            .await
-            .is_ok()
-    }
-
     /// Tries to claim `id` for the attempt `token`.
     pub async fn claim(
         &self,

@@ -41,7 +41,6 @@ use careline_bus::{BusError, StreamSettings, TenantDirectory, TenantStore, WorkQ
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::notification_service_server::NotificationServiceServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
@@ -57,10 +56,6 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between two NATS set-up attempts.
 const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
-/// How often Redis and NATS are checked for readiness.
-pub const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How long a readiness PING may take.
-pub const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the service on `listener` until `shutdown`: the work-queue consumer
 /// and the gRPC API. Emails being sent when shutdown starts are finished.
@@ -89,7 +84,7 @@ pub async fn serve(
     let js = async_nats::jetstream::new(nats.clone());
     let (tenants, consumer) =
         set_up_nats(&js, config.common.nats_replicas, shutdown.token()).await?;
-    let ledger = ledger::Ledger::new(redis);
+    let ledger = ledger::Ledger::new(redis.clone());
     let worker = Arc::new(worker::Worker {
         ledger: ledger.clone(),
         tenants: tenants.clone(),
@@ -104,13 +99,8 @@ pub async fn serve(
         config.concurrency,
         shutdown.token().clone(),
     ));
-    let (report, healthy) = watch::channel(true);
-    let probe = tokio::spawn(probe(
-        ledger.clone(),
-        nats,
-        report,
-        shutdown.token().clone(),
-    ));
+    let (healthy, probe) =
+        careline_kit::readiness::spawn_probe(redis, nats, shutdown.token().clone());
     let service = InterceptedService::new(
         NotificationServiceServer::new(grpc::Notifications {
             dead_letters: dead_letters::DeadLetters { ledger, js },
@@ -171,30 +161,5 @@ async fn set_up_nats(
             }
             Err(error) => return Err(error.into()),
         }
-    }
-}
-
-/// Reports whether Redis answers and NATS is connected, every [`HEALTH_PROBE_EVERY`].
-async fn probe(
-    ledger: ledger::Ledger,
-    nats: async_nats::Client,
-    report: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let redis_up = tokio::time::timeout(HEALTH_PING_TIMEOUT, ledger.ping())
-            .await
-            .unwrap_or(false);
-        let nats_up = nats.connection_state() == async_nats::connection::State::Connected;
-        report.send_if_modified(|healthy| {
-            let changed = *healthy != (redis_up && nats_up);
-            *healthy = redis_up && nats_up;
-            changed
-        });
     }
 }
