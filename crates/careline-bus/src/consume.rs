@@ -27,6 +27,8 @@ pub struct Delivery {
     pub span: tracing::Span,
     /// How many times this message has been delivered (1 on first delivery).
     pub delivered: i64,
+    /// Its place in the event stream (see [`forget_event`]).
+    pub stream_sequence: u64,
     /// Settles the message with the server.
     pub ack: AckHandle,
 }
@@ -65,6 +67,21 @@ pub fn decode_event(
     Ok((subject, event, span))
 }
 
+/// Deletes the message at `stream_sequence` from the event stream: for work
+/// a service has settled whose message carries a member's address or text,
+/// which must not stay for the stream's whole age.
+pub async fn forget_event(js: &jetstream::Context, stream_sequence: u64) -> Result<(), BusError> {
+    let stream = js
+        .get_stream_no_info(crate::EVENTS_STREAM)
+        .await
+        .map_err(BusError::nats("find the event stream"))?;
+    stream
+        .delete_message(stream_sequence)
+        .await
+        .map_err(BusError::nats("delete a settled message"))?;
+    Ok(())
+}
+
 /// Pulls from `consumer` and yields each message as a [`Delivery`].
 ///
 /// A message that cannot be decoded is terminated (never redelivered: retrying
@@ -76,7 +93,10 @@ pub async fn deliveries(consumer: &PullConsumer) -> Result<Deliveries, BusError>
         .map_err(BusError::nats("start pulling messages"))?;
     let stream = messages.then(|message| async move {
         let message = message.map_err(BusError::nats("pull messages"))?;
-        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        let (delivered, stream_sequence) = message
+            .info()
+            .map(|info| (info.delivered, info.stream_sequence))
+            .unwrap_or((1, 0));
         let (message, acker) = message.split();
         match decode_event(&message) {
             Ok((subject, event, span)) => Ok(Delivery {
@@ -84,6 +104,7 @@ pub async fn deliveries(consumer: &PullConsumer) -> Result<Deliveries, BusError>
                 subject,
                 span,
                 delivered,
+                stream_sequence,
                 ack: AckHandle { acker },
             }),
             Err(err) => {

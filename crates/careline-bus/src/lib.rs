@@ -23,7 +23,9 @@ pub mod subject;
 pub mod tenants;
 pub mod trace_context;
 
-pub use consume::{AckHandle, Deliveries, Delivery, decode_event, deliveries, read_tenant_events};
+pub use consume::{
+    AckHandle, Deliveries, Delivery, decode_event, deliveries, forget_event, read_tenant_events,
+};
 pub use error::BusError;
 pub use publish::{Outgoing, PublishAck, Publisher};
 pub use servers::server_list;

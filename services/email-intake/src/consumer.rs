@@ -71,9 +71,10 @@ pub async fn run(js: async_nats::jetstream::Context, intake: Intake, shutdown: S
                 .for_each_concurrent(MAX_IN_FLIGHT, |delivery| {
                     let intake = intake.clone();
                     let publisher = publisher.clone();
+                    let js = js.clone();
                     async move {
                         match delivery {
-                            Ok(delivery) => settle(&intake, &publisher, delivery).await,
+                            Ok(delivery) => settle(&intake, &publisher, &js, delivery).await,
                             Err(error) => tracing::warn!(%error, "email delivery failed"),
                         }
                     }
@@ -82,7 +83,12 @@ pub async fn run(js: async_nats::jetstream::Context, intake: Intake, shutdown: S
     }
 }
 
-async fn settle(intake: &Intake, publisher: &careline_bus::Publisher, delivery: Delivery) {
+async fn settle(
+    intake: &Intake,
+    publisher: &careline_bus::Publisher,
+    js: &async_nats::jetstream::Context,
+    delivery: Delivery,
+) {
     let span = delivery.span.clone();
     async {
         let result = match &delivery.event.payload {
@@ -92,12 +98,13 @@ async fn settle(intake: &Intake, publisher: &careline_bus::Publisher, delivery: 
                 .map(|_| ()),
             _ => Err(EmailError::Invalid("not an EmailReceived event".into())),
         };
+        let retry = matches!(&result, Err(error) if error.is_transient() && delivery.delivered < MAX_DELIVER);
         let settled = match result {
             Ok(()) => {
                 metrics::counter!("careline_email_messages_handled_total", "result" => "ok").increment(1);
                 delivery.ack.ack().await
             }
-            Err(error) if error.is_transient() && delivery.delivered < MAX_DELIVER => {
+            Err(error) if retry => {
                 metrics::counter!("careline_email_messages_handled_total", "result" => "retry").increment(1);
                 tracing::warn!(%error, delivered = delivery.delivered, "email not handled yet; will retry");
                 delivery.ack.retry_after(retry_delay(delivery.delivered)).await
@@ -108,9 +115,17 @@ async fn settle(intake: &Intake, publisher: &careline_bus::Publisher, delivery: 
                 publisher.dead_letter(CONSUMER, &delivery).await.map(|_| ())
             }
         };
-        if let Err(error) = settled {
+        match settled {
             // Not settled: JetStream redelivers after the ack wait.
-            tracing::warn!(%error, "could not settle an email delivery");
+            Err(error) => tracing::warn!(%error, "could not settle an email delivery"),
+            // Handled or dead-lettered (with its own copy): the raw message
+            // (the member's address and text) leaves the event stream.
+            Ok(()) if !retry => {
+                if let Err(error) = careline_bus::forget_event(js, delivery.stream_sequence).await {
+                    tracing::warn!(%error, "could not delete a handled email from the event stream");
+                }
+            }
+            Ok(()) => {}
         }
     }
     .instrument(span)

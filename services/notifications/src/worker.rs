@@ -147,25 +147,10 @@ impl Worker {
     }
 
     /// Deletes a settled request from the event stream: it holds a member's
-    /// address and text, which must not stay for the stream's whole age.
-    /// A dead letter keeps its own copy until it is replayed.
+    /// address and text. A dead letter keeps its own copy until it is replayed.
     async fn forget(&self, message: &jetstream::Message) {
         let Ok(info) = message.info() else { return };
-        let deleted = match self
-            .js
-            .get_stream_no_info(careline_bus::EVENTS_STREAM)
-            .await
-        {
-            Ok(stream) => stream
-                .delete_message(info.stream_sequence)
-                .await
-                .map(|_| ()),
-            Err(error) => {
-                tracing::warn!(%error, "cannot reach the event stream to delete a sent notification request");
-                return;
-            }
-        };
-        if let Err(error) = deleted {
+        if let Err(error) = careline_bus::forget_event(&self.js, info.stream_sequence).await {
             tracing::warn!(%error, "could not delete a settled notification request from the event stream");
         }
     }

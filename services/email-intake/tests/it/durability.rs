@@ -31,6 +31,20 @@ async fn smtp_server_killed_after_250_the_message_is_still_routed() {
         platform.email_interactions().await.len() == 1,
         "the message taken by the stopped replica is routed"
     );
+    // Once routed, the raw message (the member's address and text) leaves
+    // the event stream.
+    let js = async_nats::jetstream::new(platform.sandbox.nats().await.expect("nats"));
+    let stream = js
+        .get_stream(careline_bus::EVENTS_STREAM)
+        .await
+        .expect("event stream");
+    careline_testkit::assert_eventually!(
+        stream
+            .get_last_raw_message_by_subject("careline.demo-health.email.received")
+            .await
+            .is_err(),
+        "the routed email is deleted from the stream"
+    );
     survivor.stop().await;
     platform.stop().await;
 }
