@@ -66,6 +66,27 @@ pub struct Created {
     pub replayed: bool,
 }
 
+/// An interaction and, while it is queued, where it stands
+/// ([`RoutingStore::get_placed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    /// The interaction as `GetInteraction` returns it.
+    pub interaction: v1::Interaction,
+    /// Its place while queued; None in any other state.
+    pub place: Option<QueuePlace>,
+}
+
+/// Where a queued interaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// 1-based rank in its queue (its target, channel and language), as
+    /// `CreateInteraction` reports it.
+    pub position: u32,
+    /// Contacts of its target and channel, in every language, that are
+    /// served before it: what an estimate of its wait counts.
+    pub ahead: u32,
+}
+
 /// Where a transfer goes.
 #[derive(Debug, Clone)]
 pub enum TransferTarget {

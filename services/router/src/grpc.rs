@@ -40,6 +40,8 @@ pub struct RouterService {
     pub(crate) shutdown: Shutdown,
     /// The tasks feeding watch streams; `serve` waits for them after shutdown.
     pub(crate) watchers: TaskTracker,
+    /// `WatchInteraction` hubs, one per watched tenant.
+    pub(crate) watches: crate::watch::Watches,
     pub(crate) clock: Clock,
     pub(crate) stats_interval: Duration,
 }
@@ -363,6 +365,20 @@ impl Router for RouterService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchInteractionStream = EventStream<v1::InteractionStatus>;
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn watch_interaction(
+        &self,
+        request: Request<v1::WatchInteractionRequest>,
+    ) -> Result<Response<Self::WatchInteractionStream>, Status> {
+        let config = self.tenant(&request)?;
+        let id = validate::interaction_id(&request.get_ref().interaction_id)?;
+        record_interaction(&id);
+        let statuses = self.watches.watch(&config.id, &id).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(statuses))))
     }
 
     type WatchInteractionsStream = EventStream<v1::Event>;

@@ -6,6 +6,7 @@
 //! - `validate`: request validation and size limits.
 //! - `intake`: business hours and urgency rules for new interactions.
 //! - `error`: [`RouterError`] and its mapping to gRPC status codes.
+//! - `watch`: `WatchInteraction`, the status a waiting member follows.
 //!
 //! [`serve`] runs it: the same function backs the `careline-router` binary,
 //! `careline up` and the tests.
@@ -17,6 +18,7 @@ mod error;
 mod grpc;
 mod intake;
 mod validate;
+mod watch;
 
 use std::sync::Arc;
 
@@ -59,6 +61,12 @@ pub async fn serve_with_clock(
         nats: backend.nats.clone(),
         shutdown: shutdown.clone(),
         watchers: watchers.clone(),
+        watches: watch::Watches::new(
+            backend.store.clone(),
+            backend.nats.clone(),
+            shutdown.clone(),
+            watchers.clone(),
+        ),
         clock,
         stats_interval: config.stats_interval(),
     };

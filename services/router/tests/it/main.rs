@@ -6,3 +6,4 @@ mod harness;
 mod hours;
 mod transfers;
 mod understanding;
+mod watch;
