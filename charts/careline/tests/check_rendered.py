@@ -330,6 +330,13 @@ def kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas():
                 assert component not in ("redis", "nats"), (policy["metadata"]["name"], peer)
     assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
         "%s-%s" % (PREFIX, name) for name in SERVICE_NAMES}
+    # email-intake: router keys from the overlay's Secret, SMTP on a load balancer.
+    container = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]["containers"][0]
+    keys = env_of(container)["CARELINE_EMAIL_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    secret = find(docs, "Secret", keys["name"])
+    assert base64.b64decode(secret["data"][keys["key"]]).decode().startswith("acme-health="), secret
+    smtp = find(docs, "Service", PREFIX + "-email-intake-smtp")["spec"]
+    assert smtp["type"] == "LoadBalancer" and smtp["externalTrafficPolicy"] == "Local", smtp
 
 
 def port_number(container, port):
