@@ -12,6 +12,7 @@ Prints one line per check and a closing "N passed, N failed" line; exits 1 on a 
 """
 
 import base64
+import os
 import re
 import sys
 import traceback
@@ -20,6 +21,8 @@ import yaml
 
 RENDERED = sys.argv[1]
 DEMO_TENANT = sys.argv[2]
+# The repository (for the services' sources): charts/careline/tests/ is three levels down.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # The release the test renders: `helm template careline charts/careline -n careline`.
 PREFIX = "careline"
 # What scripts/test-deploy.sh renders: the value sets and the kustomize overlays.
@@ -404,6 +407,38 @@ def email_intake_reaches_the_router_and_takes_its_secrets_from_secrets():
     assert env_of(container)["CARELINE_EMAIL_MAX_MESSAGE_BYTES"]["value"] == "1048576"
 
 
+def declared_env_names(*source_dirs):
+    """Every "CARELINE_..." string literal in the Rust sources under source_dirs."""
+    names = set()
+    for source_dir in source_dirs:
+        for root, _, files in os.walk(os.path.join(REPO, source_dir)):
+            for name in files:
+                if name.endswith(".rs"):
+                    with open(os.path.join(root, name), encoding="utf-8") as f:
+                        names.update(re.findall(r'"(CARELINE_[A-Z0-9_]+)"', f.read()))
+    return names
+
+
+def every_variable_the_chart_sets_is_one_the_program_reads():
+    # A misspelt or renamed variable is silently ignored by the program: compare with the
+    # names its configuration (services/<component>/src, careline-kit's common settings) reads.
+    common = declared_env_names("crates/careline-kit/src")
+    for value_set in ("bundled", "production", "hpa-off"):
+        docs = render(value_set)
+        unknown = set(config_env(docs)) - common - {"RUST_LOG"} - {k for k in config_env(docs) if k.startswith("OTEL_")}
+        assert not unknown, (value_set, "ConfigMap", unknown)
+        for d in docs:
+            if d["kind"] not in ("Deployment", "Job"):
+                continue
+            component = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+            program = "services/careline" if component == "tenants" else "services/" + component
+            assert os.path.isdir(os.path.join(REPO, program)), program
+            declared = common | declared_env_names(program)
+            for container in d["spec"]["template"]["spec"]["containers"]:
+                unknown = {name for name in env_of(container) if name.startswith("CARELINE_")} - declared
+                assert not unknown, (value_set, d["metadata"]["name"], unknown)
+
+
 def config_changes_roll_the_pods():
     default = find(render("default"), "Deployment", PREFIX + "-router")
     external = find(render("external"), "Deployment", PREFIX + "-router")
@@ -431,6 +466,7 @@ CHECKS = [
     kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas,
     every_render_runs_email_intake_with_its_smtp_port_exposed,
     email_intake_reaches_the_router_and_takes_its_secrets_from_secrets,
+    every_variable_the_chart_sets_is_one_the_program_reads,
     config_changes_roll_the_pods,
 ]
 
