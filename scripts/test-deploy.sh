@@ -253,6 +253,19 @@ PY
     promtool check rules "$work/dashboard-rules.yaml"
 }
 check "every Grafana dashboard query parses (promtool)" dashboard_queries_parse
+# An alert or panel on a metric nobody exports never shows anything: every careline_* series
+# they read must be a name in the services' code (a string literal in crates/ or services/).
+alerts_and_dashboard_read_only_exported_metrics() {
+    local metric unexported=0
+    while read -r metric; do
+        if ! grep -rqF "\"$metric\"" --include='*.rs' crates services; then
+            echo "$metric is read by an alert or the dashboard but no service exports it"
+            unexported=1
+        fi
+    done < <(cat "$rules_dir/rules.yaml" "$CHART/files/dashboard.json" | grep -oE 'careline_[a-z0-9_]+' | sort -u)
+    return "$unexported"
+}
+check "alerts and dashboard read only metrics the services export" alerts_and_dashboard_read_only_exported_metrics
 
 # kustomize: the base is the chart's rendering (no drift); the overlays were built and
 # validated with the value sets above.
