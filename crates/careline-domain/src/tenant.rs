@@ -244,6 +244,13 @@ pub struct QueueConfig {
     /// Steps applied in order as an interaction keeps waiting.
     #[serde(default)]
     pub overflow: Vec<OverflowStep>,
+    /// This queue's own opening windows (the tenant's holidays still close
+    /// it); without them it keeps the tenant's `hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Vec<OpeningHours>>,
+    /// Open around the clock, holidays included (a nurse line); excludes `hours`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_24_7: bool,
 }
 
 fn default_service_level_secs() -> u32 {
@@ -401,6 +408,27 @@ impl TenantConfig {
                 .collect(),
             holidays: self.holidays.iter().copied().collect(),
         })
+    }
+
+    /// The hours of queue `queue_id`: open around the clock when it says
+    /// `open_24_7`, its own windows (with the tenant's holidays) when it has
+    /// some, else the tenant's hours.
+    pub fn queue_hours(&self, queue_id: &str) -> BusinessHours {
+        let tenant = self.hours();
+        match self.queue(queue_id) {
+            Some(q) if q.open_24_7 => BusinessHours {
+                windows: Vec::new(),
+                holidays: Default::default(),
+                ..tenant
+            },
+            Some(QueueConfig {
+                hours: Some(own), ..
+            }) => BusinessHours {
+                windows: hours::windows(own).unwrap_or_default(),
+                ..tenant
+            },
+            _ => tenant,
+        }
     }
 
     /// The after-hours message in `lang`, else in the tenant's first language

@@ -18,6 +18,30 @@ pub struct OutsideHours {
     pub portal_url: String,
     /// The language of `message`.
     pub language: String,
+    /// For an urgent contact: call 911, or 988, now (in `language`). It
+    /// comes first in the status message.
+    pub emergency: Option<&'static str>,
+}
+
+impl OutsideHours {
+    /// What a person reads first: the emergency guidance when urgent, the
+    /// hours, the tenant's message and where to go instead.
+    fn describe(&self) -> String {
+        let mut text = String::new();
+        if let Some(emergency) = self.emergency {
+            text.push_str(emergency);
+            text.push(' ');
+        }
+        text.push_str(&format!(
+            "The phone lines are closed now (open {}). {} Email {}",
+            self.hours, self.message, self.contact_email
+        ));
+        if !self.portal_url.is_empty() {
+            text.push_str(&format!(" or use the member portal {}", self.portal_url));
+        }
+        text.push('.');
+        text
+    }
 }
 
 /// What can go wrong in a router request.
@@ -27,7 +51,7 @@ pub enum RouterError {
     #[error("{0}")]
     Invalid(String),
     /// Voice contact while the tenant is closed: refused with the hours and where to go instead.
-    #[error("the tenant's phone lines are closed ({}); email {} or use the member portal", .0.hours, .0.contact_email)]
+    #[error("{}", .0.describe())]
     OutsideHours(Box<OutsideHours>),
     /// The caller's tenant configuration is not loaded.
     #[error("tenant configuration is not available: {0}")]
@@ -44,18 +68,25 @@ impl From<RouterError> for Status {
             RouterError::Invalid(_) => Status::invalid_argument(message),
             RouterError::OutsideHours(closed) => {
                 let mut details = ErrorDetails::new();
+                let mut info = vec![
+                    ("hours".to_string(), closed.hours.clone()),
+                    ("after_hours_message".to_string(), closed.message.clone()),
+                    ("contact_email".to_string(), closed.contact_email.clone()),
+                    ("portal_url".to_string(), closed.portal_url.clone()),
+                ];
+                let mut localized = closed.message.clone();
+                if let Some(emergency) = closed.emergency {
+                    info.push(("emergency_guidance".to_string(), emergency.to_string()));
+                    localized = format!("{emergency} {localized}");
+                }
                 details
                     .set_error_info(
                         "OUTSIDE_BUSINESS_HOURS",
                         "careline.v1",
-                        [
-                            ("hours".to_string(), closed.hours.clone()),
-                            ("after_hours_message".to_string(), closed.message.clone()),
-                            ("contact_email".to_string(), closed.contact_email.clone()),
-                            ("portal_url".to_string(), closed.portal_url.clone()),
-                        ],
+                        info.into_iter()
+                            .collect::<std::collections::HashMap<_, _>>(),
                     )
-                    .set_localized_message(closed.language.clone(), closed.message.clone())
+                    .set_localized_message(closed.language.clone(), localized)
                     .add_precondition_failure_violation(
                         "BUSINESS_HOURS",
                         closed.hours.clone(),

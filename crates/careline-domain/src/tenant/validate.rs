@@ -15,6 +15,7 @@ use crate::error::{ConfigError, Problem};
 use crate::hours;
 use crate::ids::{AgentId, QueueId, TenantId};
 use crate::skills::Proficiency;
+use crate::tenant::OpeningHours;
 use crate::yaml_lines::LineIndex;
 use crate::{Channel, Language};
 
@@ -61,19 +62,7 @@ impl TenantConfig {
                 c.duplicate(field, "language", lang.as_str(), &first);
             }
         }
-        for (i, h) in self.hours.iter().enumerate() {
-            if h.days.is_empty() {
-                c.problem(
-                    format!("hours[{i}].days"),
-                    "list at least one day, e.g. [mon, tue]".into(),
-                );
-            }
-            for (name, value) in [("open", &h.open), ("close", &h.close)] {
-                if let Err(e) = hours::parse_time_of_day(value) {
-                    c.problem(format!("hours[{i}].{name}"), e.to_string());
-                }
-            }
-        }
+        check_hours(c, "hours", &self.hours);
         for key in self.after_hours_message.keys() {
             if !self.languages.iter().any(|l| l.as_str() == key) {
                 c.problem(
@@ -284,6 +273,15 @@ impl TenantConfig {
                         e.to_string(),
                     );
                 }
+            }
+            if let Some(own) = &q.hours {
+                if q.open_24_7 {
+                    c.problem(
+                        format!("queues[{i}].hours"),
+                        "a queue that is open_24_7 has no hours; remove one of them".into(),
+                    );
+                }
+                check_hours(c, &format!("queues[{i}].hours"), own);
             }
             let mut previous_after: Option<u32> = None;
             for (k, step) in q.overflow.iter().enumerate() {
@@ -537,6 +535,23 @@ fn language_list(languages: &[Language]) -> String {
         .map(|l| l.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Opening windows at `field`: each names a day and valid `HH:MM` times.
+fn check_hours(c: &mut Checker<'_>, field: &str, windows: &[OpeningHours]) {
+    for (i, h) in windows.iter().enumerate() {
+        if h.days.is_empty() {
+            c.problem(
+                format!("{field}[{i}].days"),
+                "list at least one day, e.g. [mon, tue]".into(),
+            );
+        }
+        for (name, value) in [("open", &h.open), ("close", &h.close)] {
+            if let Err(e) = hours::parse_time_of_day(value) {
+                c.problem(format!("{field}[{i}].{name}"), e.to_string());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

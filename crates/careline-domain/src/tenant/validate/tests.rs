@@ -207,6 +207,20 @@ fn each_rule_names_the_field_and_line() {
             "queue \"billing\" is not defined",
         ),
         (
+            "      - { skill: clinical, min_proficiency: 6 }",
+            "      - { skill: clinical, min_proficiency: 6 }\n    open_24_7: true\n    hours: [{ days: [sat], open: \"09:00\", close: \"13:00\" }]",
+            "queues[1].hours",
+            31,
+            "a queue that is open_24_7 has no hours",
+        ),
+        (
+            "      - { skill: clinical, min_proficiency: 6 }",
+            "      - { skill: clinical, min_proficiency: 6 }\n    hours: [{ days: [sat], open: \"9am\", close: \"13:00\" }]",
+            "queues[1].hours[0].open",
+            30,
+            "9am",
+        ),
+        (
             "widen_to: clinical",
             "move_to: general",
             "queues[0].overflow[1].move_to",
