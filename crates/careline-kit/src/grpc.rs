@@ -4,8 +4,9 @@
 //! - gRPC health (`grpc.health.v1.Health`): "" and each added service start SERVING; a
 //!   [`HealthHandle`] lets the service report NOT_SERVING while Redis or NATS is unreachable,
 //!   and everything turns NOT_SERVING as soon as shutdown starts;
-//! - server reflection v1 and v1alpha over every Careline proto and the health proto, so
-//!   `grpcurl -plaintext HOST:PORT list` works without proto files;
+//! - server reflection v1 and v1alpha over every Careline proto, the health proto and the
+//!   `google.rpc` error details, so `grpcurl -plaintext HOST:PORT list` works without proto
+//!   files and grpcurl decodes the details of an error (`ErrorInfo`, `LocalizedMessage`, ...);
 //! - a `grpc` span per request whose parent is the caller's W3C `traceparent`, carrying the
 //!   method (never the request body).
 //!
@@ -74,6 +75,7 @@ impl GrpcServer {
             descriptor_sets: vec![
                 careline_proto::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_types::pb::FILE_DESCRIPTOR_SET,
             ],
             grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             readiness: None,
