@@ -251,6 +251,10 @@ pub struct QueueConfig {
     /// Open around the clock, holidays included (a nurse line); excludes `hours`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open_24_7: bool,
+    /// At most this many contacts wait in the queue; past it new (non-urgent)
+    /// contacts are refused with the other ways to reach the plan. None: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_waiting: Option<u32>,
 }
 
 fn default_service_level_secs() -> u32 {

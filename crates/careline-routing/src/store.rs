@@ -55,6 +55,9 @@ pub struct NewInteraction {
     pub context: v1::InteractionContext,
     pub after_hours: bool,
     pub idempotency_key: String,
+    /// Refuse it (QueueFull) when this many contacts already wait in its
+    /// queue; 0: no cap. Urgent contacts are never refused for it.
+    pub max_waiting: u32,
 }
 
 /// The outcome of [`RoutingStore::create_interaction`].
@@ -472,6 +475,17 @@ fn script_result(reply: Vec<Value>) -> Result<Vec<Value>> {
         "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
         "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
         "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
+        "QUEUE_FULL" => {
+            let numbers: Vec<u64> = items
+                .map(u64::from_redis_value)
+                .collect::<std::result::Result<_, _>>()?;
+            match numbers[..] {
+                [waiting, max] => Err(RoutingError::QueueFull { waiting, max }),
+                _ => Err(RoutingError::Corrupt(
+                    "QUEUE_FULL without its counts".into(),
+                )),
+            }
+        }
         other => Err(RoutingError::Corrupt(format!(
             "unexpected script status {other}"
         ))),

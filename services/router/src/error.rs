@@ -44,6 +44,20 @@ impl OutsideHours {
     }
 }
 
+/// A queue at its `max_waiting`: what the caller is told instead.
+#[derive(Debug, Clone)]
+pub struct QueueFull {
+    /// The full queue.
+    pub queue: String,
+    /// Contacts waiting in it, and its cap.
+    pub waiting: u64,
+    pub max: u64,
+    /// Where the member can write instead.
+    pub contact_email: String,
+    /// The member portal (empty when the tenant has none).
+    pub portal_url: String,
+}
+
 /// What can go wrong in a router request.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -53,6 +67,9 @@ pub enum RouterError {
     /// Voice contact while the tenant is closed: refused with the hours and where to go instead.
     #[error("{}", .0.describe())]
     OutsideHours(Box<OutsideHours>),
+    /// The queue holds its maximum of waiting contacts: refused with the alternatives.
+    #[error("queue {} is full ({} contacts wait, its limit is {}); email {}{} or try again later", .0.queue, .0.waiting, .0.max, .0.contact_email, if .0.portal_url.is_empty() { String::new() } else { format!(", use the member portal {}", .0.portal_url) })]
+    QueueFull(Box<QueueFull>),
     /// The caller's tenant configuration is not loaded.
     #[error("tenant configuration is not available: {0}")]
     UnknownTenant(String),
@@ -97,6 +114,30 @@ impl From<RouterError> for Status {
                 }
                 details.add_help_link("Email us", format!("mailto:{}", closed.contact_email));
                 Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            RouterError::QueueFull(full) => {
+                let mut details = ErrorDetails::new();
+                details
+                    .set_error_info(
+                        "QUEUE_FULL",
+                        "careline.v1",
+                        [
+                            ("queue_id".to_string(), full.queue.clone()),
+                            ("waiting".to_string(), full.waiting.to_string()),
+                            ("max_waiting".to_string(), full.max.to_string()),
+                            ("contact_email".to_string(), full.contact_email.clone()),
+                            ("portal_url".to_string(), full.portal_url.clone()),
+                        ],
+                    )
+                    .add_quota_failure_violation(
+                        format!("queue:{}", full.queue),
+                        format!("at most {} contacts wait in this queue", full.max),
+                    );
+                details.add_help_link("Email us", format!("mailto:{}", full.contact_email));
+                if !full.portal_url.is_empty() {
+                    details.add_help_link("Member portal (open 24/7)", full.portal_url.clone());
+                }
+                Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             RouterError::UnknownTenant(_) => Status::permission_denied(message),
             RouterError::Routing(routing) => Status::from(routing),

@@ -12,10 +12,10 @@ use careline_domain::classify::classify;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{Channel, Language, Priority, UrgentReason};
 use careline_proto::v1;
-use careline_routing::{Created, NewInteraction, RoutingStore};
+use careline_routing::{Created, NewInteraction, RoutingError, RoutingStore};
 use chrono::{DateTime, Utc};
 
-use crate::error::{OutsideHours, RouterError};
+use crate::error::{OutsideHours, QueueFull, RouterError};
 
 /// A create request as the caller made it, validated, before the tenant's rules.
 #[derive(Debug, Clone)]
@@ -56,7 +56,18 @@ pub async fn create_interaction(
         }
         new.after_hours = true;
     }
-    Ok(store.create_interaction(&config.id, &new).await?)
+    match store.create_interaction(&config.id, &new).await {
+        Err(RoutingError::QueueFull { waiting, max }) => {
+            Err(RouterError::QueueFull(Box::new(QueueFull {
+                queue: new.queue,
+                waiting,
+                max,
+                contact_email: config.contact_email.clone(),
+                portal_url: config.portal_url.clone(),
+            })))
+        }
+        created => Ok(created?),
+    }
 }
 
 /// What the request's text adds: urgency, language and queue. Only phrase
@@ -100,6 +111,10 @@ fn understand(
             ));
         }
     };
+    let max_waiting = config
+        .queue(&queue)
+        .and_then(|q| q.max_waiting)
+        .unwrap_or(0);
     Ok(NewInteraction {
         channel: request.channel,
         queue,
@@ -114,6 +129,7 @@ fn understand(
         member_ref: request.member_ref,
         context: request.context,
         after_hours: false,
+        max_waiting,
         idempotency_key: request.idempotency_key,
     })
 }

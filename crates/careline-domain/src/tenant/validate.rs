@@ -274,6 +274,12 @@ impl TenantConfig {
                     );
                 }
             }
+            if q.max_waiting == Some(0) {
+                c.problem(
+                    format!("queues[{i}].max_waiting"),
+                    "a cap of 0 would refuse every contact: use 1 or more, or leave it out".into(),
+                );
+            }
             if let Some(own) = &q.hours {
                 if q.open_24_7 {
                     c.problem(

@@ -21,6 +21,7 @@ local MAX_DECLINED_SKIP = 512
 -- Priority bands are 10^13 apart; the rest of a score is milliseconds.
 local BAND = 10000000000000
 local CHANNELS = {'voice', 'chat', 'email'}
+local LANGUAGES = {'en', 'es'}
 -- Bounds the work of one script: a freed agent or a batch of timers makes at
 -- most this many offers; anything left is matched by the next event.
 local MAX_OFFERS_PER_SCRIPT = 64

@@ -51,6 +51,7 @@ impl RoutingStore {
                     new.urgent_reason
                         .map_or("", UrgentReason::as_str)
                         .as_bytes(),
+                    new.max_waiting.to_string().as_bytes(),
                 ],
             )
             .await?;
