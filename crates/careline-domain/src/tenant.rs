@@ -52,7 +52,43 @@ pub struct TenantConfig {
     pub queues: Vec<QueueConfig>,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Request rates the tenant's integrations may use.
+    #[serde(default)]
+    pub limits: Limits,
 }
+
+/// Per-tenant request rates, each a token bucket shared by every router
+/// replica: `*_per_sec` tokens a second, up to `*_burst` saved. Past them a
+/// call is refused with RESOURCE_EXHAUSTED and how long to wait (RetryInfo).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// `CreateInteraction` calls a second.
+    pub creates_per_sec: u32,
+    /// Creates saved up for a burst.
+    pub creates_burst: u32,
+    /// Every other Router call a second (reads, offers, transfers, watches opened).
+    pub calls_per_sec: u32,
+    /// Other calls saved up for a burst.
+    pub calls_burst: u32,
+}
+
+/// Default [`Limits`]: well above a large plan's storm on one platform, so
+/// that only a runaway client meets them.
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            creates_per_sec: 1_000,
+            creates_burst: 2_000,
+            calls_per_sec: 5_000,
+            calls_burst: 10_000,
+        }
+    }
+}
+
+/// Highest rate a tenant may configure for any limit (a second).
+pub const MAX_RATE_PER_SEC: u32 = 1_000_000;
 
 /// The email channel of a tenant.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -330,6 +366,7 @@ impl TenantConfig {
             routing,
             queues,
             agents: _,
+            limits,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -347,6 +384,7 @@ impl TenantConfig {
             routing: routing.clone(),
             queues: queues.clone(),
             agents: Vec::new(),
+            limits: *limits,
         }
     }
 

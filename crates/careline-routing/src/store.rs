@@ -187,6 +187,28 @@ impl RoutingStore {
         })
     }
 
+    /// Takes one token from the tenant's bucket `bucket` (`per_sec` tokens a
+    /// second, up to `burst` saved), shared by every replica; None when the
+    /// call may go ahead, else how long until one may. A standalone script of
+    /// one key: it neither emits events nor touches routing state.
+    pub async fn take_token(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        per_sec: u32,
+        burst: u32,
+    ) -> Result<Option<Duration>> {
+        let wait_micros: u64 = self
+            .scripts
+            .rate_limit
+            .key(keys::tenant_key(tenant, &format!("limit:{bucket}")))
+            .arg(per_sec)
+            .arg(burst)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((wait_micros > 0).then(|| Duration::from_micros(wait_micros)))
+    }
+
     /// Answers a change only once `replicas` Redis replicas of the tenant's
     /// primary hold it (Redis `WAIT`, at most [`REPLICA_ACK_TIMEOUT`]), so a
     /// replica promoted after a crash has everything that was answered. A

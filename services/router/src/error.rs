@@ -70,6 +70,13 @@ pub enum RouterError {
     /// The queue holds its maximum of waiting contacts: refused with the alternatives.
     #[error("queue {} is full ({} contacts wait, its limit is {}); email {}{} or try again later", .0.queue, .0.waiting, .0.max, .0.contact_email, if .0.portal_url.is_empty() { String::new() } else { format!(", use the member portal {}", .0.portal_url) })]
     QueueFull(Box<QueueFull>),
+    /// The tenant's request budget is spent for now; retry after `retry_after`.
+    #[error("the tenant's limit of {per_sec} {what} a second is reached; retry in {} ms", .retry_after.as_millis().max(1))]
+    RateLimited {
+        what: &'static str,
+        per_sec: u32,
+        retry_after: std::time::Duration,
+    },
     /// The caller's tenant configuration is not loaded.
     #[error("tenant configuration is not available: {0}")]
     UnknownTenant(String),
@@ -137,6 +144,28 @@ impl From<RouterError> for Status {
                 if !full.portal_url.is_empty() {
                     details.add_help_link("Member portal (open 24/7)", full.portal_url.clone());
                 }
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
+            RouterError::RateLimited {
+                what,
+                per_sec,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::new();
+                details
+                    .set_retry_info(Some(retry_after))
+                    .set_error_info(
+                        "RATE_LIMITED",
+                        "careline.v1",
+                        [
+                            ("limit".to_string(), format!("limits.{what}_per_sec")),
+                            ("per_sec".to_string(), per_sec.to_string()),
+                        ],
+                    )
+                    .add_quota_failure_violation(
+                        format!("limits.{what}_per_sec"),
+                        format!("at most {per_sec} {what} a second for this tenant"),
+                    );
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             RouterError::UnknownTenant(_) => Status::permission_denied(message),

@@ -26,6 +26,15 @@ use crate::{intake, validate};
 /// Where "now" comes from (tests pin it to check business hours).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Which of the tenant's request budgets (`limits`) a call spends.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    /// `CreateInteraction`.
+    Creates,
+    /// Every other call; a watch spends one when it opens.
+    Calls,
+}
+
 /// Buffered events per watcher before the slowest one is cut off.
 const WATCH_BUFFER: usize = 256;
 
@@ -53,6 +62,35 @@ impl RouterService {
         self.tenants
             .get(&tenant)
             .ok_or_else(|| RouterError::UnknownTenant(tenant).into())
+    }
+
+    /// The caller's tenant, once the call has taken a token from the tenant's
+    /// `budget` (see `limits` in the tenant configuration).
+    async fn admit<T>(
+        &self,
+        request: &Request<T>,
+        budget: Budget,
+    ) -> Result<Arc<TenantConfig>, Status> {
+        let config = self.tenant(request)?;
+        let limits = config.limits;
+        let (name, per_sec, burst) = match budget {
+            Budget::Creates => ("creates", limits.creates_per_sec, limits.creates_burst),
+            Budget::Calls => ("calls", limits.calls_per_sec, limits.calls_burst),
+        };
+        let wait = self
+            .store
+            .take_token(&config.id, name, per_sec, burst)
+            .await
+            .map_err(RouterError::from)?;
+        match wait {
+            None => Ok(config),
+            Some(retry_after) => Err(RouterError::RateLimited {
+                what: name,
+                per_sec,
+                retry_after,
+            }
+            .into()),
+        }
     }
 
     async fn interaction(&self, tenant: &str, id: &str) -> Result<v1::Interaction, Status> {
@@ -90,7 +128,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::CreateInteractionRequest>,
     ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Creates).await?;
         let create = validate::create(&config, request.into_inner())?;
         let created =
             intake::create_interaction(&self.store, &config, create, (self.clock)()).await?;
@@ -112,7 +150,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetInteractionRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         Ok(Response::new(self.interaction(&config.id, &id).await?))
@@ -123,7 +161,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ListInteractionsRequest>,
     ) -> Result<Response<v1::ListInteractionsResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let state = match request.state {
             0 => None,
@@ -161,7 +199,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AcceptOfferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -178,7 +216,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::RejectOfferRequest>,
     ) -> Result<Response<v1::RejectOfferResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -195,7 +233,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::TransferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -236,7 +274,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::SetPendingRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -262,7 +300,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ResolveRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -288,7 +326,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AbandonRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         self.store
@@ -303,7 +341,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetQueueStatsRequest>,
     ) -> Result<Response<v1::GetQueueStatsResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
@@ -323,7 +361,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchQueueStatsRequest>,
     ) -> Result<Response<Self::WatchQueueStatsStream>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
@@ -374,7 +412,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchInteractionRequest>,
     ) -> Result<Response<Self::WatchInteractionStream>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         let statuses = self.watches.watch(&config.id, &id).await?;
@@ -388,7 +426,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchInteractionsRequest>,
     ) -> Result<Response<Self::WatchInteractionsStream>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let subject = format!("careline.{}.interaction.>", config.id);
         let mut subscription = self
             .nats

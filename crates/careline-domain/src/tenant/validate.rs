@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
+    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS, MAX_RATE_PER_SEC,
     MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
     MIN_HEARTBEAT_TTL_SECS, TenantConfig,
 };
@@ -28,6 +28,7 @@ impl TenantConfig {
         self.check_tenant(&mut c);
         self.check_routing(&mut c);
         self.check_queues(&mut c);
+        self.check_limits(&mut c);
         self.check_agents(&mut c);
         self.check_size(&mut c);
         if c.problems.is_empty() {
@@ -244,6 +245,23 @@ impl TenantConfig {
                 if let Err(message) = check_keyword(keyword) {
                     c.problem(format!("{at}.keywords[{k}]"), message);
                 }
+            }
+        }
+    }
+
+    fn check_limits(&self, c: &mut Checker<'_>) {
+        let l = &self.limits;
+        for (name, value) in [
+            ("creates_per_sec", l.creates_per_sec),
+            ("creates_burst", l.creates_burst),
+            ("calls_per_sec", l.calls_per_sec),
+            ("calls_burst", l.calls_burst),
+        ] {
+            if !(1..=MAX_RATE_PER_SEC).contains(&value) {
+                c.problem(
+                    format!("limits.{name}"),
+                    format!("{value} is out of range: use 1-{MAX_RATE_PER_SEC}"),
+                );
             }
         }
     }
