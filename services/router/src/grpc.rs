@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::tenant::TenantConfig;
@@ -51,8 +50,9 @@ pub struct RouterService {
     pub(crate) watchers: TaskTracker,
     /// `WatchInteraction` hubs, one per watched tenant.
     pub(crate) watches: crate::watch::Watches,
+    /// `WatchQueueStats` feeds, one per watched tenant and queue filter.
+    pub(crate) stats: crate::stats_feed::StatsFeeds,
     pub(crate) clock: Clock,
-    pub(crate) stats_interval: Duration,
 }
 
 impl RouterService {
@@ -366,39 +366,22 @@ impl Router for RouterService {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
         };
+        let mut updates = self.stats.subscribe(&config.id, queue);
         let (tx, rx) = mpsc::channel(1);
-        let service = self.clone();
+        let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
-            let mut last: Option<Vec<v1::QueueStats>> = None;
-            let mut ticker = tokio::time::interval(service.stats_interval);
             loop {
-                tokio::select! {
-                    _ = service.shutdown.wait() => return,
-                    _ = tx.closed() => return,
-                    _ = ticker.tick() => {}
-                }
-                // Pick up configuration changes (new queues) as they happen.
-                let config = service
-                    .tenants
-                    .get(&config.id)
-                    .unwrap_or_else(|| config.clone());
-                let item = service
-                    .store
-                    .queue_stats(&config, queue.as_deref())
-                    .await
-                    .map_err(|e| Status::from(RouterError::from(e)));
-                let changed = match &item {
-                    Ok(stats) => last.as_ref() != Some(&stats.queues),
-                    Err(_) => true,
-                };
-                if changed {
-                    if let Ok(stats) = &item {
-                        last = Some(stats.queues.clone());
-                    }
+                let latest = updates.borrow_and_update().clone();
+                if let Some(item) = latest {
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
                         return;
                     }
+                }
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tx.closed() => return,
+                    changed = updates.changed() => if changed.is_err() { return },
                 }
             }
         });
