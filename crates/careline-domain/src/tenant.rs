@@ -206,6 +206,11 @@ pub struct RoutingSettings {
     /// follow-up returning to it) before it falls back to its queue.
     pub personal_fallback_secs: u32,
     pub aging: Option<Aging>,
+    /// An offer shows the agent the member's last resolved contacts (no
+    /// bodies or transcripts): at most `member_history_count` (0: none)...
+    pub member_history_count: u32,
+    /// ...resolved within this many days.
+    pub member_history_days: u32,
     /// Topic rules, tried in order: a contact created without a queue goes to
     /// the queue of the first topic its text is about.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -250,6 +255,8 @@ impl Default for RoutingSettings {
             reconnect_grace_secs: 60,
             personal_fallback_secs: 120,
             aging: None,
+            member_history_count: 5,
+            member_history_days: 90,
             topics: Vec::new(),
         }
     }
@@ -340,6 +347,10 @@ pub const MAX_SETTINGS_JSON_BYTES: usize = 256 * 1024;
 /// Largest stored (JSON) form of a whole tenant, agents included: every service
 /// holds it in memory and parses it on each change.
 pub const MAX_TENANT_JSON_BYTES: usize = 32 * 1024 * 1024;
+/// Most past contacts an offer may show (`routing.member_history_count`).
+pub const MAX_MEMBER_HISTORY_COUNT: u32 = 20;
+/// Longest a resolved contact may stay in a member's history (`routing.member_history_days`).
+pub const MAX_MEMBER_HISTORY_DAYS: u32 = 730;
 /// Most topic rules one tenant may configure.
 pub const MAX_TOPIC_RULES: usize = 64;
 /// Most keywords one topic rule may add.

@@ -19,6 +19,10 @@ pub enum RoutingError {
     /// New work is refused for now (events wait in the outbox for NATS); retry shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// The tenant's routing settings are not in Redis yet (applied moments
+    /// ago) or incomplete; they are rewritten from configuration: retry.
+    #[error("{0}")]
+    SettingsNotLoaded(String),
     /// The queue already holds its configured maximum of waiting contacts.
     #[error(
         "the queue is full: {waiting} contacts wait, its limit is {max}; reach the plan another way (email, the member portal) or try again later"
@@ -59,7 +63,7 @@ impl RoutingError {
             RoutingError::FailedPrecondition(_) => Code::FailedPrecondition,
             RoutingError::AlreadyExists(_) => Code::AlreadyExists,
             RoutingError::InvalidArgument(_) => Code::InvalidArgument,
-            RoutingError::Unavailable(_) => Code::Unavailable,
+            RoutingError::Unavailable(_) | RoutingError::SettingsNotLoaded(_) => Code::Unavailable,
             RoutingError::QueueFull { .. } => Code::ResourceExhausted,
             RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
                 Code::Unavailable

@@ -286,6 +286,14 @@ impl RoutingStore {
                 "personal_fallback_secs",
                 routing.personal_fallback_secs.to_string(),
             ),
+            (
+                "member_history_count",
+                routing.member_history_count.to_string(),
+            ),
+            (
+                "member_history_secs",
+                (u64::from(routing.member_history_days) * 86_400).to_string(),
+            ),
         ];
         let targets: Vec<(String, String)> = routing_targets(config)
             .into_iter()
@@ -497,6 +505,7 @@ fn script_result(reply: Vec<Value>) -> Result<Vec<Value>> {
         "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
         "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
         "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
+        "SETTINGS_MISSING" => Err(RoutingError::SettingsNotLoaded(message())),
         "QUEUE_FULL" => {
             let numbers: Vec<u64> = items
                 .map(u64::from_redis_value)

@@ -233,7 +233,7 @@ async fn run_due_timers(
                 Err(error) => {
                     failures.failed(WorkerTask::Timers, &tenant, &error);
                     // Settings missing or incomplete: rewritten from configuration.
-                    if matches!(error, RoutingError::FailedPrecondition(_)) {
+                    if matches!(error, RoutingError::SettingsNotLoaded(_)) {
                         resync.raise(&tenant);
                     }
                 }

@@ -348,12 +348,16 @@ impl Session {
             Ok(v1::InteractionState::Offered) => {
                 let deadline_ms = interaction.offer_deadline_ms;
                 let offer_id = interaction.offer_id.clone();
-                Some(sessions::offer_event(
-                    tenant_agent.tenant(),
-                    &offer_id,
-                    deadline_ms,
-                    interaction,
-                ))
+                Some(
+                    sessions::offer_with_history(
+                        &self.ctx.store,
+                        tenant_agent.tenant(),
+                        &offer_id,
+                        deadline_ms,
+                        interaction,
+                    )
+                    .await,
+                )
             }
             Ok(v1::InteractionState::Assigned) => Some(sessions::assignment_event(
                 tenant_agent.tenant(),

@@ -294,6 +294,7 @@ pub fn offer_event(
     offer_id: &str,
     deadline_ms: i64,
     interaction: v1::Interaction,
+    member_history: Vec<v1::PastContact>,
 ) -> v1::AgentSessionEvent {
     v1::AgentSessionEvent {
         kind: Some(Kind::Offer(v1::Offer {
@@ -301,8 +302,28 @@ pub fn offer_event(
             offer_id: offer_id.to_string(),
             deadline_ms,
             interaction: Some(interaction),
+            member_history,
         })),
     }
+}
+
+/// [`offer_event`] with the member's recent history read from the store; an
+/// offer without it beats no offer, so a failed read only leaves it out.
+pub async fn offer_with_history(
+    store: &RoutingStore,
+    tenant: &str,
+    offer_id: &str,
+    deadline_ms: i64,
+    interaction: v1::Interaction,
+) -> v1::AgentSessionEvent {
+    let history = match store.member_history(tenant, &interaction.member_ref).await {
+        Ok(history) => history,
+        Err(error) => {
+            tracing::warn!(%tenant, interaction_id = %interaction.id, %error, "offer sent without the member's history");
+            Vec::new()
+        }
+    };
+    offer_event(tenant, offer_id, deadline_ms, interaction, history)
 }
 
 /// The Assignment event for an interaction assigned to an agent.
@@ -435,7 +456,7 @@ async fn interaction_event(
                 return None;
             }
             let deadline_ms = ix.detail.parse().unwrap_or(0);
-            Some(offer_event(tenant, &ix.offer_id, deadline_ms, interaction))
+            Some(offer_with_history(store, tenant, &ix.offer_id, deadline_ms, interaction).await)
         }
         K::Assigned => {
             let interaction = load().await?;
@@ -468,7 +489,7 @@ mod tests {
     use super::*;
 
     fn offer(tenant: &str, offer_id: &str) -> v1::AgentSessionEvent {
-        offer_event(tenant, offer_id, 0, v1::Interaction::default())
+        offer_event(tenant, offer_id, 0, v1::Interaction::default(), Vec::new())
     }
 
     fn offer_ids(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS, MAX_RATE_PER_SEC,
-    MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
-    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
+    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
+    MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES,
+    MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MIN_HEARTBEAT_TTL_SECS,
+    TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
@@ -29,6 +30,7 @@ impl TenantConfig {
         self.check_routing(&mut c);
         self.check_queues(&mut c);
         self.check_limits(&mut c);
+        self.check_member_history(&mut c);
         self.check_agents(&mut c);
         self.check_size(&mut c);
         if c.problems.is_empty() {
@@ -246,6 +248,28 @@ impl TenantConfig {
                     c.problem(format!("{at}.keywords[{k}]"), message);
                 }
             }
+        }
+    }
+
+    fn check_member_history(&self, c: &mut Checker<'_>) {
+        let r = &self.routing;
+        if r.member_history_count > MAX_MEMBER_HISTORY_COUNT {
+            c.problem(
+                "routing.member_history_count".into(),
+                format!(
+                    "{} is too many: use 0-{MAX_MEMBER_HISTORY_COUNT}",
+                    r.member_history_count
+                ),
+            );
+        }
+        if !(1..=MAX_MEMBER_HISTORY_DAYS).contains(&r.member_history_days) {
+            c.problem(
+                "routing.member_history_days".into(),
+                format!(
+                    "{} is out of range: use 1-{MAX_MEMBER_HISTORY_DAYS}",
+                    r.member_history_days
+                ),
+            );
         }
     }
 

@@ -57,7 +57,7 @@ end
 
 local SETTINGS = hgetall(P .. 'settings')
 if SETTINGS == nil then
-  return {'UNAVAILABLE', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
+  return {'SETTINGS_MISSING', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
 end
 -- Every number a script may read, checked before any write: a script must
 -- never fail half-way and leave a half-changed interaction behind.
@@ -65,7 +65,7 @@ for _, name in ipairs({'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeo
     'wrap_up_secs', 'heartbeat_ttl_secs', 'reconnect_grace_secs', 'aging_after_secs',
     'aging_max_band', 'personal_fallback_secs'}) do
   if tonumber(SETTINGS[name]) == nil then
-    return {'UNAVAILABLE', 'tenant routing settings are incomplete (' .. name ..
+    return {'SETTINGS_MISSING', 'tenant routing settings are incomplete (' .. name ..
       '); they are rewritten from configuration shortly, retry'}
   end
 end

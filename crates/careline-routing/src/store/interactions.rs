@@ -251,6 +251,7 @@ impl RoutingStore {
         outcome_tags: &[String],
         note: Option<&v1::Note>,
     ) -> Result<()> {
+        let note_text = note.map(|n| n.text.as_str()).unwrap_or_default();
         let note = note.map(Message::encode_to_vec).unwrap_or_default();
         let tags = outcome_tags.join(",");
         self.run(
@@ -262,10 +263,54 @@ impl RoutingStore {
                 disposition.as_bytes(),
                 tags.as_bytes(),
                 &note,
+                note_text.as_bytes(),
             ],
         )
         .await?;
         Ok(())
+    }
+
+    /// The last contacts of `member_ref` resolved in `tenant`, newest first,
+    /// as the tenant's `member_history_*` settings keep them (entries past
+    /// their age are skipped).
+    pub async fn member_history(
+        &self,
+        tenant: &str,
+        member_ref: &str,
+    ) -> Result<Vec<v1::PastContact>> {
+        if member_ref.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = keys::tenant_key(tenant, &format!("member:{member_ref}"));
+        let entries: Vec<String> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Ok(entries
+            .iter()
+            .filter_map(|entry| serde_json::from_str::<HistoryEntry>(entry).ok())
+            .filter(|entry| entry.until_ms > now_ms)
+            .map(|entry| v1::PastContact {
+                interaction_id: entry.id,
+                resolved_at_ms: entry.at,
+                channel: channel_from_str(&entry.ch).map_or(0, |c| channel_to_proto(c) as i32),
+                queue_id: entry.queue,
+                disposition: entry.disposition,
+                outcome_tags: entry
+                    .tags
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                agent_id: entry.agent,
+                resolution_note: entry.note,
+            })
+            .collect())
     }
 
     /// Ends an interaction whose member left before being served.
@@ -410,4 +455,18 @@ fn interaction_from_fields(
         declined_by: declined,
         urgent_reason: text(fields, "urgent_reason"),
     })
+}
+
+/// One entry of a member's history as `resolve.lua` writes it.
+#[derive(serde::Deserialize)]
+struct HistoryEntry {
+    id: String,
+    at: i64,
+    until_ms: i64,
+    ch: String,
+    queue: String,
+    disposition: String,
+    tags: String,
+    agent: String,
+    note: String,
 }

@@ -242,7 +242,7 @@ async fn incomplete_settings_refuse_a_create_before_anything_is_written() {
     let new = env.new_interaction("billing", Channel::Chat, En, Priority::Normal);
     let refused = env.store.create_interaction(env.tenant(), &new).await;
     assert!(
-        matches!(&refused, Err(RoutingError::FailedPrecondition(m)) if m.contains("offer_timeout:chat")),
+        matches!(&refused, Err(RoutingError::SettingsNotLoaded(m)) if m.contains("offer_timeout:chat")),
         "{refused:?}"
     );
     let (listed, _) = env

@@ -2,6 +2,7 @@
 //! nats-server, the service in-process on 127.0.0.1:0, a real tonic client.
 
 mod harness;
+mod history;
 mod ordering;
 mod sessions;
 mod supervisor;
