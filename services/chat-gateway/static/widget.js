@@ -350,6 +350,7 @@
   var startLanguage = field("language", "language", languageSelect);
   var startName = field("first-name", "firstName", el("input", { type: "text", name: "first_name", autocomplete: "given-name", maxlength: String(MAX_FIRST_NAME_CHARS) }));
   var startTopic = field("topic", "topic", topicSelect());
+  startTopic.control.value = "other";
   var startMessage = field("first-message", "firstMessage", el("textarea", { name: "message", rows: "3", required: "" }));
   var startButton = say(el("button", { type: "submit", class: "cl-button" }), text("start"));
   var preferContactButton = say(el("button", { type: "button", class: "cl-button cl-button-secondary" }), text("preferContact"));
@@ -385,6 +386,7 @@
   var contactName = field("name", "name", el("input", { type: "text", name: "name", autocomplete: "name", maxlength: String(MAX_CONTACT_NAME_CHARS) }));
   var contactEmail = field("email", "email", el("input", { type: "email", name: "email", autocomplete: "email", required: "", maxlength: String(MAX_EMAIL_CHARS) }));
   var contactTopic = field("contact-topic", "topic", topicSelect());
+  contactTopic.control.value = "other";
   var contactMessage = field("contact-message", "contactMessage", el("textarea", { name: "message", rows: "5", required: "" }));
   var contactError = el("p", { class: "cl-error", role: "alert", hidden: true });
   var contactDone = el("p", { class: "cl-done", role: "status", tabindex: "-1" });
@@ -433,7 +435,7 @@
 
   function defaultFocus() {
     if (view === "start") {
-      return startMessage.control;
+      return languageSelect;
     }
     if (view === "contact") {
       return contactForm.hidden ? contactDone : contactEmail.control;
@@ -780,7 +782,7 @@
     endButton.hidden = false;
     newChatButton.hidden = true;
     startMessage.control.value = "";
-    showView("start", startMessage.control);
+    showView("start", languageSelect);
   }
 
   startForm.addEventListener("submit", function (event) {
@@ -859,7 +861,7 @@
     if (chatOpen() || session.over) {
       showView("chat", defaultFocus());
     } else {
-      showView("start", startMessage.control);
+      showView("start", languageSelect);
     }
   });
 

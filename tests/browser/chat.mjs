@@ -1,0 +1,172 @@
+// Browser test of the chat widget: headless Debian Chromium driven by playwright-core.
+//
+//   node tests/browser/chat.mjs GATEWAY_URL SCREENSHOT_PATH
+//
+// Opens GATEWAY_URL/demo, and with the keyboard only: Tab to the launcher, open it, choose
+// Español, fill the start form, start the chat. Then waits for the agent's answer (the caller runs
+// a gRPC test agent that answers CARELINE_EXPECT_AGENT_TEXT), sends one message with Enter in the
+// message box and one by Tab to the send button and Enter, checks that Escape closes the panel
+// and gives focus back to the launcher, and saves a screenshot of the conversation.
+//
+// Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
+// every step passed, 1 with the reason on stderr otherwise. Chromium is /usr/bin/chromium unless
+// CARELINE_CHROMIUM says otherwise; it is never downloaded.
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { chromium } from "playwright-core";
+
+// How long one step may take (the agent's answer goes through the router and NATS).
+const STEP_TIMEOUT_MS = 30_000;
+// Most Tab presses to reach a control: more means it is not reachable by keyboard.
+const MAX_TABS = 25;
+// What the member types (Spanish: the router must detect it and the widget must be in Spanish).
+const FIRST_MESSAGE = "Hola, tengo una pregunta sobre mi factura de este mes.";
+const ENTER_MESSAGE = "Gracias, ¿me puede enviar el detalle?";
+const BUTTON_MESSAGE = "Perfecto, muchas gracias.";
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const [gatewayUrl, screenshotPath] = process.argv.slice(2);
+const expectedAgentText = process.env.CARELINE_EXPECT_AGENT_TEXT;
+if (!gatewayUrl || !screenshotPath || !expectedAgentText) {
+  console.error("usage: CARELINE_EXPECT_AGENT_TEXT=... node chat.mjs GATEWAY_URL SCREENSHOT_PATH");
+  process.exit(2);
+}
+
+function emit(event, fields = {}) {
+  console.log(JSON.stringify({ event, ...fields }));
+}
+
+function fail(message) {
+  throw new Error(message);
+}
+
+// Presses Tab until `matches` holds for the focused element; fails after MAX_TABS.
+async function tabTo(page, what, matches) {
+  for (let i = 0; i < MAX_TABS; i++) {
+    if (await page.evaluate(matches)) {
+      return;
+    }
+    await page.keyboard.press("Tab");
+  }
+  fail(`${what} is not reachable with Tab (${MAX_TABS} presses)`);
+}
+
+const focusedIs = (role, name) => `(() => {
+  const el = document.activeElement;
+  if (!el) return false;
+  const label = (el.getAttribute("aria-label") || (el.labels && el.labels[0] && el.labels[0].textContent) || el.textContent || "").trim();
+  const tag = el.tagName.toLowerCase();
+  const kind = tag === "button" ? "button" : tag === "textarea" || (tag === "input" && el.type !== "submit") ? "textbox" : tag === "select" ? "combobox" : tag;
+  return kind === ${JSON.stringify(role)} && label === ${JSON.stringify(name)};
+})()`;
+
+const profile = mkdtempSync(join(tmpdir(), "careline-chromium-"));
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CARELINE_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 1000, height: 760 },
+    locale: "en-US",
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  // Script errors and failed loads (but the favicon, which the gateway does not serve).
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(String(err)));
+  page.on("response", (response) => {
+    if (response.status() >= 400 && !response.url().endsWith("/favicon.ico")) {
+      pageErrors.push(`${response.status()} for ${response.url()}`);
+    }
+  });
+
+  await page.goto(new URL("demo", gatewayUrl.endsWith("/") ? gatewayUrl : gatewayUrl + "/").href);
+  emit("page_opened", { url: page.url() });
+
+  // Keyboard only from here on.
+  await tabTo(page, "the chat launcher", focusedIs("button", "Chat with us"));
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: "Chat with us" }).waitFor();
+  if (!(await page.evaluate(focusedIs("combobox", "Language")))) {
+    fail("opening the chat did not move focus to its first field (Language)");
+  }
+  // Español is the option after English; the form switches language at once.
+  await page.keyboard.press("ArrowDown");
+  await page.getByRole("dialog", { name: "Chatee con nosotros" }).waitFor();
+  emit("language_switched", { lang: await page.locator(".cl-widget").getAttribute("lang") });
+
+  await tabTo(page, "the first name field", focusedIs("textbox", "Nombre (opcional)"));
+  await page.keyboard.type("Ana");
+  await tabTo(page, "the first message field", focusedIs("textbox", "¿Cómo podemos ayudarle?"));
+  await page.keyboard.type(FIRST_MESSAGE);
+  await tabTo(page, "the start button", focusedIs("button", "Iniciar chat"));
+  await page.keyboard.press("Enter");
+  emit("chat_started");
+
+  const log = page.getByRole("log", { name: "Conversación" });
+  await log.getByText(FIRST_MESSAGE).waitFor();
+  // The member's first message is acknowledged (stored) when it loses its pending mark.
+  await page.locator(".cl-log li.cl-from-member:not(.cl-pending)").first().waitFor();
+  emit("first_message_stored");
+
+  await log.getByText(expectedAgentText).waitFor();
+  const joined = await page.locator(".cl-log li.cl-from-system").allTextContents();
+  emit("agent_answer_seen", { text: expectedAgentText, system_lines: joined });
+
+  // Enter in the message box sends.
+  const box = page.getByRole("textbox", { name: "Mensaje" });
+  if (!(await page.evaluate(focusedIs("textbox", "Mensaje")))) {
+    await tabTo(page, "the message box", focusedIs("textbox", "Mensaje"));
+  }
+  await page.keyboard.type(ENTER_MESSAGE);
+  await page.keyboard.press("Enter");
+  await log.getByText(ENTER_MESSAGE).waitFor();
+  if ((await box.inputValue()) !== "") fail("Enter did not send the message (the box still holds it)");
+  emit("sent_with_enter", { text: ENTER_MESSAGE });
+
+  // Tab reaches the send button, Enter on it sends.
+  await page.keyboard.type(BUTTON_MESSAGE);
+  await tabTo(page, "the send button", focusedIs("button", "Enviar"));
+  await page.keyboard.press("Enter");
+  await log.getByText(BUTTON_MESSAGE).waitFor();
+  emit("sent_with_button", { text: BUTTON_MESSAGE });
+
+  await page.waitForFunction(() => document.querySelectorAll(".cl-log li.cl-pending").length === 0);
+  const lines = await page.locator(".cl-log li").allTextContents();
+  for (const text of [FIRST_MESSAGE, ENTER_MESSAGE, BUTTON_MESSAGE, expectedAgentText]) {
+    const count = lines.filter((line) => line.includes(text)).length;
+    if (count !== 1) fail(`"${text}" is shown ${count} times in the conversation, expected once`);
+  }
+
+  mkdirSync(dirname(screenshotPath), { recursive: true });
+  await page.screenshot({ path: screenshotPath, fullPage: false });
+  emit("screenshot", { path: screenshotPath });
+
+  // Escape closes the panel and focus goes back to the launcher.
+  await page.keyboard.press("Escape");
+  await page.getByRole("dialog").waitFor({ state: "hidden" });
+  if (!(await page.evaluate(focusedIs("button", "Chatee con nosotros")))) {
+    fail("Escape closed the chat but focus did not return to the launcher");
+  }
+  emit("escape_closed");
+
+  if (pageErrors.length > 0) fail(`the page had errors: ${pageErrors.join(" | ")}`);
+  emit("passed");
+} catch (err) {
+  console.error(`browser test failed: ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  if (context) await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
