@@ -895,7 +895,10 @@
       return;
     }
     contactSubmit.disabled = true;
-    fetch(new URL("v1/contact", gateway).href, {
+    /* The key also in the query: the browser's CORS preflight carries no body. */
+    var target = new URL("v1/contact", gateway);
+    target.searchParams.set("key", widgetKey);
+    fetch(target.href, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({
