@@ -107,7 +107,7 @@ try {
   emit("language_switched", { lang: await page.locator(".cl-widget").getAttribute("lang") });
 
   await tabTo(page, "the first name field", focusedIs("textbox", "Nombre (opcional)"));
-  await page.keyboard.type("Ana");
+  await page.keyboard.type("Rosa");
   await tabTo(page, "the first message field", focusedIs("textbox", "¿Cómo podemos ayudarle?"));
   await page.keyboard.type(FIRST_MESSAGE);
   await tabTo(page, "the start button", focusedIs("button", "Iniciar chat"));

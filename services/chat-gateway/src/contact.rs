@@ -15,7 +15,6 @@
 //! (`{"error", "field", "message"}`) or an HTML page, in the member's language. Nothing a member
 //! typed is logged: the widget key, tenant and Message-ID only.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +24,8 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::post;
-use careline_bus::TenantDirectory;
-use careline_domain::TenantConfig;
+use careline_domain::tenant::ChatWidget;
+use careline_kit::RouterKeys;
 use careline_proto::v1;
 use careline_proto::v1::email_intake_client::EmailIntakeClient;
 use lettre::Address;
@@ -35,6 +34,8 @@ use lettre::message::{Mailbox, Message};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
+
+use crate::chats::Chats;
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -53,29 +54,39 @@ pub const MAX_CONCURRENT_SUBMISSIONS: usize = 64;
 /// How long email-intake may take to make a submission durable.
 pub const INGEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the contact form needs: the tenants (widget key -> tenant), email-intake, and the API
-/// key the gateway presents to email-intake for each tenant.
+/// What the contact form needs: the chats core (widget key -> tenant), email-intake, and the
+/// API key the gateway presents for each tenant (the one it presents to the router: a tenant's
+/// API key is good for every service).
 #[derive(Clone)]
 pub struct ContactDesk {
-    tenants: Arc<TenantDirectory>,
+    chats: Arc<Chats>,
     email_intake: EmailIntakeClient<Channel>,
-    api_keys: Arc<BTreeMap<String, String>>,
+    api_keys: RouterKeys,
     in_flight: Arc<Semaphore>,
 }
 
 impl ContactDesk {
-    /// A desk handing submissions to `email_intake` with the tenant's key from `api_keys`.
+    /// A desk handing submissions to email-intake at `email_intake_url` (connected lazily, so
+    /// the gateway starts while email-intake is away; a submission then gets `503`).
     pub fn new(
-        tenants: Arc<TenantDirectory>,
-        email_intake: Channel,
-        api_keys: BTreeMap<String, String>,
-    ) -> Self {
-        Self {
-            tenants,
-            email_intake: EmailIntakeClient::new(email_intake),
-            api_keys: Arc::new(api_keys),
+        chats: Arc<Chats>,
+        email_intake_url: &str,
+        api_keys: RouterKeys,
+    ) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(email_intake_url.to_owned())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--email-intake-url {email_intake_url:?} is not a URL (e.g. http://127.0.0.1:50053)"
+                )
+            })?
+            .connect_timeout(INGEST_TIMEOUT)
+            .connect_lazy();
+        Ok(Self {
+            chats,
+            email_intake: EmailIntakeClient::new(channel),
+            api_keys,
             in_flight: Arc::new(Semaphore::new(MAX_CONCURRENT_SUBMISSIONS)),
-        }
+        })
     }
 }
 
@@ -424,19 +435,10 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// The widget this key names, and its tenant.
-fn widget_tenant(tenants: &TenantDirectory, key: &str) -> Option<Arc<TenantConfig>> {
-    tenants
-        .tenant_ids()
-        .iter()
-        .filter_map(|id| tenants.get(id))
-        .find(|tenant| tenant.chat_widget(key).is_some())
-}
-
 /// A cross-origin request's origin may use the widget when it is in the widget's
 /// `allowed_origins`; the gateway's own pages (same host) and non-browser clients (no
 /// `Origin`) may always: the form is open to anyone, the list only says which sites may embed.
-fn origin_allowed(tenant: &TenantConfig, key: &str, headers: &HeaderMap) -> bool {
+fn origin_allowed(widget: &ChatWidget, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -446,10 +448,7 @@ fn origin_allowed(tenant: &TenantConfig, key: &str, headers: &HeaderMap) -> bool
             .split_once("://")
             .is_some_and(|(_, origin_host)| origin_host.eq_ignore_ascii_case(host))
     });
-    same_host
-        || tenant
-            .chat_widget(key)
-            .is_some_and(|widget| widget.allows_origin(Some(origin)))
+    same_host || widget.allows_origin(Some(origin))
 }
 
 /// CORS headers that let the widget's page read our answer (only for allowed origins).
@@ -467,8 +466,10 @@ async fn preflight(
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let allowed = widget_tenant(&desk.tenants, &query.key)
-        .is_some_and(|tenant| origin_allowed(&tenant, &query.key, &headers));
+    let allowed = desk
+        .chats
+        .widget(&query.key)
+        .is_some_and(|(_, widget)| origin_allowed(&widget, &headers));
     if !allowed {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -545,8 +546,11 @@ async fn accept(
     if body.key.is_empty() {
         return Err((lang, Problem::KeyMissing));
     }
-    let tenant = widget_tenant(&desk.tenants, &body.key).ok_or((lang, Problem::UnknownKey))?;
-    if !origin_allowed(&tenant, &body.key, headers) {
+    let (tenant, widget) = desk
+        .chats
+        .widget(&body.key)
+        .ok_or((lang, Problem::UnknownKey))?;
+    if !origin_allowed(&widget, headers) {
         return Err((lang, Problem::OriginNotAllowed));
     }
     // The tenant's first inbound address is where its members write; without one (or without
