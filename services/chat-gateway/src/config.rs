@@ -13,6 +13,8 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50055";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8090";
 /// Default router address.
 pub const DEFAULT_ROUTER_URL: &str = "http://127.0.0.1:50051";
+/// Default email-intake address (the contact form hands submissions to it).
+pub const DEFAULT_EMAIL_INTAKE_URL: &str = "http://127.0.0.1:50053";
 /// Default time a member has to reconnect (`resume`) before the chat is abandoned.
 pub const DEFAULT_RESUME_GRACE_SECS: u64 = 120;
 /// Shortest resume grace accepted.
@@ -47,6 +49,10 @@ pub struct ChatGatewayConfig {
         hide_env_values = true
     )]
     pub router_api_keys: RouterKeys,
+    /// email-intake's gRPC URL: contact forms become email interactions through IngestEmail
+    /// (with the tenant's key from `--router-api-keys`).
+    #[arg(long, env = "CARELINE_EMAIL_INTAKE_URL", default_value = DEFAULT_EMAIL_INTAKE_URL)]
+    pub email_intake_url: String,
     /// Seconds a member has to reconnect before the chat is abandoned.
     #[arg(long, env = "CARELINE_CHAT_RESUME_GRACE_SECS", default_value_t = DEFAULT_RESUME_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(MIN_RESUME_GRACE_SECS..=MAX_RESUME_GRACE_SECS))]
@@ -62,6 +68,7 @@ impl ChatGatewayConfig {
             http_addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
             router_url: DEFAULT_ROUTER_URL.to_owned(),
             router_api_keys: RouterKeys::default(),
+            email_intake_url: DEFAULT_EMAIL_INTAKE_URL.to_owned(),
             resume_grace_secs: DEFAULT_RESUME_GRACE_SECS,
         }
     }

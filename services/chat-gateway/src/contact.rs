@@ -195,7 +195,9 @@ impl Problem {
             Problem::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            Problem::Busy | Problem::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Problem::Busy | Problem::Unavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Problem::KeyMissing
             | Problem::LanguageUnknown
             | Problem::NameTooLong
@@ -379,7 +381,11 @@ fn topic_label(topic: &str, lang: Lang) -> &str {
         ("coverage", "coverage", "cobertura"),
         ("appointments", "appointments", "citas"),
         ("provider_search", "finding a doctor", "buscar un médico"),
-        ("technical", "website or login problem", "problema con el sitio o la contraseña"),
+        (
+            "technical",
+            "website or login problem",
+            "problema con el sitio o la contraseña",
+        ),
         ("other", "other", "otro tema"),
     ];
     labels
@@ -621,7 +627,9 @@ fn answer_problem(json: bool, lang: Lang, problem: Problem) -> Response {
     if json {
         return (
             status,
-            Json(serde_json::json!({ "error": code, "field": problem.field(), "message": message })),
+            Json(
+                serde_json::json!({ "error": code, "field": problem.field(), "message": message }),
+            ),
         )
             .into_response();
     }
@@ -705,25 +713,106 @@ mod tests {
             ..request()
         };
         let contact = validate(&bare).unwrap();
-        assert_eq!((contact.name, contact.topic, contact.lang), (None, None, Lang::En));
+        assert_eq!(
+            (contact.name, contact.topic, contact.lang),
+            (None, None, Lang::En)
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(ContactRequest, Problem)> = vec![
-            (ContactRequest { language: "fr".into(), ..request() }, Problem::LanguageUnknown),
-            (ContactRequest { name: "a".repeat(MAX_NAME_CHARS + 1), ..request() }, Problem::NameTooLong),
-            (ContactRequest { name: "Ana\r\nBcc: x@evil.example".into(), ..request() }, Problem::NameControl),
-            (ContactRequest { email: "  ".into(), ..request() }, Problem::EmailMissing),
-            (ContactRequest { email: "ana".into(), ..request() }, Problem::EmailInvalid),
-            (ContactRequest { email: "ana@localhost".into(), ..request() }, Problem::EmailInvalid),
-            (ContactRequest { email: "ana@member.example\r\nBcc: x@evil.example".into(), ..request() }, Problem::EmailInvalid),
-            (ContactRequest { email: "Ana <ana@member.example>".into(), ..request() }, Problem::EmailInvalid),
-            (ContactRequest { email: format!("{}@member.example", "a".repeat(250)), ..request() }, Problem::EmailInvalid),
-            (ContactRequest { topic: "Billing\n".repeat(2), ..request() }, Problem::TopicInvalid),
-            (ContactRequest { message: " \r\n ".into(), ..request() }, Problem::MessageMissing),
-            (ContactRequest { message: "ñ".repeat(MAX_MESSAGE_CHARS + 1), ..request() }, Problem::MessageTooLong),
-            (ContactRequest { submission_id: "short".into(), ..request() }, Problem::SubmissionIdInvalid),
+            (
+                ContactRequest {
+                    language: "fr".into(),
+                    ..request()
+                },
+                Problem::LanguageUnknown,
+            ),
+            (
+                ContactRequest {
+                    name: "a".repeat(MAX_NAME_CHARS + 1),
+                    ..request()
+                },
+                Problem::NameTooLong,
+            ),
+            (
+                ContactRequest {
+                    name: "Ana\r\nBcc: x@evil.example".into(),
+                    ..request()
+                },
+                Problem::NameControl,
+            ),
+            (
+                ContactRequest {
+                    email: "  ".into(),
+                    ..request()
+                },
+                Problem::EmailMissing,
+            ),
+            (
+                ContactRequest {
+                    email: "ana".into(),
+                    ..request()
+                },
+                Problem::EmailInvalid,
+            ),
+            (
+                ContactRequest {
+                    email: "ana@localhost".into(),
+                    ..request()
+                },
+                Problem::EmailInvalid,
+            ),
+            (
+                ContactRequest {
+                    email: "ana@member.example\r\nBcc: x@evil.example".into(),
+                    ..request()
+                },
+                Problem::EmailInvalid,
+            ),
+            (
+                ContactRequest {
+                    email: "Ana <ana@member.example>".into(),
+                    ..request()
+                },
+                Problem::EmailInvalid,
+            ),
+            (
+                ContactRequest {
+                    email: format!("{}@member.example", "a".repeat(250)),
+                    ..request()
+                },
+                Problem::EmailInvalid,
+            ),
+            (
+                ContactRequest {
+                    topic: "Billing\n".repeat(2),
+                    ..request()
+                },
+                Problem::TopicInvalid,
+            ),
+            (
+                ContactRequest {
+                    message: " \r\n ".into(),
+                    ..request()
+                },
+                Problem::MessageMissing,
+            ),
+            (
+                ContactRequest {
+                    message: "ñ".repeat(MAX_MESSAGE_CHARS + 1),
+                    ..request()
+                },
+                Problem::MessageTooLong,
+            ),
+            (
+                ContactRequest {
+                    submission_id: "short".into(),
+                    ..request()
+                },
+                Problem::SubmissionIdInvalid,
+            ),
         ];
         for (bad, expected) in cases {
             let (_, problem) = validate(&bad).unwrap_err();
@@ -745,12 +834,19 @@ mod tests {
         assert!(head.contains("To: members@demo-health.example"), "{head}");
         assert!(head.contains("Content-Language: es"), "{head}");
         assert!(
-            head.contains("Message-ID: <contact.3f1c2d4e-aaaa-bbbb-cccc-123456789abc@demo-health.example>"),
+            head.contains(
+                "Message-ID: <contact.3f1c2d4e-aaaa-bbbb-cccc-123456789abc@demo-health.example>"
+            ),
             "{head}"
         );
         assert!(!head.to_ascii_lowercase().contains("bcc"), "{head}");
-        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
-        assert_eq!(parsed.subject(), Some("Formulario de contacto: facturación"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some("Formulario de contacto: facturación")
+        );
         assert_eq!(
             parsed.from().unwrap().first().unwrap().name(),
             Some("Ana Pérez")
@@ -761,6 +857,9 @@ mod tests {
 
     #[test]
     fn html_answers_escape_what_they_show() {
-        assert_eq!(escape("<b a=\"1\">&'"), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<b a=\"1\">&'"),
+            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;"
+        );
     }
 }

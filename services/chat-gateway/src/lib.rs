@@ -10,7 +10,8 @@
 //!   client-id dedupe, resume grace).
 //! - [`feed`]: the live side across replicas, one core NATS subject per chat.
 //! - [`router`]: the router's gRPC API as the gateway calls it.
-//! - `member`: one member socket; `web`: the HTTP routes and static files.
+//! - `member`: one member socket; `web`: the HTTP routes and static files;
+//!   [`contact`]: the contact form (`POST /v1/contact`), handed to email-intake.
 //! - `agent`: one agent `ChatSession` stream; `grpc`: the tonic adapter;
 //!   `error`: [`ChatError`] and its one status table.
 //!
@@ -21,6 +22,7 @@
 mod agent;
 pub mod chats;
 pub mod config;
+pub mod contact;
 mod error;
 pub mod feed;
 mod grpc;
@@ -96,11 +98,17 @@ pub async fn serve_with_http(
     let sweeper = tokio::spawn(sweep(chats.clone(), shutdown.token().clone()));
     let sockets = TaskTracker::new();
     let sessions = TaskTracker::new();
+    let contact = contact::ContactDesk::new(
+        chats.clone(),
+        &config.email_intake_url,
+        config.router_api_keys.clone(),
+    )?;
     let web = web::routes(web::WebState {
         chats: chats.clone(),
         shutdown: shutdown.token().clone(),
         sockets: sockets.clone(),
-    });
+    })
+    .merge(contact::routes(contact));
     tracing::info!(addr = %http.local_addr()?, "chat-gateway HTTP (member WebSocket, widget) serving");
     let http_server = tokio::spawn(
         axum::serve(http, web)
