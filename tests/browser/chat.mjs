@@ -5,8 +5,9 @@
 // Opens GATEWAY_URL/demo, and with the keyboard only: Tab to the launcher, open it, choose
 // Español, fill the start form, start the chat. Then waits for the agent's answer (the caller runs
 // a gRPC test agent that answers CARELINE_EXPECT_AGENT_TEXT), sends one message with Enter in the
-// message box and one by Tab to the send button and Enter, checks that Escape closes the panel
-// and gives focus back to the launcher, and saves a screenshot of the conversation.
+// message box and one by Tab to the send button and Enter, reloads the page (the chat resumes,
+// each message shown once) and sends one more, saves a screenshot of the conversation, and
+// checks that Escape closes the panel and gives focus back to the launcher.
 //
 // Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
 // every step passed, 1 with the reason on stderr otherwise. Chromium is /usr/bin/chromium unless
@@ -24,6 +25,7 @@ const MAX_TABS = 25;
 const FIRST_MESSAGE = "Hola, tengo una pregunta sobre mi factura de este mes.";
 const ENTER_MESSAGE = "Gracias, ¿me puede enviar el detalle?";
 const BUTTON_MESSAGE = "Perfecto, muchas gracias.";
+const RESUMED_MESSAGE = "Sigo aquí después de recargar la página.";
 const CHROMIUM_FLAGS = [
   "--headless",
   "--no-sandbox",
@@ -59,6 +61,15 @@ async function tabTo(page, what, matches) {
     await page.keyboard.press("Tab");
   }
   fail(`${what} is not reachable with Tab (${MAX_TABS} presses)`);
+}
+
+// Fails unless each text is in exactly one line of the conversation.
+async function shownOnce(page, texts) {
+  const lines = await page.locator(".cl-log li").allTextContents();
+  for (const text of texts) {
+    const count = lines.filter((line) => line.includes(text)).length;
+    if (count !== 1) fail(`"${text}" is shown ${count} times in the conversation, expected once`);
+  }
 }
 
 const focusedIs = (role, name) => `(() => {
@@ -143,11 +154,25 @@ try {
   emit("sent_with_button", { text: BUTTON_MESSAGE });
 
   await page.waitForFunction(() => document.querySelectorAll(".cl-log li.cl-pending").length === 0);
-  const lines = await page.locator(".cl-log li").allTextContents();
-  for (const text of [FIRST_MESSAGE, ENTER_MESSAGE, BUTTON_MESSAGE, expectedAgentText]) {
-    const count = lines.filter((line) => line.includes(text)).length;
-    if (count !== 1) fail(`"${text}" is shown ${count} times in the conversation, expected once`);
+  await shownOnce(page, [FIRST_MESSAGE, ENTER_MESSAGE, BUTTON_MESSAGE, expectedAgentText]);
+
+  // A reload mid-chat resumes it (token in sessionStorage): the transcript comes back, each
+  // message once, and the chat goes on.
+  await page.reload();
+  await tabTo(page, "the chat launcher after the reload", focusedIs("button", "Chatee con nosotros"));
+  await page.keyboard.press("Enter");
+  await log.getByText(expectedAgentText).waitFor();
+  await log.getByText(BUTTON_MESSAGE).waitFor();
+  if (!(await page.evaluate(focusedIs("textbox", "Mensaje")))) {
+    fail("reopening a resumed chat did not put focus in the message box");
   }
+  await page.keyboard.type(RESUMED_MESSAGE);
+  await page.keyboard.press("Enter");
+  await page.locator(".cl-log li.cl-from-member:not(.cl-pending)", { hasText: RESUMED_MESSAGE }).waitFor();
+  await shownOnce(page, [FIRST_MESSAGE, ENTER_MESSAGE, BUTTON_MESSAGE, expectedAgentText, RESUMED_MESSAGE]);
+  const joinedLines = await page.locator(".cl-log li.cl-from-system").allTextContents();
+  if (joinedLines.length !== 1) fail(`expected one "agent joined" line after the resume, got ${JSON.stringify(joinedLines)}`);
+  emit("resumed_after_reload", { text: RESUMED_MESSAGE });
 
   mkdirSync(dirname(screenshotPath), { recursive: true });
   await page.screenshot({ path: screenshotPath, fullPage: false });

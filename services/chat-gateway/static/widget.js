@@ -508,6 +508,8 @@
     socket: null,
     token: null,
     agentName: "",
+    /* Whether the "agent joined" line of the current agent is on screen. */
+    joinedShown: false,
     over: false,
     retryMs: RECONNECT_FIRST_MS,
     retryTimer: null,
@@ -625,8 +627,14 @@
           (typeof frame.eta_seconds === "number" ? " " + t.eta(frame.eta_seconds) : "");
         break;
       case "assigned":
-        session.agentName = frame.agent_first_name || "";
         status.textContent = "";
+        /* A resume replays the transcript's "joined" entry and then states who is assigned now:
+           the same agent again is not news. */
+        if (session.joinedShown && (frame.agent_first_name || "") === session.agentName) {
+          break;
+        }
+        session.agentName = frame.agent_first_name || "";
+        session.joinedShown = true;
         systemLine(t.assigned(session.agentName));
         break;
       case "message":
@@ -771,6 +779,7 @@
     session.token = null;
     session.start = null;
     session.agentName = "";
+    session.joinedShown = false;
     session.unacked = [];
     session.lastId = null;
     session.lastAgentId = null;

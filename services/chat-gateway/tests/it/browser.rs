@@ -1,7 +1,9 @@
 //! The widget in a real browser: headless Debian Chromium driven by playwright-core
 //! (`tests/browser/chat.mjs`) opens the gateway's demo page and, with the keyboard only, starts
 //! a chat in Spanish; a gRPC test agent takes it and answers; the member sees the answer, sends
-//! two more messages (Enter in the box, Tab to Send and Enter), and Escape closes the panel.
+//! two more messages (Enter in the box, Tab to Send and Enter), reloads the page (the chat
+//! resumes from sessionStorage, each message shown once) and sends one more, and Escape closes
+//! the panel.
 //! The screenshot is kept under the target directory and its path printed.
 //!
 //! `scripts/test.sh` installs what this needs (`ensure_browser_tools` in scripts/lib.sh): Debian's
@@ -28,6 +30,8 @@ const FIRST_MESSAGE: &str = "Hola, tengo una pregunta sobre mi factura de este m
 /// What the member sends with Enter, then with the Send button, in chat.mjs.
 const ENTER_MESSAGE: &str = "Gracias, ¿me puede enviar el detalle?";
 const BUTTON_MESSAGE: &str = "Perfecto, muchas gracias.";
+/// What the member sends after reloading the page (the chat resumed), in chat.mjs.
+const RESUMED_MESSAGE: &str = "Sigo aquí después de recargar la página.";
 /// The agent's answer, which the member must see.
 const AGENT_ANSWER: &str = "Hola Rosa, soy Ana. Con gusto le ayudo con su factura.";
 
@@ -155,7 +159,7 @@ async fn member_chats_in_spanish_in_a_real_browser_with_the_keyboard_only() {
         joined.transcript
     );
     agent.say(&chat.id, "agent-1", AGENT_ANSWER).await;
-    for text in [ENTER_MESSAGE, BUTTON_MESSAGE] {
+    for text in [ENTER_MESSAGE, BUTTON_MESSAGE, RESUMED_MESSAGE] {
         let entry = agent.heard(text).await;
         assert_eq!(entry.interaction_id, chat.id);
     }
@@ -185,7 +189,13 @@ async fn member_chats_in_spanish_in_a_real_browser_with_the_keyboard_only() {
         .transcript(&chat.id, careline_testkit::demo::API_KEY)
         .await
         .expect("transcript");
-    for text in [FIRST_MESSAGE, ENTER_MESSAGE, BUTTON_MESSAGE, AGENT_ANSWER] {
+    for text in [
+        FIRST_MESSAGE,
+        ENTER_MESSAGE,
+        BUTTON_MESSAGE,
+        RESUMED_MESSAGE,
+        AGENT_ANSWER,
+    ] {
         let count = transcript.entries.iter().filter(|e| e.text == text).count();
         assert_eq!(count, 1, "{text:?} is in the transcript {count} times");
     }
