@@ -24,7 +24,6 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Sockets held open and read (so pings are answered) until dropped.
 pub struct IdleSockets {
-    pub count: usize,
     stop: CancellationToken,
     readers: JoinSet<()>,
 }
@@ -93,11 +92,7 @@ pub async fn open_idle(
             let _ = socket.close(None).await;
         });
     }
-    Ok(IdleSockets {
-        count,
-        stop,
-        readers,
-    })
+    Ok(IdleSockets { stop, readers })
 }
 
 /// Round trips through the echo server: `chats` sockets each send `messages` text frames,
@@ -145,4 +140,113 @@ pub async fn echo_latency(
     }
     let histogram = histogram.lock().await.clone();
     Ok(histogram)
+}
+
+/// How long the chats of the latency phase may take to all be started and assigned.
+pub const ASSIGN_DEADLINE: Duration = Duration::from_secs(300);
+/// How long the last messages may take to reach the agents.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `start` frame of the member protocol.
+pub fn start_frame(widget_key: &str, n: usize) -> String {
+    serde_json::json!({
+        "type": "start", "key": widget_key, "language": "en", "topic": "coverage",
+        "text": format!("I have a question about my coverage ({n})"), "client_id": format!("s{n}")
+    })
+    .to_string()
+}
+
+/// Whether a text frame is the gateway's `started`.
+pub fn is_started(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|frame| frame["type"] == "started")
+}
+
+/// Member -> agent latency on the gateway: `chats` members start chats (the agents of
+/// `floor` take them); once every chat is assigned, each member sends `messages` messages, one
+/// every `every`, and the agents time their arrival. Returns when every message arrived.
+pub async fn gateway_latency(
+    url: &str,
+    widget_key: &str,
+    floor: &crate::agents::Floor,
+    chats: usize,
+    messages: usize,
+    every: Duration,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let assigned = Arc::new(AtomicUsize::new(0));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let mut members = JoinSet::new();
+    for chat in 0..chats {
+        let (url, key) = (url.to_owned(), widget_key.to_owned());
+        let (assigned, mut go, in_flight) =
+            (Arc::clone(&assigned), go_rx.clone(), Arc::clone(&floor.in_flight));
+        members.spawn(async move {
+            let mut socket = connect(&url, "http://bench.invalid").await?;
+            socket.send(Message::text(start_frame(&key, chat))).await?;
+            loop {
+                match socket.try_next().await? {
+                    Some(Message::Text(text)) if text.as_str().contains("\"type\":\"assigned\"") => break,
+                    Some(_) => continue,
+                    None => bail!("the gateway closed chat {chat} before it was assigned"),
+                }
+            }
+            assigned.fetch_add(1, Ordering::Relaxed);
+            let (mut sink, mut stream) = socket.split();
+            // Acknowledgements and agent frames are read and dropped, so the socket never
+            // counts as a slow reader.
+            let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+            go.wait_for(|go| *go).await?;
+            tokio::time::sleep(every.mul_f64(chat as f64 / chats as f64)).await;
+            let mut tick = tokio::time::interval(every);
+            for n in 0..messages {
+                tick.tick().await;
+                let client_id = format!("c{chat}-{n}");
+                in_flight
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(client_id.clone(), Instant::now());
+                let frame = serde_json::json!({"type": "message", "client_id": client_id, "text": "bench message"});
+                sink.send(Message::text(frame.to_string())).await?;
+            }
+            anyhow::Ok((sink, drain))
+        });
+    }
+    let deadline = tokio::time::Instant::now() + ASSIGN_DEADLINE;
+    while assigned.load(Ordering::Relaxed) < chats {
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "only {} of {chats} chats were assigned within {ASSIGN_DEADLINE:?}",
+                assigned.load(Ordering::Relaxed)
+            );
+        }
+        if let Some(Ok(Err(error))) = members.try_join_next() {
+            return Err(error);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "  {chats} chats assigned and joined ({} joins seen by agents); sending",
+        floor.joined.load(Ordering::Relaxed)
+    );
+    go_tx.send(true)?;
+    let mut open = Vec::new();
+    while let Some(done) = members.join_next().await {
+        open.push(done??);
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+    loop {
+        let left = floor.in_flight.lock().expect("not poisoned").len();
+        if left == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{left} messages never reached an agent within {DRAIN_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (mut sink, drain) in open {
+        let _ = sink.close().await;
+        drain.abort();
+    }
+    Ok(())
 }

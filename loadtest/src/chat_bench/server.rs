@@ -16,7 +16,6 @@ const START_POLL: Duration = Duration::from_millis(100);
 
 /// A server running as a child process; killed when dropped.
 pub struct ServerProcess {
-    pub name: &'static str,
     pub addr: SocketAddr,
     child: Child,
 }
@@ -44,7 +43,7 @@ impl ServerProcess {
                     program.display()
                 )
             })?;
-        let mut server = ServerProcess { name, addr, child };
+        let mut server = ServerProcess { addr, child };
         let deadline = tokio::time::Instant::now() + START_DEADLINE;
         loop {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -76,6 +75,18 @@ impl ServerProcess {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub async fn wait_accepting(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + START_DEADLINE;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("nothing accepts connections on {addr} after {START_DEADLINE:?}");
+        }
+        tokio::time::sleep(START_POLL).await;
+    }
+    Ok(())
 }
 
 /// A loopback address nobody listens on right now.
