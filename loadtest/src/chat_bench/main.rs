@@ -70,7 +70,9 @@ struct Figures {
 
 impl Figures {
     fn per_socket_kib(&self, sockets: usize) -> f64 {
-        self.rss_with_sockets_kib.saturating_sub(self.rss_before_kib) as f64 / sockets as f64
+        self.rss_with_sockets_kib
+            .saturating_sub(self.rss_before_kib) as f64
+            / sockets as f64
     }
 }
 
@@ -82,8 +84,16 @@ async fn main() -> anyhow::Result<()> {
     let echo_small = measure_echo(&args, true).await?;
     let gateway = measure_gateway(&args).await?;
     println!();
-    report("bare axum echo, default buffers", &echo_defaults, args.sockets);
-    report("bare axum echo, gateway's buffers", &echo_small, args.sockets);
+    report(
+        "bare axum echo, default buffers",
+        &echo_defaults,
+        args.sockets,
+    );
+    report(
+        "bare axum echo, gateway's buffers",
+        &echo_small,
+        args.sockets,
+    );
     report("chat-gateway", &gateway, args.sockets);
     let per_gateway = gateway.per_socket_kib(args.sockets);
     println!(
@@ -159,9 +169,7 @@ async fn measure_echo(args: &Args, gateway_buffers: bool) -> anyhow::Result<Figu
 }
 
 async fn measure_gateway(args: &Args) -> anyhow::Result<Figures> {
-    let agents = args
-        .chats
-        .div_ceil(platform::AGENT_CHAT_CAPACITY as usize);
+    let agents = args.chats.div_ceil(platform::AGENT_CHAT_CAPACITY as usize);
     let backend = platform::Backend::start(agents).await?;
     let (gateway, grpc) = backend.gateway().await?;
     let url = format!("ws://{}/v1/chat/ws", gateway.addr);
@@ -191,7 +199,10 @@ async fn measure_gateway(args: &Args) -> anyhow::Result<Figures> {
 
     let floor = agents::Floor::new()?;
     let mut desks = agents::start(agents, backend.presence, grpc, &floor).await?;
-    println!("chat-gateway: {agents} agents (chat capacity {}) logged in", platform::AGENT_CHAT_CAPACITY);
+    println!(
+        "chat-gateway: {agents} agents (chat capacity {}) logged in",
+        platform::AGENT_CHAT_CAPACITY
+    );
     let live_key = platform::widget_key(platform::LIVE_TENANT);
     let measured = members::gateway_latency(
         &url,

@@ -66,10 +66,10 @@ pub async fn open_idle(
                 let mut socket = connect(url, origin).await?;
                 socket.send(Message::text(frame)).await?;
                 while let Some(message) = socket.try_next().await? {
-                    if let Message::Text(text) = message {
-                        if answered(text.as_str()) {
-                            return Ok(socket);
-                        }
+                    if let Message::Text(text) = message
+                        && answered(text.as_str())
+                    {
+                        return Ok(socket);
                     }
                 }
                 bail!("the server closed the socket before answering")
@@ -178,8 +178,11 @@ pub async fn gateway_latency(
     let mut members = JoinSet::new();
     for chat in 0..chats {
         let (url, key) = (url.to_owned(), widget_key.to_owned());
-        let (assigned, mut go, in_flight) =
-            (Arc::clone(&assigned), go_rx.clone(), Arc::clone(&floor.in_flight));
+        let (assigned, mut go, in_flight) = (
+            Arc::clone(&assigned),
+            go_rx.clone(),
+            Arc::clone(&floor.in_flight),
+        );
         members.spawn(async move {
             let mut socket = connect(&url, "http://bench.invalid").await?;
             socket.send(Message::text(start_frame(&key, chat))).await?;

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use careline_domain::tenant::{AgentConfig, ApiKey, ChatWidget, PerChannelOverride, TenantConfig};
 use careline_domain::Language;
+use careline_domain::tenant::{AgentConfig, ApiKey, ChatWidget, PerChannelOverride, TenantConfig};
 use careline_kit::{CommonConfig, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
 use tokio::net::TcpListener;
@@ -64,7 +64,9 @@ impl Drop for Backend {
 impl Backend {
     /// Starts everything and applies the two bench tenants (`agents` agents on the live one).
     pub async fn start(agents: usize) -> anyhow::Result<Backend> {
-        let redis = RedisServer::start().await.context("starting redis-server")?;
+        let redis = RedisServer::start()
+            .await
+            .context("starting redis-server")?;
         let nats = NatsServer::start().await.context("starting nats-server")?;
         let common = CommonConfig {
             redis_url: redis.url(),
@@ -116,7 +118,10 @@ impl Backend {
             ("CARELINE_CHAT_HTTP_ADDR", http.to_string()),
             ("CARELINE_ROUTER_URL", format!("http://{}", self.router)),
             ("CARELINE_CHAT_ROUTER_API_KEYS", keys),
-            ("CARELINE_CHAT_RESUME_GRACE_SECS", RESUME_GRACE_SECS.to_owned()),
+            (
+                "CARELINE_CHAT_RESUME_GRACE_SECS",
+                RESUME_GRACE_SECS.to_owned(),
+            ),
             ("RUST_LOG", "warn".to_owned()),
         ]
         .map(|(k, v)| (k.to_owned(), v));

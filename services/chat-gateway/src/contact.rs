@@ -423,8 +423,7 @@ pub fn build_message(contact: &Contact, to: &Address) -> Result<Vec<u8>, lettre:
             contact.lang.code().to_owned(),
         ))
         .header(ContentType::TEXT_PLAIN)
-        .body(contact.message.clone())
-        .map_err(lettre::error::Error::from)?;
+        .body(contact.message.clone())?;
     Ok(message.formatted())
 }
 
