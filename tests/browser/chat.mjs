@@ -10,57 +10,22 @@
 // checks that Escape closes the panel and gives focus back to the launcher.
 //
 // Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
-// every step passed, 1 with the reason on stderr otherwise. Chromium is /usr/bin/chromium unless
-// CARELINE_CHROMIUM says otherwise; it is never downloaded.
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { chromium } from "playwright-core";
+// every step passed, 1 with the reason on stderr otherwise (lib.mjs).
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { demoUrl, emit, fail, focusedIs, tabTo, withBrowser } from "./lib.mjs";
 
-// How long one step may take (the agent's answer goes through the router and NATS).
-const STEP_TIMEOUT_MS = 30_000;
-// Most Tab presses to reach a control: more means it is not reachable by keyboard.
-const MAX_TABS = 25;
 // What the member types (Spanish: the router must detect it and the widget must be in Spanish).
 const FIRST_MESSAGE = "Hola, tengo una pregunta sobre mi factura de este mes.";
 const ENTER_MESSAGE = "Gracias, ¿me puede enviar el detalle?";
 const BUTTON_MESSAGE = "Perfecto, muchas gracias.";
 const RESUMED_MESSAGE = "Sigo aquí después de recargar la página.";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const [gatewayUrl, screenshotPath] = process.argv.slice(2);
 const expectedAgentText = process.env.CARELINE_EXPECT_AGENT_TEXT;
 if (!gatewayUrl || !screenshotPath || !expectedAgentText) {
   console.error("usage: CARELINE_EXPECT_AGENT_TEXT=... node chat.mjs GATEWAY_URL SCREENSHOT_PATH");
   process.exit(2);
-}
-
-function emit(event, fields = {}) {
-  console.log(JSON.stringify({ event, ...fields }));
-}
-
-function fail(message) {
-  throw new Error(message);
-}
-
-// Presses Tab until `matches` holds for the focused element; fails after MAX_TABS.
-async function tabTo(page, what, matches) {
-  for (let i = 0; i < MAX_TABS; i++) {
-    if (await page.evaluate(matches)) {
-      return;
-    }
-    await page.keyboard.press("Tab");
-  }
-  fail(`${what} is not reachable with Tab (${MAX_TABS} presses)`);
 }
 
 // Fails unless each text is in exactly one line of the conversation.
@@ -72,37 +37,8 @@ async function shownOnce(page, texts) {
   }
 }
 
-const focusedIs = (role, name) => `(() => {
-  const el = document.activeElement;
-  if (!el) return false;
-  const label = (el.getAttribute("aria-label") || (el.labels && el.labels[0] && el.labels[0].textContent) || el.textContent || "").trim();
-  const tag = el.tagName.toLowerCase();
-  const kind = tag === "button" ? "button" : tag === "textarea" || (tag === "input" && el.type !== "submit") ? "textbox" : tag === "select" ? "combobox" : tag;
-  return kind === ${JSON.stringify(role)} && label === ${JSON.stringify(name)};
-})()`;
-
-const profile = mkdtempSync(join(tmpdir(), "careline-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CARELINE_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    viewport: { width: 1000, height: 760 },
-    locale: "en-US",
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  // Script errors and failed loads (but the favicon, which the gateway does not serve).
-  const pageErrors = [];
-  page.on("pageerror", (err) => pageErrors.push(String(err)));
-  page.on("response", (response) => {
-    if (response.status() >= 400 && !response.url().endsWith("/favicon.ico")) {
-      pageErrors.push(`${response.status()} for ${response.url()}`);
-    }
-  });
-
-  await page.goto(new URL("demo", gatewayUrl.endsWith("/") ? gatewayUrl : gatewayUrl + "/").href);
+await withBrowser(async (page) => {
+  await page.goto(demoUrl(gatewayUrl));
   emit("page_opened", { url: page.url() });
 
   // Keyboard only from here on.
@@ -185,13 +121,4 @@ try {
     fail("Escape closed the chat but focus did not return to the launcher");
   }
   emit("escape_closed");
-
-  if (pageErrors.length > 0) fail(`the page had errors: ${pageErrors.join(" | ")}`);
-  emit("passed");
-} catch (err) {
-  console.error(`browser test failed: ${err.message}`);
-  process.exitCode = 1;
-} finally {
-  if (context) await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});

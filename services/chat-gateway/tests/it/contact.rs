@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use careline_bus::TenantStore;
+use careline_domain::TenantConfig;
 use careline_email_intake::EmailIntakeConfig;
 use careline_kit::{CommonConfig, RouterKeys, Shutdown};
 use careline_proto::v1;
@@ -25,20 +26,26 @@ const ROUTED_WITHIN: Duration = Duration::from_secs(20);
 
 /// A platform whose demo tenant is closed today, email-intake, and a gateway handing contact
 /// forms to it.
-struct ContactPlatform {
-    platform: Platform,
-    gateway: Gateway,
+pub struct ContactPlatform {
+    pub platform: Platform,
+    pub gateway: Gateway,
     email_intake: SocketAddr,
     _intake: (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>),
 }
 
 impl ContactPlatform {
-    async fn start() -> ContactPlatform {
+    pub async fn start() -> ContactPlatform {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`start`](Self::start) with the closed demo tenant changed by `configure` first.
+    pub async fn start_with(configure: impl FnOnce(&mut TenantConfig)) -> ContactPlatform {
         let platform = Platform::start().await;
         // Closed all day (a holiday around today in every time zone): the form is open anyway.
         let mut demo = careline_testkit::demo::tenant();
         let today = chrono::Utc::now().date_naive();
         demo.holidays = vec![today.pred_opt().unwrap(), today, today.succ_opt().unwrap()];
+        configure(&mut demo);
         let js = async_nats::jetstream::new(platform.sandbox.nats().await.unwrap());
         TenantStore::open(&js, None)
             .await
@@ -59,7 +66,7 @@ impl ContactPlatform {
     }
 
     /// The demo tenant's email interactions.
-    async fn email_interactions(&self) -> Vec<v1::Interaction> {
+    pub async fn email_interactions(&self) -> Vec<v1::Interaction> {
         let mut router = self.platform.router().await;
         router
             .list_interactions(v1::ListInteractionsRequest::default())
@@ -72,7 +79,7 @@ impl ContactPlatform {
             .collect()
     }
 
-    async fn wait_for_email_interactions(&self, count: usize) -> Vec<v1::Interaction> {
+    pub async fn wait_for_email_interactions(&self, count: usize) -> Vec<v1::Interaction> {
         careline_testkit::assert_eventually!(
             within: ROUTED_WITHIN,
             self.email_interactions().await.len() >= count,
