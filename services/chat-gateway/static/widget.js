@@ -1,0 +1,1 @@
+// Placeholder: the chat-ui branch replaces this file with the Careline chat widget.
