@@ -125,6 +125,8 @@ impl Default for EmailSettings {
 pub struct ChatSettings {
     /// Widgets that may start chats for this tenant; none: no chat.
     pub widgets: Vec<ChatWidget>,
+    /// Queue of a chat whose topic no rule (routing.topics) matches; unset: the tenant's first queue.
+    pub queue: Option<String>,
     /// Days a chat transcript is kept after its last message.
     pub retention_days: u32,
 }
@@ -147,6 +149,7 @@ impl Default for ChatSettings {
     fn default() -> Self {
         Self {
             widgets: Vec::new(),
+            queue: None,
             retention_days: DEFAULT_CHAT_RETENTION_DAYS,
         }
     }
@@ -463,6 +466,23 @@ impl TenantConfig {
         self.inbound_email_addresses
             .iter()
             .any(|own| own.eq_ignore_ascii_case(address))
+    }
+
+    /// The queue of a chat no topic rule matches: the configured one, else the first queue.
+    pub fn chat_queue(&self) -> Option<&str> {
+        self.chat
+            .queue
+            .as_deref()
+            .or_else(|| self.queues.first().map(|q| q.id.as_str()))
+    }
+
+    /// The queue of the topic rule for `topic` (as the member chose it in the widget).
+    pub fn topic_queue(&self, topic: &str) -> Option<&str> {
+        self.routing
+            .topics
+            .iter()
+            .find(|rule| rule.topic == topic)
+            .map(|rule| rule.queue.as_str())
     }
 
     /// The chat widget with public key `key`.

@@ -180,6 +180,14 @@ impl TenantConfig {
                 }
             }
         }
+        if let Some(queue) = &chat.queue
+            && self.queue(queue).is_none()
+        {
+            c.problem(
+                "chat.queue".into(),
+                format!("queue {queue:?} is not defined under queues"),
+            );
+        }
         if !(1..=MAX_CHAT_RETENTION_DAYS).contains(&chat.retention_days) {
             c.problem(
                 "chat.retention_days".into(),

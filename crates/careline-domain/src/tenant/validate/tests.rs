@@ -440,7 +440,7 @@ fn chat_widgets_need_a_safe_unique_key_and_real_origins() {
         "holidays: [2026-12-25]",
         "chat: { widgets: [{ key: short, allowed_origins: [\"https://ok.example\", \"ok.example/x\"] }, \
          { key: widget-key-1, allowed_origins: [] }, { key: widget-key-1, allowed_origins: [\"*\"] }], \
-         retention_days: 0 }",
+         queue: nurses, retention_days: 0 }",
     );
     let err = TenantConfig::from_yaml(&text).unwrap_err();
     let found: Vec<(&str, &str)> = err
@@ -453,6 +453,7 @@ fn chat_widgets_need_a_safe_unique_key_and_real_origins() {
         ("chat.widgets[0].allowed_origins[1]", "\"ok.example/x\" is not an origin"),
         ("chat.widgets[1].allowed_origins", "list 1-32 origins"),
         ("chat.widgets[2].key", "duplicate widget key \"widget-key-1\""),
+        ("chat.queue", "queue \"nurses\" is not defined under queues"),
         ("chat.retention_days", "0 days: use 1-365"),
     ];
     for (field, message) in expect {
@@ -480,4 +481,5 @@ fn chat_widget_allows_only_its_origins() {
     assert!(!widget.allows_origin(None), "no Origin: not a browser page of the tenant");
     assert!(config.chat_widget("nope").is_none());
     assert_eq!(config.chat.retention_days, 30);
+    assert_eq!(config.chat_queue(), Some("general"), "the first queue by default");
 }
