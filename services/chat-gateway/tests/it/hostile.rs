@@ -1,0 +1,1 @@
+//! Bad frames and hostile clients.

@@ -1,0 +1,1 @@
+//! Two replicas, resume after a drop, a replica killed mid-chat.
