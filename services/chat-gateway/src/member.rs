@@ -122,8 +122,11 @@ impl Member {
             Ok(attached) => attached,
             Err(end) => return end,
         };
+        // A resume can replay a long transcript: wait for the writer here (the
+        // member is reading it now), within the write timeout per frame.
         for frame in &attached.frames {
-            if !self.send(frame) {
+            let message = Message::Text(frame.to_json().into());
+            if self.out.send_timeout(message, WRITE_TIMEOUT).await.is_err() {
                 return End::Drop;
             }
         }

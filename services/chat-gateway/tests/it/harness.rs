@@ -398,7 +398,10 @@ impl Gateway {
             .await
             .expect("chat session opens")
             .into_inner();
-        AgentChat { tx, events }
+        AgentChat {
+            sender: AgentSender(tx),
+            events,
+        }
     }
 }
 
@@ -454,18 +457,42 @@ impl Desk {
     }
 }
 
+/// The sending half of an agent's chat stream.
+#[derive(Clone)]
+pub struct AgentSender(mpsc::Sender<v1::ChatSessionRequest>);
+
+impl AgentSender {
+    async fn request(&self, kind: ChatRequest) {
+        self.0
+            .send(v1::ChatSessionRequest { kind: Some(kind) })
+            .await
+            .expect("chat stream open");
+    }
+
+    pub async fn say(&self, ix: &str, client_id: &str, text: &str) {
+        self.request(ChatRequest::Send(v1::ChatSend {
+            interaction_id: ix.into(),
+            client_id: client_id.into(),
+            text: text.into(),
+        }))
+        .await;
+    }
+}
+
 /// An agent's chat stream.
 pub struct AgentChat {
-    tx: mpsc::Sender<v1::ChatSessionRequest>,
+    pub sender: AgentSender,
     pub events: Streaming<v1::ChatSessionEvent>,
 }
 
 impl AgentChat {
+    /// The sending half and the events, to read them in another task.
+    pub fn split(self) -> (AgentSender, Streaming<v1::ChatSessionEvent>) {
+        (self.sender, self.events)
+    }
+
     async fn request(&self, kind: ChatRequest) {
-        self.tx
-            .send(v1::ChatSessionRequest { kind: Some(kind) })
-            .await
-            .expect("chat stream open");
+        self.sender.request(kind).await;
     }
 
     /// The next event, or the status that ended the stream.
@@ -506,12 +533,7 @@ impl AgentChat {
     }
 
     pub async fn say(&self, ix: &str, client_id: &str, text: &str) {
-        self.request(ChatRequest::Send(v1::ChatSend {
-            interaction_id: ix.into(),
-            client_id: client_id.into(),
-            text: text.into(),
-        }))
-        .await;
+        self.sender.say(ix, client_id, text).await;
     }
 
     pub async fn end(&self, ix: &str) {
