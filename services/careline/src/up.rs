@@ -197,7 +197,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  chat      grpc://{}   (careline.v1.ChatGateway: agents' ChatSession, GetTranscript)",
         args.chat_addr
     );
-    println!("  chat ws   ws://{chat_http_addr}/v1/chat/ws   (member WebSocket, docs/chat-protocol.md)");
+    println!(
+        "  chat ws   ws://{chat_http_addr}/v1/chat/ws   (member WebSocket, docs/chat-protocol.md)"
+    );
     println!("  chat demo http://{chat_http_addr}/demo   (the widget, demo tenant)");
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());

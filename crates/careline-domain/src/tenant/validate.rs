@@ -137,10 +137,7 @@ impl TenantConfig {
         if chat.widgets.len() > MAX_CHAT_WIDGETS {
             c.problem(
                 "chat.widgets".into(),
-                format!(
-                    "{} widgets: at most {MAX_CHAT_WIDGETS}",
-                    chat.widgets.len()
-                ),
+                format!("{} widgets: at most {MAX_CHAT_WIDGETS}", chat.widgets.len()),
             );
         }
         let mut seen = FirstSeen::default();
@@ -161,7 +158,9 @@ impl TenantConfig {
             } else if let Some(first) = seen.insert(key, &field) {
                 c.duplicate(field, "widget key", key, &first);
             }
-            if widget.allowed_origins.is_empty() || widget.allowed_origins.len() > MAX_WIDGET_ORIGINS {
+            if widget.allowed_origins.is_empty()
+                || widget.allowed_origins.len() > MAX_WIDGET_ORIGINS
+            {
                 c.problem(
                     format!("chat.widgets[{i}].allowed_origins"),
                     format!(

@@ -28,11 +28,17 @@ async fn member_chats_with_an_agent_who_ends_it_and_the_transcript_keeps_everyth
     assert_eq!(position, Some(1), "first in the queue");
     let echo = member
         .until(|f| match f {
-            ServerFrame::Message { from, client_id, .. } => Some((*from, client_id.clone())),
+            ServerFrame::Message {
+                from, client_id, ..
+            } => Some((*from, client_id.clone())),
             _ => None,
         })
         .await;
-    assert_eq!(echo, (Party::Member, Some("m-1".into())), "the first message is acknowledged");
+    assert_eq!(
+        echo,
+        (Party::Member, Some("m-1".into())),
+        "the first message is acknowledged"
+    );
 
     let mut desk = platform.desk("ana").await;
     desk.take(&ix).await;
@@ -97,9 +103,17 @@ async fn member_chats_with_an_agent_who_ends_it_and_the_transcript_keeps_everyth
     assert_eq!(
         kinds,
         [
-            (K::Message as i32, P::Member as i32, "Hola, olvidé mi contraseña del portal"),
+            (
+                K::Message as i32,
+                P::Member as i32,
+                "Hola, olvidé mi contraseña del portal"
+            ),
             (K::Assigned as i32, P::System as i32, ""),
-            (K::Message as i32, P::Agent as i32, "¡Hola Pat! Le ayudo con eso."),
+            (
+                K::Message as i32,
+                P::Agent as i32,
+                "¡Hola Pat! Le ayudo con eso."
+            ),
             (K::Message as i32, P::Member as i32, "Gracias"),
             (K::Closed as i32, P::System as i32, ""),
         ]
@@ -172,7 +186,11 @@ async fn agent_cannot_join_a_chat_not_assigned_to_it_nor_log_in_with_a_wrong_key
     match luis.join(&ix).await {
         ChatEvent::Error(error) => {
             assert_eq!(error.code, tonic::Code::FailedPrecondition as i32);
-            assert!(error.message.contains("not assigned to you"), "{}", error.message);
+            assert!(
+                error.message.contains("not assigned to you"),
+                "{}",
+                error.message
+            );
         }
         other => panic!("expected an error, got {other:?}"),
     }

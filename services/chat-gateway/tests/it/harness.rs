@@ -190,7 +190,12 @@ impl Platform {
     /// A gateway replica as a child process (the real binary), to kill.
     pub async fn gateway_process(&self) -> Gateway {
         let config = self.gateway_config();
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
         let (grpc, http) = (free(), free());
         let keys = config
             .router_api_keys
@@ -360,7 +365,12 @@ impl Gateway {
     /// An agent's ChatSession, logged in as demo agent `agent` called `first_name`.
     pub async fn agent(&self, agent: &str, first_name: &str) -> AgentChat {
         let chat = self
-            .agent_login(DEMO, agent, &careline_testkit::demo::agent_key(agent), first_name)
+            .agent_login(
+                DEMO,
+                agent,
+                &careline_testkit::demo::agent_key(agent),
+                first_name,
+            )
             .await;
         let mut chat = chat;
         match chat.next().await {

@@ -36,7 +36,10 @@ async fn bad_frames_get_typed_error_frames_and_the_chat_goes_on() {
     member
         .send(json!({"type": "message", "client_id": "m-0", "text": "too early"}))
         .await;
-    assert_eq!(error_code(&member.frame().await), Some(ErrorCode::NotStarted));
+    assert_eq!(
+        error_code(&member.frame().await),
+        Some(ErrorCode::NotStarted)
+    );
     member.started("en", "question about my bill").await;
     member.send_text("{not json").await;
     member.send_text(r#"{"type":"dance"}"#).await;
@@ -185,7 +188,10 @@ async fn a_member_who_never_reads_is_disconnected_and_others_keep_chatting() {
     };
     still_serves(&gateway).await;
     flood.await.unwrap();
-    println!("agent sent {MESSAGES} messages of 8 KB in {:?}", started.elapsed());
+    println!(
+        "agent sent {MESSAGES} messages of 8 KB in {:?}",
+        started.elapsed()
+    );
 
     let mut received = 0;
     let mut last_id = None;
@@ -203,7 +209,10 @@ async fn a_member_who_never_reads_is_disconnected_and_others_keep_chatting() {
         }
     }
     println!("the slow member got {received} of {MESSAGES} messages before the gateway gave up");
-    assert!(received < MESSAGES, "the gateway did not buffer everything for it");
+    assert!(
+        received < MESSAGES,
+        "the gateway did not buffer everything for it"
+    );
 
     let mut back = MemberSocket::connect(gateway.http, Some(DEMO_ORIGIN)).await;
     back.send(json!({"type": "resume", "token": token, "after": last_id}))
