@@ -267,6 +267,7 @@ impl Platform {
             tx,
             events,
             keep_alive,
+            offers: Vec::new(),
         }
     }
 }
@@ -420,6 +421,8 @@ pub struct Desk {
     tx: mpsc::Sender<v1::AgentSessionRequest>,
     events: Streaming<v1::AgentSessionEvent>,
     keep_alive: tokio::task::JoinHandle<()>,
+    /// Offers received while waiting for another one.
+    offers: Vec<v1::Offer>,
 }
 
 impl Drop for Desk {
@@ -431,15 +434,16 @@ impl Drop for Desk {
 impl Desk {
     /// Waits for the offer of `ix`, accepts it, and waits until it is assigned.
     pub async fn take(&mut self, ix: &str) {
-        let offer_id = loop {
-            match self.next().await {
-                DeskEvent::Offer(offer)
-                    if offer.interaction.as_ref().is_some_and(|i| i.id == ix) =>
-                {
-                    break offer.offer_id;
+        let is_it = |offer: &v1::Offer| offer.interaction.as_ref().is_some_and(|i| i.id == ix);
+        let offer_id = match self.offers.iter().position(is_it) {
+            Some(i) => self.offers.remove(i).offer_id,
+            None => loop {
+                match self.next().await {
+                    DeskEvent::Offer(offer) if is_it(&offer) => break offer.offer_id,
+                    DeskEvent::Offer(offer) => self.offers.push(offer),
+                    _ => continue,
                 }
-                _ => continue,
-            }
+            },
         };
         self.tx
             .send(v1::AgentSessionRequest {
@@ -451,10 +455,14 @@ impl Desk {
             .await
             .unwrap();
         loop {
-            if let DeskEvent::Assigned(assigned) = self.next().await
-                && assigned.interaction.as_ref().is_some_and(|i| i.id == ix)
-            {
-                return;
+            match self.next().await {
+                DeskEvent::Assigned(assigned)
+                    if assigned.interaction.as_ref().is_some_and(|i| i.id == ix) =>
+                {
+                    return;
+                }
+                DeskEvent::Offer(offer) => self.offers.push(offer),
+                _ => continue,
             }
         }
     }
