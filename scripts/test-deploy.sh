@@ -154,6 +154,10 @@ check "chart rejects no NATS" rejects "--set nats.bundled.enabled=false" "nats: 
 check "chart rejects TLS without a CA Secret" rejects "-f $CHART/ci/tls-values.yaml --set tls.caSecret.name=" "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle"
 check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// or rediss+cluster:// URL, got redis://<credentials>@r:6379"
 check "chart rejects TLS with plain redis:// cluster nodes" rejects "-f $CHART/ci/tls-values.yaml --set redis.url= --set redis.cluster.nodes={redis://n1:6379}" "redis.cluster.nodes: tls.enabled=true needs rediss:// node URLs, got redis://n1:6379"
+check "schema rejects an SMTP Service type that does not exist" rejects "--set emailIntake.smtp.service.type=External" "emailIntake.smtp.service.type: emailIntake.smtp.service.type must be one of the following"
+check "schema rejects a privileged SMTP port in the pod" rejects "--set emailIntake.smtp.port=25" "emailIntake.smtp.port: Must be greater than or equal to 1025"
+check "schema rejects a sender CIDR that is not one" rejects "--set networkPolicy.smtpFromCidrs={mail.example.org}" "networkPolicy.smtpFromCidrs.0: Does not match pattern"
+check "chart rejects email-intake without the router" rejects "--set router.enabled=false" "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false"
 check "chart rejects the same tenant twice" rejects "--set tenants[0].id=acme --set tenants[1].id=acme" 'tenants: tenant id "acme" appears twice'
 
 # Every value is in the chart README's table (presence.* shares router's rows).
@@ -197,6 +201,23 @@ notes_warn_about_bundled_stores_only_when_used() {
         && ! grep -qF WARNING <<<"$production"
 }
 check "NOTES warn about the bundled stores only when they are used" notes_warn_about_bundled_stores_only_when_used
+# The test email NOTES print goes to a tenant's address through the SMTP Service; the missing
+# router keys and certificate are pointed out where they are missing only.
+notes_show_how_to_send_a_test_email() {
+    local default bundled production
+    default="$(notes)"
+    bundled="$(notes -f "$work/demo-tenant-values.yaml")"
+    production="$(notes -f "$CHART/values-production.yaml")"
+    grep -qF "email-intake: careline-email-intake.careline.svc:50053" <<<"$default" \
+        && grep -qF "SMTP on careline-email-intake-smtp.careline.svc:25 (Service type ClusterIP)" <<<"$default" \
+        && grep -qF "port-forward svc/careline-email-intake-smtp 2525:25" <<<"$default" \
+        && grep -qF -- "--mail-rcpt members@demo-health.example -T -" <<<"$bundled" \
+        && grep -qF "WARNING: emailIntake.routerApiKeys.existingSecret.name is not set" <<<"$default" \
+        && grep -qF "STARTTLS is off" <<<"$default" \
+        && grep -qF "get svc careline-email-intake-smtp -o jsonpath='{.status.loadBalancer.ingress[0]}'" <<<"$production" \
+        && ! grep -qF "STARTTLS is off" <<<"$production"
+}
+check "NOTES show how to send a test email and what email-intake still needs" notes_show_how_to_send_a_test_email
 
 # Alert rules: render them as the chart ships them, then promtool.
 rules_dir="$work/rules"
@@ -232,6 +253,19 @@ PY
     promtool check rules "$work/dashboard-rules.yaml"
 }
 check "every Grafana dashboard query parses (promtool)" dashboard_queries_parse
+# An alert or panel on a metric nobody exports never shows anything: every careline_* series
+# they read must be a name in the services' code (a string literal in crates/ or services/).
+alerts_and_dashboard_read_only_exported_metrics() {
+    local metric unexported=0
+    while read -r metric; do
+        if ! grep -rqF "\"$metric\"" --include='*.rs' crates services; then
+            echo "$metric is read by an alert or the dashboard but no service exports it"
+            unexported=1
+        fi
+    done < <(cat "$rules_dir/rules.yaml" "$CHART/files/dashboard.json" | grep -oE 'careline_[a-z0-9_]+' | sort -u)
+    return "$unexported"
+}
+check "alerts and dashboard read only metrics the services export" alerts_and_dashboard_read_only_exported_metrics
 
 # kustomize: the base is the chart's rendering (no drift); the overlays were built and
 # validated with the value sets above.

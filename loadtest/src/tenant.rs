@@ -105,5 +105,6 @@ pub fn new_chat(seq: u64) -> NewInteraction {
         },
         after_hours: false,
         idempotency_key: format!("bench-{seq}"),
+        max_waiting: 0,
     }
 }

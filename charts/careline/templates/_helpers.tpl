@@ -46,13 +46,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-The gRPC services, in one place: binary and listen-address variable of each. A new service
-is one line here plus its block in values.yaml (same keys as router).
+The gRPC services, in one place: binary and listen-address variable of each, and the key of
+its block in values.yaml (`values`, when it is not the component name). A new service is one
+line here plus its block in values.yaml (same keys as router).
 */}}
 {{- define "careline.grpcServices" -}}
 router: { binary: careline-router, addrEnv: CARELINE_ROUTER_ADDR }
 presence: { binary: careline-presence, addrEnv: CARELINE_PRESENCE_ADDR }
 notifications: { binary: careline-notifications, addrEnv: CARELINE_NOTIFICATIONS_ADDR }
+email-intake: { binary: careline-email-intake, addrEnv: CARELINE_EMAIL_ADDR, values: emailIntake }
 {{- end -}}
 
 {{/* The Redis URL the chart writes into its Secret (unused with redis.existingSecret). */}}
@@ -110,6 +112,9 @@ names the value to change.
 {{- if .Values.nats.existingSecret.name }}{{ $nats = add1 $nats }}{{ end -}}
 {{- if ne $nats 1 -}}
 {{- fail (printf "nats: set exactly one of nats.url, nats.existingSecret.name or nats.bundled.enabled=true (%d are set)" $nats) -}}
+{{- end -}}
+{{- if and .Values.emailIntake.enabled (not .Values.router.enabled) -}}
+{{- fail "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false" -}}
 {{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- if not .Values.tls.caSecret.name -}}

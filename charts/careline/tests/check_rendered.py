@@ -4,13 +4,15 @@
 scripts/test-deploy.sh renders every value set into RENDERED_DIR/<set>.yaml first; this file
 reads them (and the kustomize overlays, kustomize-dev and kustomize-prod) and checks
 behaviour: store URLs, JetStream replicas, probes, drain times, security settings,
-autoscaling, NetworkPolicies, the tenants Job, operator RBAC and monitoring wiring.
+autoscaling, NetworkPolicies, email-intake's SMTP exposure, the tenants Job, operator RBAC and
+monitoring wiring.
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on a failure.
 
     charts/careline/tests/check_rendered.py RENDERED_DIR deploy/tenants/demo-health.yaml
 """
 
 import base64
+import os
 import re
 import sys
 import traceback
@@ -19,8 +21,20 @@ import yaml
 
 RENDERED = sys.argv[1]
 DEMO_TENANT = sys.argv[2]
+# The repository (for the services' sources): charts/careline/tests/ is three levels down.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # The release the test renders: `helm template careline charts/careline -n careline`.
 PREFIX = "careline"
+# What scripts/test-deploy.sh renders: the value sets and the kustomize overlays.
+VALUE_SETS = ("default", "bundled", "external", "redis-cluster", "tls", "hpa-off", "production")
+OVERLAYS = ("kustomize-dev", "kustomize-prod")
+# The gRPC services every render runs, with their ports and listen-address variables.
+GRPC_SERVICES = (("router", 50051, "CARELINE_ROUTER_ADDR"),
+                 ("presence", 50052, "CARELINE_PRESENCE_ADDR"),
+                 ("email-intake", 50053, "CARELINE_EMAIL_ADDR"),
+                 ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR"))
+SERVICE_NAMES = tuple(name for name, _, _ in GRPC_SERVICES)
+SMTP_PORT = 2525
 
 
 def render(value_set):
@@ -85,7 +99,7 @@ def external_stores_replace_the_bundled_ones_and_streams_default_to_three_replic
     assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
     # A password never lands in the ConfigMap; credentials come from the user's Secret.
     assert "s3cret" not in yaml.safe_dump(config_env(docs))
-    for name in ("router", "presence", "notifications"):
+    for name in SERVICE_NAMES:
         container = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "careline-smtp"}} in container["envFrom"], name
 
@@ -113,9 +127,7 @@ def tls_mounts_the_ca_and_points_the_services_at_it():
 
 def services_listen_on_all_interfaces_with_grpc_probes():
     docs = render("default")
-    for name, port, env in (("router", 50051, "CARELINE_ROUTER_ADDR"),
-                            ("presence", 50052, "CARELINE_PRESENCE_ADDR"),
-                            ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR")):
+    for name, port, env in GRPC_SERVICES:
         spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
         container = spec["containers"][0]
         assert container["command"] == ["careline-" + name]
@@ -133,7 +145,7 @@ def termination_grace_outlasts_the_prestop_sleep_and_the_drain():
     for value_set, drain in (("default", 20), ("hpa-off", 45)):
         docs = render(value_set)
         assert config_env(docs)["CARELINE_SHUTDOWN_GRACE_SECS"] == str(drain)
-        for name in ("router", "presence", "notifications"):
+        for name in SERVICE_NAMES:
             spec = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]
             sleep = spec["containers"][0].get("lifecycle", {}).get("preStop", {}).get("sleep", {})
             grace = spec["terminationGracePeriodSeconds"]
@@ -157,9 +169,9 @@ def every_container_runs_non_root_read_only_without_capabilities():
 def autoscaling_on_by_default_and_fixed_replicas_when_off():
     docs = render("default")
     assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
-        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications"}
+        "%s-%s" % (PREFIX, name) for name in SERVICE_NAMES}
     assert "replicas" not in find(docs, "Deployment", PREFIX + "-router")["spec"]
-    assert len(kinds(docs, "PodDisruptionBudget")) == 3
+    assert len(kinds(docs, "PodDisruptionBudget")) == len(SERVICE_NAMES)
     docs = render("hpa-off")
     assert not kinds(docs, "HorizontalPodAutoscaler")
     assert not kinds(docs, "PodDisruptionBudget")
@@ -167,6 +179,7 @@ def autoscaling_on_by_default_and_fixed_replicas_when_off():
     assert find(docs, "Deployment", PREFIX + "-router")["spec"]["replicas"] == 3
     assert find(docs, "Deployment", PREFIX + "-presence")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", PREFIX + "-notifications")["spec"]["replicas"] == 1
+    assert find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["replicas"] == 1
 
 
 def selected_by(policy, labels):
@@ -190,21 +203,29 @@ def every_pod_has_a_policy_for_ingress_and_egress():
 def network_policies_allow_only_the_architecture_flows():
     docs = render("bundled")
     policy = {p["metadata"]["name"][len(PREFIX) + 1:]: p["spec"] for p in kinds(docs, "NetworkPolicy")}
-    assert set(policy) == {"router", "presence", "notifications", "operator", "tenants", "redis", "nats"}, set(policy)
+    assert set(policy) == set(SERVICE_NAMES) | {"operator", "tenants", "redis", "nats"}, set(policy)
 
     def components(rule, side):
         return sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
                       for peer in rule.get(side, []))
 
     # Only the gRPC services reach Redis; NATS is reached by them, the operator and the Job.
-    assert components(policy["redis"]["ingress"][0], "from") == ["notifications", "presence", "router"]
-    assert components(policy["nats"]["ingress"][0], "from") == [
-        "notifications", "operator", "presence", "router", "tenants"]
+    assert components(policy["redis"]["ingress"][0], "from") == sorted(SERVICE_NAMES)
+    assert components(policy["nats"]["ingress"][0], "from") == sorted(SERVICE_NAMES + ("operator", "tenants"))
     # Only notifications reaches an SMTP relay.
     smtp = [r for r in policy["notifications"]["egress"] if {"port": 587, "protocol": "TCP"} in r["ports"]]
     assert len(smtp) == 1 and "to" not in smtp[0], policy["notifications"]["egress"]
-    for name in ("router", "presence"):
+    for name in ("router", "presence", "email-intake"):
         assert all({"port": 587, "protocol": "TCP"} not in r["ports"] for r in policy[name]["egress"]), name
+    # Mail arrives at email-intake's SMTP port from anywhere (an MX); only email-intake calls
+    # the router, and nothing else takes SMTP.
+    smtp_in = [r for r in policy["email-intake"]["ingress"] if r["ports"] == [{"port": "smtp", "protocol": "TCP"}]]
+    assert len(smtp_in) == 1 and "from" not in smtp_in[0], policy["email-intake"]["ingress"]
+    to_router = [r for r in policy["email-intake"]["egress"] if components(r, "to") == ["router"]]
+    assert [r["ports"] for r in to_router] == [[{"port": 50051, "protocol": "TCP"}]], policy["email-intake"]["egress"]
+    for name in ("router", "presence", "notifications"):
+        assert all(components(r, "to") != ["router"] for r in policy[name]["egress"]), name
+        assert all(p["port"] != "smtp" for r in policy[name]["ingress"] for p in r["ports"]), name
     assert policy["redis"]["egress"] == [] and policy["nats"]["egress"] == []
     # The tenants Job takes no traffic and talks to DNS and NATS only.
     assert policy["tenants"]["ingress"] == []
@@ -213,8 +234,17 @@ def network_policies_allow_only_the_architecture_flows():
     assert all(components(r, "to") != ["redis"] for r in policy["operator"]["egress"])
     # The production set restricts callers, scrapers and store addresses.
     prod = {p["metadata"]["name"]: p["spec"] for p in kinds(render("production"), "NetworkPolicy")}
-    grpc_rule = prod[PREFIX + "-router"]["ingress"][0]
-    assert grpc_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    assert prod[PREFIX + "-presence"]["ingress"][0]["from"] == [ingress_nginx]
+    # Restricted callers still leave email-intake its way to the router.
+    assert prod[PREFIX + "-router"]["ingress"][0]["from"] == [ingress_nginx, {"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "careline", "app.kubernetes.io/instance": "careline",
+        "app.kubernetes.io/component": "email-intake"}}}]
+    # Senders restricted to CIDRs (external set): SMTP from those only.
+    external = {p["metadata"]["name"]: p["spec"] for p in kinds(render("external"), "NetworkPolicy")}
+    smtp_in = [r for r in external[PREFIX + "-email-intake"]["ingress"] if r["ports"][0]["port"] == "smtp"]
+    assert smtp_in == [{"ports": [{"port": "smtp", "protocol": "TCP"}],
+                        "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}], smtp_in
     stores = [r for r in prod[PREFIX + "-router"]["egress"] if r["ports"][0]["port"] == 6379]
     assert stores[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
 
@@ -267,10 +297,10 @@ def monitoring_resources_select_what_the_chart_renders():
     services = [s for s in kinds(docs, "Service")
                 if all(s["metadata"]["labels"].get(k) == v for k, v in selector["matchLabels"].items())
                 and s["metadata"]["labels"]["app.kubernetes.io/component"] in components]
-    assert {s["metadata"]["name"] for s in services} == {
-        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications", PREFIX + "-operator"}
-    for service in services:
-        assert "metrics" in [p["name"] for p in service["spec"]["ports"]], service["metadata"]["name"]
+    scraped = {s["metadata"]["name"] for s in services if "metrics" in [p["name"] for p in s["spec"]["ports"]]}
+    assert scraped == {"%s-%s" % (PREFIX, name) for name in SERVICE_NAMES + ("operator",)}, scraped
+    # The SMTP Service shares email-intake's label but has no metrics port: no second target.
+    assert {s["metadata"]["name"] for s in services} - scraped == {PREFIX + "-email-intake-smtp"}
     dashboard = find(docs, "ConfigMap", PREFIX + "-dashboard")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert '"uid": "careline-overview"' in dashboard["data"]["careline.json"]
@@ -295,12 +325,118 @@ def kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas():
     assert secret_value(docs, "redis-url").startswith("redis+cluster://")
     assert secret_value(docs, "nats-url").count("nats://") == 3
     assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "3"
+    # No egress rule still points at the deleted bundled stores.
     for policy in kinds(docs, "NetworkPolicy"):
         for rule in policy["spec"]["egress"]:
             for peer in rule.get("to", []):
-                assert "podSelector" not in peer, (policy["metadata"]["name"], peer)
+                component = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                assert component not in ("redis", "nats"), (policy["metadata"]["name"], peer)
     assert {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")} == {
-        PREFIX + "-router", PREFIX + "-presence", PREFIX + "-notifications"}
+        "%s-%s" % (PREFIX, name) for name in SERVICE_NAMES}
+    # email-intake: router keys from the overlay's Secret, SMTP on a load balancer.
+    container = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]["containers"][0]
+    keys = env_of(container)["CARELINE_EMAIL_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    secret = find(docs, "Secret", keys["name"])
+    assert base64.b64decode(secret["data"][keys["key"]]).decode().startswith("acme-health="), secret
+    smtp = find(docs, "Service", PREFIX + "-email-intake-smtp")["spec"]
+    assert smtp["type"] == "LoadBalancer" and smtp["externalTrafficPolicy"] == "Local", smtp
+
+
+def port_number(container, port):
+    """A Service's targetPort (a name or a number) as the container's port number, or None."""
+    for p in container.get("ports", []):
+        if port in (p["name"], p["containerPort"]):
+            return p["containerPort"]
+    return None
+
+
+def every_render_runs_email_intake_with_its_smtp_port_exposed():
+    for value_set in VALUE_SETS + OVERLAYS:
+        docs = render(value_set)
+        deployment = find(docs, "Deployment", PREFIX + "-email-intake")
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["command"] == ["careline-email-intake"], value_set
+        assert env_of(container)["CARELINE_SMTP_ADDR"]["value"] == "0.0.0.0:%d" % SMTP_PORT, value_set
+        assert port_number(container, "smtp") == SMTP_PORT, (value_set, container["ports"])
+        # Some Service sends SMTP to those pods, and gRPC to the gRPC port.
+        exposed = {}
+        labels = pod["metadata"]["labels"]
+        for service in kinds(docs, "Service"):
+            selector = service["spec"].get("selector")
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                for p in service["spec"]["ports"]:
+                    exposed[port_number(container, p["targetPort"])] = (service["metadata"]["name"], p["port"])
+        assert exposed.get(SMTP_PORT) == (PREFIX + "-email-intake-smtp", 25), (value_set, exposed)
+        assert exposed.get(50053) == (PREFIX + "-email-intake", 50053), (value_set, exposed)
+
+
+def email_intake_reaches_the_router_and_takes_its_secrets_from_secrets():
+    docs = render("default")
+    container = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    router = find(docs, "Service", PREFIX + "-router")
+    assert env["CARELINE_ROUTER_URL"]["value"] == "http://%s:%d" % (
+        router["metadata"]["name"], router["spec"]["ports"][0]["port"])
+    assert env["CARELINE_EMAIL_MAX_MESSAGE_BYTES"]["value"] == str(10 * 1024 * 1024)
+    # Without a key Secret or a certificate: no key variable, no STARTTLS.
+    assert "CARELINE_EMAIL_ROUTER_API_KEYS" not in env and "CARELINE_SMTP_TLS_CERT" not in env
+    assert find(docs, "Service", PREFIX + "-email-intake-smtp")["spec"]["type"] == "ClusterIP"
+
+    docs = render("production")
+    spec = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]
+    env = env_of(spec["containers"][0])
+    assert env["CARELINE_EMAIL_ROUTER_API_KEYS"] == {"name": "CARELINE_EMAIL_ROUTER_API_KEYS", "valueFrom": {
+        "secretKeyRef": {"name": "careline-email-intake", "key": "router-api-keys"}}}
+    assert env["CARELINE_SMTP_HOSTNAME"]["value"] == "mx.careline.example"
+    # The certificate files the service is pointed at are in the mounted Secret.
+    mount = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}["smtp-tls"]
+    volume = {v["name"]: v for v in spec["volumes"]}["smtp-tls"]["secret"]
+    assert volume["secretName"] == "careline-smtp-tls"
+    files = {"%s/%s" % (mount["mountPath"], item["path"]) for item in volume["items"]}
+    assert {env["CARELINE_SMTP_TLS_CERT"]["value"], env["CARELINE_SMTP_TLS_KEY"]["value"]} == files, files
+    assert mount["readOnly"] is True
+    smtp = find(docs, "Service", PREFIX + "-email-intake-smtp")["spec"]
+    assert smtp["type"] == "LoadBalancer" and smtp["externalTrafficPolicy"] == "Local", smtp
+    # NodePort: the fixed node port; the gRPC Service stays inside the cluster.
+    docs = render("hpa-off")
+    smtp = find(docs, "Service", PREFIX + "-email-intake-smtp")["spec"]
+    assert smtp["type"] == "NodePort" and smtp["ports"][0]["nodePort"] == 30025, smtp
+    assert find(docs, "Service", PREFIX + "-email-intake")["spec"]["type"] == "ClusterIP"
+    container = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container)["CARELINE_EMAIL_MAX_MESSAGE_BYTES"]["value"] == "1048576"
+
+
+def declared_env_names(*source_dirs):
+    """Every "CARELINE_..." string literal in the Rust sources under source_dirs."""
+    names = set()
+    for source_dir in source_dirs:
+        for root, _, files in os.walk(os.path.join(REPO, source_dir)):
+            for name in files:
+                if name.endswith(".rs"):
+                    with open(os.path.join(root, name), encoding="utf-8") as f:
+                        names.update(re.findall(r'"(CARELINE_[A-Z0-9_]+)"', f.read()))
+    return names
+
+
+def every_variable_the_chart_sets_is_one_the_program_reads():
+    # A misspelt or renamed variable is silently ignored by the program: compare with the
+    # names its configuration (services/<component>/src, careline-kit's common settings) reads.
+    common = declared_env_names("crates/careline-kit/src")
+    for value_set in ("bundled", "production", "hpa-off"):
+        docs = render(value_set)
+        unknown = set(config_env(docs)) - common - {"RUST_LOG"} - {k for k in config_env(docs) if k.startswith("OTEL_")}
+        assert not unknown, (value_set, "ConfigMap", unknown)
+        for d in docs:
+            if d["kind"] not in ("Deployment", "Job"):
+                continue
+            component = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+            program = "services/careline" if component == "tenants" else "services/" + component
+            assert os.path.isdir(os.path.join(REPO, program)), program
+            declared = common | declared_env_names(program)
+            for container in d["spec"]["template"]["spec"]["containers"]:
+                unknown = {name for name in env_of(container) if name.startswith("CARELINE_")} - declared
+                assert not unknown, (value_set, d["metadata"]["name"], unknown)
 
 
 def config_changes_roll_the_pods():
@@ -328,6 +464,9 @@ CHECKS = [
     monitoring_resources_select_what_the_chart_renders,
     kustomize_dev_overlay_runs_one_replica_without_autoscaling,
     kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas,
+    every_render_runs_email_intake_with_its_smtp_port_exposed,
+    email_intake_reaches_the_router_and_takes_its_secrets_from_secrets,
+    every_variable_the_chart_sets_is_one_the_program_reads,
     config_changes_roll_the_pods,
 ]
 

@@ -35,6 +35,9 @@ pub enum Language {
 }
 
 impl Language {
+    /// Every language Careline routes in.
+    pub const ALL: [Language; 2] = [Language::En, Language::Es];
+
     /// ISO 639-1 code.
     pub fn as_str(self) -> &'static str {
         match self {

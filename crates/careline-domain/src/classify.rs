@@ -103,6 +103,38 @@ impl UrgentReason {
     pub fn from_id(id: &str) -> Option<UrgentReason> {
         Self::ALL.into_iter().find(|r| r.as_str() == id)
     }
+
+    /// A mental-health crisis: the member is pointed to 988 first.
+    pub fn is_mental_health_crisis(self) -> bool {
+        matches!(self, UrgentReason::Suicide | UrgentReason::SelfHarm)
+    }
+
+    /// What a member in danger is told first, in `lang`: call 911, or 988 in
+    /// a mental-health crisis. `None`: the contact was marked urgent by its
+    /// sender, without a phrase.
+    pub fn guidance(reason: Option<UrgentReason>, lang: Language) -> &'static str {
+        let crisis = reason.is_some_and(UrgentReason::is_mental_health_crisis);
+        match (lang, crisis) {
+            (Language::En, true) => {
+                "If you are thinking about suicide or hurting yourself, call or text 988 \
+                 (Suicide and Crisis Lifeline) now. If you are in immediate danger, call 911."
+            }
+            (Language::En, false) => {
+                "If this is a medical emergency, call 911 now or go to the nearest emergency \
+                 room. In a mental-health crisis, call or text 988."
+            }
+            (Language::Es, true) => {
+                "Si está pensando en el suicidio o en hacerse daño, llame o envíe un mensaje de \
+                 texto al 988 (Línea de Prevención del Suicidio y Crisis) ahora. Si está en \
+                 peligro inmediato, llame al 911."
+            }
+            (Language::Es, false) => {
+                "Si es una emergencia médica, llame al 911 ahora o vaya a la sala de emergencias \
+                 más cercana. En una crisis de salud mental, llame o envíe un mensaje de texto \
+                 al 988."
+            }
+        }
+    }
 }
 
 /// Classifies `text` against the built-in language and urgency tables and

@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 
 use crate::Error;
-use crate::tenant::TenantConfig;
+use crate::tenant::{OpeningHours, TenantConfig};
 
 /// One opening window: from `open` on each of `days` until `close`, which is
 /// on the next day when `close <= open` (overnight; `00:00-00:00` is 24 hours).
@@ -49,21 +49,9 @@ pub struct BusinessHours {
 impl BusinessHours {
     /// Builds the hours of `config`, failing on an unknown zone or a bad time.
     pub fn from_config(config: &TenantConfig) -> Result<Self, Error> {
-        let time_zone = parse_time_zone(&config.time_zone)?;
-        let windows = config
-            .hours
-            .iter()
-            .map(|h| {
-                Ok(Window {
-                    days: h.days.clone(),
-                    open: parse_time_of_day(&h.open)?,
-                    close: parse_time_of_day(&h.close)?,
-                })
-            })
-            .collect::<Result<_, Error>>()?;
         Ok(BusinessHours {
-            time_zone,
-            windows,
+            time_zone: parse_time_zone(&config.time_zone)?,
+            windows: windows(&config.hours)?,
             holidays: config.holidays.iter().copied().collect(),
         })
     }
@@ -110,6 +98,20 @@ impl BusinessHours {
         let _ = write!(out, " {}", self.time_zone.name());
         out
     }
+}
+
+/// The windows of configured opening `hours`, failing on a bad time.
+pub fn windows(hours: &[OpeningHours]) -> Result<Vec<Window>, Error> {
+    hours
+        .iter()
+        .map(|h| {
+            Ok(Window {
+                days: h.days.clone(),
+                open: parse_time_of_day(&h.open)?,
+                close: parse_time_of_day(&h.close)?,
+            })
+        })
+        .collect()
 }
 
 /// Parses a strict `HH:MM` (24-hour clock, two digits each).

@@ -55,7 +55,43 @@ pub struct TenantConfig {
     pub queues: Vec<QueueConfig>,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Request rates the tenant's integrations may use.
+    #[serde(default)]
+    pub limits: Limits,
 }
+
+/// Per-tenant request rates, each a token bucket shared by every router
+/// replica: `*_per_sec` tokens a second, up to `*_burst` saved. Past them a
+/// call is refused with RESOURCE_EXHAUSTED and how long to wait (RetryInfo).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// `CreateInteraction` calls a second.
+    pub creates_per_sec: u32,
+    /// Creates saved up for a burst.
+    pub creates_burst: u32,
+    /// Every other Router call a second (reads, offers, transfers, watches opened).
+    pub calls_per_sec: u32,
+    /// Other calls saved up for a burst.
+    pub calls_burst: u32,
+}
+
+/// Default [`Limits`]: well above a large plan's storm on one platform, so
+/// that only a runaway client meets them.
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            creates_per_sec: 1_000,
+            creates_burst: 2_000,
+            calls_per_sec: 5_000,
+            calls_burst: 10_000,
+        }
+    }
+}
+
+/// Highest rate a tenant may configure for any limit (a second).
+pub const MAX_RATE_PER_SEC: u32 = 1_000_000;
 
 /// The email channel of a tenant.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -307,6 +343,17 @@ pub struct QueueConfig {
     /// Steps applied in order as an interaction keeps waiting.
     #[serde(default)]
     pub overflow: Vec<OverflowStep>,
+    /// This queue's own opening windows (the tenant's holidays still close
+    /// it); without them it keeps the tenant's `hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Vec<OpeningHours>>,
+    /// Open around the clock, holidays included (a nurse line); excludes `hours`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_24_7: bool,
+    /// At most this many contacts wait in the queue; past it new (non-urgent)
+    /// contacts are refused with the other ways to reach the plan. None: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_waiting: Option<u32>,
 }
 
 fn default_service_level_secs() -> u32 {
@@ -383,6 +430,7 @@ impl TenantConfig {
             routing,
             queues,
             agents: _,
+            limits,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -401,6 +449,7 @@ impl TenantConfig {
             routing: routing.clone(),
             queues: queues.clone(),
             agents: Vec::new(),
+            limits: *limits,
         }
     }
 
@@ -488,6 +537,27 @@ impl TenantConfig {
                 .collect(),
             holidays: self.holidays.iter().copied().collect(),
         })
+    }
+
+    /// The hours of queue `queue_id`: open around the clock when it says
+    /// `open_24_7`, its own windows (with the tenant's holidays) when it has
+    /// some, else the tenant's hours.
+    pub fn queue_hours(&self, queue_id: &str) -> BusinessHours {
+        let tenant = self.hours();
+        match self.queue(queue_id) {
+            Some(q) if q.open_24_7 => BusinessHours {
+                windows: Vec::new(),
+                holidays: Default::default(),
+                ..tenant
+            },
+            Some(QueueConfig {
+                hours: Some(own), ..
+            }) => BusinessHours {
+                windows: hours::windows(own).unwrap_or_default(),
+                ..tenant
+            },
+            _ => tenant,
+        }
     }
 
     /// The after-hours message in `lang`, else in the tenant's first language

@@ -4,8 +4,9 @@
 //! - gRPC health (`grpc.health.v1.Health`): "" and each added service start SERVING; a
 //!   [`HealthHandle`] lets the service report NOT_SERVING while Redis or NATS is unreachable,
 //!   and everything turns NOT_SERVING as soon as shutdown starts;
-//! - server reflection v1 and v1alpha over every Careline proto and the health proto, so
-//!   `grpcurl -plaintext HOST:PORT list` works without proto files;
+//! - server reflection v1 and v1alpha over every Careline proto, the health proto and the
+//!   `google.rpc` error details, so `grpcurl -plaintext HOST:PORT list` works without proto
+//!   files and grpcurl decodes the details of an error (`ErrorInfo`, `LocalizedMessage`, ...);
 //! - a `grpc` span per request whose parent is the caller's W3C `traceparent`, carrying the
 //!   method (never the request body).
 //!
@@ -74,6 +75,7 @@ impl GrpcServer {
             descriptor_sets: vec![
                 careline_proto::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_types::pb::FILE_DESCRIPTOR_SET,
             ],
             grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             readiness: None,
@@ -190,6 +192,7 @@ impl GrpcServer {
         });
         let serve = Server::builder()
             .layer(GrpcTraceLayer)
+            .layer(DecodeErrorLayer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serve);
@@ -413,6 +416,87 @@ where
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)
     }
+}
+
+/// Rewrites tonic's own answers to requests it could not decode (before any service code
+/// runs) into codes a client can act on: a request over the service's size limit is
+/// RESOURCE_EXHAUSTED (tonic answers OUT_OF_RANGE), a malformed one — invalid UTF-8 in a string,
+/// a truncated field — INVALID_ARGUMENT naming the field (tonic answers INTERNAL, which reads
+/// as a server fault).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeErrorLayer;
+
+impl<S> tower::Layer<S> for DecodeErrorLayer {
+    type Service = DecodeErrors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DecodeErrors { inner }
+    }
+}
+
+/// The service made by [`DecodeErrorLayer`].
+#[derive(Debug, Clone)]
+pub struct DecodeErrors<S> {
+    inner: S,
+}
+
+type Rewrite<B> = fn(http::Response<B>) -> http::Response<B>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for DecodeErrors<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = futures::future::MapOk<S::Future, Rewrite<RB>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        futures::TryFutureExt::map_ok(
+            self.inner.call(request),
+            rewrite_decode_error as Rewrite<RB>,
+        )
+    }
+}
+
+/// See [`DecodeErrorLayer`]: only statuses tonic itself produces for undecodable requests
+/// are rewritten; a service's own OUT_OF_RANGE or INTERNAL passes unchanged.
+fn rewrite_decode_error<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32);
+    let Some(message) = headers.get("grpc-message").map(|v| {
+        percent_encoding::percent_decode(v.as_bytes())
+            .decode_utf8_lossy()
+            .into_owned()
+    }) else {
+        return response;
+    };
+    let rewritten = match code {
+        Some(tonic::Code::OutOfRange) if message.contains("decoded message length too large") => {
+            tonic::Status::resource_exhausted(format!(
+                "request too large: {}; send a smaller request",
+                message.trim_start_matches("Error, decoded message length too large: ")
+            ))
+        }
+        Some(tonic::Code::Internal) if message.starts_with("failed to decode Protobuf message") => {
+            tonic::Status::invalid_argument(format!(
+                "the request is not a valid protobuf message of this method ({message}); \
+                 strings must be UTF-8"
+            ))
+        }
+        _ => return response,
+    };
+    if rewritten.add_header(headers).is_err() {
+        tracing::debug!("could not rewrite a decode error status");
+    }
+    response
 }
 
 /// The span of one gRPC call: `grpc` named `package.Service/Method` for OpenTelemetry, with the

@@ -24,8 +24,7 @@ impl std::str::FromStr for RouterKeys {
                 .split_once('=')
                 .filter(|(t, k)| !t.trim().is_empty() && !k.trim().is_empty())
                 .ok_or_else(|| {
-                    "expected tenant=key pairs separated by commas, e.g. demo-health=KEY"
-                        .to_owned()
+                    "expected tenant=key pairs separated by commas, e.g. demo-health=KEY".to_owned()
                 })?;
             keys.insert(tenant.trim().to_owned(), key.trim().to_owned());
         }

@@ -19,6 +19,11 @@ pub enum RoutingError {
     /// New work is refused for now (events wait in the outbox for NATS); retry shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// The queue already holds its configured maximum of waiting contacts.
+    #[error(
+        "the queue is full: {waiting} contacts wait, its limit is {max}; reach the plan another way (email, the member portal) or try again later"
+    )]
+    QueueFull { waiting: u64, max: u64 },
     /// A backend could not be reached at start-up.
     #[error("{0}")]
     Unreachable(String),
@@ -55,6 +60,7 @@ impl RoutingError {
             RoutingError::AlreadyExists(_) => Code::AlreadyExists,
             RoutingError::InvalidArgument(_) => Code::InvalidArgument,
             RoutingError::Unavailable(_) => Code::Unavailable,
+            RoutingError::QueueFull { .. } => Code::ResourceExhausted,
             RoutingError::Redis(_) | RoutingError::Bus(_) | RoutingError::Unreachable(_) => {
                 Code::Unavailable
             }

@@ -38,5 +38,6 @@ pub use list::ListFilter;
 pub use relay::{OutboxLag, OutboxRelay, outbox_lag};
 
 pub use store::{
-    AgentStatus, Created, Held, NewInteraction, RoutingStore, TimersRun, TransferTarget,
+    AgentStatus, Created, Held, NewInteraction, Placed, QueuePlace, RoutingStore, TimersRun,
+    TransferTarget,
 };

@@ -32,9 +32,10 @@ pub(crate) struct Scripts {
     pub agent_login: Script,
     pub agent_refresh: Script,
     pub agent_set_state: Script,
-    /// These two stand alone, without the prelude: see the scripts.
+    /// These stand alone, without the prelude: see the scripts.
     pub agent_heartbeat: Script,
     pub timer_check: Script,
+    pub rate_limit: Script,
 }
 
 impl Scripts {
@@ -53,6 +54,7 @@ impl Scripts {
             agent_set_state: script!("lua/agent_set_state.lua"),
             agent_heartbeat: Script::new(include_str!("lua/agent_heartbeat.lua")),
             timer_check: Script::new(include_str!("lua/timer_check.lua")),
+            rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
         }
     }
 }

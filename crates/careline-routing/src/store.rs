@@ -55,6 +55,9 @@ pub struct NewInteraction {
     pub context: v1::InteractionContext,
     pub after_hours: bool,
     pub idempotency_key: String,
+    /// Refuse it (QueueFull) when this many contacts already wait in its
+    /// queue; 0: no cap. Urgent contacts are never refused for it.
+    pub max_waiting: u32,
 }
 
 /// The outcome of [`RoutingStore::create_interaction`].
@@ -64,6 +67,27 @@ pub struct Created {
     /// 1-based position in its queue; 0 once offered.
     pub queue_position: u32,
     pub replayed: bool,
+}
+
+/// An interaction and, while it is queued, where it stands
+/// ([`RoutingStore::get_placed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    /// The interaction as `GetInteraction` returns it.
+    pub interaction: v1::Interaction,
+    /// Its place while queued; None in any other state.
+    pub place: Option<QueuePlace>,
+}
+
+/// Where a queued interaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// 1-based rank in its queue (its target, channel and language), as
+    /// `CreateInteraction` reports it.
+    pub position: u32,
+    /// Contacts of its target and channel, in every language, that are
+    /// served before it: what an estimate of its wait counts.
+    pub ahead: u32,
 }
 
 /// Where a transfer goes.
@@ -161,6 +185,28 @@ impl RoutingStore {
             replica_acks: 0,
             replica_acks_paused_until: Arc::default(),
         })
+    }
+
+    /// Takes one token from the tenant's bucket `bucket` (`per_sec` tokens a
+    /// second, up to `burst` saved), shared by every replica; None when the
+    /// call may go ahead, else how long until one may. A standalone script of
+    /// one key: it neither emits events nor touches routing state.
+    pub async fn take_token(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        per_sec: u32,
+        burst: u32,
+    ) -> Result<Option<Duration>> {
+        let wait_micros: u64 = self
+            .scripts
+            .rate_limit
+            .key(keys::tenant_key(tenant, &format!("limit:{bucket}")))
+            .arg(per_sec)
+            .arg(burst)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((wait_micros > 0).then(|| Duration::from_micros(wait_micros)))
     }
 
     /// Answers a change only once `replicas` Redis replicas of the tenant's
@@ -451,6 +497,17 @@ fn script_result(reply: Vec<Value>) -> Result<Vec<Value>> {
         "FAILED_PRECONDITION" => Err(RoutingError::FailedPrecondition(message())),
         "ALREADY_EXISTS" => Err(RoutingError::AlreadyExists(message())),
         "UNAVAILABLE" => Err(RoutingError::Unavailable(message())),
+        "QUEUE_FULL" => {
+            let numbers: Vec<u64> = items
+                .map(u64::from_redis_value)
+                .collect::<std::result::Result<_, _>>()?;
+            match numbers[..] {
+                [waiting, max] => Err(RoutingError::QueueFull { waiting, max }),
+                _ => Err(RoutingError::Corrupt(
+                    "QUEUE_FULL without its counts".into(),
+                )),
+            }
+        }
         other => Err(RoutingError::Corrupt(format!(
             "unexpected script status {other}"
         ))),

@@ -28,6 +28,9 @@ pub fn big_tenant(id: &str, agents: usize, queues: usize) -> TenantConfig {
             }],
             service_level_secs: 30,
             overflow: Vec::new(),
+            hours: None,
+            open_24_7: false,
+            max_waiting: None,
         })
         .collect();
     config.routing.urgent_queue = Some("q-00".into());

@@ -1,8 +1,9 @@
 //! `careline`: run the whole platform locally (`careline up`), manage
-//! tenant configuration (`careline config apply -f FILE`) and request an
-//! email (`careline notify`).
+//! tenant configuration (`careline config apply -f FILE`), make API and agent
+//! keys (`careline key new`) and request an email (`careline notify`).
 
 mod config_cmd;
+mod key_cmd;
 mod notify_cmd;
 mod up;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Tenant configuration in the NATS KV bucket.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Make a strong API or agent key, or hash one (the tenant file stores the SHA-256).
+    #[command(subcommand)]
+    Key(key_cmd::KeyCommand),
     /// Ask the notifications service to send one email (publishes a NotificationRequested).
     Notify(notify_cmd::NotifyArgs),
 }
@@ -36,6 +40,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Config(command) => config_cmd::run(command).await,
+        Command::Key(command) => key_cmd::run(command),
         Command::Notify(args) => notify_cmd::run(args).await,
     };
     match result {

@@ -100,8 +100,7 @@ pub async fn run(
 fn login(chats: &Chats, request: v1::ChatSessionRequest) -> Result<AgentLogin, ChatError> {
     let Some(RequestKind::Login(login)) = request.kind else {
         return Err(ChatError::Invalid(
-            "the first message of a chat session must be `login` (tenant, agent id and key)"
-                .into(),
+            "the first message of a chat session must be `login` (tenant, agent id and key)".into(),
         ));
     };
     if login.agent_key.len() > MAX_AGENT_KEY_BYTES {
@@ -176,7 +175,10 @@ pub fn entry_proto(ix: &str, entry: &Entry) -> v1::TranscriptEntry {
 impl Session {
     /// Queues an event; false when the agent is too slow (the stream then ends).
     fn event(&self, kind: EventKind) -> bool {
-        match self.tx.try_send(Ok(v1::ChatSessionEvent { kind: Some(kind) })) {
+        match self
+            .tx
+            .try_send(Ok(v1::ChatSessionEvent { kind: Some(kind) }))
+        {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("agent chat stream too slow; ending it");
@@ -250,7 +252,10 @@ impl Session {
                 (typing.interaction_id, String::new(), result)
             }
             Some(RequestKind::Read(read)) => {
-                let result = match (self.chat(&read.interaction_id), protocol::is_entry_id(&read.up_to)) {
+                let result = match (
+                    self.chat(&read.interaction_id),
+                    protocol::is_entry_id(&read.up_to),
+                ) {
                     (Ok(chat), true) => {
                         self.chats
                             .notice(
@@ -282,7 +287,9 @@ impl Session {
             None => (
                 String::new(),
                 String::new(),
-                Err(ChatError::Invalid("empty request: set one of its fields".into())),
+                Err(ChatError::Invalid(
+                    "empty request: set one of its fields".into(),
+                )),
             ),
         };
         match result {

@@ -165,7 +165,10 @@ impl Chats {
     pub async fn start(&self, origin: Option<&str>, start: Start) -> Result<Attached, ChatError> {
         let (tenant, widget) = self.widget(&start.key).ok_or(ChatError::UnknownWidget)?;
         if !widget.allows_origin(origin) {
-            tracing::info!(tenant = tenant.id.as_str(), "chat refused: origin not allowed");
+            tracing::info!(
+                tenant = tenant.id.as_str(),
+                "chat refused: origin not allowed"
+            );
             return Err(ChatError::OriginNotAllowed);
         }
         if !self.router.serves(&tenant.id) {
@@ -387,14 +390,22 @@ impl Chats {
     /// within the resume grace (a socket dropped, or its replica died).
     pub async fn lease(&self, chat: &ChatRef) -> Result<(), ChatError> {
         self.store
-            .set_grace(&chat.tenant.id, &chat.ix, now_ms() + millis(self.resume_grace))
+            .set_grace(
+                &chat.tenant.id,
+                &chat.ix,
+                now_ms() + millis(self.resume_grace),
+            )
             .await
     }
 
     /// Renews the lease of a connected member (not of a chat already settled).
     pub async fn renew(&self, chat: &ChatRef) -> Result<(), ChatError> {
         self.store
-            .extend_grace(&chat.tenant.id, &chat.ix, now_ms() + millis(self.resume_grace))
+            .extend_grace(
+                &chat.tenant.id,
+                &chat.ix,
+                now_ms() + millis(self.resume_grace),
+            )
             .await
     }
 
@@ -428,7 +439,11 @@ impl Chats {
     }
 
     async fn settle(&self, chat: &ChatRef, disposition: &str) {
-        if let Err(error) = self.router.settle(&chat.tenant.id, &chat.ix, disposition).await {
+        if let Err(error) = self
+            .router
+            .settle(&chat.tenant.id, &chat.ix, disposition)
+            .await
+        {
             tracing::warn!(
                 tenant = chat.tenant.id.as_str(),
                 interaction_id = chat.ix.as_str(),

@@ -62,11 +62,7 @@ impl Feed {
     /// entries are already durable, and subscribers catch up from the transcript.
     pub async fn publish(&self, tenant: &str, ix: &str, item: &FeedItem) {
         let payload = serde_json::to_vec(item).expect("feed items always serialize");
-        if let Err(error) = self
-            .nats
-            .publish(subject(tenant, ix), payload.into())
-            .await
-        {
+        if let Err(error) = self.nats.publish(subject(tenant, ix), payload.into()).await {
             tracing::warn!(tenant, interaction_id = ix, %error, "chat feed publish failed");
         }
     }

@@ -60,7 +60,10 @@ pub async fn serve(
     }
     drop(member);
     let mut writer = writer;
-    if tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await.is_err() {
+    if tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
     metrics::gauge!("careline_chat_member_sockets").decrement(1.0);
@@ -122,8 +125,11 @@ impl Member {
             Ok(attached) => attached,
             Err(end) => return end,
         };
+        // A resume can replay a long transcript: wait for the writer here (the
+        // member is reading it now), within the write timeout per frame.
         for frame in &attached.frames {
-            if !self.send(frame) {
+            let message = Message::Text(frame.to_json().into());
+            if self.out.send_timeout(message, WRITE_TIMEOUT).await.is_err() {
                 return End::Drop;
             }
         }
@@ -180,9 +186,8 @@ impl Member {
             if self.limiter.violations >= MAX_RATE_VIOLATIONS {
                 return Incoming::Ended(End::Close(close::RATE_LIMITED));
             }
-            let message = format!(
-                "more than {FRAME_RATE_PER_SEC} frames a second; this frame was dropped"
-            );
+            let message =
+                format!("more than {FRAME_RATE_PER_SEC} frames a second; this frame was dropped");
             return if self.refuse(ErrorCode::RateLimited, message, None) {
                 Incoming::Refused
             } else {
@@ -360,7 +365,12 @@ impl Member {
             }
             ClientFrame::Typing => {
                 self.chats
-                    .notice(chat, FeedItem::Typing { from: Party::Member })
+                    .notice(
+                        chat,
+                        FeedItem::Typing {
+                            from: Party::Member,
+                        },
+                    )
                     .await;
                 Ok(())
             }
@@ -379,7 +389,11 @@ impl Member {
             ClientFrame::End => {
                 match self
                     .chats
-                    .close(chat, chats::reason::MEMBER_ENDED, chats::reason::MEMBER_ENDED)
+                    .close(
+                        chat,
+                        chats::reason::MEMBER_ENDED,
+                        chats::reason::MEMBER_ENDED,
+                    )
                     .await
                 {
                     Ok(()) => {

@@ -260,9 +260,8 @@ pub fn decode(text: &str) -> Result<ClientFrame, FrameError> {
             format!("frame is over {MAX_FRAME_BYTES} bytes"),
         ));
     }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        FrameError::new(ErrorCode::InvalidJson, format!("frame is not JSON: {e}"))
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::new(ErrorCode::InvalidJson, format!("frame is not JSON: {e}")))?;
     if !value.is_object() {
         return Err(FrameError::new(
             ErrorCode::InvalidJson,
@@ -313,7 +312,9 @@ fn check(frame: &ClientFrame) -> Result<(), FrameError> {
         ClientFrame::Read { up_to } => check_entry_id("read.up_to", up_to),
         ClientFrame::Resume { token, after } => {
             if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-                return Err(invalid("resume.token must be the resume_token of `started`"));
+                return Err(invalid(
+                    "resume.token must be the resume_token of `started`",
+                ));
             }
             after
                 .as_deref()
@@ -430,7 +431,11 @@ mod tests {
             ("not json", ErrorCode::InvalidJson, "not JSON"),
             ("[1,2]", ErrorCode::InvalidJson, "JSON object"),
             (r#"{"no":"type"}"#, ErrorCode::InvalidFrame, "type"),
-            (r#"{"type":"dance"}"#, ErrorCode::InvalidFrame, "unknown variant"),
+            (
+                r#"{"type":"dance"}"#,
+                ErrorCode::InvalidFrame,
+                "unknown variant",
+            ),
             (
                 r#"{"type":"message","text":"hi"}"#,
                 ErrorCode::InvalidFrame,

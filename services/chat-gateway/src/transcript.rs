@@ -304,12 +304,7 @@ impl ChatStore {
     }
 
     /// Moves the grace deadline of chat `ix` only if it still has one (it was not settled).
-    pub async fn extend_grace(
-        &self,
-        tenant: &str,
-        ix: &str,
-        due_ms: i64,
-    ) -> Result<(), ChatError> {
+    pub async fn extend_grace(&self, tenant: &str, ix: &str, due_ms: i64) -> Result<(), ChatError> {
         let mut redis = self.redis.clone();
         let _: i64 = redis::cmd("ZADD")
             .arg(grace_key(tenant))

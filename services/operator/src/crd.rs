@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use careline_domain::Language;
 use careline_domain::tenant::{
-    AgentConfig, ChatSettings, EmailSettings, OpeningHours, QueueConfig, RoutingSettings,
+    AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
 };
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
@@ -81,6 +81,9 @@ pub struct TenantSpec {
     /// Agents who may log in.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Request rates the tenant's integrations may use.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// An API key kept in a Secret; the operator stores only its SHA-256.

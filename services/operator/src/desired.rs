@@ -36,6 +36,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         routing: spec.routing.clone(),
         queues: queues.iter().map(|q| q.spec.queue.clone()).collect(),
         agents: spec.agents.clone(),
+        limits: spec.limits,
     };
     Desired {
         config,

@@ -21,6 +21,9 @@ pub enum PresenceError {
     /// The client reads its events too slowly and was cut off.
     #[error("{0}")]
     TooSlow(String),
+    /// Too many login attempts for one agent id; retry later.
+    #[error("{0}")]
+    TooManyLogins(String),
     /// The server is shutting down.
     #[error("the presence service is shutting down; reconnect to another replica")]
     ShuttingDown,
@@ -40,7 +43,7 @@ impl PresenceError {
             PresenceError::Unauthenticated(_) => Code::Unauthenticated,
             PresenceError::NotFound(_) => Code::NotFound,
             PresenceError::SessionEnded(_) => Code::FailedPrecondition,
-            PresenceError::TooSlow(_) => Code::ResourceExhausted,
+            PresenceError::TooSlow(_) | PresenceError::TooManyLogins(_) => Code::ResourceExhausted,
             PresenceError::ShuttingDown => Code::Unavailable,
             PresenceError::UnknownTenant(_) => Code::PermissionDenied,
             PresenceError::Routing(routing) => routing.code(),

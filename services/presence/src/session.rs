@@ -27,7 +27,11 @@ use crate::error::PresenceError;
 use crate::sessions::{self, Delivery, Outgoing, SessionRegistry};
 
 /// How long a new stream may take to send its login.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Login attempts one agent id may make a second, across every replica...
+pub const LOGIN_ATTEMPTS_PER_SEC: u32 = 1;
+/// ...and in a burst (a desktop reconnecting, a typo or two).
+pub const LOGIN_ATTEMPTS_BURST: u32 = 10;
 /// Most tenants one session may log in to.
 pub const MAX_TENANTS_PER_SESSION: usize = 16;
 /// Longest agent key accepted (before hashing).
@@ -78,7 +82,10 @@ pub async fn run(
         first = tokio::time::timeout(LOGIN_TIMEOUT, inbound.next()) => match first {
             Err(_) => Err(PresenceError::Invalid(format!("no login within {}s; send `login` first", LOGIN_TIMEOUT.as_secs()))),
             Ok(None) => return,
-            Ok(Some(request)) => validate_login(&ctx.tenants, request),
+            Ok(Some(request)) => match admit_login(&ctx, &request).await {
+                Ok(()) => validate_login(&ctx.tenants, request),
+                Err(error) => Err(error),
+            },
         },
     };
     let (tenant_agents, initial) = match login {
@@ -106,6 +113,52 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+}
+
+/// Spends one login attempt of each agent id the login names in a known
+/// tenant (a token bucket per agent id shared by every replica), before its
+/// key is checked: guessing keys costs time, whichever replica is asked.
+async fn admit_login(
+    ctx: &SessionContext,
+    request: &v1::AgentSessionRequest,
+) -> Result<(), PresenceError> {
+    let Some(RequestKind::Login(login)) = &request.kind else {
+        return Ok(());
+    };
+    for entry in login.tenants.iter().take(MAX_TENANTS_PER_SESSION) {
+        let (Ok(tenant), Ok(agent)) = (
+            TenantId::new(entry.tenant_id.as_str()),
+            AgentId::new(entry.agent_id.as_str()),
+        ) else {
+            continue;
+        };
+        if ctx.tenants.get(tenant.as_str()).is_none() {
+            continue;
+        }
+        let wait = ctx
+            .store
+            .take_token(
+                tenant.as_str(),
+                &format!("login:{}", agent.as_str()),
+                LOGIN_ATTEMPTS_PER_SEC,
+                LOGIN_ATTEMPTS_BURST,
+            )
+            .await?;
+        if let Some(wait) = wait {
+            tracing::warn!(
+                tenant = tenant.as_str(),
+                agent_id = agent.as_str(),
+                "agent login attempts over the limit"
+            );
+            return Err(PresenceError::TooManyLogins(format!(
+                "too many login attempts for agent {} in tenant {}; retry in {} s",
+                agent.as_str(),
+                tenant.as_str(),
+                wait.as_secs().max(1)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the login: every tenant known, agent configured, key right.

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::tenant::TenantConfig;
@@ -26,6 +25,15 @@ use crate::{intake, validate};
 /// Where "now" comes from (tests pin it to check business hours).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Which of the tenant's request budgets (`limits`) a call spends.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    /// `CreateInteraction`.
+    Creates,
+    /// Every other call; a watch spends one when it opens.
+    Calls,
+}
+
 /// Buffered events per watcher before the slowest one is cut off.
 const WATCH_BUFFER: usize = 256;
 
@@ -40,8 +48,11 @@ pub struct RouterService {
     pub(crate) shutdown: Shutdown,
     /// The tasks feeding watch streams; `serve` waits for them after shutdown.
     pub(crate) watchers: TaskTracker,
+    /// `WatchInteraction` hubs, one per watched tenant.
+    pub(crate) watches: crate::watch::Watches,
+    /// `WatchQueueStats` feeds, one per watched tenant and queue filter.
+    pub(crate) stats: crate::stats_feed::StatsFeeds,
     pub(crate) clock: Clock,
-    pub(crate) stats_interval: Duration,
 }
 
 impl RouterService {
@@ -51,6 +62,35 @@ impl RouterService {
         self.tenants
             .get(&tenant)
             .ok_or_else(|| RouterError::UnknownTenant(tenant).into())
+    }
+
+    /// The caller's tenant, once the call has taken a token from the tenant's
+    /// `budget` (see `limits` in the tenant configuration).
+    async fn admit<T>(
+        &self,
+        request: &Request<T>,
+        budget: Budget,
+    ) -> Result<Arc<TenantConfig>, Status> {
+        let config = self.tenant(request)?;
+        let limits = config.limits;
+        let (name, per_sec, burst) = match budget {
+            Budget::Creates => ("creates", limits.creates_per_sec, limits.creates_burst),
+            Budget::Calls => ("calls", limits.calls_per_sec, limits.calls_burst),
+        };
+        let wait = self
+            .store
+            .take_token(&config.id, name, per_sec, burst)
+            .await
+            .map_err(RouterError::from)?;
+        match wait {
+            None => Ok(config),
+            Some(retry_after) => Err(RouterError::RateLimited {
+                what: name,
+                per_sec,
+                retry_after,
+            }
+            .into()),
+        }
     }
 
     async fn interaction(&self, tenant: &str, id: &str) -> Result<v1::Interaction, Status> {
@@ -88,7 +128,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::CreateInteractionRequest>,
     ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Creates).await?;
         let create = validate::create(&config, request.into_inner())?;
         let created =
             intake::create_interaction(&self.store, &config, create, (self.clock)()).await?;
@@ -110,7 +150,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetInteractionRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         Ok(Response::new(self.interaction(&config.id, &id).await?))
@@ -121,7 +161,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ListInteractionsRequest>,
     ) -> Result<Response<v1::ListInteractionsResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let state = match request.state {
             0 => None,
@@ -159,7 +199,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AcceptOfferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -176,7 +216,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::RejectOfferRequest>,
     ) -> Result<Response<v1::RejectOfferResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -193,7 +233,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::TransferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -234,7 +274,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::SetPendingRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -260,7 +300,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ResolveRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -286,7 +326,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AbandonRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         self.store
@@ -301,7 +341,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetQueueStatsRequest>,
     ) -> Result<Response<v1::GetQueueStatsResponse>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
@@ -321,48 +361,45 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchQueueStatsRequest>,
     ) -> Result<Response<Self::WatchQueueStatsStream>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
         };
+        let mut updates = self.stats.subscribe(&config.id, queue);
         let (tx, rx) = mpsc::channel(1);
-        let service = self.clone();
+        let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
-            let mut last: Option<Vec<v1::QueueStats>> = None;
-            let mut ticker = tokio::time::interval(service.stats_interval);
             loop {
-                tokio::select! {
-                    _ = service.shutdown.wait() => return,
-                    _ = tx.closed() => return,
-                    _ = ticker.tick() => {}
-                }
-                // Pick up configuration changes (new queues) as they happen.
-                let config = service
-                    .tenants
-                    .get(&config.id)
-                    .unwrap_or_else(|| config.clone());
-                let item = service
-                    .store
-                    .queue_stats(&config, queue.as_deref())
-                    .await
-                    .map_err(|e| Status::from(RouterError::from(e)));
-                let changed = match &item {
-                    Ok(stats) => last.as_ref() != Some(&stats.queues),
-                    Err(_) => true,
-                };
-                if changed {
-                    if let Ok(stats) = &item {
-                        last = Some(stats.queues.clone());
-                    }
+                let latest = updates.borrow_and_update().clone();
+                if let Some(item) = latest {
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed {
                         return;
                     }
                 }
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tx.closed() => return,
+                    changed = updates.changed() => if changed.is_err() { return },
+                }
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchInteractionStream = EventStream<v1::InteractionStatus>;
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn watch_interaction(
+        &self,
+        request: Request<v1::WatchInteractionRequest>,
+    ) -> Result<Response<Self::WatchInteractionStream>, Status> {
+        let config = self.admit(&request, Budget::Calls).await?;
+        let id = validate::interaction_id(&request.get_ref().interaction_id)?;
+        record_interaction(&id);
+        let statuses = self.watches.watch(&config.id, &id).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(statuses))))
     }
 
     type WatchInteractionsStream = EventStream<v1::Event>;
@@ -372,7 +409,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchInteractionsRequest>,
     ) -> Result<Response<Self::WatchInteractionsStream>, Status> {
-        let config = self.tenant(&request)?;
+        let config = self.admit(&request, Budget::Calls).await?;
         let subject = format!("careline.{}.interaction.>", config.id);
         let mut subscription = self
             .nats

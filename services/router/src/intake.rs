@@ -2,18 +2,20 @@
 //! is classified first ([`careline_domain::classify`]): an urgent phrase
 //! makes it urgent, a clear language is used when the caller named none, and
 //! a topic rule picks its queue when the caller named none. Urgent contacts
-//! jump to the top priority (and the tenant's clinical queue, if it has one);
-//! outside business hours voice is refused with the hours and other ways to
-//! get help, email and chat are accepted and flagged `after_hours`.
+//! jump to the top priority (and the tenant's urgent queue, if it has one).
+//! Outside the hours of the queue it goes to (its own, else the tenant's),
+//! voice is refused with the hours and other ways to get help — urgent voice
+//! too when that queue is closed, with the emergency guidance (911, 988)
+//! first — and email and chat are accepted and flagged `after_hours`.
 
 use careline_domain::classify::classify;
 use careline_domain::tenant::TenantConfig;
-use careline_domain::{Channel, Language, Priority};
+use careline_domain::{Channel, Language, Priority, UrgentReason};
 use careline_proto::v1;
-use careline_routing::{Created, NewInteraction, RoutingStore};
+use careline_routing::{Created, NewInteraction, RoutingError, RoutingStore};
 use chrono::{DateTime, Utc};
 
-use crate::error::{OutsideHours, RouterError};
+use crate::error::{OutsideHours, QueueFull, RouterError};
 
 /// A create request as the caller made it, validated, before the tenant's rules.
 #[derive(Debug, Clone)]
@@ -38,7 +40,7 @@ pub async fn create_interaction(
     now: DateTime<Utc>,
 ) -> Result<Created, RouterError> {
     let mut new = understand(config, request)?;
-    let hours = config.hours();
+    let hours = config.queue_hours(&new.queue);
     if !hours.is_open(now) {
         if new.channel == Channel::Voice {
             return Err(RouterError::OutsideHours(Box::new(OutsideHours {
@@ -47,11 +49,25 @@ pub async fn create_interaction(
                 contact_email: config.contact_email.clone(),
                 portal_url: config.portal_url.clone(),
                 language: new.language.as_str().to_string(),
+                emergency: new
+                    .urgent
+                    .then(|| UrgentReason::guidance(new.urgent_reason, new.language)),
             })));
         }
         new.after_hours = true;
     }
-    Ok(store.create_interaction(&config.id, &new).await?)
+    match store.create_interaction(&config.id, &new).await {
+        Err(RoutingError::QueueFull { waiting, max }) => {
+            Err(RouterError::QueueFull(Box::new(QueueFull {
+                queue: new.queue,
+                waiting,
+                max,
+                contact_email: config.contact_email.clone(),
+                portal_url: config.portal_url.clone(),
+            })))
+        }
+        created => Ok(created?),
+    }
 }
 
 /// What the request's text adds: urgency, language and queue. Only phrase
@@ -95,6 +111,10 @@ fn understand(
             ));
         }
     };
+    let max_waiting = config
+        .queue(&queue)
+        .and_then(|q| q.max_waiting)
+        .unwrap_or(0);
     Ok(NewInteraction {
         channel: request.channel,
         queue,
@@ -109,6 +129,7 @@ fn understand(
         member_ref: request.member_ref,
         context: request.context,
         after_hours: false,
+        max_waiting,
         idempotency_key: request.idempotency_key,
     })
 }

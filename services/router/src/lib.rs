@@ -6,6 +6,8 @@
 //! - `validate`: request validation and size limits.
 //! - `intake`: business hours and urgency rules for new interactions.
 //! - `error`: [`RouterError`] and its mapping to gRPC status codes.
+//! - `watch`: `WatchInteraction`, the status a waiting member follows.
+//! - `stats_feed`: `WatchQueueStats`, one stats reader per queue shared by its watchers.
 //!
 //! [`serve`] runs it: the same function backs the `careline-router` binary,
 //! `careline up` and the tests.
@@ -16,7 +18,9 @@ pub mod config;
 mod error;
 mod grpc;
 mod intake;
+mod stats_feed;
 mod validate;
+mod watch;
 
 use std::sync::Arc;
 
@@ -59,8 +63,20 @@ pub async fn serve_with_clock(
         nats: backend.nats.clone(),
         shutdown: shutdown.clone(),
         watchers: watchers.clone(),
+        watches: watch::Watches::new(
+            backend.store.clone(),
+            backend.nats.clone(),
+            shutdown.clone(),
+            watchers.clone(),
+        ),
+        stats: stats_feed::StatsFeeds::new(
+            backend.store.clone(),
+            backend.tenants.clone(),
+            shutdown.clone(),
+            watchers.clone(),
+            config.stats_interval(),
+        ),
         clock,
-        stats_interval: config.stats_interval(),
     };
     let router = InterceptedService::new(
         RouterServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),

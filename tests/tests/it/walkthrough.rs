@@ -34,12 +34,7 @@ fn grpcurl() -> PathBuf {
 
 /// Runs grpcurl with `args`; returns stdout, panicking with stderr on failure.
 async fn run(args: &[&str]) -> String {
-    let mut command = tokio::process::Command::new(grpcurl());
-    command.args(args).kill_on_drop(true);
-    let output = tokio::time::timeout(GRPCURL_TIMEOUT, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("grpcurl {args:?} took longer than {GRPCURL_TIMEOUT:?}"))
-        .expect("grpcurl runs");
+    let output = grpcurl_output(args).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -48,6 +43,16 @@ async fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// Runs grpcurl with `args`, whatever its outcome.
+async fn grpcurl_output(args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(grpcurl());
+    command.args(args).kill_on_drop(true);
+    tokio::time::timeout(GRPCURL_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("grpcurl {args:?} took longer than {GRPCURL_TIMEOUT:?}"))
+        .expect("grpcurl runs")
 }
 
 #[tokio::test]
@@ -127,5 +132,51 @@ async fn grpcurl_talks_to_the_router_and_presence_via_reflection() {
     for addr in [&router, &presence] {
         let health = run(&["-plaintext", addr, "grpc.health.v1.Health/Check"]).await;
         assert!(health.contains("SERVING"), "{addr} is serving: {health}");
+    }
+}
+
+#[tokio::test]
+async fn grpcurl_reads_the_details_of_an_error_through_reflection() {
+    // Closed today whatever the hour: yesterday, today and tomorrow are holidays.
+    let mut tenant = careline_e2e::tenant::demo();
+    let today = chrono::Utc::now().date_naive();
+    tenant.holidays = vec![today.pred_opt().unwrap(), today, today.succ_opt().unwrap()];
+    let platform = Platform::builder()
+        .tenant(tenant)
+        .start()
+        .await
+        .expect("platform starts");
+    let router = platform.routers[0].addr.to_string();
+    let authorization = format!("authorization: Bearer {API_KEY}");
+    let request = r#"{
+        "channel": "CHANNEL_VOICE", "queue_id": "general", "language": "LANGUAGE_ES",
+        "member_ref": "member-0042", "idempotency_key": "closed-1",
+        "context": {"reason": "no puedo respirar"}
+    }"#;
+    let output = grpcurl_output(&[
+        "-plaintext",
+        "-H",
+        &authorization,
+        "-d",
+        request,
+        &router,
+        "careline.v1.Router/CreateInteraction",
+    ])
+    .await;
+    assert!(!output.status.success(), "refused while closed");
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !printed.contains("not recognized"),
+        "every detail decodes: {printed}"
+    );
+    for expected in [
+        "FailedPrecondition",
+        "google.rpc.ErrorInfo",
+        "OUTSIDE_BUSINESS_HOURS",
+        "google.rpc.LocalizedMessage",
+        "llame al 911 ahora",
+        "help@demo-health.example",
+    ] {
+        assert!(printed.contains(expected), "{expected:?} in: {printed}");
     }
 }

@@ -7,15 +7,16 @@ use std::collections::HashMap;
 
 use super::{
     MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS, MAX_CHAT_WIDGETS,
-    MAX_EMAIL_RETENTION_DAYS, MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_WIDGET_KEY_LEN,
-    MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
-    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
+    MAX_EMAIL_RETENTION_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES,
+    MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS,
+    MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN, TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
 use crate::hours;
 use crate::ids::{AgentId, QueueId, TenantId};
 use crate::skills::Proficiency;
+use crate::tenant::OpeningHours;
 use crate::yaml_lines::LineIndex;
 use crate::{Channel, Language};
 
@@ -28,6 +29,7 @@ impl TenantConfig {
         self.check_tenant(&mut c);
         self.check_routing(&mut c);
         self.check_queues(&mut c);
+        self.check_limits(&mut c);
         self.check_agents(&mut c);
         self.check_size(&mut c);
         if c.problems.is_empty() {
@@ -62,19 +64,7 @@ impl TenantConfig {
                 c.duplicate(field, "language", lang.as_str(), &first);
             }
         }
-        for (i, h) in self.hours.iter().enumerate() {
-            if h.days.is_empty() {
-                c.problem(
-                    format!("hours[{i}].days"),
-                    "list at least one day, e.g. [mon, tue]".into(),
-                );
-            }
-            for (name, value) in [("open", &h.open), ("close", &h.close)] {
-                if let Err(e) = hours::parse_time_of_day(value) {
-                    c.problem(format!("hours[{i}].{name}"), e.to_string());
-                }
-            }
-        }
+        check_hours(c, "hours", &self.hours);
         for key in self.after_hours_message.keys() {
             if !self.languages.iter().any(|l| l.as_str() == key) {
                 c.problem(
@@ -146,10 +136,7 @@ impl TenantConfig {
         if chat.widgets.len() > MAX_CHAT_WIDGETS {
             c.problem(
                 "chat.widgets".into(),
-                format!(
-                    "{} widgets: at most {MAX_CHAT_WIDGETS}",
-                    chat.widgets.len()
-                ),
+                format!("{} widgets: at most {MAX_CHAT_WIDGETS}", chat.widgets.len()),
             );
         }
         let mut seen = FirstSeen::default();
@@ -170,7 +157,9 @@ impl TenantConfig {
             } else if let Some(first) = seen.insert(key, &field) {
                 c.duplicate(field, "widget key", key, &first);
             }
-            if widget.allowed_origins.is_empty() || widget.allowed_origins.len() > MAX_WIDGET_ORIGINS {
+            if widget.allowed_origins.is_empty()
+                || widget.allowed_origins.len() > MAX_WIDGET_ORIGINS
+            {
                 c.problem(
                     format!("chat.widgets[{i}].allowed_origins"),
                     format!(
@@ -328,6 +317,23 @@ impl TenantConfig {
         }
     }
 
+    fn check_limits(&self, c: &mut Checker<'_>) {
+        let l = &self.limits;
+        for (name, value) in [
+            ("creates_per_sec", l.creates_per_sec),
+            ("creates_burst", l.creates_burst),
+            ("calls_per_sec", l.calls_per_sec),
+            ("calls_burst", l.calls_burst),
+        ] {
+            if !(1..=MAX_RATE_PER_SEC).contains(&value) {
+                c.problem(
+                    format!("limits.{name}"),
+                    format!("{value} is out of range: use 1-{MAX_RATE_PER_SEC}"),
+                );
+            }
+        }
+    }
+
     fn check_queues(&self, c: &mut Checker<'_>) {
         if self.queues.is_empty() {
             c.problem("queues".into(), "at least one queue is required".into());
@@ -353,6 +359,21 @@ impl TenantConfig {
                         e.to_string(),
                     );
                 }
+            }
+            if q.max_waiting == Some(0) {
+                c.problem(
+                    format!("queues[{i}].max_waiting"),
+                    "a cap of 0 would refuse every contact: use 1 or more, or leave it out".into(),
+                );
+            }
+            if let Some(own) = &q.hours {
+                if q.open_24_7 {
+                    c.problem(
+                        format!("queues[{i}].hours"),
+                        "a queue that is open_24_7 has no hours; remove one of them".into(),
+                    );
+                }
+                check_hours(c, &format!("queues[{i}].hours"), own);
             }
             let mut previous_after: Option<u32> = None;
             for (k, step) in q.overflow.iter().enumerate() {
@@ -625,6 +646,23 @@ fn language_list(languages: &[Language]) -> String {
         .map(|l| l.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Opening windows at `field`: each names a day and valid `HH:MM` times.
+fn check_hours(c: &mut Checker<'_>, field: &str, windows: &[OpeningHours]) {
+    for (i, h) in windows.iter().enumerate() {
+        if h.days.is_empty() {
+            c.problem(
+                format!("{field}[{i}].days"),
+                "list at least one day, e.g. [mon, tue]".into(),
+            );
+        }
+        for (name, value) in [("open", &h.open), ("close", &h.close)] {
+            if let Err(e) = hours::parse_time_of_day(value) {
+                c.problem(format!("{field}[{i}].{name}"), e.to_string());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ if a[1] ~= session or a[2] ~= '1' then
 end
 local ttl = tonumber(redis.call('HGET', KEYS[3], 'heartbeat_ttl_secs'))
 if ttl == nil then
-  return {'FAILED_PRECONDITION', 'tenant routing settings are not loaded yet; retry shortly'}
+  return {'UNAVAILABLE', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -8,6 +8,7 @@
 -- ARGV[14] idempotency window in seconds
 -- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
 -- ARGV[16] urgent reason: the phrase id found in its text, or ''
+-- ARGV[17] most contacts that may wait in the queue (0: no cap; urgent ones pass)
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
 local idem_key = P .. 'idem:' .. ARGV[2]
 -- Claims the key, or reads who holds it, in one command (Redis 7.0+).
@@ -31,6 +32,19 @@ local outbox_full = refuse_new_work_if_outbox_full(tonumber(ARGV[15]))
 if outbox_full then
   redis.call('DEL', idem_key)
   return outbox_full
+end
+local max_waiting = tonumber(ARGV[17])
+if max_waiting > 0 and ARGV[10] ~= '1' then
+  local waiting = 0
+  for _, ch in ipairs(CHANNELS) do
+    for _, lang in ipairs(LANGUAGES) do
+      waiting = waiting + redis.call('ZCARD', queue_key(ARGV[8], ch, lang))
+    end
+  end
+  if waiting >= max_waiting then
+    redis.call('DEL', idem_key)
+    return {'QUEUE_FULL', waiting, max_waiting}
+  end
 end
 local id = ARGV[4]
 local band = tonumber(ARGV[9])

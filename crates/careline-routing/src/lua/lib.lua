@@ -21,6 +21,7 @@ local MAX_DECLINED_SKIP = 512
 -- Priority bands are 10^13 apart; the rest of a score is milliseconds.
 local BAND = 10000000000000
 local CHANNELS = {'voice', 'chat', 'email'}
+local LANGUAGES = {'en', 'es'}
 -- Bounds the work of one script: a freed agent or a batch of timers makes at
 -- most this many offers; anything left is matched by the next event.
 local MAX_OFFERS_PER_SCRIPT = 64
@@ -56,7 +57,7 @@ end
 
 local SETTINGS = hgetall(P .. 'settings')
 if SETTINGS == nil then
-  return {'FAILED_PRECONDITION', 'tenant routing settings are not loaded yet; retry shortly'}
+  return {'UNAVAILABLE', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
 end
 -- Every number a script may read, checked before any write: a script must
 -- never fail half-way and leave a half-changed interaction behind.
@@ -64,7 +65,7 @@ for _, name in ipairs({'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeo
     'wrap_up_secs', 'heartbeat_ttl_secs', 'reconnect_grace_secs', 'aging_after_secs',
     'aging_max_band', 'personal_fallback_secs'}) do
   if tonumber(SETTINGS[name]) == nil then
-    return {'FAILED_PRECONDITION', 'tenant routing settings are incomplete (' .. name ..
+    return {'UNAVAILABLE', 'tenant routing settings are incomplete (' .. name ..
       '); they are rewritten from configuration shortly, retry'}
   end
 end

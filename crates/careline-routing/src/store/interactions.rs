@@ -3,13 +3,16 @@
 
 use std::collections::HashMap;
 
-use careline_domain::{Priority, UrgentReason};
+use careline_domain::{Language, Priority, UrgentReason};
 use careline_proto::v1;
 use prost::Message;
 use redis::FromRedisValue;
 use sha2::{Digest, Sha256};
 
-use super::{Created, IDEMPOTENCY_WINDOW_SECS, NewInteraction, RoutingStore, TransferTarget, take};
+use super::{
+    Created, IDEMPOTENCY_WINDOW_SECS, NewInteraction, Placed, QueuePlace, RoutingStore,
+    TransferTarget, take,
+};
 use crate::convert::{
     channel_from_str, channel_to_proto, language_from_str, language_to_proto, priority_to_proto,
 };
@@ -48,6 +51,7 @@ impl RoutingStore {
                     new.urgent_reason
                         .map_or("", UrgentReason::as_str)
                         .as_bytes(),
+                    new.max_waiting.to_string().as_bytes(),
                 ],
             )
             .await?;
@@ -73,6 +77,76 @@ impl RoutingStore {
         tenant: &str,
         ids: &[&str],
     ) -> Result<Vec<Result<v1::Interaction>>> {
+        let stored = self.read_stored(tenant, ids).await?;
+        Ok(ids
+            .iter()
+            .zip(stored)
+            .map(|(id, stored)| decode_stored(id, &stored))
+            .collect())
+    }
+
+    /// The interactions `ids` as [`get_interactions`](Self::get_interactions)
+    /// reads them, each with where it stands in its queue while queued: two
+    /// round trips for all of them, whatever their number.
+    pub async fn get_placed(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Result<Placed>>> {
+        let stored = self.read_stored(tenant, ids).await?;
+        // Per queued interaction: its rank in its own queue, then per language
+        // the number of contacts of its target and channel scored before it.
+        let mut pipe = redis::pipe();
+        let mut queued = Vec::with_capacity(ids.len());
+        for (id, (fields, _, _)) in ids.iter().zip(&stored) {
+            let state = text(fields, "state");
+            let channel = channel_from_str(&text(fields, "ch"));
+            let is_queued = state == "queued" && channel.is_some();
+            if let (true, Some(channel)) = (is_queued, channel) {
+                let target = text(fields, "target");
+                let score = text(fields, "score");
+                pipe.zrank(
+                    keys::queue(tenant, &target, channel, &text(fields, "lang")),
+                    id,
+                );
+                for lang in Language::ALL {
+                    pipe.zcount(
+                        keys::queue(tenant, &target, channel, lang.as_str()),
+                        "-inf",
+                        format!("({score}"),
+                    );
+                }
+            }
+            queued.push(is_queued);
+        }
+        let places: Vec<Option<u64>> = if queued.iter().any(|q| *q) {
+            pipe.query_async(&mut self.conn.clone()).await?
+        } else {
+            Vec::new()
+        };
+        let mut places = places.into_iter();
+        Ok(ids
+            .iter()
+            .zip(stored)
+            .zip(queued)
+            .map(|((id, stored), is_queued)| {
+                let interaction = decode_stored(id, &stored)?;
+                let place = if is_queued {
+                    let rank = places.next().flatten();
+                    let ahead: u64 = places.by_ref().take(Language::ALL.len()).flatten().sum();
+                    rank.map(|rank| QueuePlace {
+                        position: u32::try_from(rank + 1).unwrap_or(u32::MAX),
+                        ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                    })
+                } else {
+                    None
+                };
+                Ok(Placed { interaction, place })
+            })
+            .collect())
+    }
+
+    /// The stored fields, notes and declined agents of `ids`, in one round trip.
+    async fn read_stored(&self, tenant: &str, ids: &[&str]) -> Result<Vec<StoredInteraction>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in ids {
             let key = keys::interaction(tenant, id);
@@ -80,21 +154,7 @@ impl RoutingStore {
                 .lrange(format!("{key}:notes"), 0, -1)
                 .smembers(format!("{key}:declined"));
         }
-        let stored: Vec<StoredInteraction> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut self.conn.clone()).await?
-        };
-        Ok(ids
-            .iter()
-            .zip(stored)
-            .map(|(id, (fields, notes, declined))| {
-                if fields.is_empty() {
-                    return Err(RoutingError::NotFound("interaction not found".into()));
-                }
-                interaction_from_fields(id, &fields, &notes, declined)
-            })
-            .collect())
+        Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }
 
     /// Accepts an offer for `agent`; returns the assigned interaction's id.
@@ -218,6 +278,17 @@ impl RoutingStore {
 
 /// An interaction's hash, notes and declining agents, as read back.
 type StoredInteraction = (HashMap<String, Vec<u8>>, Vec<Vec<u8>>, Vec<String>);
+
+/// One interaction as stored, or NotFound when it has no fields.
+fn decode_stored(
+    id: &str,
+    (fields, notes, declined): &StoredInteraction,
+) -> Result<v1::Interaction> {
+    if fields.is_empty() {
+        return Err(RoutingError::NotFound("interaction not found".into()));
+    }
+    interaction_from_fields(id, fields, notes, declined.clone())
+}
 
 /// A stable digest of what a create request asks for, to tell a true replay
 /// from a reused idempotency key.

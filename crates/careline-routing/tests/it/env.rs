@@ -73,6 +73,7 @@ pub fn interaction_request(
         },
         after_hours: false,
         idempotency_key: format!("k-{n}"),
+        max_waiting: 0,
     }
 }
 

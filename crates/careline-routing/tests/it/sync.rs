@@ -102,3 +102,24 @@ async fn a_change_still_applies_after_redis_lost_its_script_cache() {
         .unwrap();
     assert!(a1.languages.contains(&(v1::Language::Es as i32)));
 }
+
+#[tokio::test]
+async fn work_for_a_tenant_whose_settings_are_not_synced_yet_is_retryable_and_changes_nothing() {
+    let env = Env::new(|_| {}).await;
+    let mut early = env.config.clone();
+    early.id = "applied-moments-ago".into();
+    let create = || async {
+        let chat = env.new_interaction(
+            "general",
+            careline_domain::Channel::Chat,
+            Language::En,
+            careline_domain::Priority::Normal,
+        );
+        env.store.create_interaction(&early.id, &chat).await
+    };
+    let error = create().await.expect_err("no settings yet");
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
+    assert!(error.to_string().contains("retry shortly"), "{error}");
+    env.store.sync_tenant(&early).await.expect("synced");
+    create().await.expect("taken once its settings are synced");
+}

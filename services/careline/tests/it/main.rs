@@ -10,4 +10,5 @@
 mod big_config;
 mod cli;
 mod config;
+mod key;
 mod up;

@@ -190,7 +190,12 @@ impl Platform {
     /// A gateway replica as a child process (the real binary), to kill.
     pub async fn gateway_process(&self) -> Gateway {
         let config = self.gateway_config();
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
         let (grpc, http) = (free(), free());
         let keys = config
             .router_api_keys
@@ -262,6 +267,7 @@ impl Platform {
             tx,
             events,
             keep_alive,
+            offers: Vec::new(),
         }
     }
 }
@@ -360,7 +366,12 @@ impl Gateway {
     /// An agent's ChatSession, logged in as demo agent `agent` called `first_name`.
     pub async fn agent(&self, agent: &str, first_name: &str) -> AgentChat {
         let chat = self
-            .agent_login(DEMO, agent, &careline_testkit::demo::agent_key(agent), first_name)
+            .agent_login(
+                DEMO,
+                agent,
+                &careline_testkit::demo::agent_key(agent),
+                first_name,
+            )
             .await;
         let mut chat = chat;
         match chat.next().await {
@@ -398,7 +409,10 @@ impl Gateway {
             .await
             .expect("chat session opens")
             .into_inner();
-        AgentChat { tx, events }
+        AgentChat {
+            sender: AgentSender(tx),
+            events,
+        }
     }
 }
 
@@ -407,6 +421,8 @@ pub struct Desk {
     tx: mpsc::Sender<v1::AgentSessionRequest>,
     events: Streaming<v1::AgentSessionEvent>,
     keep_alive: tokio::task::JoinHandle<()>,
+    /// Offers received while waiting for another one.
+    offers: Vec<v1::Offer>,
 }
 
 impl Drop for Desk {
@@ -418,15 +434,16 @@ impl Drop for Desk {
 impl Desk {
     /// Waits for the offer of `ix`, accepts it, and waits until it is assigned.
     pub async fn take(&mut self, ix: &str) {
-        let offer_id = loop {
-            match self.next().await {
-                DeskEvent::Offer(offer)
-                    if offer.interaction.as_ref().is_some_and(|i| i.id == ix) =>
-                {
-                    break offer.offer_id;
+        let is_it = |offer: &v1::Offer| offer.interaction.as_ref().is_some_and(|i| i.id == ix);
+        let offer_id = match self.offers.iter().position(is_it) {
+            Some(i) => self.offers.remove(i).offer_id,
+            None => loop {
+                match self.next().await {
+                    DeskEvent::Offer(offer) if is_it(&offer) => break offer.offer_id,
+                    DeskEvent::Offer(offer) => self.offers.push(offer),
+                    _ => continue,
                 }
-                _ => continue,
-            }
+            },
         };
         self.tx
             .send(v1::AgentSessionRequest {
@@ -438,10 +455,14 @@ impl Desk {
             .await
             .unwrap();
         loop {
-            if let DeskEvent::Assigned(assigned) = self.next().await
-                && assigned.interaction.as_ref().is_some_and(|i| i.id == ix)
-            {
-                return;
+            match self.next().await {
+                DeskEvent::Assigned(assigned)
+                    if assigned.interaction.as_ref().is_some_and(|i| i.id == ix) =>
+                {
+                    return;
+                }
+                DeskEvent::Offer(offer) => self.offers.push(offer),
+                _ => continue,
             }
         }
     }
@@ -454,18 +475,42 @@ impl Desk {
     }
 }
 
+/// The sending half of an agent's chat stream.
+#[derive(Clone)]
+pub struct AgentSender(mpsc::Sender<v1::ChatSessionRequest>);
+
+impl AgentSender {
+    async fn request(&self, kind: ChatRequest) {
+        self.0
+            .send(v1::ChatSessionRequest { kind: Some(kind) })
+            .await
+            .expect("chat stream open");
+    }
+
+    pub async fn say(&self, ix: &str, client_id: &str, text: &str) {
+        self.request(ChatRequest::Send(v1::ChatSend {
+            interaction_id: ix.into(),
+            client_id: client_id.into(),
+            text: text.into(),
+        }))
+        .await;
+    }
+}
+
 /// An agent's chat stream.
 pub struct AgentChat {
-    tx: mpsc::Sender<v1::ChatSessionRequest>,
+    pub sender: AgentSender,
     pub events: Streaming<v1::ChatSessionEvent>,
 }
 
 impl AgentChat {
+    /// The sending half and the events, to read them in another task.
+    pub fn split(self) -> (AgentSender, Streaming<v1::ChatSessionEvent>) {
+        (self.sender, self.events)
+    }
+
     async fn request(&self, kind: ChatRequest) {
-        self.tx
-            .send(v1::ChatSessionRequest { kind: Some(kind) })
-            .await
-            .expect("chat stream open");
+        self.sender.request(kind).await;
     }
 
     /// The next event, or the status that ended the stream.
@@ -506,12 +551,7 @@ impl AgentChat {
     }
 
     pub async fn say(&self, ix: &str, client_id: &str, text: &str) {
-        self.request(ChatRequest::Send(v1::ChatSend {
-            interaction_id: ix.into(),
-            client_id: client_id.into(),
-            text: text.into(),
-        }))
-        .await;
+        self.sender.say(ix, client_id, text).await;
     }
 
     pub async fn end(&self, ix: &str) {

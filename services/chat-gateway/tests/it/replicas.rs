@@ -141,7 +141,11 @@ async fn a_replica_killed_mid_chat_loses_nothing_and_the_member_resumes_on_anoth
     let seen = member.heard("Before the crash").await;
 
     doomed.stop().await;
-    assert_eq!(member.ended().await, Ended::Dropped, "killed, no close frame");
+    assert_eq!(
+        member.ended().await,
+        Ended::Dropped,
+        "killed, no close frame"
+    );
     agent.say(&ix, "a-2", "While you were away").await;
 
     let mut member = survivor.member().await;

@@ -139,6 +139,7 @@ impl Presence {
                     context: context(),
                     after_hours: false,
                     idempotency_key: uuid::Uuid::new_v4().to_string(),
+                    max_waiting: 0,
                 },
             )
             .await?;

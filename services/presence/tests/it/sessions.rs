@@ -51,6 +51,47 @@ async fn wrong_agent_credentials_are_unauthenticated_without_saying_which_part()
 }
 
 #[tokio::test]
+async fn guessing_an_agents_key_is_slowed_to_a_trickle_and_other_agents_log_in_meanwhile() {
+    let presence = Presence::start().await.unwrap();
+    let mut limited = None;
+    for _ in 0..40 {
+        let status = refused(
+            &presence,
+            login_request(TENANT, "ana", "a-wrong-guess", v1::AgentState::Available),
+        )
+        .await;
+        if status.code() == Code::ResourceExhausted {
+            limited = Some(status);
+            break;
+        }
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    let limited = limited.expect("forty quick guesses meet the login limit");
+    assert!(
+        limited
+            .message()
+            .contains("too many login attempts for agent ana"),
+        "{}",
+        limited.message()
+    );
+    // The right key is refused too while ana's attempts are spent...
+    let status = refused(
+        &presence,
+        login_request(TENANT, "ana", "demo-agent-ana", v1::AgentState::Available),
+    )
+    .await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // ...and luis is not held up by it.
+    let mut luis = Desk::open(
+        &presence,
+        login_request(TENANT, "luis", "demo-agent-luis", v1::AgentState::Available),
+    )
+    .await
+    .expect("luis logs in");
+    assert!(matches!(luis.next().await, Ok(Kind::Started(_))));
+}
+
+#[tokio::test]
 async fn first_message_must_be_login() {
     let presence = Presence::start().await.unwrap();
     let status = refused(&presence, crate::harness::heartbeat()).await;

@@ -61,12 +61,21 @@ async fn bad_input_gets_a_clear_status_and_changes_nothing() {
     let mut oversized = create("general", v1::Channel::Chat, "k5");
     oversized.context.as_mut().unwrap().summary = "y".repeat(200_000);
     let status = client.create_interaction(oversized).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(
-        matches!(
-            status.code(),
-            Code::InvalidArgument | Code::OutOfRange | Code::ResourceExhausted
-        ),
-        "{status:?}"
+        status.message().contains("the limit is: 65536 bytes"),
+        "the message names the limit: {}",
+        status.message()
+    );
+
+    // Invalid UTF-8 where a string belongs: a client error naming the field,
+    // not INTERNAL (which reads as a server fault).
+    let status = create_raw(&platform, b"\xff\xfe member").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("member_ref"),
+        "{}",
+        status.message()
     );
 
     let status = client
@@ -585,4 +594,39 @@ async fn health_follows_redis_and_routing_recovers_after_a_redis_restart() {
         "creates work again"
     );
     platform.stop().await;
+}
+
+/// A `CreateInteraction` request whose `member_ref` (field 6) carries raw
+/// bytes, as a client with a broken encoder would send.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawCreate {
+    #[prost(bytes = "vec", tag = "6")]
+    member_ref: Vec<u8>,
+}
+
+async fn create_raw(
+    platform: &Platform,
+    member_ref: &[u8],
+) -> Result<v1::CreateInteractionResponse, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", platform.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(RawCreate {
+        member_ref: member_ref.to_vec(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {DEMO_KEY}").parse().unwrap(),
+    );
+    grpc.unary(
+        request,
+        http::uri::PathAndQuery::from_static("/careline.v1.Router/CreateInteraction"),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
 }

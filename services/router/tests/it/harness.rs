@@ -44,11 +44,23 @@ impl Platform {
 
     /// [`Platform::start`] with the router's common settings changed by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut CommonConfig)) -> Platform {
+        Self::start_tenant(demo(), configure).await
+    }
+
+    /// [`Platform::start`] with `tenant` in place of the demo tenant as shipped.
+    pub async fn start_with_demo(tenant: TenantConfig) -> Platform {
+        Self::start_tenant(tenant, |_| {}).await
+    }
+
+    async fn start_tenant(
+        tenant: TenantConfig,
+        configure: impl FnOnce(&mut CommonConfig),
+    ) -> Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let nats = sandbox.nats().await.expect("nats client");
         let js = async_nats::jetstream::new(nats);
         let store = TenantStore::open(&js, None).await.expect("tenant bucket");
-        store.put(&demo()).await.expect("demo tenant applied");
+        store.put(&tenant).await.expect("demo tenant applied");
         store.put(&other()).await.expect("other tenant applied");
         let now = Arc::new(Mutex::new(
             "2026-11-25T17:00:00Z".parse::<DateTime<Utc>>().unwrap(),

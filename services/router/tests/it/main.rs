@@ -4,5 +4,7 @@ mod api;
 mod events;
 mod harness;
 mod hours;
+mod limits;
 mod transfers;
 mod understanding;
+mod watch;

@@ -207,6 +207,20 @@ fn each_rule_names_the_field_and_line() {
             "queue \"billing\" is not defined",
         ),
         (
+            "      - { skill: clinical, min_proficiency: 6 }",
+            "      - { skill: clinical, min_proficiency: 6 }\n    open_24_7: true\n    hours: [{ days: [sat], open: \"09:00\", close: \"13:00\" }]",
+            "queues[1].hours",
+            31,
+            "a queue that is open_24_7 has no hours",
+        ),
+        (
+            "      - { skill: clinical, min_proficiency: 6 }",
+            "      - { skill: clinical, min_proficiency: 6 }\n    hours: [{ days: [sat], open: \"9am\", close: \"13:00\" }]",
+            "queues[1].hours[0].open",
+            30,
+            "9am",
+        ),
+        (
             "widen_to: clinical",
             "move_to: general",
             "queues[0].overflow[1].move_to",
@@ -435,16 +449,27 @@ fn chat_widgets_need_a_safe_unique_key_and_real_origins() {
         .map(|p| (p.field.as_str(), p.message.as_str()))
         .collect();
     let expect = [
-        ("chat.widgets[0].key", "widget key \"short\" is invalid: use 8-128"),
-        ("chat.widgets[0].allowed_origins[1]", "\"ok.example/x\" is not an origin"),
+        (
+            "chat.widgets[0].key",
+            "widget key \"short\" is invalid: use 8-128",
+        ),
+        (
+            "chat.widgets[0].allowed_origins[1]",
+            "\"ok.example/x\" is not an origin",
+        ),
         ("chat.widgets[1].allowed_origins", "list 1-32 origins"),
-        ("chat.widgets[2].key", "duplicate widget key \"widget-key-1\""),
+        (
+            "chat.widgets[2].key",
+            "duplicate widget key \"widget-key-1\"",
+        ),
         ("chat.queue", "queue \"nurses\" is not defined under queues"),
         ("chat.retention_days", "0 days: use 1-365"),
     ];
     for (field, message) in expect {
         assert!(
-            found.iter().any(|(f, m)| *f == field && m.starts_with(message)),
+            found
+                .iter()
+                .any(|(f, m)| *f == field && m.starts_with(message)),
             "no {field}: {message} in {err}"
         );
     }
@@ -464,8 +489,15 @@ fn chat_widget_allows_only_its_origins() {
     assert!(widget.allows_origin(Some("http://localhost:8080")));
     assert!(!widget.allows_origin(Some("https://evil.example")));
     assert!(!widget.allows_origin(Some("https://www.acme.example.evil.example")));
-    assert!(!widget.allows_origin(None), "no Origin: not a browser page of the tenant");
+    assert!(
+        !widget.allows_origin(None),
+        "no Origin: not a browser page of the tenant"
+    );
     assert!(config.chat_widget("nope").is_none());
     assert_eq!(config.chat.retention_days, 30);
-    assert_eq!(config.chat_queue(), Some("general"), "the first queue by default");
+    assert_eq!(
+        config.chat_queue(),
+        Some("general"),
+        "the first queue by default"
+    );
 }
