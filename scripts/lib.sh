@@ -303,3 +303,22 @@ ensure_hadolint() {
     chmod +x "$bin"
     say "installed: $("$bin" --version)"
 }
+
+# ensure_browser_tools: what the browser test (tests/browser/chat.mjs) needs: Debian's chromium
+# (/usr/bin/chromium; a test tool's own browser download is never used), Node.js, and
+# playwright-core at the version pinned in tests/browser/package-lock.json (`npm ci`).
+ensure_browser_tools() {
+    local dir="$CARELINE_ROOT/tests/browser" installed pinned
+    need_apt_packages chromium
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        need_apt_packages nodejs npm
+    fi
+    pinned="$(cd "$dir" && node -p "require('./package-lock.json').packages['node_modules/playwright-core'].version")"
+    installed="$(cd "$dir" && node -p "require('./node_modules/playwright-core/package.json').version" 2>/dev/null || true)"
+    if [ "$installed" = "$pinned" ]; then
+        say "playwright-core $pinned found in $dir/node_modules"
+        return 0
+    fi
+    say "installing playwright-core $pinned into $dir/node_modules (npm ci, from package-lock.json)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+}

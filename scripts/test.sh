@@ -2,9 +2,10 @@
 # Runs every test of the Careline workspace on a fresh Debian machine that has
 # only the Rust toolchain. Installs redis-server and nats-server (the tests
 # start their own instances on free loopback ports; nothing system-wide is
-# started or stopped) and grpcurl (an end-to-end test drives the platform with
-# the real binary), then runs the tests with cargo-nextest, or with
-# `cargo test` when nextest is not installed. A full run starts with the deployment
+# started or stopped), grpcurl (an end-to-end test drives the platform with
+# the real binary) and the browser test's Debian Chromium and pinned
+# playwright-core (tests/browser), then runs the tests with cargo-nextest, or
+# with `cargo test` when nextest is not installed. A full run starts with the deployment
 # tests (scripts/test-deploy.sh: Helm chart, manifests, alert rules, Dockerfile), which
 # install helm, promtool, kubernetes-validate and hadolint.
 #
@@ -36,6 +37,8 @@ if [ -x "$CARELINE_ROOT/.careline/bin/grpcurl" ]; then
     export CARELINE_GRPCURL="$CARELINE_ROOT/.careline/bin/grpcurl"
 fi
 ensure_nextest
+say "checking the browser test's tools: chromium, node, playwright-core"
+ensure_browser_tools
 
 # `-p crate` narrows the run; otherwise every crate of the workspace.
 scope=(--workspace)

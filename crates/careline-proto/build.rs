@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "presence",
         "notifications",
         "email",
+        "chat",
     ]
     .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {

@@ -45,6 +45,9 @@ pub struct TenantConfig {
     /// How mail to `inbound_email_addresses` becomes interactions.
     #[serde(default)]
     pub email: EmailSettings,
+    /// The chat channel: widget keys and where they may be embedded.
+    #[serde(default)]
+    pub chat: ChatSettings,
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
     #[serde(default)]
@@ -112,6 +115,66 @@ impl Default for EmailSettings {
             queue: None,
             retention_days: DEFAULT_EMAIL_RETENTION_DAYS,
         }
+    }
+}
+
+/// The chat channel of a tenant.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSettings {
+    /// Widgets that may start chats for this tenant; none: no chat.
+    pub widgets: Vec<ChatWidget>,
+    /// Queue of a chat whose topic no rule (routing.topics) matches; unset: the tenant's first queue.
+    pub queue: Option<String>,
+    /// Days a chat transcript is kept after its last message.
+    pub retention_days: u32,
+}
+
+/// Default [`ChatSettings::retention_days`]: a month covers a follow-up.
+pub const DEFAULT_CHAT_RETENTION_DAYS: u32 = 30;
+/// Longest chat transcript retention a tenant may configure (HIPAA: minimum necessary).
+pub const MAX_CHAT_RETENTION_DAYS: u32 = 365;
+/// Most chat widgets one tenant may configure.
+pub const MAX_CHAT_WIDGETS: usize = 32;
+/// Most allowed origins of one chat widget.
+pub const MAX_WIDGET_ORIGINS: usize = 32;
+/// Shortest widget key: it is public (it is in the page) but must not be guessable
+/// by trying short strings.
+pub const MIN_WIDGET_KEY_LEN: usize = 8;
+/// Longest widget key.
+pub const MAX_WIDGET_KEY_LEN: usize = 128;
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            widgets: Vec::new(),
+            queue: None,
+            retention_days: DEFAULT_CHAT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// A chat widget: its public key (the `data-key` of the script tag) and the pages that may use it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatWidget {
+    /// Public key, unique across tenants: 8-128 of `[A-Za-z0-9_-]`.
+    pub key: String,
+    /// Origins (`https://host[:port]`) whose pages may open chats with this key;
+    /// `"*"` allows any origin and clients that send none (tests, native apps).
+    pub allowed_origins: Vec<String>,
+}
+
+impl ChatWidget {
+    /// Whether a WebSocket from `origin` (`None`: the client sent no Origin header)
+    /// may use this widget. Origins compare case-insensitively, as browsers
+    /// serialise them in lower case.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        self.allowed_origins.iter().any(|allowed| {
+            allowed == "*" || origin.is_some_and(|o| o.eq_ignore_ascii_case(allowed))
+        })
     }
 }
 
@@ -373,6 +436,7 @@ impl TenantConfig {
             portal_url,
             inbound_email_addresses,
             email,
+            chat,
             api_keys,
             routing,
             queues,
@@ -391,6 +455,7 @@ impl TenantConfig {
             portal_url: portal_url.clone(),
             inbound_email_addresses: inbound_email_addresses.clone(),
             email: email.clone(),
+            chat: chat.clone(),
             api_keys: api_keys.clone(),
             routing: routing.clone(),
             queues: queues.clone(),
@@ -412,6 +477,28 @@ impl TenantConfig {
         self.inbound_email_addresses
             .iter()
             .any(|own| own.eq_ignore_ascii_case(address))
+    }
+
+    /// The queue of a chat no topic rule matches: the configured one, else the first queue.
+    pub fn chat_queue(&self) -> Option<&str> {
+        self.chat
+            .queue
+            .as_deref()
+            .or_else(|| self.queues.first().map(|q| q.id.as_str()))
+    }
+
+    /// The queue of the topic rule for `topic` (as the member chose it in the widget).
+    pub fn topic_queue(&self, topic: &str) -> Option<&str> {
+        self.routing
+            .topics
+            .iter()
+            .find(|rule| rule.topic == topic)
+            .map(|rule| rule.queue.as_str())
+    }
+
+    /// The chat widget with public key `key`.
+    pub fn chat_widget(&self, key: &str) -> Option<&ChatWidget> {
+        self.chat.widgets.iter().find(|w| w.key == key)
     }
 
     /// The queue with id `id`.

@@ -60,6 +60,20 @@ pub fn api_key_sha256_hex(api_key: &str) -> String {
     hex::encode(Sha256::digest(api_key.as_bytes()))
 }
 
+/// Whether `key` is the agent's key: its hex SHA-256 equals the configured
+/// one. The comparison takes the same time wherever the digests differ, and an
+/// unknown agent is compared against a dummy digest so it takes as long as a wrong key.
+/// Agent sessions (presence) and agent chat sessions (chat-gateway) log in with it.
+pub fn agent_key_matches(agent: Option<&careline_domain::tenant::AgentConfig>, key: &str) -> bool {
+    let presented = api_key_sha256_hex(key);
+    let expected = agent.map_or_else(
+        || "0".repeat(presented.len()),
+        |a| a.key_sha256.to_ascii_lowercase(),
+    );
+    careline_domain::secret::constant_time_eq(presented.as_bytes(), expected.as_bytes())
+        && agent.is_some()
+}
+
 /// Tonic interceptor that authenticates tenant API keys; wrap a service with
 /// `FooServer::with_interceptor(svc, auth.clone())`.
 #[derive(Clone)]
@@ -152,6 +166,20 @@ pub fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
 mod tests {
     use super::*;
     use tonic::Code;
+
+    #[test]
+    fn agent_key_must_hash_to_the_configured_digest() {
+        let config = careline_domain::TenantConfig::from_yaml(include_str!(
+            "../../../deploy/tenants/demo-health.yaml"
+        ))
+        .expect("demo tenant parses");
+        let ana = config.agent("ana");
+        assert!(agent_key_matches(ana, "demo-agent-ana"));
+        for wrong in ["demo-agent-luis", "", "demo-agent-ana ", "DEMO-AGENT-ANA"] {
+            assert!(!agent_key_matches(ana, wrong), "{wrong:?}");
+        }
+        assert!(!agent_key_matches(None, "demo-agent-ana"));
+    }
 
     fn auth() -> TenantAuth {
         TenantAuth::new(HashMap::from([(

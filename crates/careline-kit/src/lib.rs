@@ -13,6 +13,7 @@
 //! - [`redis_client`]: [`RedisConnection`], the one Redis client type: a single server or a
 //!   Redis Cluster, chosen by the configured URL.
 //! - [`readiness`]: [`readiness::spawn_probe`], Redis and NATS reachability as gRPC health.
+//! - [`router_keys`]: [`RouterKeys`], the router API key an intake service presents per tenant.
 //! - [`service`]: [`service::run_binary`], the whole `main` of a service binary.
 //! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
 //! - [`KitError`]: the one error type of this crate.
@@ -35,6 +36,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod readiness;
 pub mod redis_client;
+pub mod router_keys;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
@@ -44,5 +46,6 @@ pub use config::{CommonConfig, LogFormat, MetricsAddr};
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};
 pub use redis_client::{RedisConnection, RedisTarget};
+pub use router_keys::RouterKeys;
 pub use shutdown::Shutdown;
 pub use telemetry::{TelemetryGuard, init_telemetry};

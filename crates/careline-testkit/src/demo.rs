@@ -30,13 +30,24 @@ pub fn agent_key(agent_id: &str) -> String {
     format!("demo-agent-{agent_id}")
 }
 
-/// A copy of `base` as another tenant: its own id, name, inbound address and one
-/// API key, `api_key`; queues and agents stay those of `base`.
+/// The demo tenant's chat widget key (public: it is in the demo page).
+pub const WIDGET_KEY: &str = "demo-widget-key";
+
+/// The chat widget key of a tenant made by [`second_tenant`] with id `id`.
+pub fn widget_key(id: &str) -> String {
+    format!("{id}-widget-key")
+}
+
+/// A copy of `base` as another tenant: its own id, name, inbound address, chat
+/// widget key ([`widget_key`]) and one API key, `api_key`; queues and agents stay those of `base`.
 pub fn second_tenant(base: &TenantConfig, id: &str, name: &str, api_key: &str) -> TenantConfig {
     let mut config = base.clone();
     config.id = id.into();
     config.name = name.into();
     config.inbound_email_addresses = vec![format!("members@{id}.example")];
+    for widget in &mut config.chat.widgets {
+        widget.key = widget_key(id);
+    }
     config.api_keys = vec![ApiKey {
         id: id.into(),
         sha256: careline_kit::auth::api_key_sha256_hex(api_key),

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use careline_chat_gateway::ChatGatewayConfig;
 use careline_email_intake::EmailIntakeConfig;
-use careline_email_intake::config::RouterKeys;
-use careline_kit::{CommonConfig, MetricsAddr, Shutdown};
+use careline_kit::{CommonConfig, MetricsAddr, RouterKeys, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
 use careline_notifications::NotificationsConfig;
 use careline_presence::PresenceConfig;
@@ -17,8 +17,8 @@ use careline_router::RouterConfig;
 use clap::Args;
 use tokio::net::TcpListener;
 
-/// email-intake's router credentials for the shipped demo tenant (its key is in
-/// deploy/tenants/demo-health.yaml: local use only).
+/// email-intake's and chat-gateway's router credentials for the shipped demo
+/// tenant (its key is in deploy/tenants/demo-health.yaml: local use only).
 const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
 
 #[derive(Debug, Args)]
@@ -58,6 +58,17 @@ pub struct UpArgs {
     /// default is the demo tenant's local-only key.
     #[arg(long, default_value = DEMO_ROUTER_KEYS)]
     email_router_api_keys: RouterKeys,
+    /// chat-gateway gRPC address (agents' ChatSession, GetTranscript).
+    #[arg(long, default_value = "127.0.0.1:50055")]
+    chat_addr: SocketAddr,
+    /// chat-gateway HTTP address: member WebSocket, widget.js, the demo page
+    /// (the demo tenant's widget allows pages from 127.0.0.1:8090 and localhost:8090).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    chat_http_addr: SocketAddr,
+    /// The router API key chat-gateway uses per tenant (`tenant=key,...`); the
+    /// default is the demo tenant's local-only key.
+    #[arg(long, default_value = DEMO_ROUTER_KEYS)]
+    chat_router_api_keys: RouterKeys,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -110,6 +121,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let email_listener = bind(args.email_addr, "email").await?;
     let smtp_listener = bind(args.smtp_addr, "smtp").await?;
     let smtp_addr = smtp_listener.local_addr()?;
+    let chat_listener = bind(args.chat_addr, "chat").await?;
+    let chat_http_listener = bind(args.chat_http_addr, "chat-http").await?;
+    let chat_http_addr = chat_http_listener.local_addr()?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -144,6 +158,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         smtp_listener,
         shutdown.clone(),
     ));
+    let mut chat_config = ChatGatewayConfig::with_common(common.clone());
+    chat_config.router_url = format!("http://{}", args.router_addr);
+    chat_config.router_api_keys = args.chat_router_api_keys.clone();
+    services.spawn(careline_chat_gateway::serve_with_http(
+        chat_config,
+        chat_listener,
+        chat_http_listener,
+        shutdown.clone(),
+    ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
         careline_kit::metrics::serve_metrics(metrics_listener, metrics_stop).await?;
@@ -170,6 +193,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.email_addr
     );
     println!("  smtp      smtp://{smtp_addr}   (mail to members@demo-health.example)");
+    println!(
+        "  chat      grpc://{}   (careline.v1.ChatGateway: agents' ChatSession, GetTranscript)",
+        args.chat_addr
+    );
+    println!(
+        "  chat ws   ws://{chat_http_addr}/v1/chat/ws   (member WebSocket, docs/chat-protocol.md)"
+    );
+    println!("  chat demo http://{chat_http_addr}/demo   (the widget, demo tenant)");
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());
     println!("  nats      {}", nats.url());

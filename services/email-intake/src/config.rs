@@ -2,7 +2,6 @@
 //! listener, its TLS certificate, the router it creates interactions on and the
 //! router credentials of each tenant.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -61,37 +60,8 @@ pub struct EmailIntakeConfig {
     pub router_api_keys: RouterKeys,
 }
 
-/// Router API keys by tenant id. Never printed (`Debug` shows the tenants only).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RouterKeys(pub BTreeMap<String, String>);
-
-impl std::fmt::Debug for RouterKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
-    }
-}
-
-impl std::str::FromStr for RouterKeys {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<RouterKeys, String> {
-        parse_router_keys(text)
-    }
-}
-
-fn parse_router_keys(text: &str) -> Result<RouterKeys, String> {
-    let mut keys = BTreeMap::new();
-    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (tenant, key) = pair
-            .split_once('=')
-            .filter(|(t, k)| !t.trim().is_empty() && !k.trim().is_empty())
-            .ok_or_else(|| {
-                "expected tenant=key pairs separated by commas, e.g. demo-health=KEY".to_owned()
-            })?;
-        keys.insert(tenant.trim().to_owned(), key.trim().to_owned());
-    }
-    Ok(RouterKeys(keys))
-}
+/// Router API keys by tenant id (shared with chat-gateway).
+pub use careline_kit::RouterKeys;
 
 impl EmailIntakeConfig {
     /// Defaults, as when no flag or variable is set.
@@ -117,27 +87,5 @@ impl careline_kit::service::ServiceConfig for EmailIntakeConfig {
 
     fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn router_keys_parse_pairs_and_refuse_halves() {
-        let keys = parse_router_keys(" demo-health=abc , other=def").unwrap();
-        assert_eq!(keys.0.get("demo-health").map(String::as_str), Some("abc"));
-        assert_eq!(keys.0.get("other").map(String::as_str), Some("def"));
-        assert!(parse_router_keys("").unwrap().0.is_empty());
-        for bad in ["demo-health", "=abc", "demo-health="] {
-            assert!(parse_router_keys(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn router_keys_debug_hides_the_keys() {
-        let keys = parse_router_keys("demo-health=secret").unwrap();
-        assert!(!format!("{keys:?}").contains("secret"));
     }
 }

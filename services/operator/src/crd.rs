@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use careline_domain::Language;
 use careline_domain::tenant::{
-    AgentConfig, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
+    AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
 };
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
@@ -69,6 +69,9 @@ pub struct TenantSpec {
     /// How inbound mail becomes interactions (queue, retention).
     #[serde(default)]
     pub email: EmailSettings,
+    /// The chat channel: widget keys and the origins allowed to embed them.
+    #[serde(default)]
+    pub chat: ChatSettings,
     /// API keys of the tenant's integrations, each read from a Secret.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyRef>,

@@ -31,6 +31,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         portal_url: spec.portal_url.clone(),
         inbound_email_addresses: spec.inbound_email_addresses.clone(),
         email: spec.email.clone(),
+        chat: spec.chat.clone(),
         api_keys,
         routing: spec.routing.clone(),
         queues: queues.iter().map(|q| q.spec.queue.clone()).collect(),

@@ -2,13 +2,11 @@
 //! view that merges a tenant's configuration with the routing state in Redis.
 
 use careline_domain::Channel;
-use careline_domain::secret::constant_time_eq;
 use careline_domain::targets::{agent_targets, routing_targets};
 use careline_domain::tenant::{AgentConfig, TenantConfig};
 use careline_proto::v1;
 use careline_routing::RoutingStore;
 use careline_routing::convert::{channel_to_proto, language_to_proto};
-use sha2::{Digest, Sha256};
 
 use crate::error::PresenceError;
 
@@ -16,18 +14,6 @@ use crate::error::PresenceError;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// Largest ListAgents page; bigger requests are clamped to it.
 pub const MAX_PAGE_SIZE: usize = 500;
-
-/// Whether `key` is the agent's key: its hex SHA-256 equals the configured
-/// one. The comparison takes the same time wherever the digests differ, and an
-/// unknown agent is compared against a dummy digest so it takes as long as a wrong key.
-pub fn key_matches(agent: Option<&AgentConfig>, key: &str) -> bool {
-    let presented = hex::encode(Sha256::digest(key.as_bytes()));
-    let expected = agent.map_or_else(
-        || "0".repeat(presented.len()),
-        |a| a.key_sha256.to_ascii_lowercase(),
-    );
-    constant_time_eq(presented.as_bytes(), expected.as_bytes()) && agent.is_some()
-}
 
 /// Queues the agent serves under the current configuration.
 pub fn configured_queues(config: &TenantConfig, agent: &AgentConfig) -> Vec<String> {
@@ -149,17 +135,6 @@ mod tests {
     fn demo() -> TenantConfig {
         TenantConfig::from_yaml(include_str!("../../../deploy/tenants/demo-health.yaml"))
             .expect("demo tenant parses")
-    }
-
-    #[test]
-    fn agent_key_must_hash_to_the_configured_digest() {
-        let config = demo();
-        let ana = config.agent("ana");
-        assert!(key_matches(ana, "demo-agent-ana"));
-        for wrong in ["demo-agent-luis", "", "demo-agent-ana ", "DEMO-AGENT-ANA"] {
-            assert!(!key_matches(ana, wrong), "{wrong:?}");
-        }
-        assert!(!key_matches(None, "demo-agent-ana"));
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn validate_login(
         }
         let config = tenants.get(tenant.as_str());
         let configured = config.as_ref().and_then(|c| c.agent(agent.as_str()));
-        if !agents::key_matches(configured, &entry.agent_key) {
+        if !careline_kit::auth::agent_key_matches(configured, &entry.agent_key) {
             tracing::info!(
                 tenant = tenant.as_str(),
                 agent_id = agent.as_str(),

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
-    MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES,
-    MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MIN_HEARTBEAT_TTL_SECS,
+    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS, MAX_CHAT_WIDGETS,
+    MAX_EMAIL_RETENTION_DAYS, MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC,
+    MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
+    MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
     TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
@@ -87,6 +88,7 @@ impl TenantConfig {
             );
         }
         self.check_email(c);
+        self.check_chat(c);
         let mut seen = FirstSeen::default();
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}].id");
@@ -126,6 +128,72 @@ impl TenantConfig {
                 format!(
                     "{} days: use 1-{MAX_EMAIL_RETENTION_DAYS}",
                     self.email.retention_days
+                ),
+            );
+        }
+    }
+
+    fn check_chat(&self, c: &mut Checker<'_>) {
+        let chat = &self.chat;
+        if chat.widgets.len() > MAX_CHAT_WIDGETS {
+            c.problem(
+                "chat.widgets".into(),
+                format!("{} widgets: at most {MAX_CHAT_WIDGETS}", chat.widgets.len()),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        for (i, widget) in chat.widgets.iter().enumerate() {
+            let field = format!("chat.widgets[{i}].key");
+            let key = &widget.key;
+            if !(MIN_WIDGET_KEY_LEN..=MAX_WIDGET_KEY_LEN).contains(&key.len())
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                c.problem(
+                    field,
+                    format!(
+                        "widget key {key:?} is invalid: use {MIN_WIDGET_KEY_LEN}-{MAX_WIDGET_KEY_LEN} letters, digits, '-' or '_'"
+                    ),
+                );
+            } else if let Some(first) = seen.insert(key, &field) {
+                c.duplicate(field, "widget key", key, &first);
+            }
+            if widget.allowed_origins.is_empty()
+                || widget.allowed_origins.len() > MAX_WIDGET_ORIGINS
+            {
+                c.problem(
+                    format!("chat.widgets[{i}].allowed_origins"),
+                    format!(
+                        "list 1-{MAX_WIDGET_ORIGINS} origins, e.g. [\"https://www.example.org\"]"
+                    ),
+                );
+            }
+            for (j, origin) in widget.allowed_origins.iter().enumerate() {
+                if !is_origin(origin) {
+                    c.problem(
+                        format!("chat.widgets[{i}].allowed_origins[{j}]"),
+                        format!(
+                            "{origin:?} is not an origin: use scheme://host[:port] with no path, e.g. \"https://www.example.org\", or \"*\""
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(queue) = &chat.queue
+            && self.queue(queue).is_none()
+        {
+            c.problem(
+                "chat.queue".into(),
+                format!("queue {queue:?} is not defined under queues"),
+            );
+        }
+        if !(1..=MAX_CHAT_RETENTION_DAYS).contains(&chat.retention_days) {
+            c.problem(
+                "chat.retention_days".into(),
+                format!(
+                    "{} days: use 1-{MAX_CHAT_RETENTION_DAYS}",
+                    chat.retention_days
                 ),
             );
         }
@@ -567,6 +635,25 @@ fn is_topic_id(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `*`, or `http(s)://host[:port]` with nothing after: what a browser sends as `Origin`.
+fn is_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && (port.is_empty() || port.parse::<u16>().is_ok())
 }
 
 fn is_email_like(text: &str) -> bool {

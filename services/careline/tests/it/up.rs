@@ -82,13 +82,13 @@ async fn router_serving(addr: SocketAddr) -> bool {
     true
 }
 
-/// The status line and body of `GET /metrics`.
-fn get_metrics(addr: SocketAddr) -> std::io::Result<String> {
+/// The status line and body of `GET <path>`.
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -124,6 +124,8 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--metrics-addr", &ports.metrics.to_string()])
         .args(["--email-addr", &ports.email.to_string()])
         .args(["--smtp-addr", &ports.smtp.to_string()])
+        .args(["--chat-addr", &ports.chat.to_string()])
+        .args(["--chat-http-addr", &ports.chat_http.to_string()])
         .arg("--tenant")
         .arg(demo_file())
         .stdin(Stdio::null())
@@ -143,6 +145,8 @@ struct Ports {
     metrics: SocketAddr,
     email: SocketAddr,
     smtp: SocketAddr,
+    chat: SocketAddr,
+    chat_http: SocketAddr,
 }
 
 /// The `.eml` files in `dir`.
@@ -169,6 +173,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         metrics: loopback(free_port()),
         email: loopback(free_port()),
         smtp: loopback(free_port()),
+        chat: loopback(free_port()),
+        chat_http: loopback(free_port()),
     };
     let mut up = start(dir.path(), &ports);
 
@@ -192,10 +198,25 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         "SMTP greeted with {greeting:?}"
     );
 
-    let metrics = get_metrics(ports.metrics).expect("GET /metrics");
+    let metrics = http_get(ports.metrics, "/metrics").expect("GET /metrics");
     assert!(
         metrics.starts_with("HTTP/1.1 200"),
         "GET /metrics answered:\n{metrics}"
+    );
+    let demo_url = format!("http://{}/demo", ports.chat_http);
+    assert!(up.log().contains(&demo_url), "the chat demo URL is printed");
+    let demo_served = eventually(START_DEADLINE, "GET /demo answers 200", || {
+        let answer = http_get(ports.chat_http, "/demo");
+        std::future::ready(answer.is_ok_and(|page| page.starts_with("HTTP/1.1 200")))
+    })
+    .await;
+    if let Err(e) = demo_served {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
+    let widget = http_get(ports.chat_http, "/widget.js").expect("GET /widget.js");
+    assert!(
+        widget.starts_with("HTTP/1.1 200") && widget.contains("text/javascript"),
+        "GET /widget.js answered:\n{widget}"
     );
 
     // A receipt requested on the bus lands in the mail directory up printed.
@@ -260,6 +281,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         ("notifications", ports.notifications.port()),
         ("email-intake", ports.email.port()),
         ("smtp", ports.smtp.port()),
+        ("chat-gateway", ports.chat.port()),
+        ("chat-gateway http", ports.chat_http.port()),
         ("metrics", ports.metrics.port()),
     ] {
         assert!(

@@ -433,3 +433,71 @@ fn without_agents_keeps_everything_else() {
     back.agents = config.agents.clone();
     assert_eq!(back, config);
 }
+
+#[test]
+fn chat_widgets_need_a_safe_unique_key_and_real_origins() {
+    let text = edited(
+        "holidays: [2026-12-25]",
+        "chat: { widgets: [{ key: short, allowed_origins: [\"https://ok.example\", \"ok.example/x\"] }, \
+         { key: widget-key-1, allowed_origins: [] }, { key: widget-key-1, allowed_origins: [\"*\"] }], \
+         queue: nurses, retention_days: 0 }",
+    );
+    let err = TenantConfig::from_yaml(&text).unwrap_err();
+    let found: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.message.as_str()))
+        .collect();
+    let expect = [
+        (
+            "chat.widgets[0].key",
+            "widget key \"short\" is invalid: use 8-128",
+        ),
+        (
+            "chat.widgets[0].allowed_origins[1]",
+            "\"ok.example/x\" is not an origin",
+        ),
+        ("chat.widgets[1].allowed_origins", "list 1-32 origins"),
+        (
+            "chat.widgets[2].key",
+            "duplicate widget key \"widget-key-1\"",
+        ),
+        ("chat.queue", "queue \"nurses\" is not defined under queues"),
+        ("chat.retention_days", "0 days: use 1-365"),
+    ];
+    for (field, message) in expect {
+        assert!(
+            found
+                .iter()
+                .any(|(f, m)| *f == field && m.starts_with(message)),
+            "no {field}: {message} in {err}"
+        );
+    }
+    assert_eq!(found.len(), expect.len(), "{err}");
+}
+
+#[test]
+fn chat_widget_allows_only_its_origins() {
+    let text = edited(
+        "holidays: [2026-12-25]",
+        "chat: { widgets: [{ key: widget-key-1, allowed_origins: [\"https://www.acme.example\", \"http://localhost:8080\"] }] }",
+    );
+    let config = TenantConfig::from_yaml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let widget = config.chat_widget("widget-key-1").unwrap();
+    assert!(widget.allows_origin(Some("https://www.acme.example")));
+    assert!(widget.allows_origin(Some("HTTPS://WWW.ACME.EXAMPLE")));
+    assert!(widget.allows_origin(Some("http://localhost:8080")));
+    assert!(!widget.allows_origin(Some("https://evil.example")));
+    assert!(!widget.allows_origin(Some("https://www.acme.example.evil.example")));
+    assert!(
+        !widget.allows_origin(None),
+        "no Origin: not a browser page of the tenant"
+    );
+    assert!(config.chat_widget("nope").is_none());
+    assert_eq!(config.chat.retention_days, 30);
+    assert_eq!(
+        config.chat_queue(),
+        Some("general"),
+        "the first queue by default"
+    );
+}

@@ -1,0 +1,62 @@
+//! [`RouterKeys`]: the router API key an intake service (email-intake,
+//! chat-gateway) presents for each tenant when it creates interactions.
+
+use std::collections::BTreeMap;
+
+/// Router API keys by tenant id, parsed from `tenant=key,tenant=key`. Never
+/// printed (`Debug` shows the tenants only).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RouterKeys(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for RouterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::str::FromStr for RouterKeys {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RouterKeys, String> {
+        let mut keys = BTreeMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (tenant, key) = pair
+                .split_once('=')
+                .filter(|(t, k)| !t.trim().is_empty() && !k.trim().is_empty())
+                .ok_or_else(|| {
+                    "expected tenant=key pairs separated by commas, e.g. demo-health=KEY".to_owned()
+                })?;
+            keys.insert(tenant.trim().to_owned(), key.trim().to_owned());
+        }
+        Ok(RouterKeys(keys))
+    }
+}
+
+impl RouterKeys {
+    /// The key for `tenant`, if one is configured.
+    pub fn get(&self, tenant: &str) -> Option<&str> {
+        self.0.get(tenant).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_keys_parse_pairs_and_refuse_halves() {
+        let keys: RouterKeys = " demo-health=abc , other=def".parse().unwrap();
+        assert_eq!(keys.get("demo-health"), Some("abc"));
+        assert_eq!(keys.get("other"), Some("def"));
+        assert!("".parse::<RouterKeys>().unwrap().0.is_empty());
+        for bad in ["demo-health", "=abc", "demo-health="] {
+            assert!(bad.parse::<RouterKeys>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn router_keys_debug_hides_the_keys() {
+        let keys: RouterKeys = "demo-health=secret".parse().unwrap();
+        assert!(!format!("{keys:?}").contains("secret"));
+    }
+}
