@@ -16,7 +16,6 @@ use crate::autoreply::{self, AUTO_REPLY_WINDOW};
 use crate::error::EmailError;
 use crate::inbox::digest;
 use crate::message::{self, ParsedEmail, truncate};
-use crate::notify::Notifier;
 use crate::router::{RouterGateway, is_open};
 use crate::store::ThreadStore;
 
@@ -42,7 +41,8 @@ pub struct Intake {
     pub tenants: Arc<TenantDirectory>,
     pub store: ThreadStore,
     pub router: RouterGateway,
-    pub notifier: Notifier,
+    /// Where notification requests are published.
+    pub js: async_nats::jetstream::Context,
 }
 
 fn retention(config: &TenantConfig) -> Duration {
@@ -81,41 +81,38 @@ impl Intake {
     ) -> Result<Outcome, EmailError> {
         let config = self.tenant(tenant)?;
         let email = message::parse(&received.raw);
-        let stored = stored_message(&email, received_at_ms);
-        if let Some(interaction_id) = self.open_thread(tenant, &email).await? {
-            self.store
-                .record(
-                    tenant,
-                    &interaction_id,
-                    &stored,
-                    email.from.as_deref(),
-                    retention(&config),
-                )
-                .await?;
-            tracing::info!(%tenant, %interaction_id, "email threaded onto its interaction");
-            return Ok(Outcome::Threaded { interaction_id });
-        }
-        let created = self
-            .router
-            .create(tenant, create_request(&config, &email))
-            .await?;
-        let interaction = created.interaction.unwrap_or_default();
-        let interaction_id = interaction.id.clone();
-        if !created.replayed {
-            self.auto_reply(&config, &email, received.null_sender, &interaction)
-                .await?;
-        }
+        let outcome = match self.open_thread(tenant, &email).await? {
+            Some(interaction_id) => {
+                tracing::info!(%tenant, %interaction_id, "email threaded onto its interaction");
+                Outcome::Threaded { interaction_id }
+            }
+            None => {
+                let created = self
+                    .router
+                    .create(tenant, create_request(&config, &email))
+                    .await?;
+                let interaction = created.interaction.unwrap_or_default();
+                if !created.replayed {
+                    self.auto_reply(&config, &email, received.null_sender, &interaction)
+                        .await?;
+                }
+                tracing::info!(%tenant, interaction_id = %interaction.id, replayed = created.replayed, "email interaction created");
+                Outcome::Created {
+                    interaction_id: interaction.id,
+                }
+            }
+        };
+        let (Outcome::Threaded { interaction_id } | Outcome::Created { interaction_id }) = &outcome;
         self.store
             .record(
                 tenant,
-                &interaction_id,
-                &stored,
+                interaction_id,
+                &stored_message(&email, received_at_ms),
                 email.from.as_deref(),
                 retention(&config),
             )
             .await?;
-        tracing::info!(%tenant, %interaction_id, replayed = created.replayed, "email interaction created");
-        Ok(Outcome::Created { interaction_id })
+        Ok(outcome)
     }
 
     /// The open interaction `email` answers, if any.
@@ -190,7 +187,7 @@ impl Intake {
             body: String::new(),
             variables: variables.into_iter().collect(),
         };
-        self.notifier.request(&request).await?;
+        self.request_notification(&request).await?;
         metrics::counter!("careline_email_auto_replies_total", "template" => template).increment(1);
         let outgoing = v1::EmailMessage {
             message_id,
@@ -258,12 +255,27 @@ impl Intake {
         self.store
             .record(tenant, interaction_id, &outgoing, None, retention(&config))
             .await?;
-        self.notifier.request(&request).await?;
+        self.request_notification(&request).await?;
         tracing::info!(%tenant, %interaction_id, %agent_id, "agent reply requested");
         Ok(v1::ReplyEmailResponse {
             message_id,
             notification_id: request.notification_id,
         })
+    }
+
+    /// Asks notifications for one email, once per notification id.
+    async fn request_notification(
+        &self,
+        request: &v1::NotificationRequested,
+    ) -> Result<(), EmailError> {
+        careline_bus::notification::publish_request(&self.js, request, &request.notification_id)
+            .await
+            .map_err(|error| match error {
+                careline_bus::BusError::InvalidSubjectPart { .. } => {
+                    EmailError::Invalid(error.to_string())
+                }
+                error => EmailError::Bus(error.to_string()),
+            })
     }
 
     /// The interaction's email thread.

@@ -150,7 +150,7 @@ impl Platform {
     /// Publishes `request` with another dedupe id (a second producer, or a
     /// re-publish after the duplicate window).
     pub async fn publish_with_msg_id(&self, request: &v1::NotificationRequested, msg_id: &str) {
-        careline_notifications::requests::publish_request(&self.js, request, msg_id)
+        careline_bus::notification::publish_request(&self.js, request, msg_id)
             .await
             .expect("request published");
     }
