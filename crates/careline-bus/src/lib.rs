@@ -35,7 +35,7 @@ pub use publish::{Outgoing, PublishAck, Publisher};
 pub use servers::server_list;
 pub use streams::{
     EVENTS_STREAM, MAX_REPLICAS, StreamSettings, WorkQueueSettings, ensure_consumer,
-    ensure_streams, ensure_streams_with,
+    ensure_consumer_of_all, ensure_streams, ensure_streams_with,
 };
 pub use subject::{Subject, SubjectFilter};
 pub use tenants::{TENANTS_BUCKET, TenantDirectory, TenantStore};

@@ -97,7 +97,7 @@ pub const MAX_RATE_PER_SEC: u32 = 1_000_000;
 pub struct EmailSettings {
     /// Queue of new email interactions; unset: the tenant's first queue.
     pub queue: Option<String>,
-    /// Days an email thread (bodies included) is kept after its last message.
+    /// Days an email thread (bodies included) is kept after its interaction ends (0: removed when it ends).
     pub retention_days: u32,
 }
 

@@ -6,7 +6,6 @@
 //! RFC 3834 allows. Replies go out through notifications.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::TenantConfig;
@@ -25,6 +24,8 @@ pub const MAX_SUMMARY_BYTES: usize = 2000;
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// `context.reason` of email interactions.
 pub const EMAIL_REASON: &str = "email";
+/// Milliseconds in a day of `email.retention_days`.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What became of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +44,6 @@ pub struct Intake {
     pub router: RouterGateway,
     /// Where notification requests are published.
     pub js: async_nats::jetstream::Context,
-}
-
-fn retention(config: &TenantConfig) -> Duration {
-    Duration::from_secs(u64::from(config.email.retention_days) * 24 * 60 * 60)
 }
 
 /// Domain the tenant's outgoing Message-IDs use.
@@ -109,7 +106,6 @@ impl Intake {
                 interaction_id,
                 &stored_message(&email, received_at_ms),
                 email.from.as_deref(),
-                retention(&config),
             )
             .await?;
         Ok(outcome)
@@ -198,7 +194,7 @@ impl Intake {
             ..Default::default()
         };
         self.store
-            .record(tenant, &interaction.id, &outgoing, None, retention(config))
+            .record(tenant, &interaction.id, &outgoing, None)
             .await
     }
 
@@ -253,7 +249,7 @@ impl Intake {
             ..Default::default()
         };
         self.store
-            .record(tenant, interaction_id, &outgoing, None, retention(&config))
+            .record(tenant, interaction_id, &outgoing, None)
             .await?;
         self.request_notification(&request).await?;
         tracing::info!(%tenant, %interaction_id, %agent_id, "agent reply requested");
@@ -261,6 +257,31 @@ impl Intake {
             message_id,
             notification_id: request.notification_id,
         })
+    }
+
+    /// `interaction_id` ended (resolved, abandoned, transferred out) at
+    /// `ended_at_ms`: its thread expires the tenant's `email.retention_days`
+    /// later (0: now). Safe to call again (redelivery, another replica).
+    pub async fn ended(
+        &self,
+        tenant: &str,
+        interaction_id: &str,
+        ended_at_ms: i64,
+    ) -> Result<(), EmailError> {
+        let config = self.tenant(tenant)?;
+        let retention_days = config.email.retention_days;
+        // Counted from the end, never from later than now (a clock ahead of
+        // this one must not lengthen the retention).
+        let now = now_ms();
+        let ended_at_ms = if ended_at_ms > 0 {
+            ended_at_ms.min(now)
+        } else {
+            now
+        };
+        let expire_at_ms = ended_at_ms.saturating_add(i64::from(retention_days) * DAY_MS);
+        self.store.end(tenant, interaction_id, expire_at_ms).await?;
+        tracing::info!(%tenant, %interaction_id, retention_days, "email thread expires after its retention");
+        Ok(())
     }
 
     /// Asks notifications for one email, once per notification id.

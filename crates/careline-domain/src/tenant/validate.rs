@@ -120,11 +120,11 @@ impl TenantConfig {
                 format!("queue {queue:?} is not defined under queues"),
             );
         }
-        if !(1..=MAX_EMAIL_RETENTION_DAYS).contains(&self.email.retention_days) {
+        if self.email.retention_days > MAX_EMAIL_RETENTION_DAYS {
             c.problem(
                 "email.retention_days".into(),
                 format!(
-                    "{} days: use 1-{MAX_EMAIL_RETENTION_DAYS}",
+                    "{} days: use 0-{MAX_EMAIL_RETENTION_DAYS} (0: removed when the interaction ends)",
                     self.email.retention_days
                 ),
             );

@@ -433,3 +433,18 @@ fn without_agents_keeps_everything_else() {
     back.agents = config.agents.clone();
     assert_eq!(back, config);
 }
+
+#[test]
+fn email_retention_of_zero_days_is_allowed_and_past_a_year_is_refused() {
+    let with_retention = |days: u32| format!("{}email:\n  retention_days: {days}\n", base());
+    let none = TenantConfig::from_yaml(&with_retention(0)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none.email.retention_days, 0);
+    TenantConfig::from_yaml(&with_retention(365)).unwrap_or_else(|e| panic!("{e}"));
+    let err = TenantConfig::from_yaml(&with_retention(366))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 37: email.retention_days: 366 days: use 0-365"),
+        "{err}"
+    );
+}
