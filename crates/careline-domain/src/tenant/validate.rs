@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
+    EMAIL_TEMPLATES, MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_EMAIL_RETENTION_DAYS,
     MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES,
-    MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MIN_HEARTBEAT_TTL_SECS,
-    TenantConfig,
+    MAX_TEMPLATE_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
+    MIN_HEARTBEAT_TTL_SECS, TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
@@ -120,6 +120,7 @@ impl TenantConfig {
                 format!("queue {queue:?} is not defined under queues"),
             );
         }
+        self.check_email_templates(c);
         if self.email.retention_days > MAX_EMAIL_RETENTION_DAYS {
             c.problem(
                 "email.retention_days".into(),
@@ -128,6 +129,69 @@ impl TenantConfig {
                     self.email.retention_days
                 ),
             );
+        }
+    }
+
+    /// Each of the tenant's templates names a known template and one of its
+    /// languages, and compiles (checked here so a broken one is refused when
+    /// applied, not when a member should have been answered).
+    fn check_email_templates(&self, c: &mut Checker<'_>) {
+        let env = minijinja::Environment::new();
+        for (template, languages) in &self.email.templates {
+            if !EMAIL_TEMPLATES.contains(&template.as_str()) {
+                c.problem(
+                    format!("email.templates.{template}"),
+                    format!(
+                        "unknown template {template:?}: use one of {}",
+                        EMAIL_TEMPLATES.join(", ")
+                    ),
+                );
+                continue;
+            }
+            for (language, parts) in languages {
+                let lang = language.as_str();
+                if !self.languages.contains(language) {
+                    c.problem(
+                        format!("email.templates.{template}.{lang}"),
+                        format!(
+                            "{lang:?} is not one of the tenant's languages ({})",
+                            language_list(&self.languages)
+                        ),
+                    );
+                }
+                for (part, source) in [
+                    ("subject", &parts.subject),
+                    ("text", &parts.text),
+                    ("html", &parts.html),
+                ] {
+                    let Some(source) = source else { continue };
+                    let field = format!("email.templates.{template}.{lang}.{part}");
+                    if source.len() > MAX_TEMPLATE_BYTES {
+                        c.problem(
+                            field,
+                            format!(
+                                "{} bytes is too long: at most {MAX_TEMPLATE_BYTES}",
+                                source.len()
+                            ),
+                        );
+                    } else if let Err(error) = env.template_from_str(source) {
+                        let at = error
+                            .line()
+                            .map(|line| format!(" at line {line} of the template"))
+                            .unwrap_or_default();
+                        let what = error
+                            .detail()
+                            .map_or_else(|| error.kind().to_string(), str::to_owned);
+                        c.problem(
+                            field,
+                            format!(
+                                "tenant {}'s {template} template ({lang} {part}) does not compile{at}: {what}",
+                                self.id
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
 
