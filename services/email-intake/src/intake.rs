@@ -364,15 +364,22 @@ fn stored_message(email: &ParsedEmail, received_at_ms: i64) -> v1::EmailMessage 
     }
 }
 
-/// The router request for a new email interaction. The router classifies the
-/// summary (language, urgency); the member is an opaque digest of the sender.
-fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInteractionRequest {
-    let sender = email.from.as_deref().unwrap_or("");
-    let summary = if email.subject.is_empty() {
+/// What the router reads of a new email (`context.summary`, which it
+/// classifies): the subject and the start of the new text, without quoted
+/// history or signature, at most [`MAX_SUMMARY_BYTES`].
+pub fn summary(email: &ParsedEmail) -> String {
+    let text = if email.subject.is_empty() {
         email.new_text.clone()
     } else {
         format!("{}\n\n{}", email.subject, email.new_text)
     };
+    truncate(text, MAX_SUMMARY_BYTES)
+}
+
+/// The router request for a new email interaction. The router classifies the
+/// summary (language, urgency); the member is an opaque digest of the sender.
+fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInteractionRequest {
+    let sender = email.from.as_deref().unwrap_or("");
     let message_digest = digest(&[config.id.as_bytes(), email.message_id.as_bytes()]);
     v1::CreateInteractionRequest {
         channel: v1::Channel::Email as i32,
@@ -384,7 +391,7 @@ fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInter
         idempotency_key: format!("email:{}", &message_digest[..48]),
         context: Some(v1::InteractionContext {
             reason: EMAIL_REASON.to_owned(),
-            summary: truncate(summary, MAX_SUMMARY_BYTES),
+            summary: summary(email),
             transcript_ref: format!("email-intake:{}", &message_digest[..32]),
             ..Default::default()
         }),
