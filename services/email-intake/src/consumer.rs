@@ -37,6 +37,10 @@ pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(5 * 60);
 /// Pause before pulling again after the consumer failed.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// Received messages handled, by result (ok, retry, dead_letter).
+pub const MESSAGES_HANDLED: &str = "careline_email_messages_handled_total";
+/// Interaction ends handled, by result (ok, retry, dead_letter).
+pub const ENDS_HANDLED: &str = "careline_email_ends_handled_total";
 
 /// What a consumer reads and what it does with each event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,13 @@ impl Work {
         match self {
             Work::Received => CONSUMER,
             Work::Ended => ENDED_CONSUMER,
+        }
+    }
+
+    fn handled_metric(self) -> &'static str {
+        match self {
+            Work::Received => MESSAGES_HANDLED,
+            Work::Ended => ENDS_HANDLED,
         }
     }
 
@@ -173,16 +184,16 @@ async fn settle(
         let retry = matches!(&result, Err(error) if error.is_transient() && delivery.delivered < MAX_DELIVER);
         let settled = match result {
             Ok(()) => {
-                metrics::counter!("careline_email_events_handled_total", "consumer" => consumer, "result" => "ok").increment(1);
+                metrics::counter!(work.handled_metric(), "result" => "ok").increment(1);
                 delivery.ack.ack().await
             }
             Err(error) if retry => {
-                metrics::counter!("careline_email_events_handled_total", "consumer" => consumer, "result" => "retry").increment(1);
+                metrics::counter!(work.handled_metric(), "result" => "retry").increment(1);
                 tracing::warn!(%error, consumer, delivered = delivery.delivered, "event not handled yet; will retry");
                 delivery.ack.retry_after(retry_delay(delivery.delivered)).await
             }
             Err(error) => {
-                metrics::counter!("careline_email_events_handled_total", "consumer" => consumer, "result" => "dead_letter").increment(1);
+                metrics::counter!(work.handled_metric(), "result" => "dead_letter").increment(1);
                 tracing::error!(%error, consumer, delivered = delivery.delivered, "event given up on; dead-lettered");
                 publisher.dead_letter(consumer, &delivery).await.map(|_| ())
             }
