@@ -90,6 +90,68 @@ async fn abandon(platform: &Platform, interaction_id: &str) {
         .expect("the interaction ends");
 }
 
+/// Whether every key expires, within the demo tenant's retention (30 days).
+async fn expires_within_retention(platform: &Platform, keys: &[String]) -> bool {
+    let retention = Duration::from_secs(30 * 24 * 60 * 60);
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap();
+    ttls_ms(platform, keys)
+        .await
+        .iter()
+        .all(|ttl| (1..=retention_ms).contains(ttl))
+}
+
+/// Publishes `careline.<demo>.interaction.resolved` for `interaction_id`, as
+/// the router's outbox relay does when an agent resolves it.
+async fn publish_resolved(platform: &Platform, interaction_id: &str) {
+    let js = async_nats::jetstream::new(platform.sandbox.nats().await.expect("nats client"));
+    let resolved = v1::InteractionEvent {
+        kind: v1::InteractionEventKind::Resolved as i32,
+        interaction_id: interaction_id.to_owned(),
+        channel: v1::Channel::Email as i32,
+        ..Default::default()
+    };
+    let event = v1::Event {
+        event_id: format!("{DEMO}:resolved-{interaction_id}"),
+        tenant_id: DEMO.to_owned(),
+        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+        sequence: 1,
+        payload: Some(v1::event::Payload::Interaction(resolved)),
+    };
+    let subject = careline_bus::Subject::new(DEMO, "interaction", "resolved").unwrap();
+    careline_bus::Publisher::new(js)
+        .publish(&subject, &event)
+        .await
+        .expect("the resolution is on the bus");
+}
+
+#[tokio::test]
+async fn a_resolved_interactions_thread_expires_its_retention_after_the_resolution() {
+    let platform = Platform::start().await;
+    let intake = platform.intake().await;
+    let mut smtp = RawSmtp::connect(intake.smtp).await;
+    let ids = deliver(
+        &platform,
+        &mut smtp,
+        &[("resolved@member.example", "kim@member.example")],
+    )
+    .await;
+    let mut email = email_client(&intake, DEMO_KEY).await;
+    careline_testkit::assert_eventually!(
+        holds(&mut email, &ids[0], "resolved@member.example").await,
+        "the member's mail is on its thread"
+    );
+    let keys = thread_keys(&ids[0], "resolved@member.example");
+    assert_eq!(ttls_ms(&platform, &keys).await, [-1, -1, -1]);
+
+    publish_resolved(&platform, &ids[0]).await;
+    careline_testkit::assert_eventually!(
+        expires_within_retention(&platform, &keys).await,
+        "the resolved interaction's thread expires within the demo tenant's 30 days"
+    );
+    intake.stop().await;
+    platform.stop().await;
+}
+
 #[tokio::test]
 async fn a_thread_is_kept_while_open_and_expires_its_retention_after_the_interaction_ends() {
     let platform = Platform::start().await;
@@ -124,13 +186,8 @@ async fn a_thread_is_kept_while_open_and_expires_its_retention_after_the_interac
     );
 
     abandon(&platform, ending).await;
-    let retention = Duration::from_secs(30 * 24 * 60 * 60);
-    let retention_ms = i64::try_from(retention.as_millis()).unwrap();
     careline_testkit::assert_eventually!(
-        ttls_ms(&platform, &ending_keys)
-            .await
-            .iter()
-            .all(|ttl| (1..=retention_ms).contains(ttl)),
+        expires_within_retention(&platform, &ending_keys).await,
         "the ended interaction's thread expires within the demo tenant's 30 days"
     );
     assert!(
