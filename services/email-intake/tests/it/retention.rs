@@ -6,7 +6,7 @@ use std::time::Duration;
 use careline_proto::v1;
 use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT as DEMO};
 
-use crate::harness::{DEMO_ADDRESS, Email, Platform, RawSmtp, email_client, mail};
+use crate::harness::{DEMO_ADDRESS, Email, Platform, RawSmtp, Replica, email_client, mail};
 
 /// The thread keys of one interaction: bodies, reply data, and the Message-ID
 /// mapping of its first message.
@@ -90,6 +90,22 @@ async fn abandon(platform: &Platform, interaction_id: &str) {
         .expect("the interaction ends");
 }
 
+/// An email-intake replica, its client, and the interaction of one member's
+/// mail `message_id`, once the mail is on its thread.
+async fn one_open_thread(platform: &Platform, message_id: &str) -> (Replica, Email, String) {
+    let intake = platform.intake().await;
+    let mut smtp = RawSmtp::connect(intake.smtp).await;
+    let id = deliver(platform, &mut smtp, &[(message_id, "kim@member.example")])
+        .await
+        .remove(0);
+    let mut email = email_client(&intake, DEMO_KEY).await;
+    careline_testkit::assert_eventually!(
+        holds(&mut email, &id, message_id).await,
+        "the member's mail is on its thread"
+    );
+    (intake, email, id)
+}
+
 /// Whether every key expires, within the demo tenant's retention (30 days).
 async fn expires_within_retention(platform: &Platform, keys: &[String]) -> bool {
     let retention = Duration::from_secs(30 * 24 * 60 * 60);
@@ -127,23 +143,11 @@ async fn publish_resolved(platform: &Platform, interaction_id: &str) {
 #[tokio::test]
 async fn a_resolved_interactions_thread_expires_its_retention_after_the_resolution() {
     let platform = Platform::start().await;
-    let intake = platform.intake().await;
-    let mut smtp = RawSmtp::connect(intake.smtp).await;
-    let ids = deliver(
-        &platform,
-        &mut smtp,
-        &[("resolved@member.example", "kim@member.example")],
-    )
-    .await;
-    let mut email = email_client(&intake, DEMO_KEY).await;
-    careline_testkit::assert_eventually!(
-        holds(&mut email, &ids[0], "resolved@member.example").await,
-        "the member's mail is on its thread"
-    );
-    let keys = thread_keys(&ids[0], "resolved@member.example");
+    let (intake, _, id) = one_open_thread(&platform, "resolved@member.example").await;
+    let keys = thread_keys(&id, "resolved@member.example");
     assert_eq!(ttls_ms(&platform, &keys).await, [-1, -1, -1]);
 
-    publish_resolved(&platform, &ids[0]).await;
+    publish_resolved(&platform, &id).await;
     careline_testkit::assert_eventually!(
         expires_within_retention(&platform, &keys).await,
         "the resolved interaction's thread expires within the demo tenant's 30 days"
@@ -207,27 +211,15 @@ async fn a_thread_is_kept_while_open_and_expires_its_retention_after_the_interac
 #[tokio::test]
 async fn with_zero_days_of_retention_an_ended_interactions_thread_is_removed_at_once() {
     let platform = Platform::start_with(|demo| demo.email.retention_days = 0).await;
-    let intake = platform.intake().await;
-    let mut smtp = RawSmtp::connect(intake.smtp).await;
-    let ids = deliver(
-        &platform,
-        &mut smtp,
-        &[("gone@member.example", "pat@member.example")],
-    )
-    .await;
-    let mut email = email_client(&intake, DEMO_KEY).await;
-    careline_testkit::assert_eventually!(
-        holds(&mut email, &ids[0], "gone@member.example").await,
-        "the member's mail is on its thread while open"
-    );
+    let (intake, mut email, id) = one_open_thread(&platform, "gone@member.example").await;
 
-    abandon(&platform, &ids[0]).await;
+    abandon(&platform, &id).await;
     careline_testkit::assert_eventually!(
-        thread(&mut email, &ids[0]).await == Err(tonic::Code::NotFound),
+        thread(&mut email, &id).await == Err(tonic::Code::NotFound),
         "the thread is gone once the interaction ended"
     );
     assert_eq!(
-        ttls_ms(&platform, &thread_keys(&ids[0], "gone@member.example")).await,
+        ttls_ms(&platform, &thread_keys(&id, "gone@member.example")).await,
         [-2, -2, -2],
         "bodies, reply data and the Message-ID mapping are all removed"
     );
