@@ -7,6 +7,8 @@
 //! - [`publish`]: [`Publisher`], protobuf events with a dedupe id and the W3C trace context.
 //! - [`consume`]: decoding deliveries back into events, each with a [`tracing::Span`]
 //!   continuing the publisher's trace, and an [`AckHandle`].
+//! - [`notification`]: the notifications contract, [`notification::publish_request`].
+//! - [`setup`]: [`setup::start_tenants`], the start-up every service runs, retried.
 //! - [`trace_context`]: W3C `traceparent` in NATS headers, both directions.
 //! - [`tenants`]: tenant configuration in the `careline-tenants` KV bucket ([`TenantStore`])
 //!   and a live, watched in-memory copy of it ([`TenantDirectory`]).
@@ -16,8 +18,10 @@
 
 pub mod consume;
 pub mod error;
+pub mod notification;
 pub mod publish;
 pub mod servers;
+pub mod setup;
 pub mod streams;
 pub mod subject;
 pub mod tenants;
@@ -31,7 +35,7 @@ pub use publish::{Outgoing, PublishAck, Publisher};
 pub use servers::server_list;
 pub use streams::{
     EVENTS_STREAM, MAX_REPLICAS, StreamSettings, WorkQueueSettings, ensure_consumer,
-    ensure_streams, ensure_streams_with,
+    ensure_consumer_of_all, ensure_streams, ensure_streams_with,
 };
 pub use subject::{Subject, SubjectFilter};
 pub use tenants::{TENANTS_BUCKET, TenantDirectory, TenantStore};

@@ -160,14 +160,43 @@ impl Publisher {
         event: &Event,
         msg_id: &str,
     ) -> Result<PublishAckFuture, BusError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(MSG_ID_HEADER, msg_id);
-        trace_context::inject(&tracing::Span::current(), &mut headers);
-        self.js
-            .publish_with_headers(subject.to_string(), headers, event.encode_to_vec().into())
+        start_publish(&self.js, subject, msg_id, event.encode_to_vec())
             .await
             .map_err(BusError::nats(publish_action(subject, event)))
     }
+}
+
+/// Publishes a protobuf message that is not an [`Event`] (a work-queue
+/// request, a status) on `subject` with dedupe id `msg_id` and the current
+/// trace context, and waits until JetStream stored it.
+pub async fn publish_message(
+    js: &jetstream::Context,
+    subject: &Subject,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> Result<(), BusError> {
+    let action = || format!("publish message {msg_id} on {subject}");
+    start_publish(js, subject, msg_id, payload)
+        .await
+        .map_err(BusError::nats(action()))?
+        .await
+        .map_err(BusError::nats(action()))?;
+    Ok(())
+}
+
+/// Hands `payload` to the connection with the headers every Careline publish
+/// carries; the returned future yields JetStream's ack.
+async fn start_publish(
+    js: &jetstream::Context,
+    subject: &Subject,
+    msg_id: &str,
+    payload: Vec<u8>,
+) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID_HEADER, msg_id);
+    trace_context::inject(&tracing::Span::current(), &mut headers);
+    js.publish_with_headers(subject.to_string(), headers, payload.into())
+        .await
 }
 
 fn publish_action(subject: &Subject, event: &Event) -> String {

@@ -185,10 +185,30 @@ pub async fn ensure_consumer(
     filter: &SubjectFilter,
     settings: &WorkQueueSettings,
 ) -> Result<consumer::PullConsumer, BusError> {
+    ensure_consumer_of_all(js, durable, std::slice::from_ref(filter), settings).await
+}
+
+/// [`ensure_consumer`] reading every subject of `filters` (e.g. several
+/// events of one entity, without the others between them).
+pub async fn ensure_consumer_of_all(
+    js: &jetstream::Context,
+    durable: &str,
+    filters: &[SubjectFilter],
+    settings: &WorkQueueSettings,
+) -> Result<consumer::PullConsumer, BusError> {
     check_part("consumer", durable)?;
+    // One filter stays `filter_subject`, as consumers created before were.
+    let (filter_subject, filter_subjects) = match filters {
+        [one] => (one.as_str().to_owned(), Vec::new()),
+        several => (
+            String::new(),
+            several.iter().map(|f| f.as_str().to_owned()).collect(),
+        ),
+    };
     let config = consumer::pull::Config {
         durable_name: Some(durable.to_owned()),
-        filter_subject: filter.as_str().to_owned(),
+        filter_subject,
+        filter_subjects,
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: settings.ack_wait,
         max_deliver: settings.max_deliver,

@@ -100,8 +100,51 @@ pub const MAX_RATE_PER_SEC: u32 = 1_000_000;
 pub struct EmailSettings {
     /// Queue of new email interactions; unset: the tenant's first queue.
     pub queue: Option<String>,
-    /// Days an email thread (bodies included) is kept after its last message.
+    /// Days an email thread (bodies included) is kept after its interaction ends (0: removed when it ends).
     pub retention_days: u32,
+    /// Template name (`receipt`, `after_hours`, `urgent_guidance`, `agent_reply`, `survey`) ->
+    /// language -> the tenant's own words for it;
+    /// what is not set keeps the shipped EN/ES text.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, BTreeMap<Language, TemplateOverride>>,
+}
+
+/// A tenant's version of one email template in one language: minijinja
+/// templates over the request's variables (`tenant_name`, `interaction_id`,
+/// `portal_url`, `contact_email`, `body`, ...). An unset part keeps the shipped
+/// one; without `html`, the HTML part is the text in the shipped layout.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOverride {
+    /// The subject line (a request's own subject still wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The plain-text body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A whole HTML document for the HTML part (variables are HTML-escaped; `subject` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
+
+/// The email templates notifications sends, as named in
+/// `NotificationRequested.template` and under `email.templates`.
+pub const EMAIL_TEMPLATES: [&str; 5] = [
+    "receipt",
+    "after_hours",
+    "urgent_guidance",
+    "agent_reply",
+    "survey",
+];
+/// Longest part (subject, text or html) of a tenant's template, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+impl EmailSettings {
+    /// The tenant's own version of `template` in `language`, if it has one.
+    pub fn template(&self, template: &str, language: Language) -> Option<&TemplateOverride> {
+        self.templates.get(template)?.get(&language)
+    }
 }
 
 /// Default [`EmailSettings::retention_days`]: a month covers a follow-up.
@@ -114,6 +157,7 @@ impl Default for EmailSettings {
         Self {
             queue: None,
             retention_days: DEFAULT_EMAIL_RETENTION_DAYS,
+            templates: BTreeMap::new(),
         }
     }
 }

@@ -3,13 +3,11 @@
 //! directory, and the background [`worker`](crate::worker) every replica runs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use careline_bus::{BusError, Publisher, StreamSettings, TenantDirectory, TenantStore};
+use careline_bus::{Publisher, TenantDirectory};
 use careline_kit::config::CommonConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, RoutingError};
@@ -25,12 +23,6 @@ pub struct Backend {
     worker: JoinHandle<()>,
     probe: JoinHandle<()>,
 }
-
-/// How long start-up retries setting up NATS (event stream, tenant bucket,
-/// tenants) before giving up, e.g. while a new cluster elects its leaders.
-pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two NATS set-up attempts.
-const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,7 +57,6 @@ impl Backend {
             })?
             .with_outbox_max_events(config.outbox_max_events)
             .with_replica_acks(config.redis_wait_replicas);
-        let nats_replicas = config.nats_replicas;
         let servers = careline_bus::server_list(&config.nats_url);
         let nats = async_nats::connect(servers).await.map_err(|e| {
             RoutingError::Unreachable(format!(
@@ -73,25 +64,11 @@ impl Backend {
             ))
         })?;
         let jetstream = async_nats::jetstream::new(nats.clone());
-        let streams = StreamSettings {
-            replicas: nats_replicas,
-            ..StreamSettings::default()
-        };
-        // A NATS cluster that has just formed (or is electing a stream
-        // leader) can refuse the first requests: retry for a while rather
-        // than exit. A setting that can never work fails at once.
-        let deadline = Instant::now() + NATS_SETUP_DEADLINE;
-        let tenants = loop {
-            match nats_setup(&jetstream, &streams, nats_replicas, shutdown).await {
-                Ok(tenants) => break Arc::new(tenants),
-                Err(error @ BusError::Replicas { .. }) => return Err(bus(error)),
-                Err(error) if Instant::now() < deadline && !shutdown.is_cancelled() => {
-                    tracing::warn!(%error, "setting up NATS failed; retrying");
-                    tokio::time::sleep(NATS_SETUP_RETRY).await;
-                }
-                Err(error) => return Err(bus(error)),
-            }
-        };
+        let tenants =
+            careline_bus::setup::start_tenants(&jetstream, config.nats_replicas, shutdown)
+                .await
+                .map(Arc::new)
+                .map_err(bus)?;
         let relay = OutboxRelay::new(
             store.connection(),
             Publisher::new(jetstream),
@@ -135,16 +112,4 @@ impl Backend {
             }
         }
     }
-}
-
-/// Creates (or updates) the event stream and the tenant bucket, and loads the tenants.
-async fn nats_setup(
-    jetstream: &async_nats::jetstream::Context,
-    streams: &StreamSettings,
-    nats_replicas: Option<usize>,
-    shutdown: &CancellationToken,
-) -> std::result::Result<TenantDirectory, BusError> {
-    careline_bus::ensure_streams_with(jetstream, streams).await?;
-    let tenant_store = TenantStore::open(jetstream, nats_replicas).await?;
-    TenantDirectory::start(&tenant_store, shutdown).await
 }

@@ -72,7 +72,7 @@ pub async fn run(args: NotifyArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let js = async_nats::jetstream::new(crate::config_cmd::connect(&args.nats_url).await?);
-    careline_notifications::requests::publish_request(&js, &request, &id)
+    careline_bus::notification::publish_request(&js, &request, &id)
         .await
         .context("publishing the notification request")?;
     println!(

@@ -1,12 +1,14 @@
-//! The durable JetStream consumer of received messages. Every replica pulls
-//! from the same durable consumer, so each message is handled by one replica
-//! at a time; it is acknowledged only after [`Intake::handle`] succeeded, and
-//! redelivered with a growing delay while a peer (router, Redis) is away, so a
-//! message answered 250 is never lost.
+//! The durable JetStream consumers of email-intake: received messages, handed
+//! to [`Intake::handle`], and the ends of interactions, handed to
+//! [`Intake::ended`] (a thread's bodies expire the tenant's retention after its
+//! interaction ended). Every replica pulls from the same durable consumers, so
+//! each event is handled by one replica at a time; it is acknowledged only
+//! after it was handled, and redelivered with a growing delay while a peer
+//! (router, Redis) is away, so a message answered 250 is never lost.
 
 use std::time::Duration;
 
-use careline_bus::{Delivery, Subject, WorkQueueSettings, ensure_consumer};
+use careline_bus::{Delivery, Subject, SubjectFilter, WorkQueueSettings, ensure_consumer_of_all};
 use careline_kit::Shutdown;
 use careline_proto::v1;
 use futures::StreamExt;
@@ -15,9 +17,14 @@ use tracing::Instrument;
 use crate::error::EmailError;
 use crate::intake::Intake;
 
-/// Name of the durable consumer every replica shares.
+/// Name of the durable consumer of received messages every replica shares.
 pub const CONSUMER: &str = "email-intake";
-/// Messages handled at once per replica.
+/// Name of the durable consumer of interaction ends every replica shares.
+pub const ENDED_CONSUMER: &str = "email-intake-ended";
+/// The router's events after which an interaction is closed for good
+/// (`careline.<tenant>.interaction.<event>`); pending is still open.
+pub const ENDING_EVENTS: [&str; 3] = ["resolved", "abandoned", "transferred_external"];
+/// Events handled at once per replica and consumer.
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Time to handle a message before JetStream redelivers it.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
@@ -30,6 +37,74 @@ pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(5 * 60);
 /// Pause before pulling again after the consumer failed.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// Received messages handled, by result (ok, retry, dead_letter).
+pub const MESSAGES_HANDLED: &str = "careline_email_messages_handled_total";
+/// Interaction ends handled, by result (ok, retry, dead_letter).
+pub const ENDS_HANDLED: &str = "careline_email_ends_handled_total";
+
+/// What a consumer reads and what it does with each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Received messages (`careline.<tenant>.email.received`).
+    Received,
+    /// Interactions that ended ([`ENDING_EVENTS`]).
+    Ended,
+}
+
+impl Work {
+    fn durable(self) -> &'static str {
+        match self {
+            Work::Received => CONSUMER,
+            Work::Ended => ENDED_CONSUMER,
+        }
+    }
+
+    fn handled_metric(self) -> &'static str {
+        match self {
+            Work::Received => MESSAGES_HANDLED,
+            Work::Ended => ENDS_HANDLED,
+        }
+    }
+
+    fn filters(self) -> Vec<SubjectFilter> {
+        let filter = match self {
+            Work::Received => vec![Subject::entity_all(crate::inbox::RECEIVED_ENTITY)],
+            Work::Ended => ENDING_EVENTS
+                .iter()
+                .map(|event| Subject::event_all("interaction", event))
+                .collect(),
+        };
+        filter
+            .into_iter()
+            .map(|filter| filter.expect("constant subject parts are valid"))
+            .collect()
+    }
+
+    async fn handle(self, intake: &Intake, delivery: &Delivery) -> Result<(), EmailError> {
+        let event = &delivery.event;
+        match (self, &event.payload) {
+            (Work::Received, Some(v1::event::Payload::EmailReceived(received))) => intake
+                .handle(&event.tenant_id, received, event.occurred_at_ms)
+                .await
+                .map(|_| ()),
+            (Work::Ended, Some(v1::event::Payload::Interaction(ended))) => {
+                // Other channels have no thread here.
+                if ended.channel != v1::Channel::Email as i32 {
+                    return Ok(());
+                }
+                intake
+                    .ended(
+                        &event.tenant_id,
+                        &ended.interaction_id,
+                        event.occurred_at_ms,
+                    )
+                    .await
+            }
+            (Work::Received, _) => Err(EmailError::Invalid("not an EmailReceived event".into())),
+            (Work::Ended, _) => Err(EmailError::Invalid("not an InteractionEvent".into())),
+        }
+    }
+}
 
 /// The delay before delivery `delivered + 1`.
 pub fn retry_delay(delivered: i64) -> Duration {
@@ -41,24 +116,36 @@ pub fn retry_delay(delivered: i64) -> Duration {
         .min(MAX_RETRY_DELAY)
 }
 
-/// Consumes received messages until `shutdown`.
+/// Consumes received messages and interaction ends until `shutdown`.
 pub async fn run(js: async_nats::jetstream::Context, intake: Intake, shutdown: Shutdown) {
+    tokio::join!(
+        consume(Work::Received, &js, &intake, &shutdown),
+        consume(Work::Ended, &js, &intake, &shutdown),
+    );
+}
+
+async fn consume(
+    work: Work,
+    js: &async_nats::jetstream::Context,
+    intake: &Intake,
+    shutdown: &Shutdown,
+) {
     let publisher = careline_bus::Publisher::new(js.clone());
-    let filter = Subject::entity_all(crate::inbox::RECEIVED_ENTITY).expect("a valid entity name");
+    let filters = work.filters();
     let settings = WorkQueueSettings {
         ack_wait: ACK_WAIT,
         max_deliver: MAX_DELIVER,
     };
     while !shutdown.is_triggered() {
         let deliveries = async {
-            let consumer = ensure_consumer(&js, CONSUMER, &filter, &settings).await?;
+            let consumer = ensure_consumer_of_all(js, work.durable(), &filters, &settings).await?;
             careline_bus::deliveries(&consumer).await
         }
         .await;
         let deliveries = match deliveries {
             Ok(deliveries) => deliveries,
             Err(error) => {
-                tracing::warn!(%error, "email consumer not started; retrying");
+                tracing::warn!(%error, consumer = work.durable(), "consumer not started; retrying");
                 tokio::select! {
                     _ = shutdown.wait() => return,
                     _ = tokio::time::sleep(RESTART_DELAY) => continue,
@@ -69,13 +156,13 @@ pub async fn run(js: async_nats::jetstream::Context, intake: Intake, shutdown: S
             deliveries
                 .take_until(shutdown.wait())
                 .for_each_concurrent(MAX_IN_FLIGHT, |delivery| {
-                    let intake = intake.clone();
-                    let publisher = publisher.clone();
-                    let js = js.clone();
+                    let publisher = &publisher;
                     async move {
                         match delivery {
-                            Ok(delivery) => settle(&intake, &publisher, &js, delivery).await,
-                            Err(error) => tracing::warn!(%error, "email delivery failed"),
+                            Ok(delivery) => settle(work, intake, publisher, js, delivery).await,
+                            Err(error) => {
+                                tracing::warn!(%error, consumer = work.durable(), "delivery failed")
+                            }
                         }
                     }
                 });
@@ -84,6 +171,7 @@ pub async fn run(js: async_nats::jetstream::Context, intake: Intake, shutdown: S
 }
 
 async fn settle(
+    work: Work,
     intake: &Intake,
     publisher: &careline_bus::Publisher,
     js: &async_nats::jetstream::Context,
@@ -91,36 +179,32 @@ async fn settle(
 ) {
     let span = delivery.span.clone();
     async {
-        let result = match &delivery.event.payload {
-            Some(v1::event::Payload::EmailReceived(received)) => intake
-                .handle(&delivery.event.tenant_id, received, delivery.event.occurred_at_ms)
-                .await
-                .map(|_| ()),
-            _ => Err(EmailError::Invalid("not an EmailReceived event".into())),
-        };
+        let result = work.handle(intake, &delivery).await;
+        let consumer = work.durable();
         let retry = matches!(&result, Err(error) if error.is_transient() && delivery.delivered < MAX_DELIVER);
         let settled = match result {
             Ok(()) => {
-                metrics::counter!("careline_email_messages_handled_total", "result" => "ok").increment(1);
+                metrics::counter!(work.handled_metric(), "result" => "ok").increment(1);
                 delivery.ack.ack().await
             }
             Err(error) if retry => {
-                metrics::counter!("careline_email_messages_handled_total", "result" => "retry").increment(1);
-                tracing::warn!(%error, delivered = delivery.delivered, "email not handled yet; will retry");
+                metrics::counter!(work.handled_metric(), "result" => "retry").increment(1);
+                tracing::warn!(%error, consumer, delivered = delivery.delivered, "event not handled yet; will retry");
                 delivery.ack.retry_after(retry_delay(delivery.delivered)).await
             }
             Err(error) => {
-                metrics::counter!("careline_email_messages_handled_total", "result" => "dead_letter").increment(1);
-                tracing::error!(%error, delivered = delivery.delivered, "email given up on; dead-lettered");
-                publisher.dead_letter(CONSUMER, &delivery).await.map(|_| ())
+                metrics::counter!(work.handled_metric(), "result" => "dead_letter").increment(1);
+                tracing::error!(%error, consumer, delivered = delivery.delivered, "event given up on; dead-lettered");
+                publisher.dead_letter(consumer, &delivery).await.map(|_| ())
             }
         };
         match settled {
             // Not settled: JetStream redelivers after the ack wait.
-            Err(error) => tracing::warn!(%error, "could not settle an email delivery"),
-            // Handled or dead-lettered (with its own copy): the raw message
-            // (the member's address and text) leaves the event stream.
-            Ok(()) if !retry => {
+            Err(error) => tracing::warn!(%error, consumer, "could not settle a delivery"),
+            // A received message handled or dead-lettered (with its own
+            // copy): the raw message (the member's address and text) leaves
+            // the event stream.
+            Ok(()) if work == Work::Received && !retry => {
                 if let Err(error) = careline_bus::forget_event(js, delivery.stream_sequence).await {
                     tracing::warn!(%error, "could not delete a handled email from the event stream");
                 }

@@ -6,7 +6,6 @@
 //! RFC 3834 allows. Replies go out through notifications.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::TenantConfig;
@@ -16,7 +15,6 @@ use crate::autoreply::{self, AUTO_REPLY_WINDOW};
 use crate::error::EmailError;
 use crate::inbox::digest;
 use crate::message::{self, ParsedEmail, truncate};
-use crate::notify::Notifier;
 use crate::router::{RouterGateway, is_open};
 use crate::store::ThreadStore;
 
@@ -26,6 +24,8 @@ pub const MAX_SUMMARY_BYTES: usize = 2000;
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// `context.reason` of email interactions.
 pub const EMAIL_REASON: &str = "email";
+/// Milliseconds in a day of `email.retention_days`.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What became of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +42,8 @@ pub struct Intake {
     pub tenants: Arc<TenantDirectory>,
     pub store: ThreadStore,
     pub router: RouterGateway,
-    pub notifier: Notifier,
-}
-
-fn retention(config: &TenantConfig) -> Duration {
-    Duration::from_secs(u64::from(config.email.retention_days) * 24 * 60 * 60)
+    /// Where notification requests are published.
+    pub js: async_nats::jetstream::Context,
 }
 
 /// Domain the tenant's outgoing Message-IDs use.
@@ -81,41 +78,37 @@ impl Intake {
     ) -> Result<Outcome, EmailError> {
         let config = self.tenant(tenant)?;
         let email = message::parse(&received.raw);
-        let stored = stored_message(&email, received_at_ms);
-        if let Some(interaction_id) = self.open_thread(tenant, &email).await? {
-            self.store
-                .record(
-                    tenant,
-                    &interaction_id,
-                    &stored,
-                    email.from.as_deref(),
-                    retention(&config),
-                )
-                .await?;
-            tracing::info!(%tenant, %interaction_id, "email threaded onto its interaction");
-            return Ok(Outcome::Threaded { interaction_id });
-        }
-        let created = self
-            .router
-            .create(tenant, create_request(&config, &email))
-            .await?;
-        let interaction = created.interaction.unwrap_or_default();
-        let interaction_id = interaction.id.clone();
-        if !created.replayed {
-            self.auto_reply(&config, &email, received.null_sender, &interaction)
-                .await?;
-        }
+        let outcome = match self.open_thread(tenant, &email).await? {
+            Some(interaction_id) => {
+                tracing::info!(%tenant, %interaction_id, "email threaded onto its interaction");
+                Outcome::Threaded { interaction_id }
+            }
+            None => {
+                let created = self
+                    .router
+                    .create(tenant, create_request(&config, &email))
+                    .await?;
+                let interaction = created.interaction.unwrap_or_default();
+                if !created.replayed {
+                    self.auto_reply(&config, &email, received.null_sender, &interaction)
+                        .await?;
+                }
+                tracing::info!(%tenant, interaction_id = %interaction.id, replayed = created.replayed, "email interaction created");
+                Outcome::Created {
+                    interaction_id: interaction.id,
+                }
+            }
+        };
+        let (Outcome::Threaded { interaction_id } | Outcome::Created { interaction_id }) = &outcome;
         self.store
             .record(
                 tenant,
-                &interaction_id,
-                &stored,
+                interaction_id,
+                &stored_message(&email, received_at_ms),
                 email.from.as_deref(),
-                retention(&config),
             )
             .await?;
-        tracing::info!(%tenant, %interaction_id, replayed = created.replayed, "email interaction created");
-        Ok(Outcome::Created { interaction_id })
+        Ok(outcome)
     }
 
     /// The open interaction `email` answers, if any.
@@ -190,7 +183,7 @@ impl Intake {
             body: String::new(),
             variables: variables.into_iter().collect(),
         };
-        self.notifier.request(&request).await?;
+        self.request_notification(&request).await?;
         metrics::counter!("careline_email_auto_replies_total", "template" => template).increment(1);
         let outgoing = v1::EmailMessage {
             message_id,
@@ -201,7 +194,7 @@ impl Intake {
             ..Default::default()
         };
         self.store
-            .record(tenant, &interaction.id, &outgoing, None, retention(config))
+            .record(tenant, &interaction.id, &outgoing, None)
             .await
     }
 
@@ -256,14 +249,54 @@ impl Intake {
             ..Default::default()
         };
         self.store
-            .record(tenant, interaction_id, &outgoing, None, retention(&config))
+            .record(tenant, interaction_id, &outgoing, None)
             .await?;
-        self.notifier.request(&request).await?;
+        self.request_notification(&request).await?;
         tracing::info!(%tenant, %interaction_id, %agent_id, "agent reply requested");
         Ok(v1::ReplyEmailResponse {
             message_id,
             notification_id: request.notification_id,
         })
+    }
+
+    /// `interaction_id` ended (resolved, abandoned, transferred out) at
+    /// `ended_at_ms`: its thread expires the tenant's `email.retention_days`
+    /// later (0: now). Safe to call again (redelivery, another replica).
+    pub async fn ended(
+        &self,
+        tenant: &str,
+        interaction_id: &str,
+        ended_at_ms: i64,
+    ) -> Result<(), EmailError> {
+        let config = self.tenant(tenant)?;
+        let retention_days = config.email.retention_days;
+        // Counted from the end, never from later than now (a clock ahead of
+        // this one must not lengthen the retention).
+        let now = now_ms();
+        let ended_at_ms = if ended_at_ms > 0 {
+            ended_at_ms.min(now)
+        } else {
+            now
+        };
+        let expire_at_ms = ended_at_ms.saturating_add(i64::from(retention_days) * DAY_MS);
+        self.store.end(tenant, interaction_id, expire_at_ms).await?;
+        tracing::info!(%tenant, %interaction_id, retention_days, "email thread expires after its retention");
+        Ok(())
+    }
+
+    /// Asks notifications for one email, once per notification id.
+    async fn request_notification(
+        &self,
+        request: &v1::NotificationRequested,
+    ) -> Result<(), EmailError> {
+        careline_bus::notification::publish_request(&self.js, request, &request.notification_id)
+            .await
+            .map_err(|error| match error {
+                careline_bus::BusError::InvalidSubjectPart { .. } => {
+                    EmailError::Invalid(error.to_string())
+                }
+                error => EmailError::Bus(error.to_string()),
+            })
     }
 
     /// The interaction's email thread.
@@ -331,15 +364,22 @@ fn stored_message(email: &ParsedEmail, received_at_ms: i64) -> v1::EmailMessage 
     }
 }
 
-/// The router request for a new email interaction. The router classifies the
-/// summary (language, urgency); the member is an opaque digest of the sender.
-fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInteractionRequest {
-    let sender = email.from.as_deref().unwrap_or("");
-    let summary = if email.subject.is_empty() {
+/// What the router reads of a new email (`context.summary`, which it
+/// classifies): the subject and the start of the new text, without quoted
+/// history or signature, at most [`MAX_SUMMARY_BYTES`].
+pub fn summary(email: &ParsedEmail) -> String {
+    let text = if email.subject.is_empty() {
         email.new_text.clone()
     } else {
         format!("{}\n\n{}", email.subject, email.new_text)
     };
+    truncate(text, MAX_SUMMARY_BYTES)
+}
+
+/// The router request for a new email interaction. The router classifies the
+/// summary (language, urgency); the member is an opaque digest of the sender.
+fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInteractionRequest {
+    let sender = email.from.as_deref().unwrap_or("");
     let message_digest = digest(&[config.id.as_bytes(), email.message_id.as_bytes()]);
     v1::CreateInteractionRequest {
         channel: v1::Channel::Email as i32,
@@ -351,7 +391,7 @@ fn create_request(config: &TenantConfig, email: &ParsedEmail) -> v1::CreateInter
         idempotency_key: format!("email:{}", &message_digest[..48]),
         context: Some(v1::InteractionContext {
             reason: EMAIL_REASON.to_owned(),
-            summary: truncate(summary, MAX_SUMMARY_BYTES),
+            summary: summary(email),
             transcript_ref: format!("email-intake:{}", &message_digest[..32]),
             ..Default::default()
         }),

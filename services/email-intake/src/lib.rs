@@ -12,7 +12,6 @@
 //! - [`store`]: the thread store, email-intake's own Redis keys.
 //! - [`router`]: the router's gRPC API as email-intake calls it.
 //! - [`autoreply`]: RFC 3834 loop protection and the choice of automatic answer.
-//! - [`notify`]: the notifications contract (`NotificationRequested`).
 //! - `grpc`: the `careline.v1.EmailIntake` tonic adapter; `error`: the one error -> status table.
 //!
 //! [`serve`] runs it: the same function backs the binary, `careline up` and the tests.
@@ -27,17 +26,14 @@ mod grpc;
 pub mod inbox;
 pub mod intake;
 pub mod message;
-pub mod notify;
 pub mod router;
 pub mod smtp;
 pub mod store;
 pub mod trim;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use careline_bus::{StreamSettings, TenantDirectory, TenantStore};
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::email_intake_server::EmailIntakeServer;
 use tokio::net::TcpListener;
@@ -48,10 +44,6 @@ pub use error::EmailError;
 pub use inbox::{ENVELOPE_ALLOWANCE, Inbox};
 pub use intake::Intake;
 
-/// How long start-up retries setting up NATS (a cluster electing its leaders).
-pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two NATS set-up attempts.
-const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
 /// Largest gRPC request beyond the message itself.
 const GRPC_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -91,7 +83,11 @@ pub async fn serve_with_smtp(
         .await
         .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
     let js = async_nats::jetstream::new(nats.clone());
-    let tenants = Arc::new(nats_setup(&js, &config, &shutdown).await?);
+    let tenants =
+        careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())
+            .await
+            .map(Arc::new)
+            .context("setting up NATS (event stream, tenants)")?;
     let max_message_bytes = message_limit(config.max_message_bytes, nats.server_info().max_payload);
     let inbox = Inbox::new(careline_bus::Publisher::new(js.clone()), max_message_bytes);
     let store = store::ThreadStore::new(redis.clone());
@@ -99,7 +95,7 @@ pub async fn serve_with_smtp(
         tenants: tenants.clone(),
         store: store.clone(),
         router: router::RouterGateway::new(&config.router_url, config.router_api_keys.clone())?,
-        notifier: notify::Notifier::new(js.clone()),
+        js: js.clone(),
     };
     let (healthy, probe) =
         careline_kit::readiness::spawn_probe(redis, nats.clone(), shutdown.token().clone());
@@ -154,33 +150,4 @@ pub fn message_limit(configured: usize, nats_max_payload: usize) -> usize {
         );
     }
     configured.min(carried)
-}
-
-/// Creates (or updates) the event stream and loads the tenants, retrying for a while.
-async fn nats_setup(
-    js: &async_nats::jetstream::Context,
-    config: &EmailIntakeConfig,
-    shutdown: &Shutdown,
-) -> anyhow::Result<TenantDirectory> {
-    let streams = StreamSettings {
-        replicas: config.common.nats_replicas,
-        ..StreamSettings::default()
-    };
-    let deadline = tokio::time::Instant::now() + NATS_SETUP_DEADLINE;
-    loop {
-        let attempt = async {
-            careline_bus::ensure_streams_with(js, &streams).await?;
-            let store = TenantStore::open(js, config.common.nats_replicas).await?;
-            TenantDirectory::start(&store, shutdown.token()).await
-        }
-        .await;
-        match attempt {
-            Ok(tenants) => return Ok(tenants),
-            Err(error) if tokio::time::Instant::now() < deadline && !shutdown.is_triggered() => {
-                tracing::warn!(%error, "setting up NATS failed; retrying");
-                tokio::time::sleep(NATS_SETUP_RETRY).await;
-            }
-            Err(error) => return Err(error).context("setting up NATS (event stream, tenants)"),
-        }
-    }
 }

@@ -1,5 +1,7 @@
 //! [`ThreadStore`]: email-intake's own Redis keys, every one under the
-//! tenant's `{tenant}` hash tag and expiring after the tenant's retention:
+//! tenant's `{tenant}` hash tag. A thread's keys (the first three below) are
+//! kept while its interaction is open and expire the tenant's retention after
+//! it ended ([`ThreadStore::end`]):
 //!
 //! - `email:{t}:msg:<digest of Message-ID>` -> interaction id: threads a reply
 //!   (In-Reply-To / References) back onto its interaction.
@@ -8,17 +10,20 @@
 //!   overwrites itself, so it is stored once).
 //! - `email:{t}:meta:<interaction id>`: hash of the member's address, the
 //!   subject and the thread's Message-IDs, for replies.
+//! - `email:{t}:ended:<interaction id>`: when the ended interaction's thread
+//!   expires (unix ms), so a message recorded after the end expires with it.
 //! - `email:{t}:autoreply:<digest of sender>`: set for an hour after an
 //!   automatic answer to that sender.
 //!
 //! The router's keys are never touched.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use careline_kit::RedisConnection;
 use careline_proto::v1;
 use prost::Message as _;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 
 use crate::error::EmailError;
 use crate::inbox::digest;
@@ -27,6 +32,10 @@ use crate::inbox::digest;
 pub const MAX_REFERENCES: usize = 20;
 /// Messages of one thread returned by [`ThreadStore::thread`].
 pub const MAX_THREAD_MESSAGES: usize = 500;
+/// How long an ended interaction's mark outlives its thread: a message of it
+/// recorded that late (the intake consumer gives up on a message after about
+/// a day) still expires at the thread's time instead of being kept forever.
+pub const ENDED_MARK_KEEP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// What a reply needs to know about a thread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,6 +51,7 @@ pub struct ThreadMeta {
 #[derive(Clone)]
 pub struct ThreadStore {
     redis: RedisConnection,
+    record: Arc<Script>,
 }
 
 impl std::fmt::Debug for ThreadStore {
@@ -50,11 +60,13 @@ impl std::fmt::Debug for ThreadStore {
     }
 }
 
-fn msg_key(tenant: &str, message_id: &str) -> String {
-    format!(
-        "email:{{{tenant}}}:msg:{}",
-        digest(&[message_id.as_bytes()])
-    )
+/// Digest of a Message-ID: its thread field and the end of its msg key.
+fn message_digest(message_id: &str) -> String {
+    digest(&[message_id.as_bytes()])
+}
+
+fn msg_key(tenant: &str, message_digest: &str) -> String {
+    format!("email:{{{tenant}}}:msg:{message_digest}")
 }
 
 fn thread_key(tenant: &str, interaction_id: &str) -> String {
@@ -63,6 +75,10 @@ fn thread_key(tenant: &str, interaction_id: &str) -> String {
 
 fn meta_key(tenant: &str, interaction_id: &str) -> String {
     format!("email:{{{tenant}}}:meta:{interaction_id}")
+}
+
+fn ended_key(tenant: &str, interaction_id: &str) -> String {
+    format!("email:{{{tenant}}}:ended:{interaction_id}")
 }
 
 fn autoreply_key(tenant: &str, sender: &str) -> String {
@@ -75,7 +91,10 @@ fn autoreply_key(tenant: &str, sender: &str) -> String {
 impl ThreadStore {
     /// A store over `redis`.
     pub fn new(redis: RedisConnection) -> ThreadStore {
-        ThreadStore { redis }
+        ThreadStore {
+            redis,
+            record: Arc::new(Script::new(include_str!("lua/record_message.lua"))),
+        }
     }
 
     /// The interaction the first known id of `message_ids` belongs to.
@@ -86,7 +105,7 @@ impl ThreadStore {
     ) -> Result<Option<String>, EmailError> {
         let mut redis = self.redis.clone();
         for id in message_ids {
-            let found: Option<String> = redis.get(msg_key(tenant, id)).await?;
+            let found: Option<String> = redis.get(msg_key(tenant, &message_digest(id))).await?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -95,51 +114,66 @@ impl ThreadStore {
     }
 
     /// Stores `message` in the thread of `interaction_id`, maps its
-    /// Message-ID to the interaction and updates the thread's meta, all
-    /// expiring after `retention`. Storing the same message again changes nothing.
+    /// Message-ID to the interaction and updates the thread's meta, in one
+    /// step (replicas record messages of one thread at once). Storing the
+    /// same message again changes nothing. Kept while the interaction is
+    /// open; recorded after it ended, it expires with the thread.
     pub async fn record(
         &self,
         tenant: &str,
         interaction_id: &str,
         message: &v1::EmailMessage,
         member_address: Option<&str>,
-        retention: Duration,
+    ) -> Result<(), EmailError> {
+        let field = message_digest(&message.message_id);
+        self.record
+            .key(msg_key(tenant, &field))
+            .key(thread_key(tenant, interaction_id))
+            .key(meta_key(tenant, interaction_id))
+            .key(ended_key(tenant, interaction_id))
+            .arg(interaction_id)
+            .arg(&field)
+            .arg(message.encode_to_vec())
+            .arg(&message.message_id)
+            .arg(&message.subject)
+            .arg(member_address.unwrap_or_default())
+            .arg(MAX_REFERENCES)
+            .invoke_async::<()>(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The interaction ended: its thread (bodies, meta, Message-ID mappings)
+    /// expires at `expire_at_ms` (unix ms; in the past: removed now).
+    /// Idempotent, and safe beside a concurrent [`ThreadStore::record`]: the
+    /// ended mark is written first, so a message recorded from then on
+    /// expires at the same time, and one recorded before is in the thread
+    /// read next.
+    pub async fn end(
+        &self,
+        tenant: &str,
+        interaction_id: &str,
+        expire_at_ms: i64,
     ) -> Result<(), EmailError> {
         let mut redis = self.redis.clone();
-        let meta = meta_key(tenant, interaction_id);
+        let keep_ms = i64::try_from(ENDED_MARK_KEEP.as_millis()).unwrap_or(i64::MAX);
+        redis::cmd("SET")
+            .arg(ended_key(tenant, interaction_id))
+            .arg(expire_at_ms)
+            .arg("PXAT")
+            .arg(expire_at_ms.max(0).saturating_add(keep_ms))
+            .query_async::<()>(&mut redis)
+            .await?;
         let thread = thread_key(tenant, interaction_id);
-        let mut references = self
-            .meta(tenant, interaction_id)
-            .await?
-            .map(|m| m.references)
-            .unwrap_or_default();
-        if !references.contains(&message.message_id) {
-            references.push(message.message_id.clone());
-            if references.len() > MAX_REFERENCES {
-                // Keep the root and the latest (RFC 5322 3.6.4 allows trimming the middle).
-                references.remove(1);
-            }
-        }
-        let secs = retention.as_secs().max(1) as i64;
+        let fields: Vec<String> = redis.hkeys(&thread).await?;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set_ex(
-                msg_key(tenant, &message.message_id),
-                interaction_id,
-                secs as u64,
-            )
-            .hset(
-                &thread,
-                digest(&[message.message_id.as_bytes()]),
-                message.encode_to_vec(),
-            )
-            .expire(&thread, secs)
-            .hset(&meta, "references", references.join(" "))
-            .hset_nx(&meta, "subject", &message.subject);
-        if let Some(address) = member_address {
-            pipe.hset(&meta, "member", address);
+        pipe.atomic();
+        for key in [thread, meta_key(tenant, interaction_id)]
+            .into_iter()
+            .chain(fields.iter().map(|field| msg_key(tenant, field)))
+        {
+            pipe.cmd("PEXPIREAT").arg(key).arg(expire_at_ms).ignore();
         }
-        pipe.expire(&meta, secs);
         pipe.query_async::<()>(&mut redis).await?;
         Ok(())
     }

@@ -36,6 +36,7 @@ pub fn compose(
         language,
         &variables(request, tenant, language),
         &request.subject,
+        tenant.email.template(kind.as_str(), language),
     )?;
     let to: Mailbox = request
         .to_address

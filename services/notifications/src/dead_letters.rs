@@ -6,7 +6,6 @@ use careline_proto::v1::DeadLetter;
 
 use crate::error::NotificationError;
 use crate::ledger::Ledger;
-use crate::requests;
 use crate::validate;
 
 /// A tenant's dead letters.
@@ -39,7 +38,7 @@ impl DeadLetters {
         // A dedupe id of its own (the original id may still be in the duplicate
         // window), stable per dead-lettering so two replays publish once.
         let msg_id = format!("{id}:replay:{version}");
-        requests::publish_request(&self.js, &request, &msg_id).await?;
+        careline_bus::notification::publish_request(&self.js, &request, &msg_id).await?;
         self.ledger.forget(tenant, id, &version).await?;
         tracing::info!(notification_id = %id, "dead letter replayed");
         Ok(())

@@ -33,6 +33,17 @@ impl NotificationError {
     }
 }
 
+impl From<careline_bus::BusError> for NotificationError {
+    fn from(error: careline_bus::BusError) -> Self {
+        match error {
+            careline_bus::BusError::InvalidSubjectPart { .. } => {
+                NotificationError::Invalid(error.to_string())
+            }
+            error => NotificationError::Unavailable(format!("{error}; try again")),
+        }
+    }
+}
+
 impl From<NotificationError> for Status {
     fn from(error: NotificationError) -> Status {
         let message = error.to_string();

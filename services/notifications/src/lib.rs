@@ -4,7 +4,6 @@
 //! (dead letters) over gRPC.
 //!
 //! - [`config`]: [`NotificationsConfig`], flags and environment.
-//! - [`requests`]: the bus contract: subjects and publishing of requests and status events.
 //! - `worker`: the JetStream work queue: claim, send, settle, report status.
 //! - `ledger`: per-id claims (sent / dead) and dead letters in Redis.
 //! - `compose`: request + tenant -> one threaded multipart email.
@@ -28,16 +27,15 @@ mod error;
 mod grpc;
 mod ledger;
 mod mailer;
-pub mod requests;
 pub mod retry;
 mod templates;
 mod validate;
 mod worker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use careline_bus::{BusError, StreamSettings, TenantDirectory, TenantStore, WorkQueueSettings};
+use async_nats::jetstream::consumer::PullConsumer;
+use careline_bus::{BusError, WorkQueueSettings, notification};
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::notification_service_server::NotificationServiceServer;
 use tokio::net::TcpListener;
@@ -52,10 +50,6 @@ pub use worker::{CONSUMER, status_word};
 
 /// Largest gRPC request accepted (the RPCs carry ids only).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
-/// How long start-up retries setting up NATS (a new cluster electing leaders).
-pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two NATS set-up attempts.
-const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
 
 /// Runs the service on `listener` until `shutdown`: the work-queue consumer
 /// and the gRPC API. Emails being sent when shutdown starts are finished.
@@ -82,8 +76,11 @@ pub async fn serve(
             ))
         })?;
     let js = async_nats::jetstream::new(nats.clone());
-    let (tenants, consumer) =
-        set_up_nats(&js, config.common.nats_replicas, shutdown.token()).await?;
+    let tenants =
+        careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())
+            .await
+            .map(Arc::new)?;
+    let consumer = work_queue(&js, shutdown.token()).await?;
     let ledger = ledger::Ledger::new(redis.clone());
     let worker = Arc::new(worker::Worker {
         ledger: ledger.clone(),
@@ -123,43 +120,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// The event stream, the tenant directory and the work-queue consumer,
-/// retried for [`NATS_SETUP_DEADLINE`] (a setting that can never work fails at once).
-async fn set_up_nats(
+/// The durable work-queue consumer every replica shares, set up with the
+/// start-up retries of [`careline_bus::setup`].
+async fn work_queue(
     js: &async_nats::jetstream::Context,
-    replicas: Option<usize>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(
-    Arc<TenantDirectory>,
-    async_nats::jetstream::consumer::PullConsumer,
-)> {
-    let streams = StreamSettings {
-        replicas,
-        ..StreamSettings::default()
-    };
+) -> Result<PullConsumer, BusError> {
     let queue = WorkQueueSettings {
         ack_wait: worker::ACK_WAIT,
         max_deliver: worker::MAX_DELIVER,
     };
-    let deadline = Instant::now() + NATS_SETUP_DEADLINE;
-    loop {
-        let attempt = async {
-            careline_bus::ensure_streams_with(js, &streams).await?;
-            let store = TenantStore::open(js, replicas).await?;
-            let tenants = TenantDirectory::start(&store, shutdown).await?;
-            let consumer =
-                careline_bus::ensure_consumer(js, CONSUMER, &requests::requested_filter(), &queue)
-                    .await?;
-            Ok::<_, BusError>((Arc::new(tenants), consumer))
-        };
-        match attempt.await {
-            Ok(ready) => return Ok(ready),
-            Err(error @ BusError::Replicas { .. }) => return Err(error.into()),
-            Err(error) if Instant::now() < deadline && !shutdown.is_cancelled() => {
-                tracing::warn!(%error, "setting up NATS failed; retrying");
-                tokio::time::sleep(NATS_SETUP_RETRY).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+    let requests = notification::requested_filter();
+    careline_bus::setup::retrying(shutdown, || {
+        careline_bus::ensure_consumer(js, CONSUMER, &requests, &queue)
+    })
+    .await
 }

@@ -1,11 +1,14 @@
 //! The words of every email: one template per kind and language (EN and ES
 //! ship as defaults), each giving a subject and a plain-text body; the HTML
 //! alternative is the same text in one shared, escaped layout, so the two
-//! parts never say different things.
+//! parts never say different things. A tenant may replace the subject, text
+//! or HTML of any of them per language (`email.templates`, compiled when its
+//! configuration is applied); what it does not replace stays the default.
 
 use std::collections::BTreeMap;
 
 use careline_domain::Language;
+use careline_domain::tenant::TemplateOverride;
 use minijinja::Environment;
 
 use crate::error::Permanent;
@@ -111,24 +114,32 @@ impl Templates {
         Templates { env }
     }
 
-    /// Renders `kind` in `language` with `vars`; a non-empty `subject` replaces
-    /// the template's.
+    /// Renders `kind` in `language` with `vars`, with the parts `custom`
+    /// (the tenant's version) sets in place of the shipped ones; a non-empty
+    /// `subject` replaces the template's.
     pub fn render(
         &self,
         kind: TemplateKind,
         language: Language,
         vars: &BTreeMap<String, String>,
         subject: &str,
+        custom: Option<&TemplateOverride>,
     ) -> Result<Rendered, Permanent> {
-        let failed = |error: minijinja::Error| Permanent::Template(error.to_string());
+        let custom = custom.cloned().unwrap_or_default();
         let name = format!("{}/{}.txt", language.as_str(), kind.as_str());
         let template = self.env.get_template(&name).map_err(failed)?;
         let mut captured = template.render_captured(vars).map_err(failed)?;
         let (template_subject, text) = captured
             .with_state_mut(|state| {
                 Ok::<_, minijinja::Error>((
-                    state.render_block("subject")?,
-                    state.render_block("body")?,
+                    match &custom.subject {
+                        Some(source) => self.render_custom("subject.txt", source, vars)?,
+                        None => state.render_block("subject")?,
+                    },
+                    match &custom.text {
+                        Some(source) => self.render_custom("text.txt", source, vars)?,
+                        None => state.render_block("body")?,
+                    },
                 ))
             })
             .map_err(failed)?;
@@ -149,23 +160,41 @@ impl Templates {
             .split("\n\n")
             .map(|paragraph| paragraph.lines().collect())
             .collect();
-        let html = self
-            .env
-            .get_template(LAYOUT)
-            .and_then(|layout| {
+        let html = match &custom.html {
+            Some(source) => {
+                let mut vars = vars.clone();
+                vars.insert("subject".to_owned(), subject.clone());
+                self.render_custom("custom.html", source, &vars)
+            }
+            None => self.env.get_template(LAYOUT).and_then(|layout| {
                 layout.render(minijinja::context! {
                     language => language.as_str(),
                     subject => &subject,
                     paragraphs => paragraphs,
                 })
-            })
-            .map_err(failed)?;
+            }),
+        }
+        .map_err(failed)?;
         Ok(Rendered {
             subject,
             text,
             html,
         })
     }
+
+    /// Renders a tenant's template; `name`'s suffix decides escaping (`.html` escapes).
+    fn render_custom(
+        &self,
+        name: &str,
+        source: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<String, minijinja::Error> {
+        self.env.template_from_named_str(name, source)?.render(vars)
+    }
+}
+
+fn failed(error: minijinja::Error) -> Permanent {
+    Permanent::Template(error.to_string())
 }
 
 #[cfg(test)]
@@ -185,7 +214,7 @@ mod tests {
         let vars = vars(&[("tenant_name", "Demo Health Plan"), ("body", "Hi")]);
         for kind in TemplateKind::ALL {
             for language in [Language::En, Language::Es] {
-                let rendered = templates.render(kind, language, &vars, "").unwrap();
+                let rendered = templates.render(kind, language, &vars, "", None).unwrap();
                 assert!(!rendered.subject.is_empty(), "{kind:?} {language:?}");
                 assert!(
                     rendered.text.contains("Demo Health Plan"),
@@ -201,10 +230,22 @@ mod tests {
     fn urgent_guidance_names_911_and_988_in_both_languages() {
         let templates = Templates::defaults();
         let en = templates
-            .render(TemplateKind::UrgentGuidance, Language::En, &vars(&[]), "")
+            .render(
+                TemplateKind::UrgentGuidance,
+                Language::En,
+                &vars(&[]),
+                "",
+                None,
+            )
             .unwrap();
         let es = templates
-            .render(TemplateKind::UrgentGuidance, Language::Es, &vars(&[]), "")
+            .render(
+                TemplateKind::UrgentGuidance,
+                Language::Es,
+                &vars(&[]),
+                "",
+                None,
+            )
             .unwrap();
         for text in [&en.text, &es.text] {
             assert!(text.contains("911") && text.contains("988"), "{text}");
@@ -217,7 +258,13 @@ mod tests {
         let templates = Templates::defaults();
         let vars = vars(&[("body", "<script>alert(1)</script> & more\nline two")]);
         let rendered = templates
-            .render(TemplateKind::AgentReply, Language::En, &vars, "Re: claim")
+            .render(
+                TemplateKind::AgentReply,
+                Language::En,
+                &vars,
+                "Re: claim",
+                None,
+            )
             .unwrap();
         assert!(
             rendered
@@ -243,16 +290,68 @@ mod tests {
                 Language::En,
                 &vars(&[]),
                 "Re: hi\r\nBcc: victim@example.com",
+                None,
             )
             .unwrap();
         assert_eq!(rendered.subject, "Re: hi  Bcc: victim@example.com");
     }
 
     #[test]
-    fn template_names_round_trip() {
+    fn template_names_round_trip_and_are_the_ones_tenants_may_override() {
         for kind in TemplateKind::ALL {
             assert_eq!(TemplateKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(TemplateKind::parse("newsletter"), None);
+        assert_eq!(
+            TemplateKind::ALL.map(TemplateKind::as_str),
+            careline_domain::tenant::EMAIL_TEMPLATES
+        );
+    }
+
+    #[test]
+    fn a_tenants_parts_replace_the_shipped_ones_and_the_rest_stay() {
+        let templates = Templates::defaults();
+        let vars = vars(&[("tenant_name", "Acme <Plan>"), ("interaction_id", "ix-1")]);
+        let text_only = TemplateOverride {
+            text: Some("Hi from {{ tenant_name }}, ref {{ interaction_id }}.".into()),
+            ..Default::default()
+        };
+        let rendered = templates
+            .render(
+                TemplateKind::Receipt,
+                Language::En,
+                &vars,
+                "",
+                Some(&text_only),
+            )
+            .unwrap();
+        assert_eq!(rendered.subject, "We received your message");
+        assert_eq!(rendered.text, "Hi from Acme <Plan>, ref ix-1.");
+        assert!(
+            rendered
+                .html
+                .contains("<p>Hi from Acme &lt;Plan&gt;, ref ix-1.</p>"),
+            "without its own HTML, the text in the shipped layout: {}",
+            rendered.html
+        );
+
+        let html = TemplateOverride {
+            subject: Some("Got it, {{ tenant_name }}".into()),
+            html: Some("<h1>{{ subject }}</h1><b>{{ tenant_name }}</b>".into()),
+            ..Default::default()
+        };
+        let rendered = templates
+            .render(TemplateKind::Receipt, Language::En, &vars, "", Some(&html))
+            .unwrap();
+        assert_eq!(rendered.subject, "Got it, Acme <Plan>");
+        assert_eq!(
+            rendered.html,
+            "<h1>Got it, Acme &lt;Plan&gt;</h1><b>Acme &lt;Plan&gt;</b>"
+        );
+        assert!(
+            rendered
+                .text
+                .contains("Thank you for writing to Acme <Plan>")
+        );
     }
 }

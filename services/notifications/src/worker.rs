@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use careline_bus::notification::ENTITY;
+use careline_bus::publish::publish_message;
 use careline_bus::{Subject, TenantDirectory};
 use careline_proto::v1::{
     DeadLetter, NotificationRequested, NotificationStatus, NotificationStatusChanged,
@@ -20,7 +22,6 @@ use crate::compose::compose;
 use crate::error::Permanent;
 use crate::ledger::{Claim, Ledger};
 use crate::mailer::{Mailer, SendOutcome};
-use crate::requests::{self, ENTITY};
 use crate::retry::RetryPolicy;
 use crate::templates::Templates;
 use crate::validate;
@@ -300,7 +301,7 @@ impl Worker {
             Ok(subject) => {
                 let msg_id = format!("dlq:{CONSUMER}:{}:{now_ms}", request.notification_id);
                 if let Err(error) =
-                    requests::publish(&self.js, &subject, &msg_id, request.encode_to_vec()).await
+                    publish_message(&self.js, &subject, &msg_id, request.encode_to_vec()).await
                 {
                     tracing::warn!(%error, "could not copy the dead letter to its subject");
                 }
@@ -339,12 +340,12 @@ impl Worker {
             reason: reason.to_owned(),
             occurred_at_ms: chrono::Utc::now().timestamp_millis(),
         };
+        let msg_id = format!("{}:{word}:{attempt}", request.notification_id);
         let published = match Subject::new(&request.tenant_id, ENTITY, word) {
             Ok(subject) => {
-                let msg_id = format!("{}:{word}:{attempt}", request.notification_id);
-                requests::publish(&self.js, &subject, &msg_id, event.encode_to_vec()).await
+                publish_message(&self.js, &subject, &msg_id, event.encode_to_vec()).await
             }
-            Err(error) => Err(crate::error::NotificationError::Invalid(error.to_string())),
+            Err(error) => Err(error),
         };
         if let Err(error) = published {
             tracing::warn!(%error, status = word, "could not publish the delivery status");

@@ -113,3 +113,36 @@ async fn a_dead_lettered_event_is_parked_and_not_redelivered() -> anyhow::Result
     assert_eq!(info.num_pending, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_of_several_events_gets_only_those_in_order() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let ends = [
+        Subject::event_all("interaction", "resolved")?,
+        Subject::event_all("interaction", "abandoned")?,
+    ];
+    let consumer =
+        careline_bus::ensure_consumer_of_all(&js, "ends", &ends, &Default::default()).await?;
+    let publisher = Publisher::new(js.clone());
+    let kinds = ["created", "resolved", "assigned", "abandoned"];
+    for (sequence, kind) in (1..).zip(kinds) {
+        publisher
+            .publish(
+                &Subject::new("acme", "interaction", kind)?,
+                &event("acme", sequence),
+            )
+            .await?;
+    }
+
+    let mut deliveries = deliveries(&consumer).await?;
+    let resolved = next(&mut deliveries).await?;
+    let abandoned = next(&mut deliveries).await?;
+    assert_eq!(resolved.event, event("acme", 2));
+    assert_eq!(abandoned.event, event("acme", 4));
+    resolved.ack.ack().await?;
+    abandoned.ack.ack().await?;
+    let mut consumer = consumer;
+    assert_eq!(consumer.info().await?.num_pending, 0, "nothing else waits");
+    Ok(())
+}

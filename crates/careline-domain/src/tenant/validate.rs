@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use super::{
-    MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS, MAX_CHAT_WIDGETS,
-    MAX_EMAIL_RETENTION_DAYS, MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC,
-    MAX_SETTINGS_JSON_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
-    MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
-    TenantConfig,
+    EMAIL_TEMPLATES, MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS,
+    MAX_CHAT_WIDGETS, MAX_EMAIL_RETENTION_DAYS, MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS,
+    MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES, MAX_TEMPLATE_BYTES, MAX_TENANT_JSON_BYTES,
+    MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS,
+    MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN, TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
@@ -122,14 +122,78 @@ impl TenantConfig {
                 format!("queue {queue:?} is not defined under queues"),
             );
         }
-        if !(1..=MAX_EMAIL_RETENTION_DAYS).contains(&self.email.retention_days) {
+        self.check_email_templates(c);
+        if self.email.retention_days > MAX_EMAIL_RETENTION_DAYS {
             c.problem(
                 "email.retention_days".into(),
                 format!(
-                    "{} days: use 1-{MAX_EMAIL_RETENTION_DAYS}",
+                    "{} days: use 0-{MAX_EMAIL_RETENTION_DAYS} (0: removed when the interaction ends)",
                     self.email.retention_days
                 ),
             );
+        }
+    }
+
+    /// Each of the tenant's templates names a known template and one of its
+    /// languages, and compiles (checked here so a broken one is refused when
+    /// applied, not when a member should have been answered).
+    fn check_email_templates(&self, c: &mut Checker<'_>) {
+        let env = minijinja::Environment::new();
+        for (template, languages) in &self.email.templates {
+            if !EMAIL_TEMPLATES.contains(&template.as_str()) {
+                c.problem(
+                    format!("email.templates.{template}"),
+                    format!(
+                        "unknown template {template:?}: use one of {}",
+                        EMAIL_TEMPLATES.join(", ")
+                    ),
+                );
+                continue;
+            }
+            for (language, parts) in languages {
+                let lang = language.as_str();
+                if !self.languages.contains(language) {
+                    c.problem(
+                        format!("email.templates.{template}.{lang}"),
+                        format!(
+                            "{lang:?} is not one of the tenant's languages ({})",
+                            language_list(&self.languages)
+                        ),
+                    );
+                }
+                for (part, source) in [
+                    ("subject", &parts.subject),
+                    ("text", &parts.text),
+                    ("html", &parts.html),
+                ] {
+                    let Some(source) = source else { continue };
+                    let field = format!("email.templates.{template}.{lang}.{part}");
+                    if source.len() > MAX_TEMPLATE_BYTES {
+                        c.problem(
+                            field,
+                            format!(
+                                "{} bytes is too long: at most {MAX_TEMPLATE_BYTES}",
+                                source.len()
+                            ),
+                        );
+                    } else if let Err(error) = env.template_from_str(source) {
+                        let at = error
+                            .line()
+                            .map(|line| format!(" at line {line} of the template"))
+                            .unwrap_or_default();
+                        let what = error
+                            .detail()
+                            .map_or_else(|| error.kind().to_string(), str::to_owned);
+                        c.problem(
+                            field,
+                            format!(
+                                "tenant {}'s {template} template ({lang} {part}) does not compile{at}: {what}",
+                                self.id
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -315,19 +315,27 @@ async fn check_refuses_a_bad_file_naming_line_and_field() {
         "time_zone: Mars/Olympus",
     );
     let line = line_of(&bad, "time_zone: Mars/Olympus", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tenant.yaml");
-    std::fs::write(&file, &bad).unwrap();
-
-    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
-    let (stdout, stderr) = text(&checked);
-    assert!(!checked.status.success(), "{stdout}");
-    assert!(
-        stderr.contains(&format!("{} is invalid", file.display())),
-        "{stderr}"
-    );
+    let (stderr, file) = check_refused(&bad).await;
+    assert!(stderr.contains(&format!("{file} is invalid")), "{stderr}");
     assert!(
         stderr.contains(&format!("line {line}: time_zone: ")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn check_refuses_a_tenant_template_that_does_not_compile_naming_tenant_template_and_line() {
+    let bad = format!(
+        "{}email:\n  templates:\n    after_hours:\n      es:\n        subject: Cerrado\n        text: |\n          Hola,\n          {{{{ portal_url }}\n",
+        demo_text()
+    );
+    let line = line_of(&bad, "        text: |", 1);
+    let (stderr, _) = check_refused(&bad).await;
+    assert!(
+        stderr.contains(&format!(
+            "line {line}: email.templates.after_hours.es.text: tenant demo-health's after_hours \
+             template (es text) does not compile at line 2 of the template: "
+        )),
         "{stderr}"
     );
 }
@@ -340,13 +348,7 @@ async fn check_refuses_a_topic_rule_naming_an_unknown_queue() {
         "    - { topic: billing, queue: accounts }",
     );
     let line = line_of(&bad, "    - { topic: billing, queue: accounts }", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tenant.yaml");
-    std::fs::write(&file, &bad).unwrap();
-
-    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
-    let (stdout, stderr) = text(&checked);
-    assert!(!checked.status.success(), "{stdout}");
+    let (stderr, _) = check_refused(&bad).await;
     assert!(
         stderr.contains(&format!(
             "line {line}: routing.topics[1].queue: queue \"accounts\" is not defined under queues \
@@ -387,13 +389,7 @@ async fn check_reports_every_problem_in_the_file_at_once() {
             "queues[1].id: duplicate queue id \"general\"",
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tenant.yaml");
-    std::fs::write(&file, &bad).unwrap();
-
-    let checked = run(&["config", "check", "-f", file.to_str().unwrap()]).await;
-    let (stdout, stderr) = text(&checked);
-    assert!(!checked.status.success(), "{stdout}");
+    let (stderr, _) = check_refused(&bad).await;
     let reported: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
     for (line, problem) in expected {
         let want = format!("line {line}: {problem}");
@@ -404,4 +400,17 @@ async fn check_reports_every_problem_in_the_file_at_once() {
     }
     // The widened overflow target `billing` is gone too: that is a fifth, real problem.
     assert!(reported.len() >= 4, "{stderr}");
+}
+
+/// Runs `careline config check` on `tenant_file`'s text (written to a file), asserts that it
+/// is refused, and returns its stderr and the file's path.
+async fn check_refused(tenant_file: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(&file, tenant_file).unwrap();
+    let file = file.display().to_string();
+    let checked = run(&["config", "check", "-f", &file]).await;
+    let (stdout, stderr) = text(&checked);
+    assert!(!checked.status.success(), "{stdout}");
+    (stderr, file)
 }

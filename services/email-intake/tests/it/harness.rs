@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use careline_bus::TenantStore;
+use careline_domain::TenantConfig;
 use careline_email_intake::EmailIntakeConfig;
 use careline_email_intake::config::RouterKeys;
 use careline_kit::{CommonConfig, Shutdown};
@@ -60,10 +61,16 @@ pub struct Platform {
 impl Platform {
     /// Redis, NATS, the tenants and a router.
     pub async fn start() -> Platform {
+        Platform::start_with(|_| {}).await
+    }
+
+    /// [`Platform::start`] with the demo tenant changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut TenantConfig)) -> Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let js = async_nats::jetstream::new(sandbox.nats().await.expect("nats client"));
         let tenants = TenantStore::open(&js, None).await.expect("tenant bucket");
-        let demo = careline_testkit::demo::tenant_always_open();
+        let mut demo = careline_testkit::demo::tenant_always_open();
+        configure(&mut demo);
         tenants.put(&demo).await.expect("demo tenant applied");
         tenants
             .put(&careline_testkit::demo::second_tenant(

@@ -4,5 +4,6 @@
 mod durability;
 mod harness;
 mod hostile;
+mod retention;
 mod smtp;
 mod threading;

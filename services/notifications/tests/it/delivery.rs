@@ -364,3 +364,70 @@ async fn a_burst_of_requests_through_two_replicas_sends_each_email_once() {
     assert_eq!(platform.sink.received().len(), NOTIFICATIONS);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_with_its_own_template_gets_mail_from_it_and_another_tenant_the_default() {
+    let platform = Platform::start_with_other_tenant(|other| {
+        let own = careline_domain::tenant::TemplateOverride {
+            subject: Some("{{ tenant_name }} has your note".into()),
+            text: Some("Hi, {{ tenant_name }} will answer soon (ref {{ interaction_id }}).".into()),
+            html: Some("<p class=\"own\">{{ subject }}: ref {{ interaction_id }}</p>".into()),
+        };
+        other.email.templates.insert(
+            "receipt".into(),
+            [(careline_domain::Language::En, own)].into_iter().collect(),
+        );
+    })
+    .await;
+    let mut own = request("n-own-en", "receipt", "en");
+    own.tenant_id = "other-plan".into();
+    let mut own_es = request("n-own-es", "receipt", "es");
+    own_es.tenant_id = "other-plan".into();
+    platform.publish(&own).await;
+    platform.publish(&own_es).await;
+    platform
+        .publish(&request("n-default-en", "receipt", "en"))
+        .await;
+
+    assert_eventually!(
+        ["n-own-en", "n-own-es", "n-default-en"]
+            .iter()
+            .all(|id| platform.mail_for(id).len() == 1),
+        "the three emails arrive"
+    );
+    let own = &platform.mail_for("n-own-en")[0];
+    assert_eq!(
+        own.header("Subject").as_deref(),
+        Some("Other Plan has your note")
+    );
+    let body = own.decoded();
+    assert!(
+        body.contains("Hi, Other Plan will answer soon (ref ix-42)."),
+        "{body}"
+    );
+    assert!(
+        body.contains("<p class=\"own\">Other Plan has your note: ref ix-42</p>"),
+        "{body}"
+    );
+    assert!(!body.contains("Thank you for writing"), "{body}");
+
+    let own_es = &platform.mail_for("n-own-es")[0];
+    assert_eq!(
+        own_es.header("Subject").as_deref(),
+        Some("Recibimos su mensaje"),
+        "a language the tenant did not override keeps the default"
+    );
+    let default = &platform.mail_for("n-default-en")[0];
+    assert_eq!(
+        default.header("Subject").as_deref(),
+        Some("We received your message")
+    );
+    assert!(
+        default
+            .decoded()
+            .contains("Thank you for writing to Demo Health Plan."),
+        "{}",
+        default.data
+    );
+    platform.stop().await;
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use careline_bus::{EVENTS_STREAM, TenantStore};
+use careline_domain::TenantConfig;
 use careline_kit::{CommonConfig, Shutdown};
 use careline_notifications::NotificationsConfig;
 use careline_proto::v1;
@@ -69,14 +70,30 @@ impl Platform {
         replicas: usize,
         configure: impl Fn(&mut NotificationsConfig),
     ) -> Platform {
+        Self::start_custom(replicas, configure, |_| {}).await
+    }
+
+    /// One replica, with the second tenant's configuration changed by `configure_other`.
+    pub async fn start_with_other_tenant(
+        configure_other: impl FnOnce(&mut TenantConfig),
+    ) -> Platform {
+        Self::start_custom(1, |_| {}, configure_other).await
+    }
+
+    async fn start_custom(
+        replicas: usize,
+        configure: impl Fn(&mut NotificationsConfig),
+        configure_other: impl FnOnce(&mut TenantConfig),
+    ) -> Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let sink = SmtpSink::start().await.expect("smtp sink starts");
         let js = jetstream::new(sandbox.nats().await.expect("nats client"));
         let store = TenantStore::open(&js, None).await.expect("tenant bucket");
         let demo = careline_testkit::demo::tenant();
         store.put(&demo).await.expect("demo tenant applied");
-        let other =
+        let mut other =
             careline_testkit::demo::second_tenant(&demo, "other-plan", "Other Plan", OTHER_KEY);
+        configure_other(&mut other);
         store.put(&other).await.expect("other tenant applied");
         let mut platform = Platform {
             sandbox,
@@ -150,7 +167,7 @@ impl Platform {
     /// Publishes `request` with another dedupe id (a second producer, or a
     /// re-publish after the duplicate window).
     pub async fn publish_with_msg_id(&self, request: &v1::NotificationRequested, msg_id: &str) {
-        careline_notifications::requests::publish_request(&self.js, request, msg_id)
+        careline_bus::notification::publish_request(&self.js, request, msg_id)
             .await
             .expect("request published");
     }

@@ -1,7 +1,7 @@
 //! Each validation rule, table-driven: the field, line and message it reports.
 
 use super::super::fixture::{DEMO, HEX_A, base, edited};
-use crate::TenantConfig;
+use crate::{Language, TenantConfig};
 
 #[test]
 fn demo_tenant_parses_and_validates() {
@@ -500,4 +500,61 @@ fn chat_widget_allows_only_its_origins() {
         Some("general"),
         "the first queue by default"
     );
+}
+
+#[test]
+fn email_retention_of_zero_days_is_allowed_and_past_a_year_is_refused() {
+    let with_retention = |days: u32| format!("{}email:\n  retention_days: {days}\n", base());
+    let none = TenantConfig::from_yaml(&with_retention(0)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none.email.retention_days, 0);
+    TenantConfig::from_yaml(&with_retention(365)).unwrap_or_else(|e| panic!("{e}"));
+    let err = TenantConfig::from_yaml(&with_retention(366))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 37: email.retention_days: 366 days: use 0-365"),
+        "{err}"
+    );
+}
+
+/// `base()` with `templates` (YAML under `email.templates`, indented 4) appended; its first line is line 38.
+fn with_templates(templates: &str) -> String {
+    format!("{}email:\n  templates:\n{templates}", base())
+}
+
+#[test]
+fn tenant_templates_that_compile_are_kept_per_template_and_language() {
+    let config = TenantConfig::from_yaml(&with_templates(
+        "    receipt:\n      es:\n        subject: \"Recibido, {{ tenant_name }}\"\n        text: |\n          Hola.\n          {% if portal_url %}{{ portal_url }}{% endif %}\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let receipt = config.email.template("receipt", Language::Es).unwrap();
+    assert_eq!(
+        receipt.subject.as_deref(),
+        Some("Recibido, {{ tenant_name }}")
+    );
+    assert_eq!(receipt.html, None, "unset parts keep the shipped ones");
+    assert_eq!(config.email.template("receipt", Language::En), None);
+}
+
+#[test]
+fn tenant_templates_that_cannot_be_used_name_the_tenant_template_and_line() {
+    let cases = [
+        (
+            "    receipt:\n      es:\n        subject: Recibido\n        text: |\n          Hola {{ tenant_name }},\n          {% if portal_url %}portal\n",
+            "line 41: email.templates.receipt.es.text: tenant acme's receipt template (es text) \
+             does not compile at line 2 of the template: ",
+        ),
+        (
+            "    newsletter:\n      en:\n        subject: News\n",
+            "line 38: email.templates.newsletter: unknown template \"newsletter\": \
+             use one of receipt, after_hours, urgent_guidance, agent_reply, survey",
+        ),
+    ];
+    for (templates, expected) in cases {
+        let err = TenantConfig::from_yaml(&with_templates(templates))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
 }
