@@ -34,10 +34,9 @@ pub mod transcript;
 mod web;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use careline_bus::{BusError, TenantDirectory, TenantStore};
+use careline_bus::{TenantDirectory, TenantStore};
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::chat_gateway_server::ChatGatewayServer;
 use tokio::net::TcpListener;
@@ -49,11 +48,6 @@ pub use chats::Chats;
 pub use config::ChatGatewayConfig;
 pub use error::ChatError;
 pub use transcript::ChatStore;
-
-/// How long start-up retries loading the tenants (a NATS cluster electing its leaders).
-pub const NATS_SETUP_DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two NATS set-up attempts.
-const NATS_SETUP_RETRY: Duration = Duration::from_millis(500);
 
 /// Binds `config.http_addr` and runs the gateway (gRPC on `listener`) until `shutdown`.
 pub async fn serve(
@@ -172,26 +166,17 @@ async fn sweep(chats: Arc<Chats>, shutdown: CancellationToken) {
     }
 }
 
-/// The tenant directory, retried for [`NATS_SETUP_DEADLINE`].
+/// The tenant directory, retried as every service retries its NATS set-up
+/// ([`careline_bus::setup::retrying`]).
 async fn load_tenants(
     js: &async_nats::jetstream::Context,
     replicas: Option<usize>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<TenantDirectory> {
-    let deadline = tokio::time::Instant::now() + NATS_SETUP_DEADLINE;
-    loop {
-        let attempt = async {
-            let store = TenantStore::open(js, replicas).await?;
-            TenantDirectory::start(&store, shutdown).await
-        };
-        match attempt.await {
-            Ok(tenants) => return Ok(tenants),
-            Err(error @ BusError::Replicas { .. }) => return Err(error.into()),
-            Err(error) if tokio::time::Instant::now() < deadline && !shutdown.is_cancelled() => {
-                tracing::warn!(%error, "loading the tenants from NATS failed; retrying");
-                tokio::time::sleep(NATS_SETUP_RETRY).await;
-            }
-            Err(error) => return Err(error).context("loading the tenants from NATS"),
-        }
-    }
+    careline_bus::setup::retrying(shutdown, || async {
+        let store = TenantStore::open(js, replicas).await?;
+        TenantDirectory::start(&store, shutdown).await
+    })
+    .await
+    .context("loading the tenants from NATS")
 }

@@ -262,8 +262,14 @@ impl Member {
         let renew_period = (self.chats.resume_grace / 3).max(MIN_RENEW_PERIOD);
         let mut renew = tokio::time::interval_at(Instant::now() + renew_period, renew_period);
         let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let mut places = self.queue_places(&chat).await;
         let end = loop {
             tokio::select! {
+                Some(place) = places.next() => {
+                    if !self.send(&place) {
+                        break End::Drop;
+                    }
+                }
                 _ = self.shutdown.cancelled() => break End::Close(close::GOING_AWAY),
                 _ = self.writer_done.cancelled() => break End::Drop,
                 _ = renew.tick() => {
@@ -309,6 +315,38 @@ impl Member {
             }
         }
         end
+    }
+
+    /// `queued` frames with the chat's queue position and estimated wait as
+    /// the queue moves (the router's `WatchInteraction`), while it waits for
+    /// an agent. Without the router's stream the member keeps the position
+    /// given at the start; the chat itself goes on.
+    async fn queue_places(
+        &self,
+        chat: &ChatRef,
+    ) -> futures::stream::BoxStream<'static, ServerFrame> {
+        let statuses = match self.chats.router.watch(&chat.tenant.id, &chat.ix).await {
+            Ok(statuses) => statuses,
+            Err(error) => {
+                tracing::warn!(tenant = chat.tenant.id.as_str(), interaction_id = chat.ix.as_str(), %error, "queue position updates unavailable");
+                return futures::stream::pending().boxed();
+            }
+        };
+        statuses
+            .take_while(|status| futures::future::ready(status.is_ok()))
+            .filter_map(|status| {
+                futures::future::ready(status.ok().and_then(|status| {
+                    let queued = status.interaction.as_ref().is_some_and(|ix| {
+                        ix.state == careline_proto::v1::InteractionState::Queued as i32
+                    });
+                    (queued && status.queue_position > 0).then(|| ServerFrame::Queued {
+                        position: Some(status.queue_position),
+                        eta_seconds: status.wait_estimated.then_some(status.estimated_wait_secs),
+                    })
+                }))
+            })
+            .chain(futures::stream::pending())
+            .boxed()
     }
 
     /// Sends a feed item to the member, if it is for them and new.

@@ -68,6 +68,27 @@ impl RouterGateway {
             .into_inner())
     }
 
+    /// `WatchInteraction` for `tenant`: the interaction's state, queue
+    /// position and estimated wait, each time they change.
+    pub async fn watch(
+        &self,
+        tenant: &str,
+        ix: &str,
+    ) -> Result<tonic::Streaming<v1::InteractionStatus>, ChatError> {
+        let request = self.request(
+            tenant,
+            v1::WatchInteractionRequest {
+                interaction_id: ix.to_owned(),
+            },
+        )?;
+        Ok(self
+            .client()
+            .watch_interaction(request)
+            .await
+            .map_err(ChatError::Router)?
+            .into_inner())
+    }
+
     /// `GetInteraction` for `tenant`.
     pub async fn get(&self, tenant: &str, ix: &str) -> Result<v1::Interaction, ChatError> {
         let request = self.request(
