@@ -266,9 +266,10 @@ impl Member {
         let end = loop {
             tokio::select! {
                 Some(place) = places.next() => {
-                    if !self.send(&place) {
-                        break End::Drop;
-                    }
+                    // Only a hint that the next one supersedes: a member whose
+                    // buffer is full (a flood of error frames) misses it rather
+                    // than being dropped for it.
+                    let _ = self.send(&place);
                 }
                 _ = self.shutdown.cancelled() => break End::Close(close::GOING_AWAY),
                 _ = self.writer_done.cancelled() => break End::Drop,

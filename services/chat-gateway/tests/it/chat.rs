@@ -300,3 +300,28 @@ async fn an_agent_holds_two_chats_at_once_and_each_member_hears_only_their_own()
         .collect();
     assert!(!first_saw.iter().any(|t| t == "Hello second member"));
 }
+
+#[tokio::test]
+async fn a_waiting_member_is_told_their_new_place_as_the_queue_moves() {
+    let platform = Platform::start().await;
+    let gateway = platform.gateway().await;
+    let mut first = gateway.member().await;
+    let (first_ix, _) = first.started("en", "Hello, anyone there?").await;
+    let mut second = gateway.member().await;
+    second.started("en", "Hello, I have a question").await;
+    let place = |wanted: u32| {
+        move |f: &ServerFrame| match f {
+            ServerFrame::Queued { position, .. } if *position == Some(wanted) => Some(()),
+            _ => None,
+        }
+    };
+    second.until(place(2)).await;
+
+    // The first member gives up: the second moves up, and is told so.
+    first.send(json!({"type": "end"})).await;
+    second.until(place(1)).await;
+    assert_eq!(
+        platform.state(&first_ix).await,
+        v1::InteractionState::Abandoned
+    );
+}
