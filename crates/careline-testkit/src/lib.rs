@@ -20,6 +20,7 @@ pub mod bearer;
 pub mod big_tenant;
 pub mod demo;
 pub mod eventually;
+pub mod router;
 pub mod sandbox;
 pub mod smtp_sink;
 pub mod test_redis;

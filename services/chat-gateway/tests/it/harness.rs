@@ -17,9 +17,8 @@ use careline_proto::v1::chat_gateway_client::ChatGatewayClient;
 use careline_proto::v1::chat_session_event::Kind as ChatEvent;
 use careline_proto::v1::chat_session_request::Kind as ChatRequest;
 use careline_proto::v1::presence_client::PresenceClient;
-use careline_proto::v1::router_client::RouterClient;
+use careline_testkit::Sandbox;
 use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT as DEMO, WIDGET_KEY};
-use careline_testkit::{Bearer, Sandbox};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -28,7 +27,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
@@ -39,7 +37,7 @@ pub const OTHER_KEY: &str = "other-plan-key-11111111111111111";
 /// Longest wait for one frame or event.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub type Router = RouterClient<InterceptedService<Channel, Bearer>>;
+pub use careline_testkit::router::Router;
 
 /// Redis, NATS, tenants, a router and presence.
 pub struct Platform {
@@ -107,25 +105,13 @@ impl Platform {
             presence_addr,
             services: vec![(router_shutdown, router), (presence_shutdown, presence)],
         };
-        let mut router = platform.router().await;
-        careline_testkit::assert_eventually!(
-            router
-                .get_queue_stats(v1::GetQueueStatsRequest::default())
-                .await
-                .is_ok(),
-            "router ready"
-        );
+        careline_testkit::router::wait_router_ready(platform.router_addr, DEMO_KEY).await;
         platform
     }
 
     /// A router client with the demo tenant's API key.
     pub async fn router(&self) -> Router {
-        let channel = Channel::from_shared(format!("http://{}", self.router_addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("router connects");
-        RouterClient::with_interceptor(channel, Bearer::new(DEMO_KEY))
+        careline_testkit::router::router_client(self.router_addr, DEMO_KEY).await
     }
 
     /// The state of interaction `ix` at the router.

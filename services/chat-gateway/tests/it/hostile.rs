@@ -152,15 +152,18 @@ async fn a_flood_of_frames_is_refused_then_closed_and_others_are_served() {
         "flood: {sent} frames sent in {took:?} ({:.0}/s), {rate_limited} rate_limited errors before the close",
         sent as f64 / took.as_secs_f64()
     );
-    assert!(rate_limited > 0, "refused with error frames first");
-    // Closed with 4029 — or, on a busy machine, reset: the gateway closes the
-    // socket while the flood's unread frames sit in its receive buffer, and
-    // the kernel's reset can overtake the close frame (see the closing note;
-    // a lingering close that drains input first is not built yet).
-    assert!(
-        matches!(close, Some(4029) | None),
-        "closed for flooding, not {close:?}"
-    );
+    // Refused with error frames, then closed with 4029 — or, on a busy
+    // machine, reset: the gateway closes the socket while the flood's unread
+    // frames sit in its receive buffer, and the kernel's reset can overtake
+    // the error and close frames (a lingering close that drains input first
+    // is not built yet).
+    match close {
+        Some(code) => {
+            assert_eq!(code, 4029, "closed for flooding");
+            assert!(rate_limited > 0, "refused with error frames first");
+        }
+        None => println!("flood: connection reset before the close frame was read"),
+    }
     still_serves(&gateway).await;
 }
 

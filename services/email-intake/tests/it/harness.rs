@@ -11,7 +11,6 @@ use careline_email_intake::config::RouterKeys;
 use careline_kit::{CommonConfig, Shutdown};
 use careline_proto::v1;
 use careline_proto::v1::email_intake_client::EmailIntakeClient;
-use careline_proto::v1::router_client::RouterClient;
 use careline_router::RouterConfig;
 use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT as DEMO};
 use careline_testkit::{Bearer, Sandbox};
@@ -28,7 +27,7 @@ pub const OTHER_KEY: &str = "other-plan-key-11111111111111111";
 /// How long a test waits for a message to be routed.
 pub const ROUTED_WITHIN: Duration = Duration::from_secs(20);
 
-pub type Router = RouterClient<InterceptedService<Channel, Bearer>>;
+pub use careline_testkit::router::Router;
 pub type Email = EmailIntakeClient<InterceptedService<Channel, Bearer>>;
 
 /// One running email-intake.
@@ -95,14 +94,7 @@ impl Platform {
             router_shutdown,
             router_task: Some(router_task),
         };
-        let mut router = platform.router().await;
-        careline_testkit::assert_eventually!(
-            router
-                .get_queue_stats(v1::GetQueueStatsRequest::default())
-                .await
-                .is_ok(),
-            "router ready"
-        );
+        careline_testkit::router::wait_router_ready(platform.router_addr, DEMO_KEY).await;
         platform
     }
 
@@ -152,12 +144,7 @@ impl Platform {
 
     /// A router client of the demo tenant.
     pub async fn router(&self) -> Router {
-        let channel = Channel::from_shared(format!("http://{}", self.router_addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("router connects");
-        RouterClient::with_interceptor(channel, Bearer::new(DEMO_KEY))
+        careline_testkit::router::router_client(self.router_addr, DEMO_KEY).await
     }
 
     /// The demo tenant's email interactions, any live state.
