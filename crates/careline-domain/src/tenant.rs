@@ -235,12 +235,64 @@ pub struct OpeningHours {
     pub close: String,
 }
 
-/// A tenant API key, stored as the hex SHA-256 of the key.
+/// A tenant API key, stored as the hex SHA-256 of the key, with what it may do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
     pub id: String,
     pub sha256: String,
+    /// What the key may do; at least one (validation refuses a key without scopes).
+    #[serde(default)]
+    pub scopes: Vec<Scope>,
+}
+
+/// What an API key may do (least privilege: give each integration only what it needs).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Create contacts, watch them, and say the member left (IVR, web forms, intake).
+    Intake,
+    /// Accept, reject, transfer, set pending and resolve on behalf of any agent (CRM
+    /// integrations); agents themselves act through their own session instead.
+    AgentActions,
+    /// Read contacts, queue and agent statistics, and watch the floor.
+    Supervisor,
+    /// Everything, including operations such as replaying dead-lettered mail.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in the order they are documented.
+    pub const ALL: [Scope; 4] = [
+        Scope::Intake,
+        Scope::AgentActions,
+        Scope::Supervisor,
+        Scope::Admin,
+    ];
+
+    /// Whether a key with the scopes `have` may do what any of `needed` allows
+    /// (`admin` allows everything).
+    pub fn permits(have: &[Scope], needed: &[Scope]) -> bool {
+        have.iter()
+            .any(|scope| *scope == Scope::Admin || needed.contains(scope))
+    }
+
+    /// The name used in the tenant configuration and in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Intake => "intake",
+            Scope::AgentActions => "agent_actions",
+            Scope::Supervisor => "supervisor",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How an agent is chosen among the eligible ones.
@@ -568,9 +620,16 @@ impl TenantConfig {
     /// Whether `key_sha256_hex` (hex SHA-256 of a presented key, any case) is one of
     /// this tenant's API keys. Compares without early exit.
     pub fn api_key_tenant_matches(&self, key_sha256_hex: &str) -> bool {
+        self.api_key(key_sha256_hex).is_some()
+    }
+
+    /// This tenant's API key whose hex SHA-256 is `key_sha256_hex` (any case).
+    /// Compares against every key without early exit.
+    pub fn api_key(&self, key_sha256_hex: &str) -> Option<&ApiKey> {
         let presented = key_sha256_hex.to_ascii_lowercase();
-        self.api_keys.iter().fold(false, |found, key| {
-            found | crate::secret::constant_time_eq(key.sha256.as_bytes(), presented.as_bytes())
+        self.api_keys.iter().fold(None, |found, key| {
+            let same = crate::secret::constant_time_eq(key.sha256.as_bytes(), presented.as_bytes());
+            if same { Some(key) } else { found }
         })
     }
 

@@ -1,15 +1,17 @@
-//! Tenant API-key authentication: the tenant of a request comes only from its credential.
+//! Tenant API-key authentication: the tenant of a request comes only from its credential,
+//! and what the request may do from the key's scopes.
 //!
 //! [`TenantAuth`] is a tonic interceptor. It reads `authorization: Bearer <key>` (or
 //! `x-api-key: <key>`), hashes the key with SHA-256 and asks an [`ApiKeyLookup`] which tenant
 //! owns that hash; only hashes are ever stored or compared. A request without a credential goes
 //! through unmarked (some RPCs, like the agent session stream, authenticate differently) and
-//! handlers that need a tenant call [`tenant_of`]. A credential that is present but unknown or
-//! malformed is refused here. The key itself is never logged.
+//! handlers call [`authorize`] with the scopes the RPC needs. A credential that is present but
+//! unknown or malformed is refused here. The key itself is never logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use careline_domain::tenant::Scope;
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
@@ -24,36 +26,77 @@ pub const MISSING_CREDENTIALS_MESSAGE: &str =
 /// Longest API key accepted; anything longer is refused before hashing.
 pub const MAX_API_KEY_LEN: usize = 512;
 
-/// Finds the tenant owning an API key, given the lowercase hex SHA-256 of the key.
+/// Finds who presents an API key, given the lowercase hex SHA-256 of the key.
 pub trait ApiKeyLookup: Send + Sync + 'static {
-    /// The tenant id owning the key with this hash, if any.
-    fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String>;
+    /// The tenant, key id and scopes of the key with this hash, if any tenant owns it.
+    fn caller_for_key_sha256(&self, sha256_hex: &str) -> Option<Caller>;
 }
 
-/// Key hash (lowercase hex SHA-256) to tenant id; for tests and static setups.
-impl ApiKeyLookup for HashMap<String, String> {
-    fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String> {
+/// Key hash (lowercase hex SHA-256) to caller; for tests and static setups.
+impl ApiKeyLookup for HashMap<String, Caller> {
+    fn caller_for_key_sha256(&self, sha256_hex: &str) -> Option<Caller> {
         self.get(sha256_hex).cloned()
     }
 }
 
 /// The live tenant configuration: keys are looked up in every tenant's `api_keys`.
 impl ApiKeyLookup for careline_bus::TenantDirectory {
-    fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String> {
-        self.tenant_for_api_key_sha256(sha256_hex)
-            .map(|tenant| tenant.id.clone())
+    fn caller_for_key_sha256(&self, sha256_hex: &str) -> Option<Caller> {
+        let tenant = self.tenant_for_api_key_sha256(sha256_hex)?;
+        let key = tenant.api_key(sha256_hex)?;
+        Some(Caller {
+            tenant: tenant.id.clone(),
+            key_id: key.id.clone(),
+            scopes: key.scopes.clone(),
+        })
     }
 }
 
 impl<T: ApiKeyLookup + ?Sized> ApiKeyLookup for Arc<T> {
-    fn tenant_for_key_sha256(&self, sha256_hex: &str) -> Option<String> {
-        (**self).tenant_for_key_sha256(sha256_hex)
+    fn caller_for_key_sha256(&self, sha256_hex: &str) -> Option<Caller> {
+        (**self).caller_for_key_sha256(sha256_hex)
     }
 }
 
-/// The tenant proven by the request's credential; found in request extensions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AuthenticatedTenant(pub String);
+/// Who made a request, proven by its API key; found in request extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant owning the key.
+    pub tenant: String,
+    /// The key's id in the tenant configuration (safe to log; the key is not).
+    pub key_id: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// The caller's tenant if its key has one of `needed` (or `admin`), otherwise
+    /// PERMISSION_DENIED naming the scopes that would allow the call.
+    pub fn require(&self, needed: &[Scope]) -> Result<&str, Status> {
+        if Scope::permits(&self.scopes, needed) {
+            return Ok(&self.tenant);
+        }
+        tracing::debug!(key_id = %self.key_id, "request refused: scope missing");
+        Err(Status::permission_denied(missing_scope_message(
+            &self.key_id,
+            needed,
+        )))
+    }
+}
+
+/// What PERMISSION_DENIED says when key `key_id` lacks every scope in `needed`.
+pub fn missing_scope_message(key_id: &str, needed: &[Scope]) -> String {
+    let names: Vec<String> = needed
+        .iter()
+        .chain([&Scope::Admin])
+        .map(|scope| format!("`{scope}`"))
+        .collect();
+    format!(
+        "API key {key_id:?} may not make this call: it needs the scope {} in the key's `scopes` \
+         in the tenant configuration",
+        names.join(" or ")
+    )
+}
 
 /// Lowercase hex SHA-256 of an API key, the form keys are stored and looked up in.
 pub fn api_key_sha256_hex(api_key: &str) -> String {
@@ -100,31 +143,35 @@ impl TenantAuth {
         Self { lookup }
     }
 
-    /// The tenant for the credential in `metadata`: `Ok(None)` without a credential,
+    /// The caller for the credential in `metadata`: `Ok(None)` without a credential,
     /// UNAUTHENTICATED if one is present but unknown or malformed.
-    pub fn authenticate(
-        &self,
-        metadata: &MetadataMap,
-    ) -> Result<Option<AuthenticatedTenant>, Status> {
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Caller>, Status> {
         let Some(key) = presented_key(metadata)? else {
             return Ok(None);
         };
-        let hash = api_key_sha256_hex(key);
-        match self.lookup.tenant_for_key_sha256(&hash) {
-            Some(tenant) => Ok(Some(AuthenticatedTenant(tenant))),
+        match self.caller_for_key(key) {
+            Some(caller) => Ok(Some(caller)),
             None => {
                 tracing::debug!("request refused: unknown API key");
                 Err(Status::unauthenticated(INVALID_KEY_MESSAGE))
             }
         }
     }
+
+    /// The caller presenting `key` (as typed into a login form, say), if a tenant owns it.
+    pub fn caller_for_key(&self, key: &str) -> Option<Caller> {
+        if key.is_empty() || key.len() > MAX_API_KEY_LEN {
+            return None;
+        }
+        self.lookup.caller_for_key_sha256(&api_key_sha256_hex(key))
+    }
 }
 
 impl Interceptor for TenantAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(tenant) = self.authenticate(request.metadata())? {
-            tracing::Span::current().record("tenant", tenant.0.as_str());
-            request.extensions_mut().insert(tenant);
+        if let Some(caller) = self.authenticate(request.metadata())? {
+            tracing::Span::current().record("tenant", caller.tenant.as_str());
+            request.extensions_mut().insert(caller);
         }
         Ok(request)
     }
@@ -152,14 +199,15 @@ fn presented_key(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     Ok(Some(key))
 }
 
-/// The tenant authenticated by [`TenantAuth`] for this request, or UNAUTHENTICATED telling the
-/// caller how to send credentials.
-pub fn tenant_of<T>(request: &Request<T>) -> Result<String, Status> {
-    request
+/// The caller's tenant, if [`TenantAuth`] authenticated the request with a key that has one
+/// of `needed` (or `admin`): UNAUTHENTICATED telling the caller how to send credentials
+/// without one, PERMISSION_DENIED naming the scope when the key lacks it.
+pub fn authorize<T>(request: &Request<T>, needed: &[Scope]) -> Result<String, Status> {
+    let caller = request
         .extensions()
-        .get::<AuthenticatedTenant>()
-        .map(|t| t.0.clone())
-        .ok_or_else(|| Status::unauthenticated(MISSING_CREDENTIALS_MESSAGE))
+        .get::<Caller>()
+        .ok_or_else(|| Status::unauthenticated(MISSING_CREDENTIALS_MESSAGE))?;
+    caller.require(needed).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -184,7 +232,11 @@ mod tests {
     fn auth() -> TenantAuth {
         TenantAuth::new(HashMap::from([(
             api_key_sha256_hex("good-key"),
-            "acme".to_owned(),
+            Caller {
+                tenant: "acme".to_owned(),
+                key_id: "crm".to_owned(),
+                scopes: vec![Scope::AgentActions],
+            },
         )]))
     }
 
@@ -213,9 +265,7 @@ mod tests {
         ] {
             let out = auth().call(request(header, value)).unwrap();
             assert_eq!(
-                out.extensions()
-                    .get::<AuthenticatedTenant>()
-                    .map(|t| t.0.as_str()),
+                out.extensions().get::<Caller>().map(|c| c.tenant.as_str()),
                 tenant,
                 "{header}: {value}"
             );
@@ -240,8 +290,35 @@ mod tests {
     #[test]
     fn no_credential_passes_without_tenant() {
         let out = auth().call(Request::new(())).unwrap();
-        let status = tenant_of(&out).unwrap_err();
+        let status = authorize(&out, &[Scope::Intake]).unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), MISSING_CREDENTIALS_MESSAGE);
+    }
+
+    #[test]
+    fn a_key_is_allowed_only_what_its_scopes_allow() {
+        let out = auth()
+            .call(request("authorization", "Bearer good-key"))
+            .unwrap();
+        assert_eq!(authorize(&out, &[Scope::AgentActions]).unwrap(), "acme");
+        assert_eq!(
+            authorize(&out, &[Scope::Supervisor, Scope::AgentActions]).unwrap(),
+            "acme"
+        );
+        let status = authorize(&out, &[Scope::Supervisor]).unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "API key \"crm\" may not make this call: it needs the scope `supervisor` or \
+             `admin` in the key's `scopes` in the tenant configuration"
+        );
+    }
+
+    #[test]
+    fn admin_is_allowed_everything() {
+        for needed in Scope::ALL {
+            assert!(Scope::permits(&[Scope::Admin], &[needed]), "{needed}");
+        }
+        assert!(!Scope::permits(&[Scope::Intake], &[Scope::Admin]));
     }
 }

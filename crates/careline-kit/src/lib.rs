@@ -9,7 +9,7 @@
 //! - [`metrics`]: the process-wide Prometheus recorder and the `/metrics` + `/healthz` endpoint.
 //! - [`grpc`]: [`GrpcServer`], the tonic server every service uses: health, reflection,
 //!   trace-context extraction, graceful drain.
-//! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`tenant_of`].
+//! - [`auth`]: [`TenantAuth`], the tenant API-key interceptor, and [`authorize`].
 //! - [`redis_client`]: [`RedisConnection`], the one Redis client type: a single server or a
 //!   Redis Cluster, chosen by the configured URL.
 //! - [`readiness`]: [`readiness::spawn_probe`], Redis and NATS reachability as gRPC health.
@@ -41,7 +41,7 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use auth::{ApiKeyLookup, AuthenticatedTenant, TenantAuth, tenant_of};
+pub use auth::{ApiKeyLookup, Caller, TenantAuth, authorize};
 pub use config::{CommonConfig, LogFormat, MetricsAddr};
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};

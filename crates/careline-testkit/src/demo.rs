@@ -2,7 +2,7 @@
 //! as every test suite uses them, plus a second tenant for isolation tests.
 
 use careline_domain::TenantConfig;
-use careline_domain::tenant::ApiKey;
+use careline_domain::tenant::{ApiKey, Scope};
 
 /// The demo tenant file, exactly as shipped.
 pub const YAML: &str = include_str!("../../../deploy/tenants/demo-health.yaml");
@@ -10,6 +10,8 @@ pub const YAML: &str = include_str!("../../../deploy/tenants/demo-health.yaml");
 pub const TENANT: &str = "demo-health";
 /// The demo tenant's API key (its digest is in the file).
 pub const API_KEY: &str = "demo-health-key-0000000000000000";
+/// The demo tenant's narrow key: scope `intake` only (create, watch, abandon).
+pub const IVR_KEY: &str = "demo-ivr-key";
 
 /// The demo tenant as shipped.
 pub fn tenant() -> TenantConfig {
@@ -51,6 +53,7 @@ pub fn second_tenant(base: &TenantConfig, id: &str, name: &str, api_key: &str) -
     config.api_keys = vec![ApiKey {
         id: id.into(),
         sha256: careline_kit::auth::api_key_sha256_hex(api_key),
+        scopes: vec![Scope::Admin],
     }];
     config
 }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use careline_domain::Language;
-use careline_domain::tenant::{AgentConfig, ApiKey, ChatWidget, PerChannelOverride, TenantConfig};
+use careline_domain::tenant::{
+    AgentConfig, ApiKey, ChatWidget, PerChannelOverride, Scope, TenantConfig,
+};
 use careline_kit::{CommonConfig, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
 use tokio::net::TcpListener;
@@ -156,6 +158,7 @@ fn tenant(id: &str, agents: usize) -> anyhow::Result<TenantConfig> {
     config.api_keys = vec![ApiKey {
         id: id.to_owned(),
         sha256: careline_kit::auth::api_key_sha256_hex(&api_key(id)),
+        scopes: vec![Scope::Admin],
     }];
     config.agents = (0..agents)
         .map(|i| {

@@ -5,6 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use careline_domain::tenant::Scope;
 use careline_proto::v1;
 use careline_proto::v1::chat_gateway_server::ChatGateway;
 use futures::Stream;
@@ -52,7 +53,7 @@ impl ChatGateway for ChatGatewayService {
         &self,
         request: Request<v1::GetTranscriptRequest>,
     ) -> Result<Response<v1::Transcript>, Status> {
-        let tenant = careline_kit::tenant_of(&request)?;
+        let tenant = careline_kit::authorize(&request, &[Scope::Supervisor, Scope::AgentActions])?;
         let ix = &request.get_ref().interaction_id;
         careline_domain::InteractionId::new(ix.as_str())
             .map_err(|e| ChatError::Invalid(format!("interaction_id: {e}")))?;

@@ -2,8 +2,9 @@
 //! credential), validate, call [`Inbox`] / [`Intake`], map errors through
 //! [`EmailError`]'s one table.
 
+use careline_domain::tenant::Scope;
 use careline_domain::{AgentId, InteractionId};
-use careline_kit::tenant_of;
+use careline_kit::authorize;
 use careline_proto::v1;
 use careline_proto::v1::email_intake_server::EmailIntake;
 use tonic::{Request, Response, Status};
@@ -32,7 +33,7 @@ impl EmailIntake for EmailIntakeService {
         &self,
         request: Request<v1::IngestEmailRequest>,
     ) -> Result<Response<v1::IngestEmailResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let tenant = authorize(&request, &[Scope::Intake])?;
         let raw = request.into_inner().raw;
         if raw.is_empty() {
             return Err(EmailError::Invalid("raw: the message is empty".into()).into());
@@ -50,7 +51,7 @@ impl EmailIntake for EmailIntakeService {
         &self,
         request: Request<v1::ReplyEmailRequest>,
     ) -> Result<Response<v1::ReplyEmailResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let tenant = authorize(&request, &[Scope::AgentActions])?;
         let request = request.into_inner();
         let id = interaction_id(&request.interaction_id)?;
         tracing::Span::current().record("interaction_id", id.as_str());
@@ -74,7 +75,7 @@ impl EmailIntake for EmailIntakeService {
         &self,
         request: Request<v1::GetThreadRequest>,
     ) -> Result<Response<v1::EmailThread>, Status> {
-        let tenant = tenant_of(&request)?;
+        let tenant = authorize(&request, &[Scope::Supervisor, Scope::AgentActions])?;
         let id = interaction_id(&request.into_inner().interaction_id)?;
         tracing::Span::current().record("interaction_id", id.as_str());
         Ok(Response::new(self.intake.thread(&tenant, &id).await?))

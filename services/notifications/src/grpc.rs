@@ -1,6 +1,7 @@
 //! The `careline.v1.NotificationService` gRPC adapter: authenticate the
 //! tenant, call [`DeadLetters`], map errors (see `error.rs`).
 
+use careline_domain::tenant::Scope;
 use careline_proto::v1;
 use careline_proto::v1::notification_service_server::NotificationService;
 use tonic::{Request, Response, Status};
@@ -14,8 +15,9 @@ pub struct Notifications {
     pub(crate) dead_letters: DeadLetters,
 }
 
+/// The caller's tenant; dead letters are an operator's business, so the key needs `admin`.
 fn tenant<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = careline_kit::tenant_of(request)?;
+    let tenant = careline_kit::authorize(request, &[Scope::Admin])?;
     tracing::Span::current().record("tenant", tenant.as_str());
     Ok(tenant)
 }

@@ -215,6 +215,7 @@ async fn resolve_api_keys(
             Some(api_key) if !api_key.is_empty() => keys.push(ApiKey {
                 id: key.id.clone(),
                 sha256: careline_kit::auth::api_key_sha256_hex(api_key),
+                scopes: key.scopes.clone(),
             }),
             _ => problems.push(Located {
                 owner: Owner::Tenant,

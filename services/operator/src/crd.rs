@@ -94,6 +94,8 @@ pub struct ApiKeyRef {
     pub id: String,
     /// The Secret entry holding the key, in the operator's Secret namespace.
     pub secret_key_ref: SecretKeyRef,
+    /// What the key may do: intake, agent_actions, supervisor, admin (at least one).
+    pub scopes: Vec<careline_domain::tenant::Scope>,
 }
 
 /// One entry of a Secret.

@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use careline_domain::tenant::TenantConfig;
+use careline_domain::tenant::{Scope, TenantConfig};
 use careline_domain::{AgentId, QueueId};
 use careline_proto::v1;
 use careline_proto::v1::presence_server::Presence;
@@ -33,7 +33,7 @@ pub struct PresenceService {
 
 impl PresenceService {
     fn tenant<T>(&self, request: &Request<T>) -> Result<Arc<TenantConfig>, Status> {
-        let tenant = careline_kit::tenant_of(request)?;
+        let tenant = careline_kit::authorize(request, &[Scope::Supervisor])?;
         tracing::Span::current().record("tenant", tenant.as_str());
         self.tenants()
             .get(&tenant)

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use careline_bus::TenantDirectory;
-use careline_domain::tenant::TenantConfig;
+use careline_domain::tenant::{Scope, TenantConfig};
 use careline_kit::Shutdown;
 use careline_proto::v1;
 use careline_proto::v1::router_server::Router;
@@ -37,6 +37,16 @@ enum Budget {
 /// Buffered events per watcher before the slowest one is cut off.
 const WATCH_BUFFER: usize = 256;
 
+/// Scopes of the RPCs: intake integrations create and follow their contacts,
+/// CRM integrations act for agents, supervisors read.
+const INTAKE: &[Scope] = &[Scope::Intake];
+const AGENT_ACTIONS: &[Scope] = &[Scope::AgentActions];
+const SUPERVISOR: &[Scope] = &[Scope::Supervisor];
+/// Reading a contact: supervisors, and CRM integrations acting on it for an agent.
+const READ_CONTACT: &[Scope] = &[Scope::Supervisor, Scope::AgentActions];
+/// Following one contact: the intake that created it (an IVR, the chat widget) too.
+const WATCH_CONTACT: &[Scope] = &[Scope::Intake, Scope::Supervisor, Scope::AgentActions];
+
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The Router service.
@@ -56,22 +66,28 @@ pub struct RouterService {
 }
 
 impl RouterService {
-    fn tenant<T>(&self, request: &Request<T>) -> Result<Arc<TenantConfig>, Status> {
-        let tenant = careline_kit::tenant_of(request)?;
+    fn tenant<T>(
+        &self,
+        request: &Request<T>,
+        needed: &[Scope],
+    ) -> Result<Arc<TenantConfig>, Status> {
+        let tenant = careline_kit::authorize(request, needed)?;
         tracing::Span::current().record("tenant", tenant.as_str());
         self.tenants
             .get(&tenant)
             .ok_or_else(|| RouterError::UnknownTenant(tenant).into())
     }
 
-    /// The caller's tenant, once the call has taken a token from the tenant's
-    /// `budget` (see `limits` in the tenant configuration).
+    /// The caller's tenant, once its key has shown one of the `needed` scopes and the
+    /// call has taken a token from the tenant's `budget` (see `limits` in the tenant
+    /// configuration).
     async fn admit<T>(
         &self,
         request: &Request<T>,
         budget: Budget,
+        needed: &[Scope],
     ) -> Result<Arc<TenantConfig>, Status> {
-        let config = self.tenant(request)?;
+        let config = self.tenant(request, needed)?;
         let limits = config.limits;
         let (name, per_sec, burst) = match budget {
             Budget::Creates => ("creates", limits.creates_per_sec, limits.creates_burst),
@@ -128,7 +144,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::CreateInteractionRequest>,
     ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
-        let config = self.admit(&request, Budget::Creates).await?;
+        let config = self.admit(&request, Budget::Creates, INTAKE).await?;
         let create = validate::create(&config, request.into_inner())?;
         let created =
             intake::create_interaction(&self.store, &config, create, (self.clock)()).await?;
@@ -150,7 +166,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetInteractionRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, READ_CONTACT).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         Ok(Response::new(self.interaction(&config.id, &id).await?))
@@ -161,7 +177,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ListInteractionsRequest>,
     ) -> Result<Response<v1::ListInteractionsResponse>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
         let request = request.into_inner();
         let state = match request.state {
             0 => None,
@@ -199,7 +215,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AcceptOfferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, AGENT_ACTIONS).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -216,7 +232,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::RejectOfferRequest>,
     ) -> Result<Response<v1::RejectOfferResponse>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, AGENT_ACTIONS).await?;
         let offer = validate::offer_id(&request.get_ref().offer_id)?;
         let agent = validate::agent_id(&config, "agent_id", &request.get_ref().agent_id)?;
         let id = self
@@ -233,7 +249,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::TransferRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, AGENT_ACTIONS).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -274,7 +290,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::SetPendingRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, AGENT_ACTIONS).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -300,7 +316,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::ResolveRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, AGENT_ACTIONS).await?;
         let request = request.into_inner();
         let id = validate::interaction_id(&request.interaction_id)?;
         record_interaction(&id);
@@ -326,7 +342,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::AbandonRequest>,
     ) -> Result<Response<v1::Interaction>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, INTAKE).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         self.store
@@ -341,7 +357,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::GetQueueStatsRequest>,
     ) -> Result<Response<v1::GetQueueStatsResponse>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
@@ -361,7 +377,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchQueueStatsRequest>,
     ) -> Result<Response<Self::WatchQueueStatsStream>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
         let queue = match request.get_ref().queue_id.as_str() {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
@@ -395,7 +411,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchInteractionRequest>,
     ) -> Result<Response<Self::WatchInteractionStream>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, WATCH_CONTACT).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
         let statuses = self.watches.watch(&config.id, &id).await?;
@@ -409,7 +425,7 @@ impl Router for RouterService {
         &self,
         request: Request<v1::WatchInteractionsRequest>,
     ) -> Result<Response<Self::WatchInteractionsStream>, Status> {
-        let config = self.admit(&request, Budget::Calls).await?;
+        let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
         let subject = format!("careline.{}.interaction.>", config.id);
         let mut subscription = self
             .nats

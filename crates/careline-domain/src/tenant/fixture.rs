@@ -21,8 +21,8 @@ pub(super) fn base() -> String {
         "  es: Cerrado.",                                         // 12
         "contact_email: help@acme.example",                       // 13
         "api_keys:",                                              // 14
-        "  - id: integration",                                    // 15
-        &format!("    sha256: {HEX_A}"),                          // 16
+        "  - { id: integration, scopes: [intake, supervisor],",   // 15
+        &format!("    sha256: {HEX_A} }}"),                       // 16
         "routing:",                                               // 17
         "  urgent_queue: clinical",                               // 18
         "  heartbeat_ttl_secs: 15",                               // 19

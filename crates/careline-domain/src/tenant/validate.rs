@@ -100,6 +100,9 @@ impl TenantConfig {
             if !is_sha256_hex(&key.sha256) {
                 c.problem(format!("api_keys[{i}].sha256"), SHA256_RULE.into());
             }
+            if key.scopes.is_empty() {
+                c.problem(format!("api_keys[{i}].scopes"), SCOPES_RULE.into());
+            }
         }
     }
 
@@ -640,6 +643,8 @@ impl std::io::Write for ByteCount {
 }
 
 const SHA256_RULE: &str = "use the SHA-256 of the key as 64 lowercase hex characters";
+const SCOPES_RULE: &str = "give the key one or more scopes: intake, agent_actions, supervisor, admin \
+     (README, \"API keys and scopes\")";
 
 /// Collects problems, attaching lines when the source YAML is known.
 struct Checker<'a> {

@@ -2,18 +2,24 @@
 
 use std::collections::HashMap;
 
+use careline_domain::tenant::Scope;
 use careline_kit::auth::{INVALID_KEY_MESSAGE, MISSING_CREDENTIALS_MESSAGE, api_key_sha256_hex};
-use careline_kit::{GrpcServer, TenantAuth, tenant_of};
+use careline_kit::{Caller, GrpcServer, TenantAuth, authorize};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::support::{Probe, Running};
 
-/// A probe that answers with the authenticated tenant in `x-tenant`, or `tenant_of`'s error.
+/// A probe that answers with the authenticated tenant in `x-tenant`, or `authorize`'s error.
 async fn start_tenant_echo() -> Running {
-    let keys = HashMap::from([(api_key_sha256_hex("acme-secret-key"), "acme".to_owned())]);
+    let caller = Caller {
+        tenant: "acme".to_owned(),
+        key_id: "ivr".to_owned(),
+        scopes: vec![Scope::Intake],
+    };
+    let keys = HashMap::from([(api_key_sha256_hex("acme-secret-key"), caller)]);
     let echo = Probe::new(|request| async move {
-        let tenant = tenant_of(&request)?;
+        let tenant = authorize(&request, &[Scope::Intake])?;
         let mut response = tonic::Response::new(());
         response
             .metadata_mut()
@@ -67,7 +73,7 @@ async fn no_key_reaches_the_handler_without_a_tenant() {
     let running = start_tenant_echo().await;
     let status = Probe::call(running.channel().await, &[])
         .await
-        .expect_err("tenant_of refuses");
+        .expect_err("authorize refuses");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), MISSING_CREDENTIALS_MESSAGE);
     running.shutdown.trigger();

@@ -164,6 +164,83 @@ async fn credentials_decide_the_tenant() {
 }
 
 #[tokio::test]
+async fn a_key_may_make_only_the_calls_its_scopes_allow() {
+    let platform = Platform::start().await;
+    let mut ivr = platform.client(careline_testkit::demo::IVR_KEY).await;
+    let created = ivr
+        .create_interaction(create("general", v1::Channel::Voice, "ivr-call"))
+        .await
+        .expect("intake creates")
+        .into_inner();
+    let id = created.interaction.unwrap().id;
+    let mut watch = ivr
+        .watch_interaction(v1::WatchInteractionRequest {
+            interaction_id: id.clone(),
+        })
+        .await
+        .expect("intake watches its contact")
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some(), "first status");
+
+    let denied = [
+        (
+            "supervisor",
+            ivr.list_interactions(v1::ListInteractionsRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "supervisor",
+            ivr.get_queue_stats(v1::GetQueueStatsRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "agent_actions",
+            ivr.accept_offer(v1::AcceptOfferRequest {
+                offer_id: "an-offer".into(),
+                agent_id: "ana".into(),
+            })
+            .await
+            .unwrap_err(),
+        ),
+        (
+            "agent_actions",
+            ivr.resolve(v1::ResolveRequest {
+                interaction_id: id.clone(),
+                agent_id: "ana".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+        ),
+    ];
+    for (scope, status) in denied {
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with("API key \"demo-ivr\" may not make this call")
+                && status.message().contains(&format!("`{scope}`")),
+            "names the key and the missing scope: {}",
+            status.message()
+        );
+    }
+    let mut admin = platform.client(DEMO_KEY).await;
+    let after = admin
+        .get_interaction(v1::GetInteractionRequest { interaction_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        after.state,
+        v1::InteractionState::Queued as i32,
+        "a refused call changes nothing"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
 async fn replayed_create_returns_the_same_interaction() {
     let platform = Platform::start().await;
     let mut client = platform.client(DEMO_KEY).await;

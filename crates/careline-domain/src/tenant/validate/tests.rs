@@ -26,8 +26,9 @@ fn each_rule_names_the_field_and_line() {
     let dup_agent = format!(
         "capacity: {{ chat: 2 }}\n  - id: ana\n    key_sha256: {HEX_A}\n    languages: [en]"
     );
-    let dup_key =
-        format!("api_keys: [{{ id: k, sha256: {HEX_A} }}, {{ id: k, sha256: {HEX_A} }}]\n\n\n");
+    let dup_key = format!(
+        "api_keys: [{{ id: k, sha256: {HEX_A}, scopes: [intake] }}, {{ id: k, sha256: {HEX_A}, scopes: [intake] }}]\n\n\n"
+    );
     let cases: &[(&str, &str, &str, usize, &str)] = &[
         // from, to, field, line, message contains
         (
@@ -116,7 +117,9 @@ fn each_rule_names_the_field_and_line() {
             "64 lowercase hex",
         ),
         (
-            &format!("api_keys:\n  - id: integration\n    sha256: {HEX_A}\n"),
+            &format!(
+                "api_keys:\n  - {{ id: integration, scopes: [intake, supervisor],\n    sha256: {HEX_A} }}\n"
+            ),
             &dup_key,
             "api_keys[1].id",
             14,
