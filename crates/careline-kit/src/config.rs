@@ -38,6 +38,12 @@ pub const ENV_SHUTDOWN_GRACE_SECS: &str = "CARELINE_SHUTDOWN_GRACE_SECS";
 pub const ENV_OUTBOX_MAX_EVENTS: &str = "CARELINE_OUTBOX_MAX_EVENTS";
 /// Env var for how many Redis replicas must hold a routing change before it is answered.
 pub const ENV_REDIS_WAIT_REPLICAS: &str = "CARELINE_REDIS_WAIT_REPLICAS";
+/// Env var for the concurrent calls one client connection may have open.
+pub const ENV_MAX_STREAMS_PER_CONNECTION: &str = "CARELINE_MAX_STREAMS_PER_CONNECTION";
+/// Env var for the longest a unary call may take before it is answered DEADLINE_EXCEEDED.
+pub const ENV_REQUEST_TIMEOUT_SECS: &str = "CARELINE_REQUEST_TIMEOUT_SECS";
+/// Env var for the HTTP/2 keepalive ping interval.
+pub const ENV_KEEPALIVE_SECS: &str = "CARELINE_KEEPALIVE_SECS";
 /// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -54,6 +60,16 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
 /// Default outbox bound: at a few thousand events a second, NATS may be away
 /// for tens of seconds before new contacts are refused.
 pub const DEFAULT_OUTBOX_MAX_EVENTS: u64 = 100_000;
+/// Default concurrent calls (HTTP/2 streams) per client connection: an agent desktop needs
+/// one, a gateway multiplexing many members' watch streams a few hundred.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 1_000;
+/// Default request timeout: every unary call answers in milliseconds unless a dependency hangs.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Default HTTP/2 keepalive: a ping every 30 s finds a dead peer (and keeps load balancers
+/// from dropping an idle agent stream) long before TCP would.
+pub const DEFAULT_KEEPALIVE_SECS: u64 = 30;
+/// Longest accepted request timeout or keepalive interval.
+pub const MAX_SERVER_LIMIT_SECS: u64 = 3600;
 /// Most Redis replicas a change may wait for (one primary rarely has more).
 pub const MAX_REDIS_WAIT_REPLICAS: u32 = 5;
 /// Longest accepted drain deadline (Kubernetes' default grace period is 30 s; one hour is
@@ -108,6 +124,79 @@ pub struct CommonConfig {
     /// contacts are refused with UNAVAILABLE; nothing already in the outbox is ever dropped.
     #[arg(long = "outbox-max-events", env = ENV_OUTBOX_MAX_EVENTS, default_value_t = DEFAULT_OUTBOX_MAX_EVENTS)]
     pub outbox_max_events: u64,
+    /// Limits of the gRPC server.
+    #[command(flatten)]
+    pub server: ServerLimits,
+}
+
+/// Limits every gRPC server applies (README "Limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ServerLimits {
+    /// Concurrent calls (HTTP/2 streams) one client connection may have open; a client
+    /// waits for a free stream beyond it.
+    #[arg(long = "max-streams-per-connection", env = ENV_MAX_STREAMS_PER_CONNECTION, default_value_t = DEFAULT_MAX_STREAMS_PER_CONNECTION)]
+    pub max_streams_per_connection: u32,
+    /// Seconds a call may take to answer (for a stream: to start) before it is answered
+    /// DEADLINE_EXCEEDED; a shorter `grpc-timeout` from the client applies too.
+    #[arg(long = "request-timeout-secs", env = ENV_REQUEST_TIMEOUT_SECS, default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
+    /// Seconds between HTTP/2 keepalive pings; a connection that does not answer one within
+    /// the same time is closed.
+    #[arg(long = "keepalive-secs", env = ENV_KEEPALIVE_SECS, default_value_t = DEFAULT_KEEPALIVE_SECS)]
+    pub keepalive_secs: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            keepalive_secs: DEFAULT_KEEPALIVE_SECS,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Checks every field; the error names the env var and flag of the first bad one.
+    pub fn validate(&self) -> Result<(), KitError> {
+        if self.max_streams_per_connection == 0 {
+            return Err(KitError::config(
+                ENV_MAX_STREAMS_PER_CONNECTION,
+                "max-streams-per-connection",
+                format!(
+                    "0 would refuse every call: use at least 1 (default \
+                     {DEFAULT_MAX_STREAMS_PER_CONNECTION})"
+                ),
+            ));
+        }
+        for (value, env, flag) in [
+            (
+                self.request_timeout_secs,
+                ENV_REQUEST_TIMEOUT_SECS,
+                "request-timeout-secs",
+            ),
+            (self.keepalive_secs, ENV_KEEPALIVE_SECS, "keepalive-secs"),
+        ] {
+            if !(1..=MAX_SERVER_LIMIT_SECS).contains(&value) {
+                return Err(KitError::config(
+                    env,
+                    flag,
+                    format!("{value} is out of range: use 1 to {MAX_SERVER_LIMIT_SECS} seconds"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The request timeout as a [`Duration`].
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The keepalive interval as a [`Duration`].
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs)
+    }
 }
 
 impl Default for CommonConfig {
@@ -127,6 +216,7 @@ impl Default for CommonConfig {
             otlp_endpoint: None,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             outbox_max_events: DEFAULT_OUTBOX_MAX_EVENTS,
+            server: ServerLimits::default(),
         }
     }
 }
@@ -193,7 +283,7 @@ impl CommonConfig {
                 ),
             ));
         }
-        Ok(())
+        self.server.validate()
     }
 
     /// The drain deadline as a [`Duration`].

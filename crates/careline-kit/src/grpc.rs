@@ -38,7 +38,7 @@ use tracing::instrument::{Instrument as _, Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::KitError;
-use crate::config::DEFAULT_SHUTDOWN_GRACE_SECS;
+use crate::config::{DEFAULT_SHUTDOWN_GRACE_SECS, ENV_REQUEST_TIMEOUT_SECS, ServerLimits};
 
 pub use tonic_health::ServingStatus;
 
@@ -48,6 +48,7 @@ pub struct GrpcServer {
     health: HealthHandle,
     descriptor_sets: Vec<&'static [u8]>,
     grace: Duration,
+    limits: ServerLimits,
     readiness: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
@@ -78,6 +79,7 @@ impl GrpcServer {
                 tonic_types::pb::FILE_DESCRIPTOR_SET,
             ],
             grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            limits: ServerLimits::default(),
             readiness: None,
         }
     }
@@ -111,6 +113,12 @@ impl GrpcServer {
     /// [`crate::CommonConfig::shutdown_grace`].
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Streams per connection, request timeout and keepalive (defaults: [`ServerLimits`]).
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -190,8 +198,15 @@ impl GrpcServer {
                 })
             }
         });
+        let limits = self.limits;
         let serve = Server::builder()
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .http2_keepalive_interval(Some(limits.keepalive()))
+            .http2_keepalive_timeout(Some(limits.keepalive()))
             .layer(GrpcTraceLayer)
+            .layer(RequestTimeoutLayer {
+                limit: limits.request_timeout(),
+            })
             .layer(DecodeErrorLayer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, signal);
@@ -415,6 +430,71 @@ where
         // Interceptors run inside `call`; entering here lets them record (e.g. the tenant).
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)
+    }
+}
+
+/// Answers DEADLINE_EXCEEDED, naming the limit, when a call has not answered (a stream: not
+/// started) within the server's request timeout, so one hung dependency cannot pile up
+/// calls without bound. (tonic's own `Server::timeout` answers CANCELLED "Timeout expired",
+/// which reads as the client's doing.)
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeoutLayer {
+    /// The request timeout.
+    pub limit: Duration,
+}
+
+impl<S> tower::Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTimeout {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The service made by [`RequestTimeoutLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RequestTimeout<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let limit = self.limit;
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, call).await {
+                Ok(answered) => answered,
+                Err(_) => {
+                    tracing::warn!(
+                        limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        "call refused: over the request timeout"
+                    );
+                    Ok(tonic::Status::deadline_exceeded(format!(
+                        "the server did not answer within its request timeout of {} s \
+                         ({ENV_REQUEST_TIMEOUT_SECS}); retry, and tell the operator if it persists",
+                        limit.as_secs()
+                    ))
+                    .into_http())
+                }
+            }
+        })
     }
 }
 

@@ -42,7 +42,7 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use auth::{ApiKeyLookup, Caller, TenantAuth, authorize};
-pub use config::{CommonConfig, LogFormat, MetricsAddr};
+pub use config::{CommonConfig, LogFormat, MetricsAddr, ServerLimits};
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};
 pub use redis_client::{RedisConnection, RedisTarget};

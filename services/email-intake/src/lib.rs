@@ -122,6 +122,7 @@ pub async fn serve_with_smtp(
     GrpcServer::new()
         .add_service(server)
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;

@@ -109,6 +109,7 @@ pub async fn serve(
     GrpcServer::new()
         .add_service(service)
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;

@@ -106,6 +106,7 @@ pub async fn serve_with_client(
     ));
     GrpcServer::new()
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         // NOT_SERVING while NATS is unreachable.
         .readiness(ready_rx)
         .serve(listener, shutdown.wait())

@@ -19,7 +19,15 @@ pub struct PresenceConfig {
     /// gRPC listen address.
     #[arg(long, env = "CARELINE_PRESENCE_ADDR", default_value = DEFAULT_LISTEN_ADDR)]
     pub listen_addr: SocketAddr,
+    /// Agent sessions one replica holds at most; one more is refused UNAVAILABLE so the
+    /// desktop reconnects (and a load balancer sends it elsewhere).
+    #[arg(long, env = "CARELINE_PRESENCE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
 }
+
+/// Default agent sessions per replica: a large tenant's floor (7,500 agents) fits on one.
+pub const DEFAULT_MAX_SESSIONS: u32 = 10_000;
 
 impl PresenceConfig {
     /// Defaults, as when no flag or variable is set.
@@ -27,6 +35,7 @@ impl PresenceConfig {
         Self {
             common,
             listen_addr: DEFAULT_LISTEN_ADDR.parse().expect("valid default address"),
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
 }

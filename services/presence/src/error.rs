@@ -24,6 +24,12 @@ pub enum PresenceError {
     /// Too many login attempts for one agent id; retry later.
     #[error("{0}")]
     TooManyLogins(String),
+    /// This replica holds as many agent sessions as it may.
+    #[error(
+        "this presence replica already holds its maximum of {0} agent sessions \
+         (CARELINE_PRESENCE_MAX_SESSIONS); reconnect, to be balanced to another replica"
+    )]
+    TooManySessions(u32),
     /// The server is shutting down.
     #[error("the presence service is shutting down; reconnect to another replica")]
     ShuttingDown,
@@ -44,7 +50,7 @@ impl PresenceError {
             PresenceError::NotFound(_) => Code::NotFound,
             PresenceError::SessionEnded(_) => Code::FailedPrecondition,
             PresenceError::TooSlow(_) | PresenceError::TooManyLogins(_) => Code::ResourceExhausted,
-            PresenceError::ShuttingDown => Code::Unavailable,
+            PresenceError::ShuttingDown | PresenceError::TooManySessions(_) => Code::Unavailable,
             PresenceError::UnknownTenant(_) => Code::PermissionDenied,
             PresenceError::Routing(routing) => routing.code(),
         }

@@ -29,6 +29,10 @@ pub struct PresenceService {
     pub(crate) ctx: SessionContext,
     /// Session tasks, awaited on shutdown so every agent is taken offline.
     pub(crate) sessions: TaskTracker,
+    /// One permit per agent session this replica may still hold.
+    pub(crate) session_slots: Arc<tokio::sync::Semaphore>,
+    /// The configured maximum, for the refusal message.
+    pub(crate) max_sessions: u32,
 }
 
 impl PresenceService {
@@ -57,6 +61,9 @@ impl Presence for PresenceService {
         &self,
         request: Request<Streaming<v1::AgentSessionRequest>>,
     ) -> Result<Response<Self::OpenAgentSessionStream>, Status> {
+        let slot = Arc::clone(&self.session_slots)
+            .try_acquire_owned()
+            .map_err(|_| Status::from(PresenceError::TooManySessions(self.max_sessions)))?;
         let inbound = request.into_inner().take_while(|item| {
             if let Err(status) = item {
                 tracing::debug!(code = ?status.code(), "agent session stream broke");
@@ -65,8 +72,11 @@ impl Presence for PresenceService {
         });
         let inbound = Box::pin(inbound.filter_map(|item| std::future::ready(item.ok())));
         let (tx, rx) = mpsc::channel(SESSION_BUFFER);
-        self.sessions
-            .spawn(session::run(self.ctx.clone(), inbound, tx));
+        let session = session::run(self.ctx.clone(), inbound, tx);
+        self.sessions.spawn(async move {
+            session.await;
+            drop(slot);
+        });
         let events = ReceiverStream::new(rx).map(|item| item.map_err(Status::from));
         Ok(Response::new(Box::pin(events)))
     }

@@ -64,6 +64,10 @@ pub async fn serve(
             shutdown: shutdown.token().clone(),
         },
         sessions: sessions.clone(),
+        session_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            config.max_sessions as usize,
+        )),
+        max_sessions: config.max_sessions,
     };
     let presence = InterceptedService::new(
         PresenceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -73,6 +77,7 @@ pub async fn serve(
     GrpcServer::new()
         .add_service(presence)
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         // NOT_SERVING while Redis or NATS is unreachable.
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())

@@ -10,6 +10,9 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Default refresh period of WatchQueueStats.
 pub const DEFAULT_STATS_INTERVAL_MS: u64 = 1000;
 
+/// Default supervisor streams per replica: dashboards of a few hundred supervisors.
+pub const DEFAULT_MAX_SUPERVISOR_STREAMS: u32 = 1_000;
+
 /// `careline-router` flags and environment variables.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -26,6 +29,11 @@ pub struct RouterConfig {
     #[arg(long, env = "CARELINE_STATS_INTERVAL_MS", default_value_t = DEFAULT_STATS_INTERVAL_MS,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub stats_interval_ms: u64,
+    /// WatchQueueStats and WatchInteractions streams one replica serves at once, all
+    /// tenants together; one more is refused RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CARELINE_ROUTER_MAX_SUPERVISOR_STREAMS", default_value_t = DEFAULT_MAX_SUPERVISOR_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_supervisor_streams: u32,
 }
 
 impl RouterConfig {
@@ -35,6 +43,7 @@ impl RouterConfig {
             common,
             listen_addr: DEFAULT_LISTEN_ADDR.parse().expect("valid default address"),
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+            max_supervisor_streams: DEFAULT_MAX_SUPERVISOR_STREAMS,
         }
     }
 

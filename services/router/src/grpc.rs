@@ -62,7 +62,36 @@ pub struct RouterService {
     pub(crate) watches: crate::watch::Watches,
     /// `WatchQueueStats` feeds, one per watched tenant and queue filter.
     pub(crate) stats: crate::stats_feed::StatsFeeds,
+    /// Slots for `WatchQueueStats` and `WatchInteractions` streams on this replica.
+    pub(crate) supervisor_streams: StreamSlots,
     pub(crate) clock: Clock,
+}
+
+/// A per-replica cap on long-lived streams: a stream holds its slot until its task ends.
+#[derive(Clone)]
+pub(crate) struct StreamSlots {
+    slots: Arc<tokio::sync::Semaphore>,
+    max: u32,
+}
+
+impl StreamSlots {
+    pub(crate) fn new(max: u32) -> Self {
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+            max,
+        }
+    }
+
+    /// A slot, or RESOURCE_EXHAUSTED naming the limit when every slot is taken.
+    fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this router replica already serves its maximum of {} supervisor streams \
+                 (CARELINE_ROUTER_MAX_SUPERVISOR_STREAMS); close one, or retry on another replica",
+                self.max
+            ))
+        })
+    }
 }
 
 impl RouterService {
@@ -382,10 +411,12 @@ impl Router for RouterService {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
         };
+        let slot = self.supervisor_streams.take()?;
         let mut updates = self.stats.subscribe(&config.id, queue);
         let (tx, rx) = mpsc::channel(1);
         let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
+            let _slot = slot;
             loop {
                 let latest = updates.borrow_and_update().clone();
                 if let Some(item) = latest {
@@ -426,6 +457,7 @@ impl Router for RouterService {
         request: Request<v1::WatchInteractionsRequest>,
     ) -> Result<Response<Self::WatchInteractionsStream>, Status> {
         let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
+        let slot = self.supervisor_streams.take()?;
         let subject = format!("careline.{}.interaction.>", config.id);
         let mut subscription = self
             .nats
@@ -435,6 +467,7 @@ impl Router for RouterService {
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let shutdown = self.shutdown.clone();
         self.watchers.spawn(async move {
+            let _slot = slot;
             loop {
                 let message = tokio::select! {
                     _ = shutdown.wait() => break,

@@ -76,6 +76,7 @@ pub async fn serve_with_clock(
             watchers.clone(),
             config.stats_interval(),
         ),
+        supervisor_streams: grpc::StreamSlots::new(config.max_supervisor_streams),
         clock,
     };
     let router = InterceptedService::new(
@@ -86,6 +87,7 @@ pub async fn serve_with_clock(
     GrpcServer::new()
         .add_service(router)
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         // NOT_SERVING while Redis or NATS is unreachable.
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())

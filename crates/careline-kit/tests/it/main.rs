@@ -4,6 +4,7 @@
 mod auth;
 mod config;
 mod grpc;
+mod limits;
 mod metrics;
 mod shutdown;
 mod support;

@@ -69,6 +69,11 @@ impl Presence {
 
     /// Starts with `demo` (a variant of [`demo()`]) as the demo tenant.
     pub async fn start_with(demo: TenantConfig) -> anyhow::Result<Presence> {
+        Self::start_with_flags(demo, &[]).await
+    }
+
+    /// Starts with `demo` as the demo tenant and `flags` added to the command line.
+    pub async fn start_with_flags(demo: TenantConfig, flags: &[&str]) -> anyhow::Result<Presence> {
         let sandbox = Sandbox::start().await?;
         let js = async_nats::jetstream::new(sandbox.nats().await?);
         let tenants = careline_bus::tenants::TenantStore::open(&js, None).await?;
@@ -78,18 +83,18 @@ impl Presence {
             store.sync_tenant(&config).await?;
         }
         let env = HashMap::new();
-        let config: PresenceConfig = careline_kit::config::parse_from(
-            [
-                "careline-presence",
-                "--redis-url",
-                &sandbox.redis_url(),
-                "--nats-url",
-                &sandbox.nats_url(),
-                "--shutdown-grace-secs",
-                "2",
-            ],
-            &env,
-        )?;
+        let (redis_url, nats_url) = (sandbox.redis_url(), sandbox.nats_url());
+        let mut args = vec![
+            "careline-presence",
+            "--redis-url",
+            &redis_url,
+            "--nats-url",
+            &nats_url,
+            "--shutdown-grace-secs",
+            "2",
+        ];
+        args.extend_from_slice(flags);
+        let config: PresenceConfig = careline_kit::config::parse_from(args, &env)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shutdown = Shutdown::new();

@@ -92,6 +92,51 @@ async fn guessing_an_agents_key_is_slowed_to_a_trickle_and_other_agents_log_in_m
 }
 
 #[tokio::test]
+async fn a_replica_holding_its_maximum_of_sessions_refuses_one_more_until_one_ends() {
+    let presence = Presence::start_with_flags(demo(), &["--max-sessions", "2"])
+        .await
+        .unwrap();
+    let (ana, _) = Desk::login(&presence, "ana", v1::AgentState::Available).await;
+    let (_luis, _) = Desk::login(&presence, "luis", v1::AgentState::Available).await;
+    let status = refused(
+        &presence,
+        login_request(
+            TENANT,
+            "kim",
+            &careline_testkit::demo::agent_key("kim"),
+            v1::AgentState::Available,
+        ),
+    )
+    .await;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("maximum of 2 agent sessions (CARELINE_PRESENCE_MAX_SESSIONS)"),
+        "{}",
+        status.message()
+    );
+    drop(ana);
+    assert_eventually!(
+        match Desk::open(
+            &presence,
+            login_request(
+                TENANT,
+                "kim",
+                &careline_testkit::demo::agent_key("kim"),
+                v1::AgentState::Available,
+            ),
+        )
+        .await
+        {
+            Ok(mut desk) => desk.next().await.is_ok(),
+            Err(_) => false,
+        },
+        "a freed slot takes a new session"
+    );
+}
+
+#[tokio::test]
 async fn first_message_must_be_login() {
     let presence = Presence::start().await.unwrap();
     let status = refused(&presence, crate::harness::heartbeat()).await;

@@ -44,6 +44,11 @@ impl Platform {
 
     /// [`Platform::start`] with the router's common settings changed by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut CommonConfig)) -> Platform {
+        Self::start_tenant(demo(), |router| configure(&mut router.common)).await
+    }
+
+    /// [`Platform::start`] with the router's own settings changed by `configure`.
+    pub async fn start_router(configure: impl FnOnce(&mut RouterConfig)) -> Platform {
         Self::start_tenant(demo(), configure).await
     }
 
@@ -54,7 +59,7 @@ impl Platform {
 
     async fn start_tenant(
         tenant: TenantConfig,
-        configure: impl FnOnce(&mut CommonConfig),
+        configure: impl FnOnce(&mut RouterConfig),
     ) -> Platform {
         let sandbox = Sandbox::start().await.expect("redis and nats start");
         let nats = sandbox.nats().await.expect("nats client");
@@ -66,13 +71,12 @@ impl Platform {
             "2026-11-25T17:00:00Z".parse::<DateTime<Utc>>().unwrap(),
         ));
         let clock_now = now.clone();
-        let mut common = CommonConfig {
+        let mut config = RouterConfig::with_common(CommonConfig {
             redis_url: sandbox.redis_url(),
             nats_url: sandbox.nats_url(),
             ..CommonConfig::default()
-        };
-        configure(&mut common);
-        let config = RouterConfig::with_common(common);
+        });
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();

@@ -144,3 +144,36 @@ async fn creates_past_the_tenants_rate_are_refused_with_when_to_retry_and_other_
     );
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_serving_its_maximum_of_supervisor_streams_refuses_one_more_until_one_closes() {
+    let platform = Platform::start_router(|router| router.max_supervisor_streams = 1).await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut stats = client
+        .watch_queue_stats(v1::WatchQueueStatsRequest::default())
+        .await
+        .expect("the first stream is served")
+        .into_inner();
+    assert!(stats.message().await.unwrap().is_some(), "first stats");
+    let status = client
+        .watch_interactions(v1::WatchInteractionsRequest::default())
+        .await
+        .expect_err("a second stream is one too many");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("maximum of 1 supervisor streams (CARELINE_ROUTER_MAX_SUPERVISOR_STREAMS)"),
+        "{}",
+        status.message()
+    );
+    drop(stats);
+    careline_testkit::assert_eventually!(
+        client
+            .watch_interactions(v1::WatchInteractionsRequest::default())
+            .await
+            .is_ok(),
+        "a closed stream frees its slot"
+    );
+    platform.stop().await;
+}
