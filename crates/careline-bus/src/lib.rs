@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config_applied;
 pub mod consume;
 pub mod error;
 pub mod notification;

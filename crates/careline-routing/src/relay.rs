@@ -60,6 +60,11 @@ impl std::fmt::Debug for OutboxRelay {
 }
 
 impl OutboxRelay {
+    /// The publisher events go out with.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
     /// A relay named `consumer` (unique per replica).
     pub fn new(conn: RedisConnection, publisher: Publisher, consumer: impl Into<String>) -> Self {
         Self {

@@ -20,7 +20,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
-use careline_bus::TenantDirectory;
+use careline_bus::{Publisher, TenantDirectory, config_applied};
 use careline_domain::tenant::TenantConfig;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +61,7 @@ pub async fn run(
     // loop, waiting for the sync task to re-apply their configuration.
     let resync = TenantSignal::default();
     tokio::join!(
-        sync_tenants(&store, &tenants, &resync, &shutdown),
+        sync_tenants(&store, relay.publisher(), &tenants, &resync, &shutdown),
         run_due_timers(&store, &tenants, &resync, &shutdown),
         relay_events(&relay, &store.activity().outbox, &tenants, &shutdown),
         housekeeping(&store, &relay, &tenants, &shutdown),
@@ -74,6 +74,7 @@ pub async fn run(
 /// unchanged tenant is never touched. Runs beside the timer loop, never in it.
 async fn sync_tenants(
     store: &RoutingStore,
+    publisher: &Publisher,
     tenants: &TenantDirectory,
     resync: &TenantSignal,
     shutdown: &CancellationToken,
@@ -107,6 +108,11 @@ async fn sync_tenants(
                     tracing::info!(tenant = %id, revision, agents_changed, "tenant configuration applied to routing state");
                     failures.succeeded(WorkerTask::TenantSync, id);
                     applied.insert(id.clone(), *revision);
+                    // Tells `careline config apply` (and anyone watching) the revision
+                    // works now; losing this only makes `apply` wait in vain.
+                    if let Err(error) = config_applied::publish(publisher, id, *revision).await {
+                        tracing::debug!(tenant = %id, %error, "could not announce the applied configuration");
+                    }
                 }
                 Err(error) => {
                     failures.failed(WorkerTask::TenantSync, id, &error);

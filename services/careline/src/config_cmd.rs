@@ -5,15 +5,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use careline_bus::MAX_REPLICAS;
 use careline_bus::tenants::TenantStore;
+use careline_bus::{MAX_REPLICAS, config_applied};
 use careline_domain::{ConfigError, TenantConfig};
 use careline_kit::config::{DEFAULT_NATS_URL, ENV_NATS_REPLICAS, ENV_NATS_URL};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
+use futures::StreamExt as _;
 
 /// How long to wait for NATS to accept the connection before saying how to start it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `apply` waits by default for a running service to confirm the new revision (a
+/// routing worker applies a change within milliseconds; a busy one within a few seconds).
+const DEFAULT_APPLY_WAIT_SECS: u64 = 15;
 
 /// Where the NATS server is, and how many servers keep the tenant bucket.
 #[derive(Debug, Clone, Args)]
@@ -37,11 +41,16 @@ pub struct NatsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a tenant file and write it to the config bucket. Nothing is written if it is invalid.
+    /// Validate a tenant file and write it to the config bucket, then wait until the running
+    /// services have it in their routing state. Nothing is written if it is invalid.
     Apply {
         /// The tenant YAML file.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
+        /// Seconds to wait for a running service to confirm the new revision; 0 returns
+        /// once the file is written.
+        #[arg(long, default_value_t = DEFAULT_APPLY_WAIT_SECS)]
+        wait_secs: u64,
         #[command(flatten)]
         nats: NatsArgs,
     },
@@ -64,14 +73,46 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
             let config = load(&file)?;
             println!("{}: tenant {} is valid", file.display(), config.id);
         }
-        ConfigCommand::Apply { file, nats } => {
+        ConfigCommand::Apply {
+            file,
+            wait_secs,
+            nats,
+        } => {
             let config = load(&file)?;
-            let revision = apply(&nats, &config).await?;
+            let client = connect(&nats.nats_url).await?;
+            // Subscribed before writing, so the confirmation cannot pass unseen.
+            let mut confirmations = client
+                .subscribe(config_applied::subject(&config.id)?.to_string())
+                .await?;
+            let revision = store(&client, &nats).await?.put(&config).await?;
             println!(
                 "applied tenant {} (revision {revision}) from {}",
                 config.id,
                 file.display()
             );
+            if wait_secs == 0 {
+                return Ok(());
+            }
+            let confirmed = tokio::time::timeout(Duration::from_secs(wait_secs), async {
+                while let Some(message) = confirmations.next().await {
+                    let applied = config_applied::revision_in(&message.payload);
+                    if applied.is_some_and(|applied| applied >= revision) {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            if confirmed == Ok(true) {
+                println!("the running services route with revision {revision}");
+            } else {
+                println!(
+                    "no running service confirmed revision {revision} within {} s: it applies \
+                     when the router or presence starts (or reaches Redis); until then creates \
+                     and logins for a new tenant answer UNAVAILABLE, safe to retry",
+                    wait_secs
+                );
+            }
         }
         ConfigCommand::Get { tenant, nats } => {
             let store = open(&nats).await?;
@@ -124,7 +165,11 @@ pub async fn apply(nats: &NatsArgs, config: &TenantConfig) -> anyhow::Result<u64
 }
 
 async fn open(nats: &NatsArgs) -> anyhow::Result<TenantStore> {
-    let js = async_nats::jetstream::new(connect(&nats.nats_url).await?);
+    store(&connect(&nats.nats_url).await?, nats).await
+}
+
+async fn store(client: &async_nats::Client, nats: &NatsArgs) -> anyhow::Result<TenantStore> {
+    let js = async_nats::jetstream::new(client.clone());
     Ok(TenantStore::open(&js, nats.nats_replicas).await?)
 }
 

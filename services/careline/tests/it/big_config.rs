@@ -106,7 +106,7 @@ async fn check_and_apply_agree_on_big_and_broken_tenant_files() {
         let checked = config(&["check"], &file, None).await;
         let check_took = started.elapsed();
         let started = Instant::now();
-        let applied = config(&["apply"], &file, Some(&url)).await;
+        let applied = config(&["apply", "--wait-secs", "0"], &file, Some(&url)).await;
         let apply_took = started.elapsed();
         println!(
             "{}: {} bytes of YAML, check {check_took:?}, apply {apply_took:?}",

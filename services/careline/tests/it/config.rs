@@ -66,10 +66,16 @@ async fn apply_stores_the_demo_tenant_and_get_prints_it_back() {
         demo.to_str().unwrap(),
         "--nats-url",
         &url,
+        "--wait-secs",
+        "1",
     ])
     .await;
     let (stdout, stderr) = text(&applied);
     assert!(applied.status.success(), "apply failed: {stderr}");
+    assert!(
+        stdout.contains("no running service confirmed revision"),
+        "says nothing confirmed it: {stdout}"
+    );
     let store = store(&nats).await;
     let revision = store
         .bucket()
@@ -122,6 +128,8 @@ async fn assert_apply_refused(bad_text: &str, expected: &[String]) {
         demo.to_str().unwrap(),
         "--nats-url",
         &url,
+        "--wait-secs",
+        "0",
     ])
     .await;
     assert!(applied.status.success(), "{:?}", text(&applied));
@@ -283,6 +291,8 @@ async fn apply_to_a_nats_cluster_keeps_the_bucket_on_the_replicas_asked_for() {
         &urls,
         "--nats-replicas",
         "3",
+        "--wait-secs",
+        "0",
     ])
     .await;
     let (stdout, stderr) = text(&applied);
@@ -413,4 +423,51 @@ async fn check_refused(tenant_file: &str) -> (String, String) {
     let (stdout, stderr) = text(&checked);
     assert!(!checked.status.success(), "{stdout}");
     (stderr, file)
+}
+
+#[tokio::test]
+async fn apply_returns_once_a_running_router_routes_with_the_new_tenant() {
+    let sandbox = careline_testkit::Sandbox::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = careline_kit::Shutdown::new();
+    let config = careline_router::RouterConfig::with_common(careline_kit::CommonConfig {
+        redis_url: sandbox.redis_url(),
+        nats_url: sandbox.nats_url(),
+        ..careline_kit::CommonConfig::default()
+    });
+    let router = tokio::spawn(careline_router::serve(config, listener, shutdown.clone()));
+
+    let demo = demo_file();
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &sandbox.nats_url(),
+    ])
+    .await;
+    let (stdout, stderr) = text(&applied);
+    assert!(applied.status.success(), "apply failed: {stderr}");
+    assert!(
+        stdout.contains("the running services route with revision"),
+        "{stdout}"
+    );
+    // No retry: once apply has returned, the tenant's first create works.
+    let mut client =
+        careline_testkit::router::router_client(addr, careline_testkit::demo::API_KEY).await;
+    let created = client
+        .create_interaction(careline_proto::v1::CreateInteractionRequest {
+            channel: careline_proto::v1::Channel::Email as i32,
+            queue_id: "general".into(),
+            language: careline_proto::v1::Language::En as i32,
+            member_ref: "member-1".into(),
+            idempotency_key: "first".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(created.is_ok(), "first create after apply: {created:?}");
+    shutdown.trigger();
+    router.await.unwrap().unwrap();
 }
