@@ -26,11 +26,20 @@ async fn redis_get(platform: &Platform, command: &str, name: &str) -> u64 {
     value.unwrap_or(0)
 }
 
+/// The routing events stored for the demo tenant (not its `config_applied` announcements).
 async fn stored_events(platform: &Platform) -> Vec<v1::Event> {
     let js = async_nats::jetstream::new(platform.sandbox.nats().await.expect("nats client"));
     careline_bus::read_tenant_events(&js, TENANT)
         .await
         .expect("the event log reads back")
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event.payload,
+                Some(v1::event::Payload::Interaction(_) | v1::event::Payload::Agent(_))
+            )
+        })
+        .collect()
 }
 
 fn is_created(event: &v1::Event) -> bool {
