@@ -370,6 +370,10 @@ pub struct RoutingSettings {
     pub member_history_count: u32,
     /// ...resolved within this many days.
     pub member_history_days: u32,
+    /// Days an ended contact (resolved, abandoned, transferred out) stays readable
+    /// through GetInteraction and ListInteractions; the background worker removes it
+    /// after. The event log keeps the record for its own retention.
+    pub history_retention_days: u32,
     /// Topic rules, tried in order: a contact created without a queue goes to
     /// the queue of the first topic its text is about.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -416,6 +420,7 @@ impl Default for RoutingSettings {
             aging: None,
             member_history_count: 5,
             member_history_days: 90,
+            history_retention_days: DEFAULT_HISTORY_RETENTION_DAYS,
             topics: Vec::new(),
         }
     }
@@ -510,6 +515,11 @@ pub const MAX_TENANT_JSON_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_MEMBER_HISTORY_COUNT: u32 = 20;
 /// Longest a resolved contact may stay in a member's history (`routing.member_history_days`).
 pub const MAX_MEMBER_HISTORY_DAYS: u32 = 730;
+/// Default [`RoutingSettings::history_retention_days`]: a week of ended contacts.
+pub const DEFAULT_HISTORY_RETENTION_DAYS: u32 = 7;
+/// Longest [`RoutingSettings::history_retention_days`]: every ended contact of the
+/// period stays in Redis (about 2 KiB each), so longer history belongs in the event log.
+pub const MAX_HISTORY_RETENTION_DAYS: u32 = 90;
 /// Most topic rules one tenant may configure.
 pub const MAX_TOPIC_RULES: usize = 64;
 /// Most keywords one topic rule may add.

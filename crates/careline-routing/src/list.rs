@@ -1,10 +1,11 @@
-//! Paged listing of a tenant's interactions, oldest first.
+//! Paged listing of a tenant's interactions, oldest first, and the trimming of
+//! its ended ones.
 //!
 //! Live interactions (queued, offered, assigned, pending) are indexed by
-//! creation time in `live`; closed ones in `closed` (the last 100,000). The
-//! page token is the last returned (score, id), so pages stay stable while
-//! interactions come and go. Each batch of index entries is read back in one
-//! round trip.
+//! creation time in `live`; closed ones by the time they ended in `closed` (the
+//! last 100,000, for the tenant's `history_retention_days`). The page token is
+//! the last returned (score, id), so pages stay stable while interactions come
+//! and go. Each batch of index entries is read back in one round trip.
 
 use careline_proto::v1;
 
@@ -18,6 +19,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 /// Index entries one call reads at most while filtering, whatever it finds.
 const MAX_SCANNED: usize = 5_000;
+/// Ended interactions removed per round trip by [`RoutingStore::trim_history`].
+const TRIM_BATCH: usize = 500;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +30,11 @@ pub struct ListFilter {
     pub queue: Option<String>,
     pub page_size: usize,
     pub page_token: String,
+    /// Only interactions from this time on (ms since the epoch): created, for live
+    /// states; ended, for ended ones.
+    pub from_ms: Option<i64>,
+    /// ...and up to this time, inclusive.
+    pub to_ms: Option<i64>,
 }
 
 impl RoutingStore {
@@ -42,6 +50,14 @@ impl RoutingStore {
             _ => "live",
         };
         let (mut score, mut after_id) = parse_token(&filter.page_token)?;
+        if let Some(from) = filter.from_ms
+            && from > score
+        {
+            (score, after_id) = (from, String::new());
+        }
+        let until = filter
+            .to_ms
+            .map_or_else(|| "+inf".to_owned(), |to| to.to_string());
         let page_size = match filter.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
@@ -58,7 +74,7 @@ impl RoutingStore {
             let batch: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
                 .arg(&key)
                 .arg(score)
-                .arg("+inf")
+                .arg(&until)
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(offset)
@@ -97,6 +113,47 @@ impl RoutingStore {
                 if page.len() == page_size || scanned == MAX_SCANNED {
                     return Ok((page, format!("{score}:{after_id}")));
                 }
+            }
+        }
+    }
+}
+
+impl RoutingStore {
+    /// Removes `tenant`'s interactions that ended before `cutoff_ms` (ms since the
+    /// epoch), with their notes and declines; returns how many. Idempotent, so
+    /// replicas may trim at once.
+    pub async fn trim_history(&self, tenant: &str, cutoff_ms: i64) -> Result<usize> {
+        let key = keys::tenant_key(tenant, "closed");
+        let mut conn = self.connection();
+        let mut removed = 0;
+        loop {
+            let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(format!("({cutoff_ms}"))
+                .arg("LIMIT")
+                .arg(0)
+                .arg(TRIM_BATCH)
+                .query_async(&mut conn)
+                .await?;
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                let record = keys::interaction(tenant, id);
+                pipe.unlink(&[
+                    record.clone(),
+                    format!("{record}:declined"),
+                    format!("{record}:notes"),
+                ])
+                .ignore();
+            }
+            pipe.zrem(&key, &ids).ignore();
+            let () = pipe.query_async(&mut conn).await?;
+            removed += ids.len();
+            if ids.len() < TRIM_BATCH {
+                return Ok(removed);
             }
         }
     }

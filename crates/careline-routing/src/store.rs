@@ -294,6 +294,10 @@ impl RoutingStore {
                 "member_history_secs",
                 (u64::from(routing.member_history_days) * 86_400).to_string(),
             ),
+            (
+                "history_secs",
+                (u64::from(routing.history_retention_days) * 86_400).to_string(),
+            ),
         ];
         let targets: Vec<(String, String)> = routing_targets(config)
             .into_iter()

@@ -46,6 +46,9 @@ pub const TIMER_TICK_BUDGET: Duration = TIMER_TICK;
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
 /// How often queue gauges are exported (each export reads every agent's state).
 pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
+/// How often each tenant's ended interactions past its `history_retention_days` are
+/// removed (each pass is one read for a tenant with nothing to remove).
+pub const HISTORY_TRIM_EVERY: Duration = Duration::from_secs(60);
 /// Back-off after a failure (Redis or NATS unreachable).
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -341,6 +344,7 @@ async fn housekeeping(
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     let mut gauges_due = Instant::now();
+    let mut trim_due = Instant::now();
     // Tenants whose outbox group this replica has made sure of (the relay
     // re-creates it if Redis lost it).
     let mut grouped: HashSet<String> = HashSet::new();
@@ -356,6 +360,10 @@ async fn housekeeping(
         let export_gauges = Instant::now() >= gauges_due;
         if export_gauges {
             gauges_due += GAUGES_EVERY;
+        }
+        let trim_history = Instant::now() >= trim_due;
+        if trim_history {
+            trim_due += HISTORY_TRIM_EVERY;
         }
         let ids = tenants.tenant_ids();
         grouped.retain(|id| ids.binary_search(id).is_ok());
@@ -385,12 +393,15 @@ async fn housekeeping(
                 }
                 Err(error) => tracing::debug!(%tenant, %error, "outbox lag not exported"),
             }
-            if !export_gauges {
-                continue;
-            }
             let Some(config) = tenants.get(&tenant) else {
                 continue;
             };
+            if trim_history {
+                trim_ended(store, &config).await;
+            }
+            if !export_gauges {
+                continue;
+            }
             let sequence = match store.event_sequence(&tenant).await {
                 Ok(sequence) => sequence,
                 Err(error) => {
@@ -427,5 +438,26 @@ async fn housekeeping(
                 Err(error) => tracing::debug!(%tenant, %error, "queue gauges not exported"),
             }
         }
+    }
+}
+
+/// Removes the tenant's interactions that ended longer ago than its
+/// `routing.history_retention_days`.
+async fn trim_ended(store: &RoutingStore, config: &TenantConfig) {
+    let retention_ms = i64::from(config.routing.history_retention_days) * 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
+    let cutoff = now_ms - retention_ms;
+    match store.trim_history(&config.id, cutoff).await {
+        Ok(0) => {}
+        Ok(removed) => {
+            tracing::info!(tenant = %config.id, removed, "ended interactions past their retention removed");
+            metrics::counter!("careline_history_trimmed_total", "tenant" => config.id.clone())
+                .increment(removed as u64);
+        }
+        Err(error) => tracing::warn!(tenant = %config.id, %error, "ended interactions not trimmed"),
     }
 }

@@ -219,12 +219,15 @@ impl Router for RouterService {
             "" => None,
             id => Some(validate::queue(&config, "queue_id", id)?),
         };
+        let (from_ms, to_ms) = validate::time_range(request.from_ms, request.to_ms)?;
         let page = request.page.unwrap_or_default();
         let filter = ListFilter {
             state,
             queue,
             page_size: page.page_size as usize,
             page_token: page.page_token,
+            from_ms,
+            to_ms,
         };
         let (interactions, next) = self
             .store

@@ -248,6 +248,23 @@ pub fn resolution(disposition: &str, tags: &[String]) -> Result<(), RouterError>
     Ok(())
 }
 
+/// A listing's time range: each side `None` when 0 (open); negative times and a
+/// range ending before it starts are refused.
+pub fn time_range(from_ms: i64, to_ms: i64) -> Result<(Option<i64>, Option<i64>), RouterError> {
+    if from_ms < 0 || to_ms < 0 {
+        return Err(invalid(
+            "from_ms and to_ms: give milliseconds since the Unix epoch, or 0 for an open side",
+        ));
+    }
+    if to_ms != 0 && from_ms > to_ms {
+        return Err(invalid(format!(
+            "from_ms ({from_ms}) is after to_ms ({to_ms}): swap them"
+        )));
+    }
+    let open = |ms: i64| (ms != 0).then_some(ms);
+    Ok((open(from_ms), open(to_ms)))
+}
+
 /// A pending-until time: in the future, within [`MAX_PENDING_MS`].
 pub fn pending_until(until_ms: i64, now_ms: i64) -> Result<(), RouterError> {
     if until_ms <= now_ms {

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use super::{
     EMAIL_TEMPLATES, MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS,
-    MAX_CHAT_WIDGETS, MAX_EMAIL_RETENTION_DAYS, MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS,
-    MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES, MAX_TEMPLATE_BYTES, MAX_TENANT_JSON_BYTES,
-    MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES, MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS,
-    MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN, TenantConfig,
+    MAX_CHAT_WIDGETS, MAX_EMAIL_RETENTION_DAYS, MAX_HISTORY_RETENTION_DAYS,
+    MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES,
+    MAX_TEMPLATE_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
+    MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
+    TenantConfig,
 };
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
@@ -403,6 +404,16 @@ impl TenantConfig {
                 format!(
                     "{} is out of range: use 1-{MAX_MEMBER_HISTORY_DAYS}",
                     r.member_history_days
+                ),
+            );
+        }
+        if !(1..=MAX_HISTORY_RETENTION_DAYS).contains(&r.history_retention_days) {
+            c.problem(
+                "routing.history_retention_days".into(),
+                format!(
+                    "{} is out of range: use 1-{MAX_HISTORY_RETENTION_DAYS} (the event log keeps \
+                     longer history)",
+                    r.history_retention_days
                 ),
             );
         }

@@ -25,7 +25,8 @@ local LANGUAGES = {'en', 'es'}
 -- Bounds the work of one script: a freed agent or a batch of timers makes at
 -- most this many offers; anything left is matched by the next event.
 local MAX_OFFERS_PER_SCRIPT = 64
--- Closed interactions stay readable this long.
+-- Closed interactions stay readable this long unless the tenant sets
+-- routing.history_retention_days (settings `history_secs`).
 local CLOSED_TTL_SECS = 7 * 24 * 3600
 local B32 = '0123456789abcdefghjkmnpqrstvwxyz' -- Crockford, as careline-domain ids
 
@@ -500,8 +501,9 @@ local function close_interaction(id, state)
   redis.call('ZREM', P .. 'live', id)
   redis.call('ZADD', P .. 'closed', NOW, id)
   redis.call('ZREMRANGEBYRANK', P .. 'closed', 0, -100001)
+  local ttl = tonumber(SETTINGS.history_secs) or CLOSED_TTL_SECS
   for _, suffix in ipairs({'', ':declined', ':notes'}) do
-    redis.call('EXPIRE', ix_key(id) .. suffix, CLOSED_TTL_SECS)
+    redis.call('EXPIRE', ix_key(id) .. suffix, ttl)
   end
 end
 

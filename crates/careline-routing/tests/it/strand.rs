@@ -321,3 +321,82 @@ async fn listing_pages_through_more_interactions_than_a_page_created_in_one_mill
     assert_eq!(listed.len(), CREATED, "every interaction listed once");
     assert_eq!(listed.iter().cloned().collect::<HashSet<_>>(), created);
 }
+
+/// Ended interactions of `env`'s tenant, oldest ended first, within `from..=to`.
+async fn ended(env: &Env, from_ms: Option<i64>, to_ms: Option<i64>) -> Vec<String> {
+    let filter = ListFilter {
+        state: Some(v1::InteractionState::Abandoned),
+        from_ms,
+        to_ms,
+        ..ListFilter::default()
+    };
+    let (page, _) = env
+        .store
+        .list_interactions(env.tenant(), &filter)
+        .await
+        .expect("listed");
+    page.into_iter().map(|ix| ix.id).collect()
+}
+
+#[tokio::test]
+async fn ended_interactions_list_by_when_they_ended_and_trimming_removes_the_older_ones() {
+    const RETENTION_DAYS: i64 = 2;
+    let env = Env::new(|t| t.routing.history_retention_days = RETENTION_DAYS as u32).await;
+    let first = env.chat("general").await;
+    let second = env.chat("general").await;
+    env.store.abandon(env.tenant(), &first).await.unwrap();
+    let first_ended = env.get(&first).await.updated_at_ms;
+    env.next_millisecond().await;
+    env.store.abandon(env.tenant(), &second).await.unwrap();
+    let second_ended = env.get(&second).await.updated_at_ms;
+
+    assert_eq!(
+        ended(&env, None, None).await,
+        [first.clone(), second.clone()]
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!(
+            "{}ix:{second}",
+            careline_routing::keys::prefix(env.tenant())
+        ))
+        .query_async(&mut env.redis_conn().await)
+        .await
+        .unwrap();
+    assert!(
+        (RETENTION_DAYS * 86_400 - 60..=RETENTION_DAYS * 86_400).contains(&ttl),
+        "an ended interaction expires after the tenant's retention: TTL {ttl}"
+    );
+    assert_eq!(ended(&env, None, Some(first_ended)).await, [first.as_str()]);
+    assert_eq!(
+        ended(&env, Some(second_ended), None).await,
+        [second.as_str()]
+    );
+    assert!(
+        ended(&env, Some(first_ended + 1), Some(second_ended - 1))
+            .await
+            .is_empty()
+    );
+
+    let removed = env
+        .store
+        .trim_history(env.tenant(), second_ended)
+        .await
+        .unwrap();
+    assert_eq!(
+        removed, 1,
+        "only the interaction that ended before the cutoff"
+    );
+    assert!(matches!(
+        env.store.get_interaction(env.tenant(), &first).await,
+        Err(RoutingError::NotFound(_))
+    ));
+    assert_eq!(ended(&env, None, None).await, [second.as_str()]);
+    assert_eq!(
+        env.store
+            .trim_history(env.tenant(), second_ended)
+            .await
+            .unwrap(),
+        0,
+        "trimming again removes nothing"
+    );
+}

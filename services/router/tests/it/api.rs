@@ -707,3 +707,58 @@ async fn create_raw(
     .await
     .map(tonic::Response::into_inner)
 }
+
+#[tokio::test]
+async fn ended_contacts_are_listed_within_a_time_range_and_a_backwards_range_is_refused() {
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let created = client
+        .create_interaction(create("general", v1::Channel::Chat, "ends-soon"))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.interaction.unwrap().id;
+    let ended = client
+        .abandon(v1::AbandonRequest {
+            interaction_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let list = |from_ms: i64, to_ms: i64| v1::ListInteractionsRequest {
+        state: v1::InteractionState::Abandoned as i32,
+        from_ms,
+        to_ms,
+        ..Default::default()
+    };
+    let within = client
+        .list_interactions(list(ended.updated_at_ms, ended.updated_at_ms))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        within
+            .interactions
+            .iter()
+            .map(|ix| &ix.id)
+            .collect::<Vec<_>>(),
+        [&id]
+    );
+    let before = client
+        .list_interactions(list(0, ended.updated_at_ms - 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(before.interactions.is_empty(), "ended after the range");
+    let status = client
+        .list_interactions(list(ended.updated_at_ms, ended.updated_at_ms - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("swap them"),
+        "{}",
+        status.message()
+    );
+    platform.stop().await;
+}
