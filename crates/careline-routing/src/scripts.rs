@@ -36,6 +36,7 @@ pub(crate) struct Scripts {
     pub agent_heartbeat: Script,
     pub timer_check: Script,
     pub rate_limit: Script,
+    pub purge_tenant: Script,
 }
 
 impl Scripts {
@@ -55,6 +56,7 @@ impl Scripts {
             agent_heartbeat: Script::new(include_str!("lua/agent_heartbeat.lua")),
             timer_check: Script::new(include_str!("lua/timer_check.lua")),
             rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
+            purge_tenant: Script::new(include_str!("lua/purge_tenant.lua")),
         }
     }
 }

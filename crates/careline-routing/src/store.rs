@@ -209,6 +209,38 @@ impl RoutingStore {
         Ok((wait_micros > 0).then(|| Duration::from_micros(wait_micros)))
     }
 
+    /// Interactions of `tenant` not yet ended (queued, offered, assigned, pending).
+    pub async fn open_interactions(&self, tenant: &str) -> Result<u64> {
+        Ok(redis::cmd("ZCARD")
+            .arg(keys::tenant_key(tenant, "live"))
+            .query_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    /// Deletes every key of `tenant` (any service's: all carry its hash tag),
+    /// for a tenant removed from the configuration; returns how many. Run after
+    /// the tenant left the configuration, so that no service writes it again.
+    pub async fn purge_tenant(&self, tenant: &str) -> Result<u64> {
+        let pattern = format!("*{{{tenant}}}*");
+        let mut cursor = "0".to_owned();
+        let mut deleted = 0;
+        loop {
+            let (next, count): (String, u64) = self
+                .scripts
+                .purge_tenant
+                .key(keys::prefix(tenant))
+                .arg(&cursor)
+                .arg(&pattern)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            deleted += count;
+            if next == "0" {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// Answers a change only once `replicas` Redis replicas of the tenant's
     /// primary hold it (Redis `WAIT`, at most [`REPLICA_ACK_TIMEOUT`]), so a
     /// replica promoted after a crash has everything that was answered. A

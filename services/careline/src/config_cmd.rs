@@ -8,13 +8,19 @@ use anyhow::Context;
 use careline_bus::tenants::TenantStore;
 use careline_bus::{MAX_REPLICAS, config_applied};
 use careline_domain::{ConfigError, TenantConfig};
-use careline_kit::config::{DEFAULT_NATS_URL, ENV_NATS_REPLICAS, ENV_NATS_URL};
+use careline_kit::config::{
+    DEFAULT_NATS_URL, DEFAULT_REDIS_URL, ENV_NATS_REPLICAS, ENV_NATS_URL, ENV_REDIS_URL,
+};
+use careline_routing::RoutingStore;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 use futures::StreamExt as _;
 
 /// How long to wait for NATS to accept the connection before saying how to start it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `delete` lets calls in flight for the deleted tenant finish before it removes
+/// their state a second time.
+const DELETE_SETTLE: Duration = Duration::from_secs(2);
 /// How long `apply` waits by default for a running service to confirm the new revision (a
 /// routing worker applies a change within milliseconds; a busy one within a few seconds).
 const DEFAULT_APPLY_WAIT_SECS: u64 = 15;
@@ -58,6 +64,19 @@ pub enum ConfigCommand {
     Check {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
+    },
+    /// Remove a tenant: its configuration (its API keys and agent logins stop working at
+    /// once) and its state in Redis. Refused while it has open contacts, unless --force.
+    Delete {
+        tenant: String,
+        /// Delete even though contacts are still open (they are lost with the tenant).
+        #[arg(long)]
+        force: bool,
+        /// Redis the services use.
+        #[arg(long, env = ENV_REDIS_URL, default_value = DEFAULT_REDIS_URL)]
+        redis_url: String,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// Print a tenant's stored configuration as YAML.
     Get {
@@ -114,6 +133,12 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        ConfigCommand::Delete {
+            tenant,
+            force,
+            redis_url,
+            nats,
+        } => delete(&tenant, force, &redis_url, &nats).await?,
         ConfigCommand::Get { tenant, nats } => {
             let store = open(&nats).await?;
             let config = store.get(&tenant).await?.with_context(|| {
@@ -124,6 +149,38 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
             print!("{}", serde_yaml_ng::to_string(&config)?);
         }
     }
+    Ok(())
+}
+
+/// `config delete`: see [`ConfigCommand::Delete`].
+async fn delete(tenant: &str, force: bool, redis_url: &str, nats: &NatsArgs) -> anyhow::Result<()> {
+    let store = open(nats).await?;
+    if store.get(tenant).await?.is_none() {
+        anyhow::bail!(
+            "tenant {tenant} is not configured: `careline config get` lists nothing to delete"
+        );
+    }
+    let routing = RoutingStore::connect(redis_url).await.with_context(|| {
+        format!("cannot reach Redis at {redis_url}: pass --redis-url or set {ENV_REDIS_URL}")
+    })?;
+    let open_contacts = routing.open_interactions(tenant).await?;
+    if open_contacts > 0 && !force {
+        anyhow::bail!(
+            "tenant {tenant} has {open_contacts} open contacts: resolve them first, or pass --force \
+             to delete them with the tenant"
+        );
+    }
+    store.delete(tenant).await?;
+    let mut keys = routing.purge_tenant(tenant).await?;
+    // A call in flight when the configuration went may still write; the services
+    // drop the tenant within milliseconds, so a second pass after a pause gets it.
+    tokio::time::sleep(DELETE_SETTLE).await;
+    keys += routing.purge_tenant(tenant).await?;
+    println!(
+        "deleted tenant {tenant}: its configuration (its API keys and agent logins no longer \
+         work), {open_contacts} open contacts and {keys} Redis keys; its events stay in the event \
+         stream until they age out"
+    );
     Ok(())
 }
 

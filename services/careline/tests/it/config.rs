@@ -425,18 +425,53 @@ async fn check_refused(tenant_file: &str) -> (String, String) {
     (stderr, file)
 }
 
+/// A router serving on a loopback port over `sandbox`'s Redis and NATS.
+struct RunningRouter {
+    addr: std::net::SocketAddr,
+    shutdown: careline_kit::Shutdown,
+    served: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningRouter {
+    async fn start(sandbox: &careline_testkit::Sandbox) -> RunningRouter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = careline_kit::Shutdown::new();
+        let config = careline_router::RouterConfig::with_common(careline_kit::CommonConfig {
+            redis_url: sandbox.redis_url(),
+            nats_url: sandbox.nats_url(),
+            ..careline_kit::CommonConfig::default()
+        });
+        let served = tokio::spawn(careline_router::serve(config, listener, shutdown.clone()));
+        RunningRouter {
+            addr,
+            shutdown,
+            served,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.served.await.unwrap().unwrap();
+    }
+}
+
+/// A create of an email contact in the demo tenant's general queue.
+fn email_contact(key: &str) -> careline_proto::v1::CreateInteractionRequest {
+    careline_proto::v1::CreateInteractionRequest {
+        channel: careline_proto::v1::Channel::Email as i32,
+        queue_id: "general".into(),
+        language: careline_proto::v1::Language::En as i32,
+        member_ref: "member-1".into(),
+        idempotency_key: key.into(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn apply_returns_once_a_running_router_routes_with_the_new_tenant() {
     let sandbox = careline_testkit::Sandbox::start().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = careline_kit::Shutdown::new();
-    let config = careline_router::RouterConfig::with_common(careline_kit::CommonConfig {
-        redis_url: sandbox.redis_url(),
-        nats_url: sandbox.nats_url(),
-        ..careline_kit::CommonConfig::default()
-    });
-    let router = tokio::spawn(careline_router::serve(config, listener, shutdown.clone()));
+    let router = RunningRouter::start(&sandbox).await;
 
     let demo = demo_file();
     let applied = run(&[
@@ -456,18 +491,99 @@ async fn apply_returns_once_a_running_router_routes_with_the_new_tenant() {
     );
     // No retry: once apply has returned, the tenant's first create works.
     let mut client =
-        careline_testkit::router::router_client(addr, careline_testkit::demo::API_KEY).await;
-    let created = client
-        .create_interaction(careline_proto::v1::CreateInteractionRequest {
-            channel: careline_proto::v1::Channel::Email as i32,
-            queue_id: "general".into(),
-            language: careline_proto::v1::Language::En as i32,
-            member_ref: "member-1".into(),
-            idempotency_key: "first".into(),
-            ..Default::default()
-        })
-        .await;
+        careline_testkit::router::router_client(router.addr, careline_testkit::demo::API_KEY).await;
+    let created = client.create_interaction(email_contact("first")).await;
     assert!(created.is_ok(), "first create after apply: {created:?}");
-    shutdown.trigger();
-    router.await.unwrap().unwrap();
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn delete_refuses_a_tenant_with_open_contacts_unless_forced_then_removes_its_keys_and_state()
+{
+    let sandbox = careline_testkit::Sandbox::start().await.unwrap();
+    let router = RunningRouter::start(&sandbox).await;
+    let (nats_url, redis_url) = (sandbox.nats_url(), sandbox.redis_url());
+    let demo = demo_file();
+    let applied = run(&[
+        "config",
+        "apply",
+        "-f",
+        demo.to_str().unwrap(),
+        "--nats-url",
+        &nats_url,
+    ])
+    .await;
+    assert!(applied.status.success(), "{:?}", text(&applied));
+    let mut client =
+        careline_testkit::router::router_client(router.addr, careline_testkit::demo::API_KEY).await;
+    client
+        .create_interaction(email_contact("still-open"))
+        .await
+        .expect("created");
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("SET")
+        .arg("cl:{other-plan}:settings")
+        .arg("kept")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let delete = |force: bool| {
+        let mut args = vec![
+            "config",
+            "delete",
+            "demo-health",
+            "--nats-url",
+            &nats_url,
+            "--redis-url",
+            &redis_url,
+        ];
+        if force {
+            args.push("--force");
+        }
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move { run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+
+    let refused = delete(false).await;
+    let (_, stderr) = text(&refused);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("tenant demo-health has 1 open contacts") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let still = client
+        .create_interaction(email_contact("after-refusal"))
+        .await;
+    assert!(still.is_ok(), "a refused delete changes nothing: {still:?}");
+
+    let deleted = delete(true).await;
+    let (stdout, stderr) = text(&deleted);
+    assert!(deleted.status.success(), "{stderr}");
+    assert!(stdout.contains("deleted tenant demo-health"), "{stdout}");
+    let status = client
+        .create_interaction(email_contact("after-delete"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unauthenticated,
+        "its key no longer works"
+    );
+    router.stop().await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("*{demo-health}*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the tenant's keys are gone: {left:?}");
+    let kept: Option<String> = redis::cmd("GET")
+        .arg("cl:{other-plan}:settings")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("kept"), "another tenant's keys stay");
 }
