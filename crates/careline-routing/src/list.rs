@@ -19,6 +19,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 /// Index entries one call reads at most while filtering, whatever it finds.
 const MAX_SCANNED: usize = 5_000;
+/// Largest page in encoded bytes: well under the 4 MiB a gRPC client accepts by
+/// default, whatever the notes and context of the interactions on it.
+pub const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 /// Ended interactions removed per round trip by [`RoutingStore::trim_history`].
 const TRIM_BATCH: usize = 500;
 
@@ -67,6 +70,7 @@ impl RoutingStore {
         let mut page = Vec::new();
         let batch_size = page_size + 64;
         let mut scanned = 0;
+        let mut page_bytes = 0;
         // Entries already seen that share the token's score come first (ties
         // are ordered by id); past a whole batch of them, skip by offset.
         let mut offset = 0;
@@ -98,10 +102,16 @@ impl RoutingStore {
             let read = self.get_interactions(tenant, &ids).await?;
             for ((id, s), ix) in fresh.iter().zip(read) {
                 scanned += 1;
-                score = *s;
-                after_id.clone_from(id);
                 match ix {
-                    Ok(ix) if matches(&ix, filter) => page.push(ix),
+                    Ok(ix) if matches(&ix, filter) => {
+                        let size = prost::Message::encoded_len(&ix);
+                        if !page.is_empty() && page_bytes + size > MAX_PAGE_BYTES {
+                            // The page ends before this one: the token still names the last listed.
+                            return Ok((page, format!("{score}:{after_id}")));
+                        }
+                        page_bytes += size;
+                        page.push(ix);
+                    }
                     Ok(_) | Err(RoutingError::NotFound(_)) => {}
                     // One damaged record must not hide the tenant's others.
                     Err(RoutingError::Corrupt(error)) => {
@@ -110,6 +120,8 @@ impl RoutingStore {
                     }
                     Err(e) => return Err(e),
                 }
+                score = *s;
+                after_id.clone_from(id);
                 if page.len() == page_size || scanned == MAX_SCANNED {
                     return Ok((page, format!("{score}:{after_id}")));
                 }

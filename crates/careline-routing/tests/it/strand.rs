@@ -400,3 +400,47 @@ async fn ended_interactions_list_by_when_they_ended_and_trimming_removes_the_old
         "trimming again removes nothing"
     );
 }
+
+#[tokio::test]
+async fn a_page_stays_under_the_size_a_client_accepts_and_the_next_pages_hold_the_rest() {
+    const CONTACTS: usize = 200;
+    const REASON_BYTES: usize = 30_000;
+    let env = Env::new(|_| {}).await;
+    for n in 0..CONTACTS {
+        let mut contact = env.new_interaction("general", Channel::Chat, En, Priority::Normal);
+        contact.context.reason = "x".repeat(REASON_BYTES);
+        contact.idempotency_key = format!("big-{n}");
+        env.store
+            .create_interaction(env.tenant(), &contact)
+            .await
+            .expect("created");
+    }
+    let mut filter = ListFilter {
+        page_size: careline_routing::list::MAX_PAGE_SIZE,
+        ..ListFilter::default()
+    };
+    let (mut listed, mut pages) = (HashSet::new(), 0);
+    loop {
+        let (page, next) = env
+            .store
+            .list_interactions(env.tenant(), &filter)
+            .await
+            .expect("listed");
+        let bytes: usize = page.iter().map(prost::Message::encoded_len).sum();
+        assert!(
+            bytes <= careline_routing::list::MAX_PAGE_BYTES,
+            "page {pages} holds {bytes} bytes"
+        );
+        pages += 1;
+        listed.extend(page.into_iter().map(|ix| ix.id));
+        if next.is_empty() {
+            break;
+        }
+        filter.page_token = next;
+    }
+    assert_eq!(listed.len(), CONTACTS, "every contact listed once");
+    assert!(
+        pages > 1,
+        "{CONTACTS} contacts of {REASON_BYTES} bytes take more than a page"
+    );
+}
