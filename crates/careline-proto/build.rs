@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "notifications",
         "email",
         "chat",
+        "audit",
     ]
     .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config_applied;
 pub mod consume;
 pub mod error;

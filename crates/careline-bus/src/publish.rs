@@ -171,7 +171,7 @@ impl Publisher {
 /// trace context, and waits until JetStream stored it.
 pub async fn publish_message(
     js: &jetstream::Context,
-    subject: &Subject,
+    subject: &(dyn std::fmt::Display + Sync),
     msg_id: &str,
     payload: Vec<u8>,
 ) -> Result<(), BusError> {
@@ -188,7 +188,7 @@ pub async fn publish_message(
 /// carries; the returned future yields JetStream's ack.
 async fn start_publish(
     js: &jetstream::Context,
-    subject: &Subject,
+    subject: &(dyn std::fmt::Display + Sync),
     msg_id: &str,
     payload: Vec<u8>,
 ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {

@@ -58,7 +58,8 @@ pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, B
     ensure_streams_with(js, &StreamSettings::default()).await
 }
 
-/// Creates or updates the event stream `CARELINE_EVENTS` over `careline.>`.
+/// Creates or updates the event stream `CARELINE_EVENTS` over `careline.>`, and the
+/// access audit stream (see [`crate::audit`]).
 pub async fn ensure_streams_with(
     js: &jetstream::Context,
     settings: &StreamSettings,
@@ -72,6 +73,7 @@ pub async fn ensure_streams_with(
         max_age: settings.max_age,
         ..Default::default()
     };
+    crate::audit::ensure_audit_stream(js, settings.replicas).await?;
     create_or_update(js, config, settings.replicas).await
 }
 

@@ -199,6 +199,41 @@ fn presented_key(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     Ok(Some(key))
 }
 
+/// The id of the API key [`TenantAuth`] authenticated the request with ("" without one),
+/// for the access audit and logs.
+pub fn key_id<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| caller.key_id.clone())
+        .unwrap_or_default()
+}
+
+/// Records in the access audit that API key `key_id` read `ids` of `tenant` through
+/// `method`, or UNAVAILABLE: no contact content goes out unaudited.
+pub async fn record_read(
+    audit: &careline_bus::audit::AuditLog,
+    key_id: &str,
+    tenant: &str,
+    method: &str,
+    ids: Vec<String>,
+) -> Result<(), Status> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let actor = careline_bus::audit::Actor {
+        kind: careline_proto::v1::ActorKind::ApiKey,
+        id: key_id,
+    };
+    audit
+        .record(tenant, method, actor, ids)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "access audit not recorded: the read is refused");
+            Status::unavailable("the access audit cannot record this read right now; retry")
+        })
+}
+
 /// The caller's tenant, if [`TenantAuth`] authenticated the request with a key that has one
 /// of `needed` (or `admin`): UNAUTHENTICATED telling the caller how to send credentials
 /// without one, PERMISSION_DENIED naming the scope when the key lacks it.

@@ -27,6 +27,8 @@ pub struct ChatGatewayService {
     pub shutdown: CancellationToken,
     /// Agent stream tasks, joined before the backend's connections close.
     pub sessions: TaskTracker,
+    /// Where reads of a transcript are recorded before it is returned.
+    pub audit: careline_bus::audit::AuditLog,
 }
 
 #[tonic::async_trait]
@@ -65,6 +67,14 @@ impl ChatGateway for ChatGatewayService {
             return Err(ChatError::NotFound(ix.clone()).into());
         }
         let entries = store.entries(&tenant, ix, None).await?;
+        careline_kit::auth::record_read(
+            &self.audit,
+            &careline_kit::auth::key_id(&request),
+            &tenant,
+            "careline.v1.ChatGateway/GetTranscript",
+            vec![ix.clone()],
+        )
+        .await?;
         Ok(Response::new(v1::Transcript {
             interaction_id: ix.clone(),
             entries: entries.iter().map(|e| agent::entry_proto(ix, e)).collect(),

@@ -114,6 +114,7 @@ pub async fn serve_with_http(
             chats,
             shutdown: shutdown.token().clone(),
             sessions: sessions.clone(),
+            audit: careline_bus::audit::AuditLog::new(js.clone(), "chat-gateway"),
         })
         .max_decoding_message_size(limits::MAX_GRPC_REQUEST_BYTES),
         TenantAuth::from_arc(tenants),

@@ -18,6 +18,8 @@ use crate::intake::{Intake, MAX_REPLY_BYTES};
 pub struct EmailIntakeService {
     pub inbox: Inbox,
     pub intake: Intake,
+    /// Where reads of a thread are recorded before it is returned.
+    pub audit: careline_bus::audit::AuditLog,
 }
 
 fn interaction_id(value: &str) -> Result<String, EmailError> {
@@ -76,8 +78,18 @@ impl EmailIntake for EmailIntakeService {
         request: Request<v1::GetThreadRequest>,
     ) -> Result<Response<v1::EmailThread>, Status> {
         let tenant = authorize(&request, &[Scope::Supervisor, Scope::AgentActions])?;
+        let reader = careline_kit::auth::key_id(&request);
         let id = interaction_id(&request.into_inner().interaction_id)?;
         tracing::Span::current().record("interaction_id", id.as_str());
-        Ok(Response::new(self.intake.thread(&tenant, &id).await?))
+        let thread = self.intake.thread(&tenant, &id).await?;
+        careline_kit::auth::record_read(
+            &self.audit,
+            &reader,
+            &tenant,
+            "careline.v1.EmailIntake/GetThread",
+            vec![id],
+        )
+        .await?;
+        Ok(Response::new(thread))
     }
 }

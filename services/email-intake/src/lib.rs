@@ -112,7 +112,12 @@ pub async fn serve_with_smtp(
         tenants.clone(),
         shutdown.clone(),
     ));
-    let service = grpc::EmailIntakeService { inbox, intake };
+    let audit = careline_bus::audit::AuditLog::new(intake.js.clone(), "email-intake");
+    let service = grpc::EmailIntakeService {
+        inbox,
+        intake,
+        audit,
+    };
     let server = InterceptedService::new(
         EmailIntakeServer::new(service)
             .max_decoding_message_size(max_message_bytes + GRPC_OVERHEAD_BYTES),

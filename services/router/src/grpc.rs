@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use careline_bus::TenantDirectory;
+use careline_bus::audit::AuditLog;
 use careline_domain::tenant::{Scope, TenantConfig};
 use careline_kit::Shutdown;
 use careline_proto::v1;
@@ -64,6 +65,8 @@ pub struct RouterService {
     pub(crate) stats: crate::stats_feed::StatsFeeds,
     /// Slots for `WatchQueueStats` and `WatchInteractions` streams on this replica.
     pub(crate) supervisor_streams: StreamSlots,
+    /// Where reads of contact content are recorded.
+    pub(crate) audit: AuditLog,
     pub(crate) clock: Clock,
 }
 
@@ -138,6 +141,18 @@ impl RouterService {
         }
     }
 
+    /// Records that API key `key_id` read `ids` of `tenant` (see
+    /// [`careline_kit::auth::record_read`]).
+    async fn audit_read(
+        &self,
+        key_id: &str,
+        tenant: &str,
+        method: &str,
+        ids: Vec<String>,
+    ) -> Result<(), Status> {
+        careline_kit::auth::record_read(&self.audit, key_id, tenant, method, ids).await
+    }
+
     async fn interaction(&self, tenant: &str, id: &str) -> Result<v1::Interaction, Status> {
         Ok(self
             .store
@@ -198,7 +213,15 @@ impl Router for RouterService {
         let config = self.admit(&request, Budget::Calls, READ_CONTACT).await?;
         let id = validate::interaction_id(&request.get_ref().interaction_id)?;
         record_interaction(&id);
-        Ok(Response::new(self.interaction(&config.id, &id).await?))
+        let interaction = self.interaction(&config.id, &id).await?;
+        self.audit_read(
+            &careline_kit::auth::key_id(&request),
+            &config.id,
+            "careline.v1.Router/GetInteraction",
+            vec![id],
+        )
+        .await?;
+        Ok(Response::new(interaction))
     }
 
     #[instrument(skip_all, fields(tenant))]
@@ -207,6 +230,7 @@ impl Router for RouterService {
         request: Request<v1::ListInteractionsRequest>,
     ) -> Result<Response<v1::ListInteractionsResponse>, Status> {
         let config = self.admit(&request, Budget::Calls, SUPERVISOR).await?;
+        let reader = careline_kit::auth::key_id(&request);
         let request = request.into_inner();
         let state = match request.state {
             0 => None,
@@ -234,6 +258,14 @@ impl Router for RouterService {
             .list_interactions(&config.id, &filter)
             .await
             .map_err(RouterError::from)?;
+        let ids = interactions.iter().map(|ix| ix.id.clone()).collect();
+        self.audit_read(
+            &reader,
+            &config.id,
+            "careline.v1.Router/ListInteractions",
+            ids,
+        )
+        .await?;
         Ok(Response::new(v1::ListInteractionsResponse {
             interactions,
             page: Some(v1::PageResponse {

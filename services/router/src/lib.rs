@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 pub mod config;
 mod error;
 mod grpc;
@@ -25,6 +26,7 @@ mod watch;
 use std::sync::Arc;
 
 use careline_kit::{GrpcServer, Shutdown, TenantAuth};
+use careline_proto::v1::audit_log_server::AuditLogServer;
 use careline_proto::v1::router_server::RouterServer;
 use careline_routing::Backend;
 use tokio::net::TcpListener;
@@ -57,6 +59,10 @@ pub async fn serve_with_clock(
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config.common, "router", shutdown.token()).await?;
     let watchers = TaskTracker::new();
+    let audit = careline_bus::audit::AuditLog::new(
+        async_nats::jetstream::new(backend.nats.clone()),
+        "router",
+    );
     let service = grpc::RouterService {
         store: backend.store.clone(),
         tenants: backend.tenants.clone(),
@@ -77,15 +83,21 @@ pub async fn serve_with_clock(
             config.stats_interval(),
         ),
         supervisor_streams: grpc::StreamSlots::new(config.max_supervisor_streams),
+        audit: audit.clone(),
         clock,
     };
     let router = InterceptedService::new(
         RouterServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
         TenantAuth::new(backend.tenants.clone()),
     );
+    let audit_log = InterceptedService::new(
+        AuditLogServer::new(audit::AuditService { audit }),
+        TenantAuth::new(backend.tenants.clone()),
+    );
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     GrpcServer::new()
         .add_service(router)
+        .add_service(audit_log)
         .shutdown_grace(config.common.shutdown_grace())
         .limits(config.common.server)
         // NOT_SERVING while Redis or NATS is unreachable.

@@ -762,3 +762,88 @@ async fn ended_contacts_are_listed_within_a_time_range_and_a_backwards_range_is_
     );
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn every_read_of_a_contact_is_in_the_access_audit_without_its_content() {
+    use careline_proto::v1::audit_log_client::AuditLogClient;
+    let platform = Platform::start().await;
+    let mut client = platform.client(DEMO_KEY).await;
+    let mut request = create("general", v1::Channel::Chat, "audited");
+    request.context.as_mut().unwrap().reason = "marker-7f3a knee surgery follow-up".into();
+    let id = client
+        .create_interaction(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+        .id;
+    client
+        .get_interaction(v1::GetInteractionRequest {
+            interaction_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    client
+        .list_interactions(v1::ListInteractionsRequest::default())
+        .await
+        .unwrap();
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", platform.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut audit =
+        AuditLogClient::with_interceptor(channel.clone(), careline_testkit::Bearer::new(DEMO_KEY));
+    let listed = audit
+        .list_audit_events(v1::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let reads: Vec<(&str, &str, &[String])> = listed
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.method.as_str(),
+                e.actor_id.as_str(),
+                e.interaction_ids.as_slice(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            (
+                "careline.v1.Router/GetInteraction",
+                "demo-integration",
+                std::slice::from_ref(&id)
+            ),
+            (
+                "careline.v1.Router/ListInteractions",
+                "demo-integration",
+                std::slice::from_ref(&id)
+            ),
+        ],
+        "who read what, in order"
+    );
+    for event in &listed.events {
+        let stored = format!("{event:?}");
+        assert!(
+            !stored.contains("marker-7f3a"),
+            "no content in the audit: {stored}"
+        );
+        assert_eq!(event.actor_kind, v1::ActorKind::ApiKey as i32);
+    }
+    let mut ivr = AuditLogClient::with_interceptor(
+        channel,
+        careline_testkit::Bearer::new(careline_testkit::demo::IVR_KEY),
+    );
+    let status = ivr
+        .list_audit_events(v1::ListAuditEventsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    platform.stop().await;
+}
