@@ -73,8 +73,9 @@ pub async fn ensure_streams_with(
         max_age: settings.max_age,
         ..Default::default()
     };
+    let events = create_or_update(js, config, settings.replicas).await?;
     crate::audit::ensure_audit_stream(js, settings.replicas).await?;
-    create_or_update(js, config, settings.replicas).await
+    Ok(events)
 }
 
 /// Creates the stream `config` describes or updates it to `config`, kept on
