@@ -86,8 +86,7 @@ pub async fn serve_with_clock(
     tracing::info!(addr = %listener.local_addr()?, "router serving");
     GrpcServer::new()
         .add_service(router)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         // NOT_SERVING while Redis or NATS is unreachable.
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())
