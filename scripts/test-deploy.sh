@@ -59,6 +59,7 @@ declare -A value_sets=(
     [external]="-f $CHART/ci/external-values.yaml"
     [redis-cluster]="-f $CHART/ci/redis-cluster-values.yaml"
     [tls]="-f $CHART/ci/tls-values.yaml"
+    [tls-server]="-f $CHART/ci/tls-server-values.yaml"
     [hpa-off]="-f $CHART/ci/hpa-off-values.yaml"
     [production]="-f $CHART/values-production.yaml"
 )
@@ -154,6 +155,9 @@ check "chart rejects no NATS" rejects "--set nats.bundled.enabled=false" "nats: 
 check "chart rejects TLS without a CA Secret" rejects "-f $CHART/ci/tls-values.yaml --set tls.caSecret.name=" "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle"
 check "chart rejects TLS with a plain redis:// URL, hiding its password" rejects "-f $CHART/ci/tls-values.yaml --set redis.url=redis://:pw@r:6379" "redis.url: tls.enabled=true needs a rediss:// or rediss+cluster:// URL, got redis://<credentials>@r:6379"
 check "chart rejects TLS with plain redis:// cluster nodes" rejects "-f $CHART/ci/tls-values.yaml --set redis.url= --set redis.cluster.nodes={redis://n1:6379}" "redis.cluster.nodes: tls.enabled=true needs rediss:// node URLs, got redis://n1:6379"
+check "chart rejects server TLS without the certificate Secret" rejects "-f $CHART/ci/tls-server-values.yaml --set tls.server.existingSecret=" "tls.server.existingSecret: tls.server.enabled=true needs the Secret holding the services' certificate and key"
+check "chart rejects server TLS without a CA Secret" rejects "-f $CHART/ci/tls-server-values.yaml --set tls.caSecret.name=" "tls.caSecret.name: tls.server.enabled=true needs the Secret holding the CA bundle"
+check "chart rejects client certificates without server TLS" rejects "--set tls.server.requireClientCertificates=true" "tls.server.requireClientCertificates: client certificates need TLS; set tls.server.enabled=true"
 check "schema rejects an SMTP Service type that does not exist" rejects "--set emailIntake.smtp.service.type=External" "emailIntake.smtp.service.type: emailIntake.smtp.service.type must be one of the following"
 check "schema rejects a privileged SMTP port in the pod" rejects "--set emailIntake.smtp.port=25" "emailIntake.smtp.port: Must be greater than or equal to 1025"
 check "schema rejects a sender CIDR that is not one" rejects "--set networkPolicy.smtpFromCidrs={mail.example.org}" "networkPolicy.smtpFromCidrs.0: Does not match pattern"

@@ -20,7 +20,7 @@ listener, the router it creates interactions on and the key it presents there
 - name: CARELINE_EMAIL_MAX_MESSAGE_BYTES
   value: {{ int64 $values.maxMessageBytes | quote }}
 - name: CARELINE_ROUTER_URL
-  value: {{ printf "http://%s-router:%d" (include "careline.fullname" .) (int .Values.router.grpcPort) | quote }}
+  value: {{ printf "%s://%s-router:%d" (ternary "https" "http" .Values.tls.server.enabled) (include "careline.fullname" .) (int .Values.router.grpcPort) | quote }}
 {{- with $values.routerApiKeys.existingSecret.name }}
 # tenant=key,... : never in values or the ConfigMap.
 - name: CARELINE_EMAIL_ROUTER_API_KEYS

@@ -116,6 +116,17 @@ names the value to change.
 {{- if and .Values.emailIntake.enabled (not .Values.router.enabled) -}}
 {{- fail "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false" -}}
 {{- end -}}
+{{- if .Values.tls.server.enabled -}}
+{{- if not .Values.tls.server.existingSecret -}}
+{{- fail "tls.server.existingSecret: tls.server.enabled=true needs the Secret holding the services' certificate and key" -}}
+{{- end -}}
+{{- if not .Values.tls.caSecret.name -}}
+{{- fail "tls.caSecret.name: tls.server.enabled=true needs the Secret holding the CA bundle (the services verify each other with it)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.tls.server.requireClientCertificates (not .Values.tls.server.enabled) -}}
+{{- fail "tls.server.requireClientCertificates: client certificates need TLS; set tls.server.enabled=true" -}}
+{{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- if not .Values.tls.caSecret.name -}}
 {{- fail "tls.caSecret.name: tls.enabled=true needs the Secret holding the CA bundle" -}}
@@ -163,15 +174,30 @@ names the value to change.
       name: {{ include "careline.fullname" . }}-stores
       key: nats-url
       {{- end }}
-{{- if .Values.tls.enabled }}
-- name: SSL_CERT_FILE
+{{ include "careline.tlsEnv" . }}
+{{- end -}}
+
+{{/* The TLS files as the services read them (crates/careline-kit/src/tls.rs). */}}
+{{- define "careline.tlsEnv" -}}
+{{- if or .Values.tls.enabled .Values.tls.server.enabled }}
+- name: CARELINE_TLS_CA
   value: /etc/careline/tls/ca.crt
+{{- end }}
+{{- if .Values.tls.server.enabled }}
+- name: CARELINE_TLS_CERT
+  value: /etc/careline/tls-server/tls.crt
+- name: CARELINE_TLS_KEY
+  value: /etc/careline/tls-server/tls.key
+{{- if .Values.tls.server.requireClientCertificates }}
+- name: CARELINE_TLS_CLIENT_CA
+  value: /etc/careline/tls/ca.crt
+{{- end }}
 {{- end }}
 {{- end -}}
 
-{{/* TLS CA volume and its mount, when tls.enabled. */}}
+{{/* TLS volumes (the CA bundle; the services' certificate) and their mounts. */}}
 {{- define "careline.tlsVolume" -}}
-{{- if .Values.tls.enabled }}
+{{- if or .Values.tls.enabled .Values.tls.server.enabled }}
 - name: tls-ca
   secret:
     secretName: {{ .Values.tls.caSecret.name }}
@@ -179,14 +205,47 @@ names the value to change.
       - key: {{ .Values.tls.caSecret.key }}
         path: ca.crt
 {{- end }}
+{{- if .Values.tls.server.enabled }}
+- name: tls-server
+  secret:
+    secretName: {{ .Values.tls.server.existingSecret }}
+    items:
+      - key: {{ .Values.tls.server.certKey }}
+        path: tls.crt
+      - key: {{ .Values.tls.server.keyKey }}
+        path: tls.key
+{{- end }}
 {{- end -}}
 
 {{- define "careline.tlsMount" -}}
-{{- if .Values.tls.enabled }}
+{{- if or .Values.tls.enabled .Values.tls.server.enabled }}
 - name: tls-ca
   mountPath: /etc/careline/tls
   readOnly: true
 {{- end }}
+{{- if .Values.tls.server.enabled }}
+- name: tls-server
+  mountPath: /etc/careline/tls-server
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+The readiness and startup probe of a service listening on gRPC port `port`: gRPC health, or
+with tls.server.enabled (kubelet gRPC probes cannot speak TLS) HTTPS /readyz on the metrics
+port, which answers 200 exactly while the gRPC health says SERVING.
+*/}}
+{{- define "careline.readinessCheck" -}}
+{{- if .ctx.Values.tls.server.enabled -}}
+httpGet: { path: /readyz, port: metrics, scheme: HTTPS }
+{{- else -}}
+grpc: { port: {{ .port }} }
+{{- end -}}
+{{- end -}}
+
+{{/* The scheme of the metrics port, when not plain HTTP. */}}
+{{- define "careline.metricsScheme" -}}
+{{- if .Values.tls.server.enabled }}, scheme: HTTPS{{ end -}}
 {{- end -}}
 
 {{/* Spread one component's pods over zones, then nodes. */}}

@@ -26,7 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 # The release the test renders: `helm template careline charts/careline -n careline`.
 PREFIX = "careline"
 # What scripts/test-deploy.sh renders: the value sets and the kustomize overlays.
-VALUE_SETS = ("default", "bundled", "external", "redis-cluster", "tls", "hpa-off", "production")
+VALUE_SETS = ("default", "bundled", "external", "redis-cluster", "tls", "tls-server", "hpa-off",
+              "production")
 OVERLAYS = ("kustomize-dev", "kustomize-prod")
 # The gRPC services every render runs, with their ports and listen-address variables.
 GRPC_SERVICES = (("router", 50051, "CARELINE_ROUTER_ADDR"),
@@ -118,11 +119,56 @@ def tls_mounts_the_ca_and_points_the_services_at_it():
     docs = render("tls")
     for name, spec in pod_specs(docs):
         container = spec["containers"][0]
-        assert env_of(container)["SSL_CERT_FILE"]["value"] == "/etc/careline/tls/ca.crt", name
+        env = env_of(container)
+        assert env["CARELINE_TLS_CA"]["value"] == "/etc/careline/tls/ca.crt", name
+        # TLS to the stores only: the services' own ports stay plaintext.
+        assert "CARELINE_TLS_CERT" not in env and "CARELINE_TLS_CLIENT_CA" not in env, name
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         assert mounts["tls-ca"]["mountPath"] == "/etc/careline/tls", name
         volume = {v["name"]: v for v in spec["volumes"]}["tls-ca"]["secret"]
         assert volume == {"secretName": "careline-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}
+
+
+def plaintext_is_the_default():
+    for name, spec in pod_specs(render("default")):
+        for container in spec["containers"]:
+            assert not [e for e in env_of(container) if e.startswith("CARELINE_TLS_")], name
+
+
+def server_tls_serves_the_certificate_requires_client_certificates_and_probes_https():
+    docs = render("tls-server")
+    careline = [(name, spec) for name, spec in pod_specs(docs)
+                if not name.endswith(("-redis", "-nats"))]
+    assert {name for name, _ in careline} >= {"Deployment/%s-%s" % (PREFIX, service)
+                                              for service in SERVICE_NAMES}, [n for n, _ in careline]
+    for name, spec in careline:
+        container = spec["containers"][0]
+        env = env_of(container)
+        assert env["CARELINE_TLS_CERT"]["value"] == "/etc/careline/tls-server/tls.crt", name
+        assert env["CARELINE_TLS_KEY"]["value"] == "/etc/careline/tls-server/tls.key", name
+        assert env["CARELINE_TLS_CLIENT_CA"]["value"] == "/etc/careline/tls/ca.crt", name
+        assert env["CARELINE_TLS_CA"]["value"] == "/etc/careline/tls/ca.crt", name
+        volume = {v["name"]: v for v in spec["volumes"]}["tls-server"]["secret"]
+        assert volume == {"secretName": "careline-tls", "items": [
+            {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}, name
+        if name.startswith("Job/"):
+            continue
+        # kubelet gRPC probes cannot speak TLS: HTTPS on the metrics port instead, readiness
+        # still following the gRPC health (/readyz).
+        for probe, path in (("readinessProbe", "/readyz"), ("startupProbe", "/readyz"),
+                            ("livenessProbe", "/healthz")):
+            if probe not in container:
+                continue
+            check = container[probe]
+            assert "grpc" not in check, (name, probe)
+            assert check["httpGet"]["scheme"] == "HTTPS", (name, probe)
+            assert check["httpGet"]["path"] == path, (name, probe)
+    intake = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]
+    assert env_of(intake["containers"][0])["CARELINE_ROUTER_URL"]["value"] == (
+        "https://%s-router:50051" % PREFIX)
+    endpoint = kinds(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https", endpoint
+    assert endpoint["tlsConfig"]["serverName"] == "%s-router.careline.svc" % PREFIX, endpoint
 
 
 def services_listen_on_all_interfaces_with_grpc_probes():
@@ -423,7 +469,7 @@ def every_variable_the_chart_sets_is_one_the_program_reads():
     # A misspelt or renamed variable is silently ignored by the program: compare with the
     # names its configuration (services/<component>/src, careline-kit's common settings) reads.
     common = declared_env_names("crates/careline-kit/src")
-    for value_set in ("bundled", "production", "hpa-off"):
+    for value_set in ("bundled", "production", "hpa-off", "tls-server"):
         docs = render(value_set)
         unknown = set(config_env(docs)) - common - {"RUST_LOG"} - {k for k in config_env(docs) if k.startswith("OTEL_")}
         assert not unknown, (value_set, "ConfigMap", unknown)
@@ -453,6 +499,8 @@ CHECKS = [
     external_stores_replace_the_bundled_ones_and_streams_default_to_three_replicas,
     redis_cluster_nodes_are_joined_into_one_url_list,
     tls_mounts_the_ca_and_points_the_services_at_it,
+    plaintext_is_the_default,
+    server_tls_serves_the_certificate_requires_client_certificates_and_probes_https,
     services_listen_on_all_interfaces_with_grpc_probes,
     termination_grace_outlasts_the_prestop_sleep_and_the_drain,
     every_container_runs_non_root_read_only_without_capabilities,

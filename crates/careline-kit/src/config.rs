@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use clap::{Arg, Command, Parser};
 
 use crate::KitError;
 use crate::redis_client::RedisTarget;
+use crate::tls::TlsConfig;
 
 /// Env var for the Redis URL.
 pub const ENV_REDIS_URL: &str = "CARELINE_REDIS_URL";
@@ -44,6 +46,8 @@ pub const ENV_MAX_STREAMS_PER_CONNECTION: &str = "CARELINE_MAX_STREAMS_PER_CONNE
 pub const ENV_REQUEST_TIMEOUT_SECS: &str = "CARELINE_REQUEST_TIMEOUT_SECS";
 /// Env var for the HTTP/2 keepalive ping interval.
 pub const ENV_KEEPALIVE_SECS: &str = "CARELINE_KEEPALIVE_SECS";
+/// Env var for the NATS credentials file (JWT + nkey seed, as `nsc` writes it).
+pub const ENV_NATS_CREDS: &str = "CARELINE_NATS_CREDS";
 /// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -100,6 +104,11 @@ pub struct CommonConfig {
     #[arg(long = "nats-replicas", env = ENV_NATS_REPLICAS)]
     pub nats_replicas: Option<usize>,
 
+    /// NATS credentials file (decentralized JWT auth, as `nsc` writes it); a user and
+    /// password or a token go in the URL instead (nats://user:password@host:4222).
+    #[arg(long = "nats-creds", env = ENV_NATS_CREDS)]
+    pub nats_creds: Option<PathBuf>,
+
     /// Prometheus endpoint address (host:port), or `off`.
     #[arg(long = "metrics-addr", env = ENV_METRICS_ADDR, default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: MetricsAddr,
@@ -127,6 +136,10 @@ pub struct CommonConfig {
     /// Limits of the gRPC server.
     #[command(flatten)]
     pub server: ServerLimits,
+
+    /// TLS of this service's servers and of its connections to others.
+    #[command(flatten)]
+    pub tls: TlsConfig,
 }
 
 /// Limits every gRPC server applies (README "Limits").
@@ -206,6 +219,7 @@ impl Default for CommonConfig {
             redis_wait_replicas: 0,
             nats_url: DEFAULT_NATS_URL.to_owned(),
             nats_replicas: None,
+            nats_creds: None,
             metrics_addr: MetricsAddr::Listen(
                 DEFAULT_METRICS_ADDR
                     .parse()
@@ -217,6 +231,7 @@ impl Default for CommonConfig {
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             outbox_max_events: DEFAULT_OUTBOX_MAX_EVENTS,
             server: ServerLimits::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -283,6 +298,16 @@ impl CommonConfig {
                 ),
             ));
         }
+        if let Some(creds) = &self.nats_creds
+            && let Err(e) = std::fs::metadata(creds)
+        {
+            return Err(KitError::config(
+                ENV_NATS_CREDS,
+                "nats-creds",
+                format!("cannot read {}: {e}", creds.display()),
+            ));
+        }
+        self.tls.load()?;
         self.server.validate()
     }
 

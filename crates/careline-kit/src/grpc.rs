@@ -3,12 +3,16 @@
 //! [`GrpcServer`] always serves, next to the services given with [`GrpcServer::add_service`]:
 //! - gRPC health (`grpc.health.v1.Health`): "" and each added service start SERVING; a
 //!   [`HealthHandle`] lets the service report NOT_SERVING while Redis or NATS is unreachable,
-//!   and everything turns NOT_SERVING as soon as shutdown starts;
+//!   and everything turns NOT_SERVING as soon as shutdown starts; the overall status is also
+//!   `GET /readyz` on the metrics port (see [`crate::metrics`]);
 //! - server reflection v1 and v1alpha over every Careline proto, the health proto and the
 //!   `google.rpc` error details, so `grpcurl -plaintext HOST:PORT list` works without proto
 //!   files and grpcurl decodes the details of an error (`ErrorInfo`, `LocalizedMessage`, ...);
 //! - a `grpc` span per request whose parent is the caller's W3C `traceparent`, carrying the
 //!   method (never the request body).
+//!
+//! With [`GrpcServer::configure`] it speaks TLS (mTLS with a client CA) as the service's
+//! [`crate::tls::TlsConfig`] says; plaintext otherwise.
 //!
 //! [`GrpcServer::serve`] runs on a caller-bound listener (tests bind `127.0.0.1:0`) until the
 //! shutdown future completes, then stops accepting and lets in-flight calls finish within the
@@ -37,8 +41,10 @@ use tonic_health::server::{HealthReporter, HealthService};
 use tracing::instrument::{Instrument as _, Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::KitError;
 use crate::config::{DEFAULT_SHUTDOWN_GRACE_SECS, ENV_REQUEST_TIMEOUT_SECS, ServerLimits};
+use crate::metrics::Readiness;
+use crate::tls::Tls;
+use crate::{CommonConfig, KitError};
 
 pub use tonic_health::ServingStatus;
 
@@ -50,6 +56,7 @@ pub struct GrpcServer {
     grace: Duration,
     limits: ServerLimits,
     readiness: Option<tokio::sync::watch::Receiver<bool>>,
+    tls: Tls,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -57,6 +64,7 @@ impl std::fmt::Debug for GrpcServer {
         f.debug_struct("GrpcServer")
             .field("health", &self.health)
             .field("grace", &self.grace)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +89,25 @@ impl GrpcServer {
             grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             limits: ServerLimits::default(),
             readiness: None,
+            tls: Tls::default(),
         }
+    }
+
+    /// Applies what every service's config says about its server: the shutdown grace period,
+    /// the limits and TLS (see [`crate::tls`]); fails naming the setting when a TLS file is
+    /// unusable.
+    pub fn configure(self, common: &CommonConfig) -> Result<Self, KitError> {
+        Ok(self
+            .shutdown_grace(common.shutdown_grace())
+            .limits(common.server)
+            .tls(common.tls.load()?))
+    }
+
+    /// Serves TLS with `tls`'s certificate, requiring client certificates when it has a
+    /// client CA; [`Tls::default`] (the default) is plaintext.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Serves `svc` (a generated `FooServer`, possibly wrapped with an interceptor) and marks it
@@ -165,7 +191,12 @@ impl GrpcServer {
         health.apply_pending().await;
 
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "gRPC server listening");
+            tracing::info!(
+                %addr,
+                tls = self.tls.serves_tls(),
+                client_certificates = self.tls.requires_client_certificates(),
+                "gRPC server listening"
+            );
         }
         let follower = self
             .readiness
@@ -199,7 +230,11 @@ impl GrpcServer {
             }
         });
         let limits = self.limits;
-        let serve = Server::builder()
+        let mut server = Server::builder();
+        if let Some(tls) = self.tls.grpc_server() {
+            server = server.tls_config(tls)?;
+        }
+        let serve = server
             .max_concurrent_streams(limits.max_streams_per_connection)
             .http2_keepalive_interval(Some(limits.keepalive()))
             .http2_keepalive_timeout(Some(limits.keepalive()))
@@ -312,6 +347,8 @@ impl<IO: Connected> Connected for ForceClosable<IO> {
 pub struct HealthHandle {
     reporter: HealthReporter,
     services: Arc<Mutex<Services>>,
+    /// The overall status as `/readyz` on the metrics port reports it.
+    readiness: Arc<Readiness>,
 }
 
 #[derive(Debug, Default)]
@@ -326,6 +363,7 @@ impl HealthHandle {
         Self {
             reporter: HealthReporter::new(),
             services: Arc::default(),
+            readiness: Arc::new(Readiness::register()),
         }
     }
 
@@ -356,6 +394,8 @@ impl HealthHandle {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
+        // The overall status starts SERVING (tonic-health's default) once the server runs.
+        self.readiness.set(true);
     }
 
     /// Sets the overall status ("") and that of every added service, e.g. NOT_SERVING while
@@ -363,6 +403,7 @@ impl HealthHandle {
     pub async fn set_all(&self, status: ServingStatus) {
         let names = self.services().names.clone();
         self.reporter.set_service_status("", status).await;
+        self.readiness.set(status == ServingStatus::Serving);
         for name in names {
             self.reporter.set_service_status(name, status).await;
         }

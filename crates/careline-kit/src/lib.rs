@@ -15,6 +15,10 @@
 //! - [`readiness`]: [`readiness::spawn_probe`], Redis and NATS reachability as gRPC health.
 //! - [`router_keys`]: [`RouterKeys`], the router API key an intake service presents per tenant.
 //! - [`service`]: [`service::run_binary`], the whole `main` of a service binary.
+//! - [`tls`]: [`TlsConfig`] and the loaded [`Tls`]: TLS (and mTLS) for the gRPC and HTTP
+//!   servers, and the CA and client certificate of outgoing gRPC, Redis and NATS connections.
+//! - [`nats_client`]: [`nats_client::options`], NATS connect options with the configured TLS
+//!   and credentials.
 //! - [`shutdown`]: [`Shutdown`], the cancellation handle passed down to every task.
 //! - [`KitError`]: the one error type of this crate.
 //!
@@ -34,12 +38,14 @@ pub mod config;
 mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod nats_client;
 pub mod readiness;
 pub mod redis_client;
 pub mod router_keys;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use auth::{ApiKeyLookup, Caller, TenantAuth, authorize};
 pub use config::{CommonConfig, LogFormat, MetricsAddr, ServerLimits};
@@ -49,3 +55,4 @@ pub use redis_client::{RedisConnection, RedisTarget};
 pub use router_keys::RouterKeys;
 pub use shutdown::Shutdown;
 pub use telemetry::{TelemetryGuard, init_telemetry};
+pub use tls::{Tls, TlsConfig};

@@ -9,6 +9,8 @@
 //! - `redis+cluster://[user:password@]host:port[,host:port...]` (or
 //!   `rediss+cluster://` for TLS): a cluster given by its seeds.
 //!
+//! `rediss://` is TLS, verified with the `--tls-ca` file (see [`crate::tls`]).
+//!
 //! [`RedisConnection`] implements redis-rs' `ConnectionLike`, so commands,
 //! pipelines and `Script`s run on it unchanged. On a cluster a command or a
 //! pipeline must stay within one hash slot: Careline keeps every key of a
@@ -22,6 +24,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::Tls;
 
 /// How long a reply from Redis may take. The client's default (500 ms)
 /// fails big pipelines on a busy server, and a reply that times out leaves
@@ -90,6 +94,12 @@ impl RedisTarget {
     }
 }
 
+/// `tls`'s certificates for a `rediss://` node URL; none for `redis://`, which redis-rs
+/// refuses to combine with certificates (a service may serve TLS and talk to a plain Redis).
+fn tls_certificates(node_url: &str, tls: &Tls) -> Option<redis::TlsCertificates> {
+    strip_prefix_ignore_case(node_url, "rediss://").and_then(|_| tls.redis_certificates())
+}
+
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -141,8 +151,10 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// Connects to what `url` names (see the module docs for the forms).
-    pub async fn connect(url: &str) -> RedisResult<RedisConnection> {
+    /// Connects to what `url` names (see the module docs for the forms); `rediss://` servers
+    /// are verified with `tls`'s CA file (the system roots without one), and `tls`'s
+    /// certificate is presented to servers that verify clients.
+    pub async fn connect(url: &str, tls: &Tls) -> RedisResult<RedisConnection> {
         let target = RedisTarget::parse(url).map_err(|message| {
             redis::RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
@@ -152,7 +164,12 @@ impl RedisConnection {
         })?;
         match target {
             RedisTarget::Single(url) => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = match tls_certificates(&url, tls) {
+                    Some(certificates) => {
+                        redis::Client::build_with_tls(url.as_str(), certificates)?
+                    }
+                    None => redis::Client::open(url.as_str())?,
+                };
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -161,7 +178,13 @@ impl RedisConnection {
                 ))
             }
             RedisTarget::Cluster(seeds) => {
-                let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str));
+                if let Some(certificates) =
+                    seeds.first().and_then(|seed| tls_certificates(seed, tls))
+                {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(CLUSTER_RETRIES)

@@ -38,6 +38,10 @@ where
     if let Err(error) = config.common().validate() {
         return fail(&error);
     }
+    let tls = match config.common().tls.load() {
+        Ok(tls) => tls,
+        Err(error) => return fail(&error),
+    };
     let _telemetry = match crate::init_telemetry(name, config.common()) {
         Ok(guard) => guard,
         Err(error) => return fail(&error),
@@ -46,7 +50,7 @@ where
     if let Some(addr) = config.common().metrics_addr.socket_addr() {
         let stop = shutdown.wait();
         tokio::spawn(async move {
-            if let Err(error) = crate::metrics::serve_metrics_on(addr, stop).await {
+            if let Err(error) = crate::metrics::serve_metrics_on(addr, tls, stop).await {
                 tracing::error!(%error, "metrics endpoint stopped");
             }
         });

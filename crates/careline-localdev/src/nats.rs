@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use crate::LocalDevError;
 use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
+use crate::{LocalDevError, ServerTls};
 
 /// How long a fresh server has to accept a client and answer a JetStream request.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -23,7 +23,7 @@ const NATS: Binary = Binary {
     apt_package: "nats-server",
 };
 
-/// Configuration file written for [`JetStreamSync::Always`].
+/// Configuration file lines written for [`JetStreamSync::Always`].
 const SYNC_ALWAYS_CONFIG: &str = "jetstream {\n  sync_interval: always\n}\n";
 
 /// When JetStream fsyncs its store to disk.
@@ -42,7 +42,57 @@ pub struct NatsServer {
     dir: DataDir,
     /// Arguments beyond the defaults (the sync configuration file).
     extra: Vec<String>,
+    /// What clients need to get in: TLS files, a user and password.
+    access: NatsAccess,
     process: ServerProcess,
+}
+
+/// How clients must connect to a [`NatsServer`]: plaintext and anonymous by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsAccess {
+    /// TLS required, with these files.
+    pub tls: Option<ServerTls>,
+    /// A user and password required.
+    pub user_password: Option<(String, String)>,
+}
+
+impl NatsAccess {
+    /// The server configuration file lines (`tls { }`, `authorization { }`).
+    fn config(&self) -> String {
+        let mut config = String::new();
+        if let Some(tls) = &self.tls {
+            config.push_str(&format!(
+                "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: {}\n}}\n",
+                tls.cert.display().to_string(),
+                tls.key.display().to_string(),
+                tls.ca.display().to_string(),
+                tls.verify_clients
+            ));
+        }
+        if let Some((user, password)) = &self.user_password {
+            config.push_str(&format!(
+                "authorization {{\n  user: {user:?}\n  password: {password:?}\n}}\n"
+            ));
+        }
+        config
+    }
+
+    /// Client options that get in (the readiness check's).
+    fn client_options(&self) -> async_nats::ConnectOptions {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(tls) = &self.tls {
+            options = options
+                .require_tls(true)
+                .add_root_certificates(tls.ca.clone());
+            if tls.verify_clients {
+                options = options.add_client_certificate(tls.cert.clone(), tls.key.clone());
+            }
+        }
+        if let Some((user, password)) = &self.user_password {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        options
+    }
 }
 
 impl NatsServer {
@@ -54,30 +104,63 @@ impl NatsServer {
     /// Starts a throw-away server on a free port that syncs JetStream as
     /// `sync` says; waits until JetStream answers.
     pub async fn start_with_sync(sync: JetStreamSync) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-nats-")?, free_port()?, sync).await
+        Self::launch(
+            DataDir::temp("careline-nats-")?,
+            free_port()?,
+            sync,
+            NatsAccess::default(),
+        )
+        .await
+    }
+
+    /// Starts a throw-away server on a free port that clients reach only as `access` says
+    /// (TLS, a user and password); waits until JetStream answers such a client.
+    pub async fn start_with_access(access: NatsAccess) -> Result<Self, LocalDevError> {
+        Self::launch(
+            DataDir::temp("careline-nats-")?,
+            free_port()?,
+            JetStreamSync::Default,
+            access,
+        )
+        .await
     }
 
     /// Starts a server on `port` that keeps streams and KV buckets in `dir`
     /// across runs, for `careline up`; waits until JetStream answers.
     pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::kept(dir)?, port, JetStreamSync::Default).await
+        Self::launch(
+            DataDir::kept(dir)?,
+            port,
+            JetStreamSync::Default,
+            NatsAccess::default(),
+        )
+        .await
     }
 
-    async fn launch(dir: DataDir, port: u16, sync: JetStreamSync) -> Result<Self, LocalDevError> {
-        let extra = match sync {
-            JetStreamSync::Default => Vec::new(),
-            JetStreamSync::Always => {
-                let config = dir.path().join("sync-always.conf");
-                std::fs::write(&config, SYNC_ALWAYS_CONFIG)
-                    .map_err(LocalDevError::io(format!("writing {}", config.display())))?;
-                vec!["-c".to_string(), config.display().to_string()]
-            }
+    async fn launch(
+        dir: DataDir,
+        port: u16,
+        sync: JetStreamSync,
+        access: NatsAccess,
+    ) -> Result<Self, LocalDevError> {
+        let mut config = access.config();
+        if sync == JetStreamSync::Always {
+            config.push_str(SYNC_ALWAYS_CONFIG);
+        }
+        let extra = if config.is_empty() {
+            Vec::new()
+        } else {
+            let file = dir.path().join("nats.conf");
+            std::fs::write(&file, config)
+                .map_err(LocalDevError::io(format!("writing {}", file.display())))?;
+            vec!["-c".to_string(), file.display().to_string()]
         };
         let process = spawn(&dir, port, &extra)?;
         let mut server = Self {
             port,
             dir,
             extra,
+            access,
             process,
         };
         server.wait_ready().await?;
@@ -100,9 +183,14 @@ impl NatsServer {
         self.port
     }
 
-    /// `nats://127.0.0.1:PORT`.
+    /// `nats://127.0.0.1:PORT`, or `tls://127.0.0.1:PORT` when TLS is required.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.access.tls.is_some() {
+            "tls"
+        } else {
+            "nats"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server with SIGKILL (a crash, not a shutdown).
@@ -122,7 +210,7 @@ impl NatsServer {
         let until = tokio::time::Instant::now() + READY_DEADLINE;
         loop {
             self.process.check_running()?;
-            if jetstream_answers(&url).await {
+            if jetstream_answers(&url, self.access.client_options()).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= until {
@@ -160,9 +248,9 @@ pub(crate) fn spawn(
 ///
 /// This asks `$JS.API.INFO` directly rather than via `Context::query_account`:
 /// async-nats 0.51 cannot decode nats-server 2.9's reply (it lacks `reserved_memory`).
-pub(crate) async fn jetstream_answers(url: &str) -> bool {
+pub(crate) async fn jetstream_answers(url: &str, options: async_nats::ConnectOptions) -> bool {
     let attempt = async {
-        let client = async_nats::ConnectOptions::new()
+        let client = options
             .connection_timeout(ATTEMPT_TIMEOUT)
             .connect(url)
             .await

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use crate::LocalDevError;
 use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
+use crate::{LocalDevError, ServerTls};
 
 /// How long a fresh server has to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -53,13 +53,29 @@ pub struct RedisServer {
     aof: Option<AppendFsync>,
     /// The cluster bus port, for a node of a [`RedisCluster`](crate::RedisCluster).
     cluster_port: Option<u16>,
+    /// The TLS port and its files, besides the plaintext port.
+    tls: Option<(u16, ServerTls)>,
     process: ServerProcess,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::temp("careline-redis-")?, free_port()?, None, None).await
+        Self::launch(
+            DataDir::temp("careline-redis-")?,
+            free_port()?,
+            None,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Starts a throw-away server that also listens for TLS (see [`RedisServer::tls_url`])
+    /// with `tls`'s files; waits until it answers PING on its plaintext port.
+    pub async fn start_tls(tls: ServerTls) -> Result<Self, LocalDevError> {
+        let dir = DataDir::temp("careline-redis-tls-")?;
+        Self::launch(dir, free_port()?, None, None, Some((free_port()?, tls))).await
     }
 
     /// Starts a throw-away server with the append-only file on, so that
@@ -71,6 +87,7 @@ impl RedisServer {
             free_port()?,
             Some(fsync),
             None,
+            None,
         )
         .await
     }
@@ -79,13 +96,20 @@ impl RedisServer {
     /// with its bus on a port of its own.
     pub(crate) async fn start_cluster_node(fsync: AppendFsync) -> Result<Self, LocalDevError> {
         let dir = DataDir::temp("careline-redis-node-")?;
-        Self::launch(dir, free_port()?, Some(fsync), Some(free_port()?)).await
+        Self::launch(dir, free_port()?, Some(fsync), Some(free_port()?), None).await
     }
 
     /// Starts a server on `port` that keeps its data in `dir` across runs
     /// (append-only file), for `careline up`; waits until it answers PING.
     pub async fn start_at(dir: std::path::PathBuf, port: u16) -> Result<Self, LocalDevError> {
-        Self::launch(DataDir::kept(dir)?, port, Some(AppendFsync::EverySec), None).await
+        Self::launch(
+            DataDir::kept(dir)?,
+            port,
+            Some(AppendFsync::EverySec),
+            None,
+            None,
+        )
+        .await
     }
 
     async fn launch(
@@ -93,13 +117,15 @@ impl RedisServer {
         port: u16,
         aof: Option<AppendFsync>,
         cluster_port: Option<u16>,
+        tls: Option<(u16, ServerTls)>,
     ) -> Result<Self, LocalDevError> {
-        let process = spawn(&dir, port, aof, cluster_port)?;
+        let process = spawn(&dir, port, aof, cluster_port, tls.as_ref())?;
         let mut server = Self {
             port,
             dir,
             aof,
             cluster_port,
+            tls,
             process,
         };
         server.wait_ready().await?;
@@ -116,6 +142,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `rediss://127.0.0.1:TLS_PORT/`, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|(port, _)| format!("rediss://127.0.0.1:{port}/"))
+    }
+
     /// Kills the server with SIGKILL (a crash, not a shutdown). Data is lost.
     pub fn kill(&mut self) {
         self.process.kill();
@@ -126,7 +159,13 @@ impl RedisServer {
     /// or durable one.
     pub async fn restart(&mut self) -> Result<(), LocalDevError> {
         self.process.kill();
-        self.process = spawn(&self.dir, self.port, self.aof, self.cluster_port)?;
+        self.process = spawn(
+            &self.dir,
+            self.port,
+            self.aof,
+            self.cluster_port,
+            self.tls.as_ref(),
+        )?;
         self.wait_ready().await
     }
 
@@ -151,6 +190,7 @@ fn spawn(
     port: u16,
     aof: Option<AppendFsync>,
     cluster_port: Option<u16>,
+    tls: Option<&(u16, ServerTls)>,
 ) -> Result<ServerProcess, LocalDevError> {
     let fsync = aof.unwrap_or(AppendFsync::EverySec);
     let mut args = [
@@ -189,6 +229,25 @@ fn spawn(
             ]
             .map(String::from),
         );
+    }
+    if let Some((tls_port, files)) = tls {
+        args.extend([
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            files.cert.display().to_string(),
+            "--tls-key-file".to_owned(),
+            files.key.display().to_string(),
+            "--tls-ca-cert-file".to_owned(),
+            files.ca.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            if files.verify_clients {
+                "yes"
+            } else {
+                "optional"
+            }
+            .to_owned(),
+        ]);
     }
     ServerProcess::spawn(&REDIS, &args, dir, "redis.log")
 }

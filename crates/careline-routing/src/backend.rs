@@ -47,8 +47,12 @@ impl Backend {
         replica: &str,
         shutdown: &CancellationToken,
     ) -> Result<Backend> {
+        let tls = config
+            .tls
+            .load()
+            .map_err(|e| RoutingError::Unreachable(e.to_string()))?;
         // URLs are not echoed: they may carry passwords.
-        let store = RoutingStore::connect(&config.redis_url)
+        let store = RoutingStore::connect_with_tls(&config.redis_url, &tls)
             .await
             .map_err(|e| {
                 RoutingError::Unreachable(format!(
@@ -58,7 +62,10 @@ impl Backend {
             .with_outbox_max_events(config.outbox_max_events)
             .with_replica_acks(config.redis_wait_replicas);
         let servers = careline_bus::server_list(&config.nats_url);
-        let nats = async_nats::connect(servers).await.map_err(|e| {
+        let nats_options = careline_kit::nats_client::options(config)
+            .await
+            .map_err(|e| RoutingError::Unreachable(e.to_string()))?;
+        let nats = nats_options.connect(servers).await.map_err(|e| {
             RoutingError::Unreachable(format!(
                 "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"
             ))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use careline_domain::targets::routing_targets;
 use careline_domain::tenant::{Strategy, TenantConfig};
 use careline_domain::{Channel, Language, Priority, UrgentReason};
-use careline_kit::RedisConnection;
+use careline_kit::{RedisConnection, Tls};
 use careline_proto::v1;
 use futures::StreamExt;
 use redis::{FromRedisValue, Script, ScriptInvocation, Value};
@@ -173,9 +173,16 @@ impl std::fmt::Debug for RoutingStore {
 
 impl RoutingStore {
     /// Connects (and keeps reconnecting) to Redis at `redis_url`: one
-    /// server or a cluster (see [`careline_kit::redis_client`]).
+    /// server or a cluster (see [`careline_kit::redis_client`]); `rediss://`
+    /// trusts the system roots.
     pub async fn connect(redis_url: &str) -> Result<Self> {
-        let conn = RedisConnection::connect(redis_url).await?;
+        Self::connect_with_tls(redis_url, &Tls::default()).await
+    }
+
+    /// [`RoutingStore::connect`] with a service's TLS settings: its CA file
+    /// verifies `rediss://` servers, its certificate is the client's.
+    pub async fn connect_with_tls(redis_url: &str, tls: &Tls) -> Result<Self> {
+        let conn = RedisConnection::connect(redis_url, tls).await?;
         check_redis_version(&mut conn.clone()).await?;
         Ok(Self {
             conn,

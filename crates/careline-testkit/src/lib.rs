@@ -12,6 +12,7 @@
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
 //! - [`smtp_sink`]: [`SmtpSink`], an SMTP server that records what it accepts and can answer
 //!   scripted 4xx/5xx codes or go down, for services that send mail.
+//! - [`tls`]: [`TestPki`], a CA generated at test time and the certificates it signed.
 //! - [`eventually`](mod@eventually): [`eventually()`] and [`assert_eventually!`], how every test waits.
 
 #![forbid(unsafe_code)]
@@ -24,11 +25,16 @@ pub mod router;
 pub mod sandbox;
 pub mod smtp_sink;
 pub mod test_redis;
+pub mod tls;
 
 pub use bearer::Bearer;
 pub use big_tenant::big_tenant;
-pub use careline_localdev::{AppendFsync, NatsCluster, NatsServer, RedisCluster, RedisServer};
+pub use careline_localdev::{
+    AppendFsync, NatsAccess, NatsCluster, NatsServer, RedisCluster, RedisServer, ServerTls,
+    free_port,
+};
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
 pub use sandbox::{Sandbox, SandboxNats};
 pub use smtp_sink::{ReceivedMail, SmtpSink};
 pub use test_redis::TestRedis;
+pub use tls::TestPki;

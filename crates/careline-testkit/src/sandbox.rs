@@ -77,7 +77,7 @@ impl<N: SandboxNats> Sandbox<N> {
 
     /// A reconnecting Redis connection to the sandbox, of the kind services use.
     pub async fn redis(&self) -> anyhow::Result<careline_kit::RedisConnection> {
-        careline_kit::RedisConnection::connect(&self.redis_url())
+        careline_kit::RedisConnection::connect(&self.redis_url(), &careline_kit::Tls::default())
             .await
             .context("connecting to the sandbox redis-server")
     }

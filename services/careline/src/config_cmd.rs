@@ -8,8 +8,10 @@ use anyhow::Context;
 use careline_bus::tenants::TenantStore;
 use careline_bus::{MAX_REPLICAS, config_applied};
 use careline_domain::{ConfigError, TenantConfig};
+use careline_kit::TlsConfig;
 use careline_kit::config::{
-    DEFAULT_NATS_URL, DEFAULT_REDIS_URL, ENV_NATS_REPLICAS, ENV_NATS_URL, ENV_REDIS_URL,
+    DEFAULT_NATS_URL, DEFAULT_REDIS_URL, ENV_NATS_CREDS, ENV_NATS_REPLICAS, ENV_NATS_URL,
+    ENV_REDIS_URL,
 };
 use careline_routing::RoutingStore;
 use clap::builder::RangedU64ValueParser;
@@ -43,6 +45,20 @@ pub struct NatsArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_REPLICAS as u64)
     )]
     pub nats_replicas: Option<usize>,
+    #[command(flatten)]
+    pub access: NatsAccessArgs,
+}
+
+/// How the CLI gets into a secured NATS: the CA file (and a client certificate when NATS
+/// verifies clients) for tls:// servers, and a credentials file; a user and password go in
+/// the URL. The same env vars as the services'; the TLS files serve `rediss://` too.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsAccessArgs {
+    /// NATS credentials file (JWT and nkey seed, as `nsc` writes it).
+    #[arg(long, env = ENV_NATS_CREDS)]
+    pub nats_creds: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,7 +114,7 @@ pub async fn run(command: ConfigCommand) -> anyhow::Result<()> {
             nats,
         } => {
             let config = load(&file)?;
-            let client = connect(&nats.nats_url).await?;
+            let client = connect(&nats.nats_url, &nats.access).await?;
             // Subscribed before writing, so the confirmation cannot pass unseen.
             let mut confirmations = client
                 .subscribe(config_applied::subject(&config.id)?.to_string())
@@ -160,9 +176,12 @@ async fn delete(tenant: &str, force: bool, redis_url: &str, nats: &NatsArgs) -> 
             "tenant {tenant} is not configured: `careline config get` lists nothing to delete"
         );
     }
-    let routing = RoutingStore::connect(redis_url).await.with_context(|| {
-        format!("cannot reach Redis at {redis_url}: pass --redis-url or set {ENV_REDIS_URL}")
-    })?;
+    let tls = nats.access.tls.load()?;
+    let routing = RoutingStore::connect_with_tls(redis_url, &tls)
+        .await
+        .with_context(|| {
+            format!("cannot reach Redis at {redis_url}: pass --redis-url or set {ENV_REDIS_URL}")
+        })?;
     let open_contacts = routing.open_interactions(tenant).await?;
     if open_contacts > 0 && !force {
         anyhow::bail!(
@@ -222,7 +241,7 @@ pub async fn apply(nats: &NatsArgs, config: &TenantConfig) -> anyhow::Result<u64
 }
 
 async fn open(nats: &NatsArgs) -> anyhow::Result<TenantStore> {
-    store(&connect(&nats.nats_url).await?, nats).await
+    store(&connect(&nats.nats_url, &nats.access).await?, nats).await
 }
 
 async fn store(client: &async_nats::Client, nats: &NatsArgs) -> anyhow::Result<TenantStore> {
@@ -231,8 +250,12 @@ async fn store(client: &async_nats::Client, nats: &NatsArgs) -> anyhow::Result<T
 }
 
 /// A NATS client, or an error saying how to start NATS.
-pub async fn connect(nats_url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+pub async fn connect(
+    nats_url: &str,
+    access: &NatsAccessArgs,
+) -> anyhow::Result<async_nats::Client> {
+    careline_kit::nats_client::options_from(nats_url, &access.tls, access.nats_creds.as_deref())
+        .await?
         .connection_timeout(CONNECT_TIMEOUT)
         .connect(careline_bus::server_list(nats_url))
         .await

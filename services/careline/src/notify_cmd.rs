@@ -15,6 +15,8 @@ pub struct NotifyArgs {
     /// NATS server URL, or a comma-separated list of a cluster's servers.
     #[arg(long, env = ENV_NATS_URL, default_value = DEFAULT_NATS_URL)]
     nats_url: String,
+    #[command(flatten)]
+    access: crate::config_cmd::NatsAccessArgs,
     /// Tenant id.
     #[arg(long, default_value = "demo-health")]
     tenant: String,
@@ -71,7 +73,8 @@ pub async fn run(args: NotifyArgs) -> anyhow::Result<()> {
         variables: args.vars.into_iter().collect::<BTreeMap<_, _>>(),
         ..Default::default()
     };
-    let js = async_nats::jetstream::new(crate::config_cmd::connect(&args.nats_url).await?);
+    let js =
+        async_nats::jetstream::new(crate::config_cmd::connect(&args.nats_url, &args.access).await?);
     careline_bus::notification::publish_request(&js, &request, &id)
         .await
         .context("publishing the notification request")?;

@@ -104,6 +104,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let nats_args = crate::config_cmd::NatsArgs {
         nats_url: common.nats_url.clone(),
         nats_replicas: common.nats_replicas,
+        access: crate::config_cmd::NatsAccessArgs::default(),
     };
     for config in &tenants {
         let revision = crate::config_cmd::apply(&nats_args, config).await?;
@@ -169,7 +170,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
-        careline_kit::metrics::serve_metrics(metrics_listener, metrics_stop).await?;
+        careline_kit::metrics::serve_metrics(
+            metrics_listener,
+            careline_kit::Tls::default(),
+            metrics_stop,
+        )
+        .await?;
         Ok(())
     });
 

@@ -26,6 +26,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::post;
 use careline_domain::tenant::ChatWidget;
 use careline_kit::RouterKeys;
+use careline_kit::Tls;
 use careline_proto::v1;
 use careline_proto::v1::email_intake_client::EmailIntakeClient;
 use lettre::Address;
@@ -72,8 +73,10 @@ impl ContactDesk {
         chats: Arc<Chats>,
         email_intake_url: &str,
         api_keys: RouterKeys,
+        tls: &Tls,
     ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(email_intake_url.to_owned())
+        let channel = tls
+            .grpc_endpoint(email_intake_url)
             .map_err(|_| {
                 anyhow::anyhow!(
                     "--email-intake-url {email_intake_url:?} is not a URL (e.g. http://127.0.0.1:50053)"

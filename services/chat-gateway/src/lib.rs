@@ -71,11 +71,14 @@ pub async fn serve_with_http(
     http: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let tls = config.common.tls.load()?;
     // URLs are not echoed: they may carry passwords.
-    let redis = RedisConnection::connect(&config.common.redis_url)
+    let redis = RedisConnection::connect(&config.common.redis_url, &tls)
         .await
         .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
-    let nats = async_nats::connect(careline_bus::server_list(&config.common.nats_url))
+    let nats = careline_kit::nats_client::options(&config.common)
+        .await?
+        .connect(careline_bus::server_list(&config.common.nats_url))
         .await
         .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
     let js = async_nats::jetstream::new(nats.clone());
@@ -83,7 +86,11 @@ pub async fn serve_with_http(
     let chats = Arc::new(Chats {
         store: ChatStore::new(redis.clone()),
         feed: feed::Feed::new(nats.clone()),
-        router: router::RouterGateway::new(&config.router_url, config.router_api_keys.clone())?,
+        router: router::RouterGateway::new(
+            &config.router_url,
+            config.router_api_keys.clone(),
+            &tls,
+        )?,
         tenants: tenants.clone(),
         resume_grace: config.resume_grace(),
     });
@@ -96,6 +103,7 @@ pub async fn serve_with_http(
         chats.clone(),
         &config.email_intake_url,
         config.router_api_keys.clone(),
+        &tls,
     )?;
     let web = web::routes(web::WebState {
         chats: chats.clone(),
@@ -103,12 +111,13 @@ pub async fn serve_with_http(
         sockets: sockets.clone(),
     })
     .merge(contact::routes(contact));
-    tracing::info!(addr = %http.local_addr()?, "chat-gateway HTTP (member WebSocket, widget) serving");
-    let http_server = tokio::spawn(
-        axum::serve(http, web)
-            .with_graceful_shutdown(shutdown.wait())
-            .into_future(),
-    );
+    tracing::info!(addr = %http.local_addr()?, tls = tls.serves_tls(), "chat-gateway HTTP (member WebSocket, widget) serving");
+    let http_server = tokio::spawn(careline_kit::tls::serve_http(
+        http,
+        web,
+        &tls,
+        shutdown.wait(),
+    ));
     let service = InterceptedService::new(
         ChatGatewayServer::new(grpc::ChatGatewayService {
             chats,
@@ -122,8 +131,7 @@ pub async fn serve_with_http(
     tracing::info!(addr = %listener.local_addr()?, "chat-gateway gRPC serving");
     GrpcServer::new()
         .add_service(service)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use careline_kit::RouterKeys;
+use careline_kit::Tls;
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use tonic::transport::Channel;
@@ -22,9 +23,11 @@ pub struct RouterGateway {
 }
 
 impl RouterGateway {
-    /// A gateway to the router at `url` (connects on first use, reconnects as needed).
-    pub fn new(url: &str, keys: RouterKeys) -> Result<RouterGateway, ChatError> {
-        let channel = Channel::from_shared(url.to_owned())
+    /// A gateway to the router at `url` (connects on first use, reconnects as needed);
+    /// `https://` uses `tls`'s CA file and client certificate.
+    pub fn new(url: &str, keys: RouterKeys, tls: &Tls) -> Result<RouterGateway, ChatError> {
+        let channel = tls
+            .grpc_endpoint(url)
             .map_err(|e| ChatError::Invalid(format!("--router-url {url:?}: {e}")))?
             .timeout(ROUTER_CALL_TIMEOUT)
             .connect_lazy();

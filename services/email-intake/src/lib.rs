@@ -75,11 +75,14 @@ pub async fn serve_with_smtp(
         .zip(config.smtp_tls_key.as_deref())
         .map(|(cert, key)| smtp::tls::acceptor(cert, key))
         .transpose()?;
+    let transport_tls = config.common.tls.load()?;
     // URLs are not echoed: they may carry passwords.
-    let redis = RedisConnection::connect(&config.common.redis_url)
+    let redis = RedisConnection::connect(&config.common.redis_url, &transport_tls)
         .await
         .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
-    let nats = async_nats::connect(careline_bus::server_list(&config.common.nats_url))
+    let nats = careline_kit::nats_client::options(&config.common)
+        .await?
+        .connect(careline_bus::server_list(&config.common.nats_url))
         .await
         .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
     let js = async_nats::jetstream::new(nats.clone());
@@ -94,7 +97,11 @@ pub async fn serve_with_smtp(
     let intake = Intake {
         tenants: tenants.clone(),
         store: store.clone(),
-        router: router::RouterGateway::new(&config.router_url, config.router_api_keys.clone())?,
+        router: router::RouterGateway::new(
+            &config.router_url,
+            config.router_api_keys.clone(),
+            &transport_tls,
+        )?,
         js: js.clone(),
     };
     let (healthy, probe) =
@@ -126,8 +133,7 @@ pub async fn serve_with_smtp(
     tracing::info!(addr = %listener.local_addr()?, "email-intake serving");
     GrpcServer::new()
         .add_service(server)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;

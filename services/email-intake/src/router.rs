@@ -1,6 +1,7 @@
 //! [`RouterGateway`]: the router's public gRPC API as email-intake uses it,
 //! each call authenticated with the tenant's router API key.
 
+use careline_kit::Tls;
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use tonic::transport::Channel;
@@ -19,9 +20,11 @@ pub struct RouterGateway {
 }
 
 impl RouterGateway {
-    /// A gateway to the router at `url` (connects on first use, reconnects as needed).
-    pub fn new(url: &str, keys: RouterKeys) -> Result<RouterGateway, EmailError> {
-        let channel = Channel::from_shared(url.to_owned())
+    /// A gateway to the router at `url` (connects on first use, reconnects as needed);
+    /// `https://` uses `tls`'s CA file and client certificate.
+    pub fn new(url: &str, keys: RouterKeys, tls: &Tls) -> Result<RouterGateway, EmailError> {
+        let channel = tls
+            .grpc_endpoint(url)
             .map_err(|e| EmailError::Invalid(format!("--router-url {url:?}: {e}")))?
             .timeout(ROUTER_CALL_TIMEOUT)
             .connect_lazy();

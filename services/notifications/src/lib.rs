@@ -61,14 +61,16 @@ pub async fn serve(
     let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.mail_dir)?;
     tracing::info!("{}", mailer.describe());
     // URLs are not echoed: they may carry passwords.
-    let redis = RedisConnection::connect(&config.common.redis_url)
+    let redis = RedisConnection::connect(&config.common.redis_url, &config.common.tls.load()?)
         .await
         .map_err(|e| {
             NotificationError::Unavailable(format!(
                 "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
             ))
         })?;
-    let nats = async_nats::connect(careline_bus::server_list(&config.common.nats_url))
+    let nats = careline_kit::nats_client::options(&config.common)
+        .await?
+        .connect(careline_bus::server_list(&config.common.nats_url))
         .await
         .map_err(|e| {
             NotificationError::Unavailable(format!(
@@ -108,8 +110,7 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "notifications serving");
     GrpcServer::new()
         .add_service(service)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;

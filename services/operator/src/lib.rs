@@ -71,7 +71,8 @@ pub async fn serve_with_client(
              and grant the RBAC in services/operator/README.md",
         )?;
     let nats_url = &config.common.nats_url;
-    let nats = async_nats::ConnectOptions::new()
+    let nats = careline_kit::nats_client::options(&config.common)
+        .await?
         .connection_timeout(NATS_CONNECT_TIMEOUT)
         .connect(careline_bus::server_list(nats_url))
         .await
@@ -105,8 +106,7 @@ pub async fn serve_with_client(
         move |term| controller::run(ctx.clone(), term),
     ));
     GrpcServer::new()
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         // NOT_SERVING while NATS is unreachable.
         .readiness(ready_rx)
         .serve(listener, shutdown.wait())

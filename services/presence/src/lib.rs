@@ -76,8 +76,7 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, "presence serving");
     GrpcServer::new()
         .add_service(presence)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         // NOT_SERVING while Redis or NATS is unreachable.
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())

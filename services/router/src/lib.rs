@@ -98,8 +98,7 @@ pub async fn serve_with_clock(
     GrpcServer::new()
         .add_service(router)
         .add_service(audit_log)
-        .shutdown_grace(config.common.shutdown_grace())
-        .limits(config.common.server)
+        .configure(&config.common)?
         // NOT_SERVING while Redis or NATS is unreachable.
         .readiness(backend.healthy())
         .serve(listener, shutdown.wait())

@@ -1,5 +1,6 @@
 //! Integration tests of careline-kit against real peers: a real tonic server on 127.0.0.1:0
-//! and real tonic clients, a real HTTP exchange with the metrics endpoint.
+//! and real tonic clients, a real HTTP exchange with the metrics endpoint, TLS handshakes with
+//! a CA generated at test time.
 
 mod auth;
 mod config;
@@ -9,4 +10,5 @@ mod metrics;
 mod shutdown;
 mod support;
 mod telemetry;
+mod tls;
 mod tracing_context;

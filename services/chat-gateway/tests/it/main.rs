@@ -7,3 +7,4 @@ mod contact;
 mod harness;
 mod hostile;
 mod replicas;
+mod tls;

@@ -5,6 +5,7 @@ mod events;
 mod harness;
 mod hours;
 mod limits;
+mod tls;
 mod transfers;
 mod understanding;
 mod watch;
