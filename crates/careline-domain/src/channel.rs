@@ -45,6 +45,13 @@ impl Language {
             Language::Es => "es",
         }
     }
+
+    /// The language of an ISO 639-1 code (`en`, `es`, any case); `None` for others.
+    pub fn from_code(code: &str) -> Option<Language> {
+        Language::ALL
+            .into_iter()
+            .find(|language| language.as_str().eq_ignore_ascii_case(code.trim()))
+    }
 }
 
 /// Queue priority, lowest to highest.

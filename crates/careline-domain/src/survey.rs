@@ -203,7 +203,11 @@ mod tests {
             for &answer in answers {
                 tally.add(scores(answer));
             }
-            assert!((tally.nps() - want).abs() < 1e-9, "{answers:?}: {}", tally.nps());
+            assert!(
+                (tally.nps() - want).abs() < 1e-9,
+                "{answers:?}: {}",
+                tally.nps()
+            );
             assert_eq!(
                 tally.promoters + tally.passives + tally.detractors,
                 answers.len() as u64

@@ -21,6 +21,8 @@ mod parse;
 mod schema;
 mod validate;
 
+pub use validate::is_email_like;
+
 /// A tenant (health plan) and everything routing needs to know about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,9 +110,7 @@ impl Default for SurveySettings {
     fn default() -> Self {
         Self {
             channels: Vec::new(),
-            excluded_dispositions: DEFAULT_EXCLUDED_DISPOSITIONS
-                .map(str::to_owned)
-                .to_vec(),
+            excluded_dispositions: DEFAULT_EXCLUDED_DISPOSITIONS.map(str::to_owned).to_vec(),
             exclude_urgent: true,
             delay_secs: DEFAULT_SURVEY_DELAY_SECS,
             window_days: DEFAULT_SURVEY_WINDOW_DAYS,

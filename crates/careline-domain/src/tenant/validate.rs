@@ -283,7 +283,11 @@ impl TenantConfig {
         for (field, value, max) in [
             ("window_days", s.window_days, MAX_SURVEY_WINDOW_DAYS),
             ("link_valid_days", s.link_valid_days, MAX_SURVEY_LINK_DAYS),
-            ("retention_days", s.retention_days, MAX_SURVEY_RETENTION_DAYS),
+            (
+                "retention_days",
+                s.retention_days,
+                MAX_SURVEY_RETENTION_DAYS,
+            ),
         ] {
             if !(1..=max).contains(&value) {
                 c.problem(
@@ -778,7 +782,8 @@ fn is_origin(text: &str) -> bool {
         && (port.is_empty() || port.parse::<u16>().is_ok())
 }
 
-fn is_email_like(text: &str) -> bool {
+/// Whether `text` looks like one email address: one `@` with text on both sides.
+pub fn is_email_like(text: &str) -> bool {
     let mut parts = text.split('@');
     matches!(
         (parts.next(), parts.next(), parts.next()),

@@ -587,11 +587,23 @@ fn surveys_default_to_off_with_a_90_day_window_and_an_hour_delay() {
 fn survey_settings_out_of_range_are_refused_naming_the_field() {
     let cases = [
         ("window_days: 0", "surveys.window_days: 0 days: use 1-1100"),
-        ("delay_secs: 999999999", "surveys.delay_secs: 999999999 seconds"),
-        ("link_valid_days: 91", "surveys.link_valid_days: 91 days: use 1-90"),
+        (
+            "delay_secs: 999999999",
+            "surveys.delay_secs: 999999999 seconds",
+        ),
+        (
+            "link_valid_days: 91",
+            "surveys.link_valid_days: 91 days: use 1-90",
+        ),
         ("retention_days: 0", "surveys.retention_days: 0 days"),
-        ("channels: [email, email]", "surveys.channels[1]: duplicate channel"),
-        ("excluded_dispositions: [\" \"]", "surveys.excluded_dispositions[0]"),
+        (
+            "channels: [email, email]",
+            "surveys.channels[1]: duplicate channel",
+        ),
+        (
+            "excluded_dispositions: [\" \"]",
+            "surveys.excluded_dispositions[0]",
+        ),
     ];
     for (line, want) in cases {
         let yaml = format!("{}surveys:\n  {line}\n", base());
