@@ -1,0 +1,6 @@
+//! Integration tests of the survey-dispatcher: real Redis, NATS, the
+//! notifications service and an SMTP sink, replicas in-process.
+
+mod answers;
+mod dispatch;
+mod harness;
