@@ -2,5 +2,6 @@
 //! notifications service and an SMTP sink, replicas in-process.
 
 mod answers;
+mod browser;
 mod dispatch;
 mod harness;
