@@ -128,12 +128,21 @@ impl Surveys {
         };
         let now = self.now_ms();
         let claimed = self.store.claim_due(tenant, now, SEND_BUDGET).await?;
+        let mut settled = 0;
         for interaction_id in &claimed {
-            let outcome = self.send_one(&config, interaction_id, now).await?;
-            metrics::counter!(SURVEYS_METRIC, "outcome" => outcome).increment(1);
-            tracing::info!(tenant, interaction_id, outcome, "survey settled");
+            match self.send_one(&config, interaction_id, now).await {
+                Ok(outcome) => {
+                    settled += 1;
+                    metrics::counter!(SURVEYS_METRIC, "outcome" => outcome).increment(1);
+                    tracing::info!(tenant, interaction_id, outcome, "survey settled");
+                }
+                // Still claimed: another pass takes it again when the lease ends.
+                Err(error) => {
+                    tracing::warn!(%error, tenant, interaction_id, "survey not sent yet; retrying after the lease")
+                }
+            }
         }
-        Ok(claimed.len())
+        Ok(settled)
     }
 
     async fn send_one(
