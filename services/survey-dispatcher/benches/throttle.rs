@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
 async fn run(store: &SurveyStore, label: &str, concurrency: usize) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
     let mut sent = 0;
-    for (batch_no, batch) in (0..EVENTS).collect::<Vec<_>>().chunks(SEND_BUDGET).enumerate() {
+    for (batch_no, batch) in (0..EVENTS)
+        .collect::<Vec<_>>()
+        .chunks(SEND_BUDGET)
+        .enumerate()
+    {
         let jobs: Vec<Job> = batch
             .iter()
             .map(|n| Job {

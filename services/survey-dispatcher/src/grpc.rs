@@ -1,8 +1,10 @@
-//! The `careline.v1.SurveyService` gRPC adapter: authenticate the tenant,
-//! validate, call [`Surveys`], map errors (see `error.rs`). Comments and
+//! The `careline.v1.SurveyService` gRPC adapter: authorize the tenant's API
+//! key (SetSurveyContact, SubmitSurveyResponse and OptOut need the `intake`
+//! scope, GetSurveyStats `supervisor`), validate, call [`Surveys`], map errors (see `error.rs`). Comments and
 //! addresses never reach a span.
 
 use careline_domain::survey::Scores;
+use careline_domain::tenant::Scope;
 use careline_proto::v1;
 use careline_proto::v1::survey_service_server::SurveyService;
 use tonic::{Request, Response, Status};
@@ -17,8 +19,9 @@ pub struct SurveyApi {
     pub(crate) surveys: Surveys,
 }
 
-fn tenant<T>(request: &Request<T>) -> Result<String, Status> {
-    let tenant = careline_kit::tenant_of(request)?;
+/// The caller's tenant, if its API key has one of `needed` (or `admin`).
+fn tenant<T>(request: &Request<T>, needed: &[Scope]) -> Result<String, Status> {
+    let tenant = careline_kit::authorize(request, needed)?;
     tracing::Span::current().record("tenant", tenant.as_str());
     Ok(tenant)
 }
@@ -30,7 +33,7 @@ impl SurveyService for SurveyApi {
         &self,
         request: Request<v1::SetSurveyContactRequest>,
     ) -> Result<Response<v1::SetSurveyContactResponse>, Status> {
-        let tenant = tenant(&request)?;
+        let tenant = tenant(&request, &[Scope::Intake])?;
         let r = request.get_ref();
         self.surveys
             .set_contact(&tenant, &r.member_ref, &r.email_address, &r.language)
@@ -43,7 +46,7 @@ impl SurveyService for SurveyApi {
         &self,
         request: Request<v1::SubmitSurveyResponseRequest>,
     ) -> Result<Response<v1::SubmitSurveyResponseResponse>, Status> {
-        let tenant = tenant(&request)?;
+        let tenant = tenant(&request, &[Scope::Intake])?;
         let r = request.get_ref();
         let scores = Scores::new(r.recommend.into(), r.hire_agent.into(), r.ease.into())
             .map_err(|e| SurveyError::Invalid(e.to_string()))?;
@@ -62,7 +65,7 @@ impl SurveyService for SurveyApi {
         &self,
         request: Request<v1::GetSurveyStatsRequest>,
     ) -> Result<Response<v1::GetSurveyStatsResponse>, Status> {
-        let tenant = tenant(&request)?;
+        let tenant = tenant(&request, &[Scope::Supervisor])?;
         let r = request.get_ref();
         let (tally, truncated) = self
             .surveys
@@ -85,7 +88,7 @@ impl SurveyService for SurveyApi {
         &self,
         request: Request<v1::OptOutRequest>,
     ) -> Result<Response<v1::OptOutResponse>, Status> {
-        let tenant = tenant(&request)?;
+        let tenant = tenant(&request, &[Scope::Intake])?;
         self.surveys
             .opt_out(&tenant, &request.get_ref().member_ref)
             .await?;

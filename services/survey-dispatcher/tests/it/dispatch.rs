@@ -3,6 +3,8 @@
 
 use careline_proto::v1;
 
+use careline_testkit::demo::IVR_KEY;
+
 use crate::harness::{DEMO_KEY, MAIL_DEADLINE, Platform};
 
 #[tokio::test]
@@ -81,7 +83,8 @@ async fn two_replicas_and_ten_redeliveries_send_exactly_one_email() {
 }
 
 #[tokio::test]
-async fn an_opted_out_member_gets_no_survey_and_one_without_an_address_neither() {
+async fn an_opted_out_member_gets_no_survey_and_one_without_an_address_neither_and_intake_keys_cannot_read_scores()
+ {
     let platform = Platform::start(1).await;
     platform
         .set_contact("member-out", "out@member.example", "en")
@@ -108,6 +111,24 @@ async fn an_opted_out_member_gets_no_survey_and_one_without_an_address_neither()
     platform.survey_token("ix-in").await;
     assert!(platform.surveys_for("ix-opted-out").is_empty());
     assert!(platform.surveys_for("ix-no-address").is_empty());
+
+    // An intake-only key (the IVR's) may record an opt-out but not read the scores.
+    let mut ivr = platform.client(IVR_KEY).await;
+    ivr.opt_out(v1::OptOutRequest {
+        member_ref: "member-ivr".into(),
+    })
+    .await
+    .expect("intake may opt a member out");
+    let error = ivr
+        .get_survey_stats(v1::GetSurveyStatsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::PermissionDenied);
+    assert!(
+        error.message().contains("supervisor"),
+        "{}",
+        error.message()
+    );
 
     let error = platform
         .client(DEMO_KEY)
