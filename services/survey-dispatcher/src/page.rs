@@ -126,7 +126,6 @@ async fn show(State(surveys): State<Surveys>, Path(token): Path<String>) -> Resp
         Ok(link) => form(
             link.claims.language,
             &link.tenant_name,
-            &token,
             None,
             StatusCode::OK,
         ),
@@ -157,7 +156,6 @@ async fn answer(
         return form(
             language,
             &link.tenant_name,
-            &token,
             Some(words(language).missing),
             StatusCode::UNPROCESSABLE_ENTITY,
         );
@@ -268,10 +266,11 @@ fn scale(name: &str, legend: &str, min: u8, max: u8, low: &str, high: &str) -> S
     )
 }
 
+/// The survey form; it posts back to the page's own address, so the page
+/// works behind a proxy that serves it under a path of its own.
 fn form(
     language: Language,
     tenant_name: &str,
-    token: &str,
     problem: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -281,14 +280,13 @@ fn form(
         .unwrap_or_default();
     let body = format!(
         "<h1>{title}</h1><p>{intro} {tenant}.</p>{alert}\
-<form method=\"post\" action=\"/s/{token}\">{recommend}{hire}{ease}\
+<form method=\"post\">{recommend}{hire}{ease}\
 <p><label for=\"comment\">{comment}</label><br><span id=\"comment-hint\">{hint}</span><br>\
 <textarea id=\"comment\" name=\"comment\" rows=\"4\" maxlength=\"{MAX_COMMENT_CHARS}\" aria-describedby=\"comment-hint\"></textarea></p>\
 <p><button type=\"submit\">{submit}</button></p></form>",
         title = escape(w.title),
         intro = escape(w.intro),
         tenant = escape(tenant_name),
-        token = escape(token),
         recommend = scale("recommend", w.recommend, 0, 10, w.unlikely, w.likely),
         hire = scale("hire_agent", w.hire_agent, 0, 10, w.unlikely, w.likely),
         ease = scale("ease", w.ease, 1, 5, w.ease_low, w.ease_high),

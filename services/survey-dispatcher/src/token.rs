@@ -246,7 +246,7 @@ mod tests {
     fn weak_or_too_many_keys_are_refused_naming_the_key() {
         let err = format!("{NEW},short").parse::<LinkKeys>().unwrap_err();
         assert!(err.contains("key 2"), "{err}");
-        let many = vec![NEW; MAX_LINK_KEYS + 1].join(",");
+        let many = [NEW; MAX_LINK_KEYS + 1].join(",");
         assert!(many.parse::<LinkKeys>().is_err());
     }
 }
