@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image with every Careline binary (careline-router, careline-presence, careline-notifications,
-# careline-email-intake, careline-operator, and the `careline` CLI that the chart's tenants Job runs). One
+# careline-email-intake, careline-chat-gateway, careline-survey-dispatcher, careline-operator, and the `careline` CLI that the chart's tenants Job runs). One
 # image because the services share nearly all their code: one build, one scan, one tag to pin
 # in the chart; each Deployment picks its binary with `command`.
 #
@@ -27,8 +27,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER 65532:65532
-# gRPC: router 50051, presence 50052, email-intake 50053, notifications 50054, operator 50059;
-# SMTP in 2525; Prometheus metrics 9464.
-EXPOSE 50051 50052 50053 50054 50059 2525 9464
+# gRPC: router 50051, presence 50052, email-intake 50053, notifications 50054, chat 50055,
+# survey 50056, operator 50059; HTTP: chat 8090, survey page 8091; SMTP in 2525; metrics 9464.
+EXPOSE 50051 50052 50053 50054 50055 50056 50059 2525 8090 8091 9464
 # No default service: run `careline-router`, `careline-presence`, ... (the chart sets it).
 CMD ["careline", "--help"]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How a member reached the tenant.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -44,6 +45,13 @@ impl Language {
             Language::En => "en",
             Language::Es => "es",
         }
+    }
+
+    /// The language of an ISO 639-1 code (`en`, `es`, any case); `None` for others.
+    pub fn from_code(code: &str) -> Option<Language> {
+        Language::ALL
+            .into_iter()
+            .find(|language| language.as_str().eq_ignore_ascii_case(code.trim()))
     }
 }
 

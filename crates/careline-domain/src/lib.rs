@@ -6,6 +6,7 @@
 //! - [`hours`]: business hours in the tenant's time zone, holidays and overnight windows.
 //! - [`classify`]: language (EN/ES), urgency and topic of a member's text.
 //! - [`targets`]: routing targets (queues and their overflow steps) and who may serve them.
+//! - [`survey`]: survey eligibility, answer scales and the NPS arithmetic.
 //! - [`tenant`]: the tenant configuration document, its parsing and validation.
 //! - [`secret`]: [`secret::constant_time_eq`], how every key digest is compared.
 //! - [`error`]: the crate's errors, including [`ConfigError`] with every problem found.
@@ -19,6 +20,7 @@ pub mod hours;
 pub mod ids;
 pub mod secret;
 pub mod skills;
+pub mod survey;
 pub mod targets;
 pub mod tenant;
 mod yaml_lines;

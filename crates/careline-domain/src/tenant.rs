@@ -21,6 +21,8 @@ mod parse;
 mod schema;
 mod validate;
 
+pub use validate::is_email_like;
+
 /// A tenant (health plan) and everything routing needs to know about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,64 @@ pub struct TenantConfig {
     /// Request rates the tenant's integrations may use.
     #[serde(default)]
     pub limits: Limits,
+    /// Post-resolution email surveys (off until `channels` names one).
+    #[serde(default)]
+    pub surveys: SurveySettings,
+}
+
+/// Post-resolution surveys: who is asked, when, and how long answers are kept.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurveySettings {
+    /// Channels whose resolved contacts are surveyed; none: no surveys.
+    pub channels: Vec<Channel>,
+    /// Dispositions never surveyed (compared without case).
+    pub excluded_dispositions: Vec<String>,
+    /// Urgent contacts get no survey.
+    pub exclude_urgent: bool,
+    /// Seconds between the resolution and the survey email (0: at once).
+    pub delay_secs: u64,
+    /// At most one survey per member in this many days (from when one was sent).
+    pub window_days: u32,
+    /// Days a survey link stays valid.
+    pub link_valid_days: u32,
+    /// Days answers are kept.
+    pub retention_days: u32,
+}
+
+/// Default [`SurveySettings::delay_secs`]: an hour after the resolution.
+pub const DEFAULT_SURVEY_DELAY_SECS: u64 = 60 * 60;
+/// Longest survey delay a tenant may configure (7 days).
+pub const MAX_SURVEY_DELAY_SECS: u64 = 7 * 24 * 60 * 60;
+/// Default [`SurveySettings::window_days`]: one survey per member per 90 days.
+pub const DEFAULT_SURVEY_WINDOW_DAYS: u32 = 90;
+/// Longest survey window (about 3 years).
+pub const MAX_SURVEY_WINDOW_DAYS: u32 = 1_100;
+/// Default [`SurveySettings::link_valid_days`].
+pub const DEFAULT_SURVEY_LINK_DAYS: u32 = 14;
+/// Longest a survey link may stay valid.
+pub const MAX_SURVEY_LINK_DAYS: u32 = 90;
+/// Default [`SurveySettings::retention_days`]: a year of answers for trends.
+pub const DEFAULT_SURVEY_RETENTION_DAYS: u32 = 365;
+/// Longest survey answer retention (HIPAA: minimum necessary).
+pub const MAX_SURVEY_RETENTION_DAYS: u32 = 3 * 365;
+/// Dispositions excluded unless the tenant says otherwise.
+pub const DEFAULT_EXCLUDED_DISPOSITIONS: [&str; 4] =
+    ["transferred_out", "abandoned", "urgent", "clinical"];
+
+impl Default for SurveySettings {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            excluded_dispositions: DEFAULT_EXCLUDED_DISPOSITIONS.map(str::to_owned).to_vec(),
+            exclude_urgent: true,
+            delay_secs: DEFAULT_SURVEY_DELAY_SECS,
+            window_days: DEFAULT_SURVEY_WINDOW_DAYS,
+            link_valid_days: DEFAULT_SURVEY_LINK_DAYS,
+            retention_days: DEFAULT_SURVEY_RETENTION_DAYS,
+        }
+    }
 }
 
 /// Per-tenant request rates, each a token bucket shared by every router
@@ -548,6 +608,7 @@ impl TenantConfig {
             queues,
             agents: _,
             limits,
+            surveys,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -567,6 +628,7 @@ impl TenantConfig {
             queues: queues.clone(),
             agents: Vec::new(),
             limits: *limits,
+            surveys: surveys.clone(),
         }
     }
 

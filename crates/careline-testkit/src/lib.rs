@@ -7,6 +7,7 @@
 //!   run on both.
 //! - [`sandbox`]: [`Sandbox`], Redis and NATS (one server or a cluster) together plus
 //!   ready-made clients.
+//! - [`browser`]: [`browser::BrowserRun`], a headless Chromium session of `tests/browser/*.mjs`.
 //! - [`big_tenant`](mod@big_tenant): generated tenants of thousands of agents.
 //! - [`demo`]: the shipped demo tenant, its keys, and a second tenant for isolation tests.
 //! - [`bearer`]: [`Bearer`], the API-key interceptor of test clients.
@@ -19,6 +20,7 @@
 
 pub mod bearer;
 pub mod big_tenant;
+pub mod browser;
 pub mod demo;
 pub mod eventually;
 pub mod router;

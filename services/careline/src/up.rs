@@ -14,12 +14,17 @@ use careline_localdev::{NatsServer, RedisServer};
 use careline_notifications::NotificationsConfig;
 use careline_presence::PresenceConfig;
 use careline_router::RouterConfig;
+use careline_survey_dispatcher::SurveyConfig;
+use careline_survey_dispatcher::token::LinkKeys;
 use clap::Args;
 use tokio::net::TcpListener;
 
 /// email-intake's and chat-gateway's router credentials for the shipped demo
 /// tenant (its key is in deploy/tenants/demo-health.yaml: local use only).
 const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
+/// The key signing survey links of `careline up` (local use only: anyone who
+/// reads it can forge links; deployments set CARELINE_SURVEY_LINK_KEYS).
+const DEMO_SURVEY_LINK_KEYS: &str = "localSurveyLinkKey0000demo1234567890abcdef";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -69,6 +74,16 @@ pub struct UpArgs {
     /// default is the demo tenant's local-only key.
     #[arg(long, default_value = DEMO_ROUTER_KEYS)]
     chat_router_api_keys: RouterKeys,
+    /// survey-dispatcher gRPC address (SurveyService).
+    #[arg(long, default_value = "127.0.0.1:50056")]
+    survey_addr: SocketAddr,
+    /// survey-dispatcher HTTP address: the survey page members open from the email.
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    survey_http_addr: SocketAddr,
+    /// Keys signing survey links, newest first (default: a local-only demo key).
+    #[arg(long, env = "CARELINE_SURVEY_LINK_KEYS", default_value = DEMO_SURVEY_LINK_KEYS,
+          hide_default_value = true, hide_env_values = true)]
+    survey_link_keys: LinkKeys,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -125,6 +140,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let chat_listener = bind(args.chat_addr, "chat").await?;
     let chat_http_listener = bind(args.chat_http_addr, "chat-http").await?;
     let chat_http_addr = chat_http_listener.local_addr()?;
+    let survey_listener = bind(args.survey_addr, "survey").await?;
+    let survey_http_listener = bind(args.survey_http_addr, "survey-http").await?;
+    let survey_http_addr = survey_http_listener.local_addr()?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -168,6 +186,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         chat_http_listener,
         shutdown.clone(),
     ));
+    let mut survey_config =
+        SurveyConfig::with_common(common.clone(), args.survey_link_keys.clone());
+    survey_config.public_url = format!("http://{survey_http_addr}");
+    services.spawn(careline_survey_dispatcher::serve_with(
+        survey_config,
+        survey_listener,
+        survey_http_listener,
+        shutdown.clone(),
+        careline_survey_dispatcher::system_clock(),
+    ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
         careline_kit::metrics::serve_metrics(
@@ -207,6 +235,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  chat ws   ws://{chat_http_addr}/v1/chat/ws   (member WebSocket, docs/chat-protocol.md)"
     );
     println!("  chat demo http://{chat_http_addr}/demo   (the widget, demo tenant)");
+    println!(
+        "  survey    grpc://{}   (careline.v1.SurveyService, health, reflection)",
+        args.survey_addr
+    );
+    println!(
+        "  survey    http://{survey_http_addr}/s/<token>   (the page linked from survey emails)"
+    );
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());
     println!("  nats      {}", nats.url());

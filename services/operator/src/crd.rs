@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use careline_domain::Language;
 use careline_domain::tenant::{
     AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
+    SurveySettings,
 };
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
@@ -84,6 +85,9 @@ pub struct TenantSpec {
     /// Request rates the tenant's integrations may use.
     #[serde(default)]
     pub limits: Limits,
+    /// Post-resolution email surveys (off until `channels` names one).
+    #[serde(default)]
+    pub surveys: SurveySettings,
 }
 
 /// An API key kept in a Secret; the operator stores only its SHA-256.

@@ -37,6 +37,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         queues: queues.iter().map(|q| q.spec.queue.clone()).collect(),
         agents: spec.agents.clone(),
         limits: spec.limits,
+        surveys: spec.surveys.clone(),
     };
     Desired {
         config,

@@ -9,6 +9,7 @@ use super::{
     EMAIL_TEMPLATES, MAX_AGENT_JSON_BYTES, MAX_AGENTS, MAX_CAPACITY, MAX_CHAT_RETENTION_DAYS,
     MAX_CHAT_WIDGETS, MAX_EMAIL_RETENTION_DAYS, MAX_HISTORY_RETENTION_DAYS,
     MAX_MEMBER_HISTORY_COUNT, MAX_MEMBER_HISTORY_DAYS, MAX_RATE_PER_SEC, MAX_SETTINGS_JSON_BYTES,
+    MAX_SURVEY_DELAY_SECS, MAX_SURVEY_LINK_DAYS, MAX_SURVEY_RETENTION_DAYS, MAX_SURVEY_WINDOW_DAYS,
     MAX_TEMPLATE_BYTES, MAX_TENANT_JSON_BYTES, MAX_TOPIC_KEYWORDS, MAX_TOPIC_RULES,
     MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
     TenantConfig,
@@ -90,6 +91,7 @@ impl TenantConfig {
         }
         self.check_email(c);
         self.check_chat(c);
+        self.check_surveys(c);
         let mut seen = FirstSeen::default();
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}].id");
@@ -264,6 +266,50 @@ impl TenantConfig {
                     chat.retention_days
                 ),
             );
+        }
+    }
+
+    fn check_surveys(&self, c: &mut Checker<'_>) {
+        let s = &self.surveys;
+        if s.delay_secs > MAX_SURVEY_DELAY_SECS {
+            c.problem(
+                "surveys.delay_secs".into(),
+                format!(
+                    "{} seconds: use 0-{MAX_SURVEY_DELAY_SECS} (0: at once)",
+                    s.delay_secs
+                ),
+            );
+        }
+        for (field, value, max) in [
+            ("window_days", s.window_days, MAX_SURVEY_WINDOW_DAYS),
+            ("link_valid_days", s.link_valid_days, MAX_SURVEY_LINK_DAYS),
+            (
+                "retention_days",
+                s.retention_days,
+                MAX_SURVEY_RETENTION_DAYS,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                c.problem(
+                    format!("surveys.{field}"),
+                    format!("{value} days: use 1-{max}"),
+                );
+            }
+        }
+        let mut seen = FirstSeen::default();
+        for (i, channel) in s.channels.iter().enumerate() {
+            let field = format!("surveys.channels[{i}]");
+            if let Some(first) = seen.insert(channel.as_str(), &field) {
+                c.duplicate(field, "channel", channel.as_str(), &first);
+            }
+        }
+        for (i, disposition) in s.excluded_dispositions.iter().enumerate() {
+            if disposition.trim().is_empty() {
+                c.problem(
+                    format!("surveys.excluded_dispositions[{i}]"),
+                    "a disposition must not be empty".into(),
+                );
+            }
         }
     }
 
@@ -736,7 +782,8 @@ fn is_origin(text: &str) -> bool {
         && (port.is_empty() || port.parse::<u16>().is_ok())
 }
 
-fn is_email_like(text: &str) -> bool {
+/// Whether `text` looks like one email address: one `@` with text on both sides.
+pub fn is_email_like(text: &str) -> bool {
     let mut parts = text.split('@');
     matches!(
         (parts.next(), parts.next(), parts.next()),

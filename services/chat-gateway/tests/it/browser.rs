@@ -12,25 +12,16 @@
 //! `scripts/test.sh` installs what this needs (`ensure_browser_tools` in scripts/lib.sh):
 //! Debian's chromium and the playwright-core pinned in tests/browser/package-lock.json.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use careline_bus::TenantStore;
 use careline_domain::TenantConfig;
 use careline_proto::v1;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::task::JoinHandle;
+use careline_testkit::browser::{BROWSER_DEADLINE, BrowserRun, browser_tools};
 
 use crate::contact::ContactPlatform;
 use crate::harness::Platform;
 
-/// The browser scripts, and the directory their playwright-core is installed in.
-const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser");
-/// Debian's Chromium; `CARELINE_CHROMIUM` overrides it.
-const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
-/// How long one browser session may take.
-const BROWSER_DEADLINE: Duration = Duration::from_secs(120);
 /// What the member types first, in chat.mjs (the router must hear Spanish).
 const FIRST_MESSAGE: &str = "Hola, tengo una pregunta sobre mi factura de este mes.";
 /// What the member sends with Enter, then with the Send button, in chat.mjs.
@@ -43,38 +34,6 @@ const AGENT_ANSWER: &str = "Hola Rosa, soy Ana. Con gusto le ayudo con su factur
 /// The address the member gives in after_hours.mjs's contact form.
 const REPLY_ADDRESS: &str = "pat@member.example";
 
-/// The tools the browser tests need, or a message saying how to install them.
-fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
-    const HOW: &str = "run scripts/test.sh (it installs them), or: \
-        sudo apt-get install -y chromium nodejs npm && (cd tests/browser && npm ci)";
-    let chromium = PathBuf::from(
-        std::env::var("CARELINE_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.to_owned()),
-    );
-    if !chromium.is_file() {
-        return Err(format!(
-            "Chromium is not installed at {}: {HOW}",
-            chromium.display()
-        ));
-    }
-    let node = std::process::Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|out| out.status.success()) {
-        return Err(format!("Node.js (`node`) is not on PATH: {HOW}"));
-    }
-    let dir = Path::new(BROWSER_DIR)
-        .canonicalize()
-        .map_err(|e| e.to_string())?;
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return Err(format!(
-            "playwright-core is not installed in {}: {HOW}",
-            dir.display()
-        ));
-    }
-    Ok((chromium, dir))
-}
-
 /// The demo tenant's widget usable from any origin: the page's origin is the test gateway's
 /// own random port. Applied before the gateway loads its tenants.
 fn widget_anywhere(tenant: &mut TenantConfig) {
@@ -85,78 +44,7 @@ fn widget_anywhere(tenant: &mut TenantConfig) {
 
 /// Where a test's screenshot is kept.
 fn screenshot_path(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser/{name}"));
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-/// One `node tests/browser/<script> <gateway URL> <screenshot>` run, read as it goes.
-struct BrowserRun {
-    child: tokio::process::Child,
-    events: JoinHandle<Vec<String>>,
-    log: JoinHandle<String>,
-}
-
-impl BrowserRun {
-    fn start(
-        script: &str,
-        gateway: std::net::SocketAddr,
-        screenshot: &Path,
-        env: &[(&str, &str)],
-    ) -> BrowserRun {
-        let (chromium, dir) = browser_tools().unwrap_or_else(|missing| panic!("{missing}"));
-        let mut child = tokio::process::Command::new("node")
-            .arg(dir.join(script))
-            .arg(format!("http://{gateway}/"))
-            .arg(screenshot)
-            .env("CARELINE_CHROMIUM", &chromium)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let stdout = child.stdout.take().unwrap();
-        let events = tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut seen = Vec::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("browser: {line}");
-                seen.push(line);
-            }
-            seen
-        });
-        let stderr = child.stderr.take().unwrap();
-        let log = tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut all = String::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        BrowserRun { child, events, log }
-    }
-
-    /// Waits for the script; returns its events, after asserting it passed.
-    async fn passed(mut self) -> Vec<String> {
-        let status: ExitStatus = tokio::time::timeout(BROWSER_DEADLINE, self.child.wait())
-            .await
-            .expect("the browser session ends in time")
-            .expect("node runs");
-        let log = self.log.await.unwrap();
-        let seen = self.events.await.unwrap();
-        assert!(
-            status.success(),
-            "the browser test failed ({status}):\n{log}"
-        );
-        assert!(
-            seen.iter().any(|line| line.contains("\"passed\"")),
-            "the browser script did not finish: {seen:?}\n{log}"
-        );
-        seen
-    }
+    careline_testkit::browser::screenshot_path(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +68,7 @@ async fn member_chats_in_spanish_in_a_real_browser_with_the_keyboard_only() {
     let screenshot = screenshot_path("chat-es.png");
     let browser = BrowserRun::start(
         "chat.mjs",
-        gateway.http,
+        &format!("http://{}/", gateway.http),
         &screenshot,
         &[("CARELINE_EXPECT_AGENT_TEXT", AGENT_ANSWER)],
     );
@@ -258,7 +146,7 @@ async fn closed_tenant_chat_offers_after_hours_help_and_the_widget_contact_form_
     let screenshot = screenshot_path("after-hours-en.png");
     let seen = BrowserRun::start(
         "after_hours.mjs",
-        env.gateway.http,
+        &format!("http://{}/", env.gateway.http),
         &screenshot,
         &[("CARELINE_REPLY_ADDRESS", REPLY_ADDRESS)],
     )

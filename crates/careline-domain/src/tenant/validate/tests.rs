@@ -561,3 +561,53 @@ fn tenant_templates_that_cannot_be_used_name_the_tenant_template_and_line() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn surveys_default_to_off_with_a_90_day_window_and_an_hour_delay() {
+    let config = TenantConfig::from_yaml(&base()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.surveys.channels.is_empty());
+    assert_eq!(config.surveys.window_days, 90);
+    assert_eq!(config.surveys.delay_secs, 3600);
+    assert!(
+        config
+            .surveys
+            .excluded_dispositions
+            .contains(&"transferred_out".to_owned())
+    );
+    let zero = format!(
+        "{}surveys:\n  channels: [email, chat]\n  delay_secs: 0\n",
+        base()
+    );
+    let config = TenantConfig::from_yaml(&zero).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.surveys.delay_secs, 0);
+    assert_eq!(config.surveys.window_days, 90, "unset fields keep defaults");
+}
+
+#[test]
+fn survey_settings_out_of_range_are_refused_naming_the_field() {
+    let cases = [
+        ("window_days: 0", "surveys.window_days: 0 days: use 1-1100"),
+        (
+            "delay_secs: 999999999",
+            "surveys.delay_secs: 999999999 seconds",
+        ),
+        (
+            "link_valid_days: 91",
+            "surveys.link_valid_days: 91 days: use 1-90",
+        ),
+        ("retention_days: 0", "surveys.retention_days: 0 days"),
+        (
+            "channels: [email, email]",
+            "surveys.channels[1]: duplicate channel",
+        ),
+        (
+            "excluded_dispositions: [\" \"]",
+            "surveys.excluded_dispositions[0]",
+        ),
+    ];
+    for (line, want) in cases {
+        let yaml = format!("{}surveys:\n  {line}\n", base());
+        let err = TenantConfig::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains(want), "{line}: {err}");
+    }
+}
