@@ -83,10 +83,13 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     let link_base = config.link_base()?;
     // URLs are not echoed: they may carry passwords.
-    let redis = RedisConnection::connect(&config.common.redis_url)
+    let tls = config.common.tls.load()?;
+    let redis = RedisConnection::connect(&config.common.redis_url, &tls)
         .await
         .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
-    let nats = async_nats::connect(careline_bus::server_list(&config.common.nats_url))
+    let nats = careline_kit::nats_client::options(&config.common)
+        .await?
+        .connect(careline_bus::server_list(&config.common.nats_url))
         .await
         .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
     let js = async_nats::jetstream::new(nats.clone());
@@ -112,13 +115,13 @@ pub async fn serve_with(
     ));
     let sending = tokio::spawn(due::run(surveys.clone(), scheduled, shutdown.clone()));
     let page_stop = shutdown.wait();
-    tracing::info!(addr = %http.local_addr()?, "survey page serving");
-    let page_app = page::router(surveys.clone());
-    let page = tokio::spawn(async move {
-        axum::serve(http, page_app)
-            .with_graceful_shutdown(page_stop)
-            .await
-    });
+    tracing::info!(addr = %http.local_addr()?, tls = tls.serves_tls(), "survey page serving");
+    let page = tokio::spawn(careline_kit::tls::serve_http(
+        http,
+        page::router(surveys.clone()),
+        &tls,
+        page_stop,
+    ));
     let (healthy, probe) =
         careline_kit::readiness::spawn_probe(redis, nats, shutdown.token().clone());
     let service = InterceptedService::new(
@@ -129,7 +132,7 @@ pub async fn serve_with(
     tracing::info!(addr = %listener.local_addr()?, "survey-dispatcher serving");
     GrpcServer::new()
         .add_service(service)
-        .shutdown_grace(config.common.shutdown_grace())
+        .configure(&config.common)?
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;
