@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "email",
         "chat",
         "audit",
+        "console",
     ]
     .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {

@@ -1,0 +1,5 @@
+//! The console end to end: real Redis and NATS, console replicas in-process,
+//! events published on the log as the router publishes them.
+
+mod harness;
+mod kpis;
