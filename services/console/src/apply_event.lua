@@ -87,23 +87,30 @@ local ix_key = P .. 'ix:' .. IX
 local function ix_get(field) return redis.call('HGET', ix_key, field) end
 local function ix_set(...) redis.call('HSET', ix_key, ...) end
 
--- Answer: speed of answer, service level and queue time, once creation and
--- first answer are both known; counted in the answer's periods.
-local function try_count_answer()
-  local created, answered = tonumber(ix_get('c')), tonumber(ix_get('a'))
-  if created == nil or answered == nil or ix_get('a_done') then return end
-  ix_set('a_done', '1')
-  local wait = math.max(0, answered - created)
+-- Adds (sign 1) or takes back (sign -1) the measures of the contact's first
+-- answer: speed of answer, service level and queue time, in the answer's periods.
+local function answer_measures(sign)
+  local wait = math.max(0, tonumber(ix_get('a')) - tonumber(ix_get('c')))
   local s = scopes(ix_get('aq'), ix_get('aa'))
   local buckets = ix_get('ab')
-  add(s, buckets, 'answered_timed', 1)
-  add(s, buckets, 'asa_ms', wait)
-  add(s, buckets, 'queue_n', 1)
-  add(s, buckets, 'queue_ms', wait)
-  report('asa_ms', wait)
-  if wait <= tonumber(ix_get('asl')) then
-    add(s, buckets, 'sl_met', 1)
-    report('sl_met', 1)
+  add(s, buckets, 'answered_timed', sign)
+  add(s, buckets, 'asa_ms', sign * wait)
+  add(s, buckets, 'queue_n', sign)
+  add(s, buckets, 'queue_ms', sign * wait)
+  local met = wait <= tonumber(ix_get('asl'))
+  if met then add(s, buckets, 'sl_met', sign) end
+  return wait, met
+end
+
+-- Counts the answer's measures once creation and first answer are both known.
+local function try_count_answer(correction)
+  if not ix_get('c') or not ix_get('a') or ix_get('a_done') then return end
+  ix_set('a_done', '1')
+  local wait, met = answer_measures(1)
+  -- Prometheus counters only count what is seen first; corrections are in the KPIs.
+  if not correction then
+    report('asa_ms', wait)
+    if met then report('sl_met', 1) end
   end
 end
 
@@ -191,7 +198,7 @@ if KIND == 'created' then
         if id ~= IX then mark_repeat(id) end
       end
     end
-    try_count_answer()
+    try_count_answer(false)
     try_count_abandon()
   end
 elseif KIND == 'offered' then
@@ -199,12 +206,30 @@ elseif KIND == 'offered' then
     redis.call('HINCRBY', P .. 'ag:' .. AGENT, 'load:' .. CH, 1)
   end
 elseif KIND == 'assigned' then
-  redis.call('HSETNX', ix_key, 'g:' .. AGENT, int(AT))
-  if redis.call('HSETNX', ix_key, 'a', int(AT)) == 1 then
-    ix_set('ab', BUCKETS, 'aq', QUEUE, 'aa', AGENT, 'asl', int(SL_MS))
+  -- The first answer is the earliest assignment, whatever order they arrive in.
+  local first = tonumber(ix_get('a'))
+  if first == nil or AT < first then
+    if first ~= nil then
+      add(scopes(ix_get('aq'), ix_get('aa')), ix_get('ab'), 'answered', -1)
+      if ix_get('a_done') then
+        answer_measures(-1)
+        redis.call('HDEL', ix_key, 'a_done')
+      end
+    else
+      report('answered', 1)
+    end
+    ix_set('a', int(AT), 'ab', BUCKETS, 'aq', QUEUE, 'aa', AGENT, 'asl', int(SL_MS))
     add(scopes(QUEUE, AGENT), BUCKETS, 'answered', 1)
-    report('answered', 1)
-    try_count_answer()
+    try_count_answer(first ~= nil)
+  end
+  -- Handle time runs from the resolving agent's earliest assignment.
+  local assigned_field = 'g:' .. AGENT
+  local earliest = tonumber(ix_get(assigned_field))
+  if earliest == nil or AT < earliest then
+    ix_set(assigned_field, int(AT))
+    if earliest ~= nil and ix_get('r_done') and ix_get('ra') == AGENT then
+      add(scopes(ix_get('rq'), AGENT), ix_get('rb'), 'handle_ms', earliest - AT)
+    end
   end
   try_count_handle()
 elseif KIND == 'abandoned' then

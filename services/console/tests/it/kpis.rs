@@ -146,6 +146,7 @@ fn close(actual: f64, expected: f64) -> bool {
 
 #[tokio::test]
 async fn scripted_spring_forward_day_adds_up_in_the_tenant_zone() {
+    careline_kit::metrics::prometheus_handle().expect("metrics recorder");
     let platform = Platform::start(1).await;
     platform.publish(&spring_forward_day()).await;
     platform.settled().await;
@@ -217,6 +218,25 @@ async fn scripted_spring_forward_day_adds_up_in_the_tenant_zone() {
     assert_eq!((ana.answered, ana.resolved, ana.transferred), (2, 1, 1));
     assert!(close(ana.average_handle_secs, 300.0));
     assert!(close(ana.occupancy, 330.0 / 77_400.0));
+
+    // The headline counters, for Prometheus (nextest runs each test in its own process).
+    let metrics = careline_kit::metrics::render().expect("metrics");
+    let value = |name: &str, queue: &str| {
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("{name}{{"))
+                    && line.contains(&format!("queue=\"{queue}\""))
+                    && line.contains(&format!("tenant=\"{TENANT}\""))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("{name} for {queue} in:\n{metrics}"))
+            .to_owned()
+    };
+    assert_eq!(value("careline_kpi_answered_total", "general"), "3");
+    assert_eq!(value("careline_kpi_sl_met_total", "general"), "2");
+    assert_eq!(value("careline_kpi_abandoned_total", "billing"), "1");
+    assert_eq!(value("careline_kpi_asa_seconds_count", "general"), "3");
 }
 
 #[tokio::test]
@@ -265,4 +285,29 @@ async fn replaying_the_log_from_the_start_gives_the_same_numbers() {
         kpis(&platform, day_request("", "ana")).await,
     );
     assert_eq!(rebuilt, before, "a rebuild from the log gives the same numbers");
+}
+
+#[tokio::test]
+async fn events_arriving_in_reverse_order_give_the_same_numbers() {
+    let (in_order, reversed) = tokio::join!(Platform::start(1), Platform::start(1));
+    let day = spring_forward_day();
+    let mut backwards = day.clone();
+    backwards.reverse();
+    tokio::join!(in_order.publish(&day), reversed.publish(&backwards));
+    tokio::join!(in_order.settled(), reversed.settled());
+    for request in [
+        day_request("", ""),
+        day_request("", "ana"),
+        day_request("general", ""),
+        v1::GetKpisRequest {
+            period: v1::KpiPeriod::QuarterHour as i32,
+            ..day_request("", "")
+        },
+    ] {
+        assert_eq!(
+            kpis(&reversed, request.clone()).await,
+            kpis(&in_order, request.clone()).await,
+            "{request:?}"
+        );
+    }
 }
