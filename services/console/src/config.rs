@@ -62,6 +62,19 @@ pub struct ConsoleConfig {
     #[arg(long, env = "CARELINE_KPI_FCR_DAYS", default_value_t = DEFAULT_FCR_DAYS,
           value_parser = clap::value_parser!(u64).range(1..=MAX_FCR_DAYS))]
     pub fcr_days: u64,
+    /// Secret that signs floor view sessions; every replica must share it.
+    /// Empty: a random one per process (sessions then last as long as the
+    /// process and work on that replica only).
+    #[arg(
+        long,
+        env = "CARELINE_CONSOLE_SESSION_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub session_secret: String,
+    /// Mark the session cookie `Secure` (set when the floor view is served over HTTPS).
+    #[arg(long, env = "CARELINE_CONSOLE_SECURE_COOKIE", default_value_t = false)]
+    pub secure_cookie: bool,
     /// Lifetime of a floor view login (seconds).
     #[arg(long, env = "CARELINE_CONSOLE_SESSION_SECS", default_value_t = DEFAULT_SESSION_SECS,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
@@ -79,6 +92,8 @@ impl ConsoleConfig {
             router_api_keys: RouterKeys::default(),
             short_abandon_secs: DEFAULT_SHORT_ABANDON_SECS,
             fcr_days: DEFAULT_FCR_DAYS,
+            session_secret: String::new(),
+            secure_cookie: false,
             session_secs: DEFAULT_SESSION_SECS,
         }
     }

@@ -27,8 +27,11 @@ use crate::periods::{self, Bucket, Period};
 pub const PAIRING_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long KPI periods are kept.
 pub const KPI_RETENTION: Duration = Duration::from_secs(400 * 24 * 3600);
-/// Attempts at applying an agent state change that races another replica.
-pub const STATE_ATTEMPTS: usize = 8;
+/// Attempts at applying an agent state change that races other changes of
+/// the same agent (on this or another replica).
+pub const STATE_ATTEMPTS: u32 = 32;
+/// Pause after a lost race, times the attempt number.
+pub const STATE_RETRY_BACKOFF: Duration = Duration::from_millis(2);
 /// Most periods one GetKpis answer holds (a month of 15-minute periods).
 pub const MAX_PERIODS: usize = 31 * 96;
 /// State changes of one agent within the same millisecond considered.
@@ -36,6 +39,8 @@ pub const MAX_SAME_MS_CHANGES: usize = 16;
 /// Longest wrap-up matched to a resolution: a capacity release later than
 /// this after it is not its wrap-up's end.
 pub const MAX_WRAP_UP: Duration = Duration::from_secs(3600);
+/// How long the floor view's waiting samples are kept.
+pub const WAITING_HISTORY_MS: i64 = 24 * 3_600_000;
 /// Most agents the floor view lists per tenant.
 pub const MAX_FLOOR_AGENTS: usize = 2000;
 
@@ -186,7 +191,7 @@ impl KpiStore {
             .map(|b| b.key())
             .collect::<Vec<_>>()
             .join(",");
-        for _ in 0..STATE_ATTEMPTS {
+        for attempt in 1..=STATE_ATTEMPTS {
             let (version, changes) = if event.kind == "state" {
                 self.state_changes(&prefix, event, rules.time_zone).await?
             } else {
@@ -219,7 +224,10 @@ impl KpiStore {
                 .await?;
             match reply.first().map(String::as_str) {
                 Some("dup") => return Ok(None),
-                Some("retry") => continue,
+                Some("retry") => {
+                    tokio::time::sleep(STATE_RETRY_BACKOFF * attempt).await;
+                    continue;
+                }
                 Some("ok") => {
                     let applied = reply[1..]
                         .chunks(2)
@@ -368,6 +376,53 @@ impl KpiStore {
                     load_chat: num("load:chat").max(0),
                     load_email: num("load:email").max(0),
                 }
+            })
+            .collect())
+    }
+}
+
+impl KpiStore {
+    /// Records how many contacts wait in `tenant`'s queues in the minute
+    /// starting at `minute_ms` (the floor view's chart). Replicas sampling
+    /// the same minute leave one sample.
+    pub async fn sample_waiting(
+        &self,
+        tenant: &str,
+        minute_ms: i64,
+        waiting: u32,
+    ) -> Result<(), ConsoleError> {
+        let key = format!("{}floor:waiting", prefix(tenant));
+        let mut conn = self.redis.clone();
+        let () = redis::pipe()
+            .atomic()
+            .zrembyscore(&key, minute_ms, minute_ms)
+            .ignore()
+            .zadd(&key, format!("{minute_ms}|{waiting}"), minute_ms)
+            .ignore()
+            .zrembyscore(&key, "-inf", format!("({}", minute_ms - WAITING_HISTORY_MS))
+            .ignore()
+            .expire(&key, WAITING_HISTORY_MS / 1000)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The waiting samples of `tenant` since `from_ms`, oldest first.
+    pub async fn waiting_samples(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+    ) -> Result<Vec<(i64, u32)>, ConsoleError> {
+        let mut conn = self.redis.clone();
+        let samples: Vec<String> = conn
+            .zrangebyscore(format!("{}floor:waiting", prefix(tenant)), from_ms, "+inf")
+            .await?;
+        Ok(samples
+            .iter()
+            .filter_map(|sample| {
+                let (at, waiting) = sample.split_once('|')?;
+                Some((at.parse().ok()?, waiting.parse().ok()?))
             })
             .collect())
     }

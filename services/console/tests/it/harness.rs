@@ -26,6 +26,7 @@ pub type Client = ConsoleClient<InterceptedService<Channel, Bearer>>;
 
 struct Replica {
     addr: SocketAddr,
+    http: SocketAddr,
     shutdown: Shutdown,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -62,17 +63,31 @@ impl Platform {
 
     /// Starts one more replica; returns once it answers.
     pub async fn start_replica(&mut self) {
-        let config = ConsoleConfig::with_common(CommonConfig {
+        self.start_replica_with(|_| {}).await;
+    }
+
+    /// Starts one more replica with its settings changed by `configure`.
+    pub async fn start_replica_with(&mut self, configure: impl FnOnce(&mut ConsoleConfig)) {
+        let mut config = ConsoleConfig::with_common(CommonConfig {
             redis_url: self.sandbox.redis_url(),
             nats_url: self.sandbox.nats_url(),
             ..CommonConfig::default()
         });
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let server = tokio::spawn(careline_console::serve(config, listener, shutdown.clone()));
+        let server = tokio::spawn(careline_console::serve_with_http(
+            config,
+            listener,
+            http,
+            shutdown.clone(),
+        ));
         self.replicas.push(Replica {
             addr,
+            http: http_addr,
             shutdown,
             server,
         });
@@ -96,6 +111,11 @@ impl Platform {
                 .expect("replica task")
                 .expect("replica ends cleanly");
         }
+    }
+
+    /// The HTTP address (floor view) of the first replica.
+    pub fn http(&self) -> SocketAddr {
+        self.replicas[0].http
     }
 
     /// A client of the first replica sending `key`.
@@ -124,7 +144,8 @@ impl Platform {
         }
     }
 
-    /// Waits until the KPI consumer has applied everything published.
+    /// Waits until the KPI consumer has acknowledged every stored event (an
+    /// event waiting to be redelivered keeps the acknowledged floor below it).
     pub async fn settled(&self) {
         let stream = self
             .js
@@ -132,8 +153,11 @@ impl Platform {
             .await
             .expect("event stream");
         eventually(APPLY_DEADLINE, "the KPI consumer settles", || {
-            let stream = stream.clone();
+            let mut stream = stream.clone();
             async move {
+                let Ok(last) = stream.info().await.map(|info| info.state.last_sequence) else {
+                    return false;
+                };
                 let Ok(mut consumer) = stream
                     .get_consumer::<jetstream::consumer::pull::Config>(
                         careline_console::consumer::CONSUMER,
@@ -145,7 +169,7 @@ impl Platform {
                 consumer
                     .info()
                     .await
-                    .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0)
+                    .is_ok_and(|info| info.ack_floor.stream_sequence >= last)
             }
         })
         .await

@@ -2,4 +2,5 @@
 //! events published on the log as the router publishes them.
 
 mod harness;
+mod floor;
 mod kpis;
