@@ -45,7 +45,8 @@ pub fn kpis(tz: Tz, bucket: Bucket, counters: &HashMap<String, i64>) -> v1::Kpis
     let wrap_ms = get("wrap_ms");
     let mut outcomes = std::collections::BTreeMap::new();
     let mut states = std::collections::BTreeMap::new();
-    for (field, value) in counters {
+    // A field whose additions and corrections cancelled out is not shown.
+    for (field, value) in counters.iter().filter(|(_, value)| **value != 0) {
         if let Some(tag) = field.strip_prefix("outcome:") {
             outcomes.insert(tag.to_owned(), u64::try_from(*value).unwrap_or(0));
         } else if let Some(state) = field.strip_prefix("st:") {
