@@ -30,17 +30,17 @@
     if (el.textContent !== text) el.textContent = text;
   }
 
-  // Rows keyed by id: existing rows are updated in place.
-  function fillTable(table, rows, cells) {
+  // Rows keyed by `key(row)`: existing rows are updated in place.
+  function fillTable(table, rows, key, cells) {
     const body = table.tBodies[0];
-    const keep = new Set(rows.map((row) => row.id));
+    const keep = new Set(rows.map(key));
     for (const tr of Array.from(body.rows)) if (!keep.has(tr.dataset.id)) tr.remove();
     rows.forEach((row, index) => {
-      let tr = body.querySelector('tr[data-id="' + CSS.escape(row.id) + '"]');
+      let tr = body.querySelector('tr[data-id="' + CSS.escape(key(row)) + '"]');
       const values = cells(row);
       if (!tr) {
         tr = document.createElement('tr');
-        tr.dataset.id = row.id;
+        tr.dataset.id = key(row);
         values.forEach((_, i) => {
           const cell = document.createElement(i === 0 ? 'th' : 'td');
           if (i === 0) cell.scope = 'row';
@@ -72,7 +72,7 @@
 
   function drawQueues(snapshot) {
     document.getElementById('queues-unavailable').hidden = !snapshot.queues_unavailable;
-    fillTable(document.getElementById('queues'), snapshot.queues, (q) => [
+    fillTable(document.getElementById('queues'), snapshot.queues, (q) => q.id, (q) => [
       q.name || q.id,
       { text: String(q.waiting), key: 'waiting' },
       { text: String(q.urgent_waiting), over: q.urgent_waiting > 0, key: 'urgent' },
@@ -96,7 +96,7 @@
 
   function drawAgents() {
     const now = Date.now();
-    fillTable(document.getElementById('agents'), agents, (a) => [
+    fillTable(document.getElementById('agents'), agents, (a) => a.agent_id, (a) => [
       a.agent_id,
       { text: S['state_' + a.state] || a.state, key: 'state' },
       a.reason,

@@ -36,6 +36,10 @@ pub struct Platform {
     pub sandbox: Sandbox,
     pub js: jetstream::Context,
     replicas: Vec<Replica>,
+    /// The router and presence, when started ([`Platform::start_routing`]).
+    routing: Vec<(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    pub router_addr: Option<SocketAddr>,
+    pub presence_addr: Option<SocketAddr>,
 }
 
 impl Platform {
@@ -47,13 +51,16 @@ impl Platform {
             .await
             .expect("event stream");
         let store = TenantStore::open(&js, None).await.expect("tenant bucket");
-        let mut demo = careline_testkit::demo::tenant();
+        let mut demo = careline_testkit::demo::tenant_always_open();
         demo.time_zone = TIME_ZONE.to_owned();
         store.put(&demo).await.expect("demo tenant applied");
         let mut platform = Platform {
             sandbox,
             js,
             replicas: Vec::new(),
+            routing: Vec::new(),
+            router_addr: None,
+            presence_addr: None,
         };
         for _ in 0..replicas {
             platform.start_replica().await;
@@ -61,19 +68,44 @@ impl Platform {
         platform
     }
 
-    /// Starts one more replica; returns once it answers.
-    pub async fn start_replica(&mut self) {
-        self.start_replica_with(|_| {}).await;
+    /// Starts a router and presence in-process; replicas started after it
+    /// follow the router's queue stats with the demo tenant's key.
+    pub async fn start_routing(&mut self) {
+        let common = CommonConfig {
+            redis_url: self.sandbox.redis_url(),
+            nats_url: self.sandbox.nats_url(),
+            ..CommonConfig::default()
+        };
+        let router_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let presence_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.router_addr = Some(router_listener.local_addr().unwrap());
+        self.presence_addr = Some(presence_listener.local_addr().unwrap());
+        let (router_shutdown, presence_shutdown) = (Shutdown::new(), Shutdown::new());
+        let router = tokio::spawn(careline_router::serve(
+            careline_router::RouterConfig::with_common(common.clone()),
+            router_listener,
+            router_shutdown.clone(),
+        ));
+        let presence = tokio::spawn(careline_presence::serve(
+            careline_presence::PresenceConfig::with_common(common),
+            presence_listener,
+            presence_shutdown.clone(),
+        ));
+        self.routing = vec![(router_shutdown, router), (presence_shutdown, presence)];
+        careline_testkit::router::wait_router_ready(self.router_addr.unwrap(), DEMO_KEY).await;
     }
 
-    /// Starts one more replica with its settings changed by `configure`.
-    pub async fn start_replica_with(&mut self, configure: impl FnOnce(&mut ConsoleConfig)) {
+    /// Starts one more replica; returns once it answers.
+    pub async fn start_replica(&mut self) {
         let mut config = ConsoleConfig::with_common(CommonConfig {
             redis_url: self.sandbox.redis_url(),
             nats_url: self.sandbox.nats_url(),
             ..CommonConfig::default()
         });
-        configure(&mut config);
+        if let Some(router) = self.router_addr {
+            config.router_url = format!("http://{router}");
+            config.router_api_keys = format!("{TENANT}={DEMO_KEY}").parse().expect("router keys");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -2,5 +2,6 @@
 //! events published on the log as the router publishes them.
 
 mod harness;
+mod browser;
 mod floor;
 mod kpis;
