@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use careline_bus::TenantDirectory;
+use careline_domain::tenant::Scope;
 use careline_domain::{AgentId, QueueId};
-use careline_kit::tenant_of;
 use careline_proto::v1::{self, console_server::Console};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -15,6 +15,8 @@ use crate::figures;
 use crate::periods::Period;
 use crate::store::KpiStore;
 
+/// Scopes that may read KPIs (or `admin`).
+pub const READ_KPIS: &[Scope] = &[Scope::Supervisor];
 /// Default range of GetKpis when `from_ms` is 0: the day before `to_ms`.
 pub const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
 /// Longest range one GetKpis may ask for.
@@ -134,7 +136,7 @@ impl Console for ConsoleService {
         &self,
         request: Request<v1::GetKpisRequest>,
     ) -> Result<Response<v1::GetKpisResponse>, Status> {
-        let tenant = tenant_of(&request)?;
+        let tenant = careline_kit::authorize(&request, READ_KPIS)?;
         tracing::Span::current().record("tenant", tenant.as_str());
         let query = validate(request.get_ref(), chrono::Utc::now().timestamp_millis())?;
         Ok(Response::new(self.kpis(&tenant, &query).await?))

@@ -97,6 +97,7 @@ pub async fn serve_with_http(
     let feed_tasks = TaskTracker::new();
     let web = web::routes(web::WebState {
         tenants: tenants.clone(),
+        auth: TenantAuth::from_arc(tenants.clone()),
         sessions: session::Sessions::new(&config.session_secret, config.session_lifetime()),
         feeds: floor::FloorFeeds::new(
             store.clone(),

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use careline_bus::TenantDirectory;
 use careline_domain::TenantConfig;
+use careline_domain::tenant::Scope;
+use careline_kit::TenantAuth;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -15,8 +17,6 @@ use sha2::Sha256;
 pub const COOKIE: &str = "careline_floor";
 /// Bytes of a generated signing secret.
 pub const SECRET_BYTES: usize = 32;
-/// Longest API key accepted by the login form.
-pub const MAX_KEY_LEN: usize = careline_kit::auth::MAX_API_KEY_LEN;
 /// Longest cookie value read.
 const MAX_COOKIE_LEN: usize = 1024;
 
@@ -54,25 +54,27 @@ pub struct Supervisor {
     pub key_id: String,
 }
 
+/// Scopes that open the floor view (or `admin`).
+pub const FLOOR_SCOPES: &[Scope] = &[Scope::Supervisor];
+
 /// The one check of a floor view credential: the tenant and key a raw API
-/// key belongs to, if it may open the floor view. Until API keys carry
-/// scopes, every key of a tenant may.
-pub fn supervisor_for_key(tenants: &TenantDirectory, raw_key: &str) -> Option<Supervisor> {
-    if raw_key.is_empty() || raw_key.len() > MAX_KEY_LEN {
-        return None;
-    }
-    let hash = careline_kit::auth::api_key_sha256_hex(raw_key);
-    let config = tenants.tenant_for_api_key_sha256(&hash)?;
-    let key = config.api_keys.iter().find(|key| key.sha256 == hash)?;
+/// key belongs to, if the key has the `supervisor` (or `admin`) scope.
+pub fn supervisor_for_key(auth: &TenantAuth, raw_key: &str) -> Option<Supervisor> {
+    let caller = auth.caller_for_key(raw_key)?;
+    caller.require(FLOOR_SCOPES).ok()?;
     Some(Supervisor {
-        tenant: config.id.clone(),
-        key_id: key.id.clone(),
+        tenant: caller.tenant,
+        key_id: caller.key_id,
     })
 }
 
-/// Whether the key a session was opened with still opens the floor view.
+/// Whether the key a session was opened with still opens the floor view
+/// (a key removed or its scope withdrawn ends its sessions).
 fn key_still_allowed(config: &TenantConfig, key_id: &str) -> bool {
-    config.api_keys.iter().any(|key| key.id == key_id)
+    config
+        .api_keys
+        .iter()
+        .any(|key| key.id == key_id && Scope::permits(&key.scopes, FLOOR_SCOPES))
 }
 
 /// A logged-in viewer, as the cookie says.

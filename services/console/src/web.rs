@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use careline_bus::TenantDirectory;
-use careline_kit::Shutdown;
+use careline_kit::{Shutdown, TenantAuth};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_stream::wrappers::WatchStream;
@@ -40,6 +40,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 #[derive(Clone)]
 pub struct WebState {
     pub tenants: Arc<TenantDirectory>,
+    /// Checks the key posted to the sign-in form.
+    pub auth: TenantAuth,
     pub sessions: Sessions,
     pub feeds: FloorFeeds,
     pub shutdown: Shutdown,
@@ -145,7 +147,7 @@ struct LoginForm {
 
 async fn login(State(state): State<WebState>, Form(form): Form<LoginForm>) -> Response {
     let lang = Lang::parse(&form.lang);
-    let Some(supervisor) = session::supervisor_for_key(&state.tenants, form.api_key.trim()) else {
+    let Some(supervisor) = session::supervisor_for_key(&state.auth, form.api_key.trim()) else {
         tracing::info!("floor view sign-in refused");
         return login_page(StatusCode::UNAUTHORIZED, lang, true);
     };

@@ -79,6 +79,11 @@ async fn sign_in_takes_a_tenant_key_once_and_keeps_a_strict_http_only_session() 
     assert!(body.contains("<html lang=\"es\">") && body.contains("Acceso de supervisión"));
 
     assert_eq!(sign_in(addr, "not-a-key", "en").await, None);
+    assert_eq!(
+        sign_in(addr, careline_testkit::demo::IVR_KEY, "en").await,
+        None,
+        "a key without the supervisor scope does not open the floor view"
+    );
     let (status, _, body) = http(addr, "POST", "/floor/login", &[FORM], "api_key=nope").await;
     assert_eq!(status, 401);
     assert!(body.contains("does not open the floor view"), "{body}");

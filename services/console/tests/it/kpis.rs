@@ -311,3 +311,24 @@ async fn events_arriving_in_reverse_order_give_the_same_numbers() {
         );
     }
 }
+
+#[tokio::test]
+async fn kpis_need_a_supervisor_key_and_refuse_a_queue_and_agent_pair() {
+    let platform = Platform::start(1).await;
+    let refused = platform
+        .client(careline_testkit::demo::IVR_KEY)
+        .await
+        .get_kpis(v1::GetKpisRequest::default())
+        .await
+        .expect_err("an intake-only key reads no KPIs");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(refused.message().contains("supervisor"), "{}", refused.message());
+    let invalid = platform
+        .client(DEMO_KEY)
+        .await
+        .get_kpis(day_request("general", "ana"))
+        .await
+        .expect_err("queue and agent together");
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    assert!(invalid.message().contains("send one of them"), "{}", invalid.message());
+}
