@@ -130,6 +130,7 @@ pub async fn serve_with_http(
     GrpcServer::new()
         .add_service(service)
         .shutdown_grace(config.common.shutdown_grace())
+        .limits(config.common.server)
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;
