@@ -9,7 +9,9 @@ pub enum ConsoleError {
     #[error("{0}")]
     Invalid(String),
     /// The caller's tenant configuration is not loaded.
-    #[error("tenant configuration is not available for {0}; apply it with `careline config apply` and retry")]
+    #[error(
+        "tenant configuration is not available for {0}; apply it with `careline config apply` and retry"
+    )]
     UnknownTenant(String),
     /// Redis failed or is unreachable.
     #[error("the KPI store (Redis) failed: {0}; retry shortly")]

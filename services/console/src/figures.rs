@@ -80,11 +80,7 @@ pub fn kpis(tz: Tz, bucket: Bucket, counters: &HashMap<String, i64>) -> v1::Kpis
         service_level: ratio(get("sl_met"), get("answered_timed"), 1.0),
         abandonment_rate: ratio(long_abandoned, answered + long_abandoned, 0.0),
         transfer_rate: ratio(get("transferred"), answered, 0.0),
-        first_contact_resolution: ratio(
-            get("resolved") - get("repeats"),
-            get("resolved"),
-            0.0,
-        ),
+        first_contact_resolution: ratio(get("resolved") - get("repeats"), get("resolved"), 0.0),
         occupancy: ratio(handle_ms + wrap_ms, get("st:available"), 0.0),
         outcomes,
         agent_state_secs: states,

@@ -134,7 +134,8 @@ impl FloorFeeds {
         feeds.insert(tenant.to_owned(), feed.clone());
         let feeds = self.clone();
         let tenant = tenant.to_owned();
-        self.tasks.spawn(async move { feeds.run(tenant, feed).await });
+        self.tasks
+            .spawn(async move { feeds.run(tenant, feed).await });
         updates
     }
 

@@ -54,13 +54,11 @@ pub fn validate(request: &v1::GetKpisRequest, now_ms: i64) -> Result<KpiQuery, C
     let scope = match (request.queue_id.as_str(), request.agent_id.as_str()) {
         ("", "") => "t".to_owned(),
         (queue, "") => {
-            QueueId::new(queue)
-                .map_err(|e| ConsoleError::Invalid(format!("queue_id: {e}")))?;
+            QueueId::new(queue).map_err(|e| ConsoleError::Invalid(format!("queue_id: {e}")))?;
             format!("q:{queue}")
         }
         ("", agent) => {
-            AgentId::new(agent)
-                .map_err(|e| ConsoleError::Invalid(format!("agent_id: {e}")))?;
+            AgentId::new(agent).map_err(|e| ConsoleError::Invalid(format!("agent_id: {e}")))?;
             format!("a:{agent}")
         }
         _ => {
@@ -117,7 +115,13 @@ impl ConsoleService {
         let tz = config.hours().time_zone;
         let periods = self
             .store
-            .periods(tenant, &query.scope, query.period, query.from_ms, query.to_ms)
+            .periods(
+                tenant,
+                &query.scope,
+                query.period,
+                query.from_ms,
+                query.to_ms,
+            )
             .await?;
         Ok(v1::GetKpisResponse {
             periods: periods

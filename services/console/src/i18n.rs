@@ -8,8 +8,16 @@ use crate::session::Lang;
 const STRINGS: &[(&str, &str, &str)] = &[
     ("title", "Careline floor view", "Careline: vista de piso"),
     ("skip", "Skip to content", "Saltar al contenido"),
-    ("login_heading", "Supervisor sign-in", "Acceso de supervisión"),
-    ("login_key_label", "Tenant API key", "Clave de API de la organización"),
+    (
+        "login_heading",
+        "Supervisor sign-in",
+        "Acceso de supervisión",
+    ),
+    (
+        "login_key_label",
+        "Tenant API key",
+        "Clave de API de la organización",
+    ),
     (
         "login_key_hint",
         "The key is sent once; the page then keeps a session for this browser.",
@@ -162,7 +170,10 @@ mod tests {
                 for placeholder in per_request {
                     page = page.replace(placeholder, "");
                 }
-                assert!(!page.contains("{{"), "unfilled placeholder in {lang:?}: {page}");
+                assert!(
+                    !page.contains("{{"),
+                    "unfilled placeholder in {lang:?}: {page}"
+                );
                 assert!(page.contains(&format!("lang=\"{}\"", lang.tag())));
             }
         }

@@ -162,8 +162,14 @@ mod tests {
             Period::QuarterHour.start_ms(NY, at),
             ms("2026-06-10T13:45:00-04:00")
         );
-        assert_eq!(Period::Hour.start_ms(NY, at), ms("2026-06-10T13:00:00-04:00"));
-        assert_eq!(Period::Day.start_ms(NY, at), ms("2026-06-10T00:00:00-04:00"));
+        assert_eq!(
+            Period::Hour.start_ms(NY, at),
+            ms("2026-06-10T13:00:00-04:00")
+        );
+        assert_eq!(
+            Period::Day.start_ms(NY, at),
+            ms("2026-06-10T00:00:00-04:00")
+        );
         let kolkata = chrono_tz::Asia::Kolkata;
         let at = ms("2026-06-10T13:52:10+05:30");
         assert_eq!(
@@ -181,7 +187,10 @@ mod tests {
         let second = Period::Hour.start_ms(NY, ms("2026-11-01T01:30:00-05:00"));
         assert_eq!(second - first, 3_600_000);
         let fall_day = Period::Day.start_ms(NY, first);
-        assert_eq!(Period::Day.next_start_ms(NY, fall_day) - fall_day, 25 * 3_600_000);
+        assert_eq!(
+            Period::Day.next_start_ms(NY, fall_day) - fall_day,
+            25 * 3_600_000
+        );
     }
 
     #[test]

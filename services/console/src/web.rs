@@ -91,10 +91,8 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 fn login_page(status: StatusCode, lang: Lang, failed: bool) -> Response {
-    let page = i18n::fill(LOGIN_HTML, lang).replace(
-        "{{error_hidden}}",
-        if failed { "" } else { "hidden" },
-    );
+    let page = i18n::fill(LOGIN_HTML, lang)
+        .replace("{{error_hidden}}", if failed { "" } else { "hidden" });
     html(status, page)
 }
 

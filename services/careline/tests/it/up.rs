@@ -226,7 +226,10 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
     );
 
     let floor_url = format!("http://{}/floor", ports.console_http);
-    assert!(up.log().contains(&floor_url), "the floor view URL is printed");
+    assert!(
+        up.log().contains(&floor_url),
+        "the floor view URL is printed"
+    );
     let floor_served = eventually(START_DEADLINE, "GET /floor shows the sign-in", || {
         let answer = http_get(ports.console_http, "/floor");
         std::future::ready(answer.is_ok_and(|page| {

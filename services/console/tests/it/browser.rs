@@ -43,9 +43,12 @@ fn browser_tools() -> (PathBuf, PathBuf) {
         "Chromium is not installed at {}: {HOW}",
         chromium.display()
     );
-    let dir = Path::new(BROWSER_DIR).canonicalize().expect("tests/browser");
+    let dir = Path::new(BROWSER_DIR)
+        .canonicalize()
+        .expect("tests/browser");
     assert!(
-        dir.join("node_modules/playwright-core/package.json").is_file(),
+        dir.join("node_modules/playwright-core/package.json")
+            .is_file(),
         "playwright-core is not installed in {}: {HOW}",
         dir.display()
     );
@@ -95,7 +98,9 @@ async fn create_contact(router: &mut careline_testkit::router::Router, n: usize)
 }
 
 /// Logs ana in at presence, available, and accepts her first offer.
-async fn ana_takes_a_contact(presence: std::net::SocketAddr) -> mpsc::Sender<v1::AgentSessionRequest> {
+async fn ana_takes_a_contact(
+    presence: std::net::SocketAddr,
+) -> mpsc::Sender<v1::AgentSessionRequest> {
     let (tx, rx) = mpsc::channel(16);
     tx.send(v1::AgentSessionRequest {
         kind: Some(DeskRequest::Login(v1::Login {
@@ -211,6 +216,10 @@ async fn supervisor_watches_contacts_wait_and_get_answered_live_in_a_real_browse
         "the browser test failed ({status}):\n{}",
         script.errors.lock().unwrap()
     );
-    assert!(screenshot.is_file(), "screenshot kept at {}", screenshot.display());
+    assert!(
+        screenshot.is_file(),
+        "screenshot kept at {}",
+        screenshot.display()
+    );
     println!("screenshot: {}", screenshot.display());
 }

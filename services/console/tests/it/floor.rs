@@ -90,10 +90,15 @@ async fn sign_in_takes_a_tenant_key_once_and_keeps_a_strict_http_only_session() 
     let (status, _, _) = http(addr, "GET", "/floor/events", &[], "").await;
     assert_eq!(status, 401, "no live data without a session");
 
-    let cookie = sign_in(addr, DEMO_KEY, "es").await.expect("the tenant key signs in");
+    let cookie = sign_in(addr, DEMO_KEY, "es")
+        .await
+        .expect("the tenant key signs in");
     let (status, head, body) = http(addr, "GET", "/floor", &[("Cookie", &cookie)], "").await;
     assert_eq!(status, 200);
-    assert!(body.contains("<html lang=\"es\">") && body.contains("Colas"), "{body}");
+    assert!(
+        body.contains("<html lang=\"es\">") && body.contains("Colas"),
+        "{body}"
+    );
     assert!(body.contains(TENANT));
     assert!(head.contains("content-security-policy"), "{head}");
 

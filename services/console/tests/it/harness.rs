@@ -125,10 +125,7 @@ impl Platform {
         });
         let mut client = self.client(DEMO_KEY).await;
         careline_testkit::assert_eventually!(
-            client
-                .get_kpis(v1::GetKpisRequest::default())
-                .await
-                .is_ok(),
+            client.get_kpis(v1::GetKpisRequest::default()).await.is_ok(),
             "console replica ready"
         );
     }

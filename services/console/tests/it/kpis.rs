@@ -74,11 +74,41 @@ impl Log {
 /// The scripted day (times in New York).
 fn spring_forward_day() -> Vec<v1::Event> {
     let mut log = Log::default();
-    log.agent("2026-03-07T23:00:00-05:00", A::LoggedIn, "ana", "available", "");
+    log.agent(
+        "2026-03-07T23:00:00-05:00",
+        A::LoggedIn,
+        "ana",
+        "available",
+        "",
+    );
     // A waits across local midnight: created on the 7th, answered on the 8th.
-    log.ix("2026-03-07T23:59:50-05:00", I::Created, "ix_a", "general", "", "m1", &[]);
-    log.ix("2026-03-07T23:59:50-05:00", I::Offered, "ix_a", "general", "ana", "m1", &[]);
-    log.ix("2026-03-08T00:00:10-05:00", I::Assigned, "ix_a", "general", "ana", "m1", &[]);
+    log.ix(
+        "2026-03-07T23:59:50-05:00",
+        I::Created,
+        "ix_a",
+        "general",
+        "",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-07T23:59:50-05:00",
+        I::Offered,
+        "ix_a",
+        "general",
+        "ana",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T00:00:10-05:00",
+        I::Assigned,
+        "ix_a",
+        "general",
+        "ana",
+        "m1",
+        &[],
+    );
     log.ix(
         "2026-03-08T00:05:10-05:00",
         I::Resolved,
@@ -88,11 +118,39 @@ fn spring_forward_day() -> Vec<v1::Event> {
         "m1",
         &["appointment_scheduled"],
     );
-    log.agent("2026-03-08T00:05:40-05:00", A::CapacityReleased, "ana", "", "");
-    log.agent("2026-03-08T01:30:00-05:00", A::StateChanged, "ana", "away", "lunch");
+    log.agent(
+        "2026-03-08T00:05:40-05:00",
+        A::CapacityReleased,
+        "ana",
+        "",
+        "",
+    );
+    log.agent(
+        "2026-03-08T01:30:00-05:00",
+        A::StateChanged,
+        "ana",
+        "away",
+        "lunch",
+    );
     // B waits across the clock change: 01:59 EST to 03:00:40 EDT is 100 s.
-    log.ix("2026-03-08T01:59:00-05:00", I::Created, "ix_b", "general", "", "m2", &[]);
-    log.ix("2026-03-08T03:00:40-04:00", I::Assigned, "ix_b", "general", "luis", "m2", &[]);
+    log.ix(
+        "2026-03-08T01:59:00-05:00",
+        I::Created,
+        "ix_b",
+        "general",
+        "",
+        "m2",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T03:00:40-04:00",
+        I::Assigned,
+        "ix_b",
+        "general",
+        "luis",
+        "m2",
+        &[],
+    );
     log.ix(
         "2026-03-08T03:10:40-04:00",
         I::Resolved,
@@ -103,20 +161,104 @@ fn spring_forward_day() -> Vec<v1::Event> {
         &["referral"],
     );
     // Back from a lunch of one real hour (01:30 EST to 03:30 EDT).
-    log.agent("2026-03-08T03:30:00-04:00", A::StateChanged, "ana", "available", "");
+    log.agent(
+        "2026-03-08T03:30:00-04:00",
+        A::StateChanged,
+        "ana",
+        "available",
+        "",
+    );
     // C: member m1 again (A was not resolved at first contact); leaves after 3 s.
-    log.ix("2026-03-08T10:00:00-04:00", I::Created, "ix_c", "general", "", "m1", &[]);
-    log.ix("2026-03-08T10:00:03-04:00", I::Abandoned, "ix_c", "general", "", "m1", &[]);
+    log.ix(
+        "2026-03-08T10:00:00-04:00",
+        I::Created,
+        "ix_c",
+        "general",
+        "",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T10:00:03-04:00",
+        I::Abandoned,
+        "ix_c",
+        "general",
+        "",
+        "m1",
+        &[],
+    );
     // D leaves billing after two minutes.
-    log.ix("2026-03-08T11:00:00-04:00", I::Created, "ix_d", "billing", "", "m3", &[]);
-    log.ix("2026-03-08T11:02:00-04:00", I::Abandoned, "ix_d", "billing", "", "m3", &[]);
+    log.ix(
+        "2026-03-08T11:00:00-04:00",
+        I::Created,
+        "ix_d",
+        "billing",
+        "",
+        "m3",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T11:02:00-04:00",
+        I::Abandoned,
+        "ix_d",
+        "billing",
+        "",
+        "m3",
+        &[],
+    );
     // E: answered by ana, transferred to billing, resolved by kim.
-    log.ix("2026-03-08T12:00:00-04:00", I::Created, "ix_e", "general", "", "m1", &[]);
-    log.ix("2026-03-08T12:00:20-04:00", I::Assigned, "ix_e", "general", "ana", "m1", &[]);
-    log.ix("2026-03-08T12:05:00-04:00", I::Transferred, "ix_e", "general", "ana", "m1", &[]);
-    log.ix("2026-03-08T12:06:00-04:00", I::Assigned, "ix_e", "billing", "kim", "m1", &[]);
-    log.ix("2026-03-08T12:16:00-04:00", I::Resolved, "ix_e", "billing", "kim", "m1", &[]);
-    log.agent("2026-03-08T23:30:00-04:00", A::LoggedOut, "ana", "offline", "logout");
+    log.ix(
+        "2026-03-08T12:00:00-04:00",
+        I::Created,
+        "ix_e",
+        "general",
+        "",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T12:00:20-04:00",
+        I::Assigned,
+        "ix_e",
+        "general",
+        "ana",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T12:05:00-04:00",
+        I::Transferred,
+        "ix_e",
+        "general",
+        "ana",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T12:06:00-04:00",
+        I::Assigned,
+        "ix_e",
+        "billing",
+        "kim",
+        "m1",
+        &[],
+    );
+    log.ix(
+        "2026-03-08T12:16:00-04:00",
+        I::Resolved,
+        "ix_e",
+        "billing",
+        "kim",
+        "m1",
+        &[],
+    );
+    log.agent(
+        "2026-03-08T23:30:00-04:00",
+        A::LoggedOut,
+        "ana",
+        "offline",
+        "logout",
+    );
     log.events
 }
 
@@ -162,14 +304,26 @@ async fn scripted_spring_forward_day_adds_up_in_the_tenant_zone() {
     assert_eq!(day.start_local, "2026-03-08T00:00:00-05:00");
     assert_eq!(day.created, 4);
     assert_eq!(day.answered, 3, "A is answered after midnight, on the 8th");
-    assert!(close(day.average_speed_of_answer_secs, 140.0 / 3.0), "{day:#?}");
-    assert_eq!(day.answered_within_service_level, 2, "B waited 100 s across the clock change");
+    assert!(
+        close(day.average_speed_of_answer_secs, 140.0 / 3.0),
+        "{day:#?}"
+    );
+    assert_eq!(
+        day.answered_within_service_level, 2,
+        "B waited 100 s across the clock change"
+    );
     assert!(close(day.service_level, 2.0 / 3.0));
     assert_eq!((day.abandoned, day.abandoned_short), (2, 1));
-    assert!(close(day.abandonment_rate, 0.25), "one long abandon of four");
+    assert!(
+        close(day.abandonment_rate, 0.25),
+        "one long abandon of four"
+    );
     assert!(close(day.average_queue_secs, 263.0 / 5.0));
     assert_eq!(day.resolved, 3);
-    assert!(close(day.average_handle_secs, 500.0), "300 s, 600 s and kim's 600 s");
+    assert!(
+        close(day.average_handle_secs, 500.0),
+        "300 s, 600 s and kim's 600 s"
+    );
     assert!(close(day.average_wrap_up_secs, 30.0));
     assert!(close(day.transfer_rate, 1.0 / 3.0));
     assert_eq!(day.repeat_contacts, 1, "m1 came back after A was resolved");
@@ -188,7 +342,10 @@ async fn scripted_spring_forward_day_adds_up_in_the_tenant_zone() {
     )
     .await;
     assert!(
-        hours.periods.iter().all(|h| !h.start_local.contains("T02:")),
+        hours
+            .periods
+            .iter()
+            .all(|h| !h.start_local.contains("T02:")),
         "no 02:00 hour on a spring-forward day"
     );
     let at_three = hours
@@ -201,17 +358,27 @@ async fn scripted_spring_forward_day_adds_up_in_the_tenant_zone() {
     assert_eq!(at_three.agent_state_secs["away:lunch"], 1800.0);
     assert_eq!(at_three.agent_state_secs["available"], 1800.0);
     assert_eq!(
-        hours.periods.iter().filter(|h| h.start_ms >= day.start_ms).count(),
+        hours
+            .periods
+            .iter()
+            .filter(|h| h.start_ms >= day.start_ms)
+            .count(),
         23,
         "ana was logged in every hour of the 23-hour day"
     );
 
     let general = &kpis(&platform, day_request("general", "")).await.periods;
     let general = general.last().expect("general on the 8th");
-    assert_eq!((general.created, general.answered, general.abandoned), (3, 3, 1));
+    assert_eq!(
+        (general.created, general.answered, general.abandoned),
+        (3, 3, 1)
+    );
     let billing = &kpis(&platform, day_request("billing", "")).await.periods;
     let billing = billing.last().expect("billing on the 8th");
-    assert_eq!((billing.created, billing.abandoned, billing.resolved), (1, 1, 1));
+    assert_eq!(
+        (billing.created, billing.abandoned, billing.resolved),
+        (1, 1, 1)
+    );
     assert!(close(billing.abandonment_rate, 1.0));
     let ana = &kpis(&platform, day_request("", "ana")).await.periods;
     let ana = ana.last().expect("ana on the 8th");
@@ -265,7 +432,10 @@ async fn replaying_the_log_from_the_start_gives_the_same_numbers() {
         kpis(&platform, quarter_hours.clone()).await,
         kpis(&platform, day_request("", "ana")).await,
     );
-    assert_eq!(replayed, before, "a replay over the same store changes nothing");
+    assert_eq!(
+        replayed, before,
+        "a replay over the same store changes nothing"
+    );
 
     // The store lost: two replicas rebuild it from the log, in whatever
     // order they happen to apply the events.
@@ -284,7 +454,10 @@ async fn replaying_the_log_from_the_start_gives_the_same_numbers() {
         kpis(&platform, quarter_hours).await,
         kpis(&platform, day_request("", "ana")).await,
     );
-    assert_eq!(rebuilt, before, "a rebuild from the log gives the same numbers");
+    assert_eq!(
+        rebuilt, before,
+        "a rebuild from the log gives the same numbers"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +495,11 @@ async fn kpis_need_a_supervisor_key_and_refuse_a_queue_and_agent_pair() {
         .await
         .expect_err("an intake-only key reads no KPIs");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-    assert!(refused.message().contains("supervisor"), "{}", refused.message());
+    assert!(
+        refused.message().contains("supervisor"),
+        "{}",
+        refused.message()
+    );
     let invalid = platform
         .client(DEMO_KEY)
         .await
@@ -330,5 +507,9 @@ async fn kpis_need_a_supervisor_key_and_refuse_a_queue_and_agent_pair() {
         .await
         .expect_err("queue and agent together");
     assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
-    assert!(invalid.message().contains("send one of them"), "{}", invalid.message());
+    assert!(
+        invalid.message().contains("send one of them"),
+        "{}",
+        invalid.message()
+    );
 }
