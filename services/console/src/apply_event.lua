@@ -45,6 +45,8 @@ local KEEP_SECS, KPI_KEEP_SECS = tonumber(ARGV[13]), tonumber(ARGV[18])
 local MAX_WRAP_MS = tonumber(ARGV[19])
 -- Resolutions a late capacity release may correct.
 local MAX_WRAP_MATCHES = 64
+-- Earlier resolutions of one member a new contact marks as repeats at most.
+local MAX_REPEAT_MARKS = 64
 local BUCKETS = ARGV[14]
 
 local seen_key = P .. 'seen:' .. EVENT_ID
@@ -66,7 +68,11 @@ local function scopes(queue, agent)
   return s
 end
 
--- Adds `n` to `field` of every scope's period in `buckets` (a comma list).
+-- Period keys this run has already made sure of.
+local KNOWN = {}
+
+-- Adds `n` to `field` of every scope's period in `buckets` (a comma list). A
+-- period's key is indexed (and given its lifetime) once, when it is first written.
 local function add(scope_list, buckets, field, n)
   if n == 0 then return end
   for bucket in string.gmatch(buckets, '[^,]+') do
@@ -74,11 +80,15 @@ local function add(scope_list, buckets, field, n)
     for _, scope in ipairs(scope_list) do
       local key = P .. 'k:' .. scope .. ':' .. bucket
       redis.call('HINCRBY', key, field, int(n))
-      redis.call('EXPIRE', key, KPI_KEEP_SECS)
-      local index = P .. 'i:' .. scope .. ':' .. period
-      redis.call('ZADD', index, start, start)
-      redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. int(tonumber(start) - KPI_KEEP_SECS * 1000))
-      redis.call('EXPIRE', index, KPI_KEEP_SECS)
+      if not KNOWN[key] then
+        KNOWN[key] = true
+        if redis.call('EXPIRE', key, KPI_KEEP_SECS, 'NX') == 1 then
+          local index = P .. 'i:' .. scope .. ':' .. period
+          redis.call('ZADD', index, start, start)
+          redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. int(tonumber(start) - KPI_KEEP_SECS * 1000))
+          redis.call('EXPIRE', index, KPI_KEEP_SECS)
+        end
+      end
     end
   end
 end
@@ -194,7 +204,7 @@ if KIND == 'created' then
       local new_key, res_key = member_keys()
       redis.call('ZADD', new_key, int(AT), IX)
       touch(new_key, math.floor(FCR_MS / 1000) + KEEP_SECS)
-      for _, id in ipairs(redis.call('ZRANGEBYSCORE', res_key, int(AT - FCR_MS), '(' .. int(AT))) do
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', res_key, int(AT - FCR_MS), '(' .. int(AT), 'LIMIT', 0, MAX_REPEAT_MARKS)) do
         if id ~= IX then mark_repeat(id) end
       end
     end
@@ -259,7 +269,8 @@ elseif KIND == 'resolved' then
       local new_key, res_key = member_keys()
       redis.call('ZADD', res_key, int(AT), IX)
       touch(res_key, math.floor(FCR_MS / 1000) + KEEP_SECS)
-      for _, id in ipairs(redis.call('ZRANGEBYSCORE', new_key, '(' .. int(AT), int(AT + FCR_MS))) do
+      -- One later contact other than this one is enough.
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', new_key, '(' .. int(AT), int(AT + FCR_MS), 'LIMIT', 0, 2)) do
         if id ~= IX then mark_repeat(IX) break end
       end
     end
