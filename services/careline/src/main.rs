@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start redis-server, nats-server and every Careline service in this process, with the demo tenant.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Tenant configuration in the NATS KV bucket.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -38,7 +38,7 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(*args).await,
         Command::Config(command) => config_cmd::run(command).await,
         Command::Key(command) => key_cmd::run(command),
         Command::Notify(args) => notify_cmd::run(args).await,

@@ -86,6 +86,8 @@ impl KpiEvent {
 
 /// A state change in an agent's history: when, its history entry.
 type HistoryEntry = (i64, String);
+/// Sorted-set members with their scores, as `WITHSCORES` answers.
+type Scored = Vec<(String, i64)>;
 
 /// The state an agent history entry names.
 fn entry_state(entry: &str) -> &str {
@@ -256,39 +258,35 @@ impl KpiStore {
         let at = event.at_ms;
         let mut conn = self.redis.clone();
         // The version first: a change after it is read makes the script refuse.
-        let (version, before, same_ms, after): (
-            Option<String>,
-            Vec<(String, i64)>,
-            Vec<(String, i64)>,
-            Vec<(String, i64)>,
-        ) = redis::pipe()
-            .hget(format!("{prefix}ag:{}", event.agent_id), "ver")
-            .cmd("ZREVRANGEBYSCORE")
-            .arg(&history)
-            .arg(format!("({at}"))
-            .arg("-inf")
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(1)
-            .cmd("ZRANGEBYSCORE")
-            .arg(&history)
-            .arg(at)
-            .arg(at)
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(MAX_SAME_MS_CHANGES)
-            .cmd("ZRANGEBYSCORE")
-            .arg(&history)
-            .arg(format!("({at}"))
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
+        let (version, before, same_ms, after): (Option<String>, Scored, Scored, Scored) =
+            redis::pipe()
+                .hget(format!("{prefix}ag:{}", event.agent_id), "ver")
+                .cmd("ZREVRANGEBYSCORE")
+                .arg(&history)
+                .arg(format!("({at}"))
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1)
+                .cmd("ZRANGEBYSCORE")
+                .arg(&history)
+                .arg(at)
+                .arg(at)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(MAX_SAME_MS_CHANGES)
+                .cmd("ZRANGEBYSCORE")
+                .arg(&history)
+                .arg(format!("({at}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
         let new = (at, event.history_entry());
         let mut entries: Vec<HistoryEntry> = before
             .into_iter()
