@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "chat",
         "audit",
         "survey",
+        "console",
     ]
     .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {

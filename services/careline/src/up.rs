@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use careline_chat_gateway::ChatGatewayConfig;
+use careline_console::ConsoleConfig;
 use careline_email_intake::EmailIntakeConfig;
 use careline_kit::{CommonConfig, MetricsAddr, RouterKeys, Shutdown};
 use careline_localdev::{NatsServer, RedisServer};
@@ -19,7 +20,7 @@ use careline_survey_dispatcher::token::LinkKeys;
 use clap::Args;
 use tokio::net::TcpListener;
 
-/// email-intake's and chat-gateway's router credentials for the shipped demo
+/// email-intake's, chat-gateway's and the console's router credentials for the shipped demo
 /// tenant (its key is in deploy/tenants/demo-health.yaml: local use only).
 const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
 /// The key signing survey links of `careline up` (local use only: anyone who
@@ -84,6 +85,16 @@ pub struct UpArgs {
     #[arg(long, env = "CARELINE_SURVEY_LINK_KEYS", default_value = DEMO_SURVEY_LINK_KEYS,
           hide_default_value = true, hide_env_values = true)]
     survey_link_keys: LinkKeys,
+    /// Console gRPC address (GetKpis).
+    #[arg(long, default_value = "127.0.0.1:50057")]
+    console_addr: SocketAddr,
+    /// Console HTTP address: the supervisors' floor view at /floor.
+    #[arg(long, default_value = "127.0.0.1:8092")]
+    console_http_addr: SocketAddr,
+    /// The router API key the console's floor view reads queue stats with, per
+    /// tenant (`tenant=key,...`); the default is the demo tenant's local-only key.
+    #[arg(long, default_value = DEMO_ROUTER_KEYS)]
+    console_router_api_keys: RouterKeys,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -143,6 +154,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let survey_listener = bind(args.survey_addr, "survey").await?;
     let survey_http_listener = bind(args.survey_http_addr, "survey-http").await?;
     let survey_http_addr = survey_http_listener.local_addr()?;
+    let console_listener = bind(args.console_addr, "console").await?;
+    let console_http_listener = bind(args.console_http_addr, "console-http").await?;
+    let console_http_addr = console_http_listener.local_addr()?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -196,6 +210,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         shutdown.clone(),
         careline_survey_dispatcher::system_clock(),
     ));
+    let mut console_config = ConsoleConfig::with_common(common.clone());
+    console_config.router_url = format!("http://{}", args.router_addr);
+    console_config.router_api_keys = args.console_router_api_keys.clone();
+    services.spawn(careline_console::serve_with_http(
+        console_config,
+        console_listener,
+        console_http_listener,
+        shutdown.clone(),
+    ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
         careline_kit::metrics::serve_metrics(
@@ -241,6 +264,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     println!(
         "  survey    http://{survey_http_addr}/s/<token>   (the page linked from survey emails)"
+    );
+    println!(
+        "  console   grpc://{}   (careline.v1.Console: GetKpis)",
+        args.console_addr
+    );
+    println!(
+        "  floor     http://{console_http_addr}/floor   (supervisors' live floor view; sign in with the tenant API key)"
     );
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());

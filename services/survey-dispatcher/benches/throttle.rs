@@ -34,7 +34,9 @@ const NOW_MS: i64 = 1_800_000_000_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let server = RedisServer::start().await?;
-    let redis = careline_kit::RedisConnection::connect(&server.url()).await?;
+    let redis =
+        careline_kit::RedisConnection::connect(&server.url(), &careline_kit::Tls::default())
+            .await?;
     let store = SurveyStore::new(redis.clone());
     for m in 0..MEMBERS {
         let key = member_key(TENANT, &format!("member-{m}"));

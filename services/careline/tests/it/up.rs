@@ -126,6 +126,8 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--smtp-addr", &ports.smtp.to_string()])
         .args(["--chat-addr", &ports.chat.to_string()])
         .args(["--chat-http-addr", &ports.chat_http.to_string()])
+        .args(["--console-addr", &ports.console.to_string()])
+        .args(["--console-http-addr", &ports.console_http.to_string()])
         .arg("--tenant")
         .arg(demo_file())
         .stdin(Stdio::null())
@@ -147,6 +149,8 @@ struct Ports {
     smtp: SocketAddr,
     chat: SocketAddr,
     chat_http: SocketAddr,
+    console: SocketAddr,
+    console_http: SocketAddr,
 }
 
 /// The `.eml` files in `dir`.
@@ -175,6 +179,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         smtp: loopback(free_port()),
         chat: loopback(free_port()),
         chat_http: loopback(free_port()),
+        console: loopback(free_port()),
+        console_http: loopback(free_port()),
     };
     let mut up = start(dir.path(), &ports);
 
@@ -218,6 +224,22 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         widget.starts_with("HTTP/1.1 200") && widget.contains("text/javascript"),
         "GET /widget.js answered:\n{widget}"
     );
+
+    let floor_url = format!("http://{}/floor", ports.console_http);
+    assert!(
+        up.log().contains(&floor_url),
+        "the floor view URL is printed"
+    );
+    let floor_served = eventually(START_DEADLINE, "GET /floor shows the sign-in", || {
+        let answer = http_get(ports.console_http, "/floor");
+        std::future::ready(answer.is_ok_and(|page| {
+            page.starts_with("HTTP/1.1 200") && page.contains("Supervisor sign-in")
+        }))
+    })
+    .await;
+    if let Err(e) = floor_served {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
 
     // A receipt requested on the bus lands in the mail directory up printed.
     let log = up.log();
@@ -283,6 +305,8 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         ("smtp", ports.smtp.port()),
         ("chat-gateway", ports.chat.port()),
         ("chat-gateway http", ports.chat_http.port()),
+        ("console", ports.console.port()),
+        ("console http", ports.console_http.port()),
         ("metrics", ports.metrics.port()),
     ] {
         assert!(

@@ -1,0 +1,7 @@
+//! The console end to end: real Redis and NATS, console replicas in-process,
+//! events published on the log as the router publishes them.
+
+mod browser;
+mod floor;
+mod harness;
+mod kpis;
