@@ -1,6 +1,6 @@
 -- Applies one event of the log to a tenant's KPIs, at most once per event id.
 --
--- KEYS[1]  the tenant's KPI key prefix, "kpi:{t:<tenant>}:" (one Cluster slot)
+-- KEYS[1]  the tenant's KPI key prefix, "kpi:{<tenant>}:" (one Cluster slot)
 -- ARGV[1]  event id                ARGV[2]  kind (created, assigned, resolved, ...,
 --                                           or 'state' for an agent state change)
 -- ARGV[3]  occurred at (ms)        ARGV[4]  interaction id ('' for agent events)

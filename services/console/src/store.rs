@@ -4,7 +4,7 @@
 //! log or two replicas handling neighbouring events never count twice.
 //!
 //! Keys (all under the tenant's hash tag, one Redis Cluster slot per tenant):
-//! `kpi:{t:<tenant>}:k:<scope>:<period>:<start ms>` a hash of counters,
+//! `kpi:{<tenant>}:k:<scope>:<period>:<start ms>` a hash of counters,
 //! `...:i:<scope>:<period>` the periods of a scope (sorted by start),
 //! `...:ag:<agent>` an agent's state, since when, and load per channel,
 //! `...:agents` the agents seen, `...:ix:<id>` and `...:m:<member>:*` the
@@ -168,7 +168,7 @@ impl std::fmt::Debug for KpiStore {
 }
 
 fn prefix(tenant: &str) -> String {
-    format!("kpi:{{t:{tenant}}}:")
+    format!("kpi:{{{tenant}}}:")
 }
 
 impl KpiStore {
