@@ -1,4 +1,5 @@
-//! The server limits every GrpcServer applies: request timeout and streams per connection.
+//! The server limits every GrpcServer applies: request timeout, streams per connection and
+//! HTTP/2 keepalive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,4 +103,42 @@ async fn until_running(running_now: &AtomicUsize, count: usize) {
     while running_now.load(Ordering::SeqCst) < count {
         tokio::time::sleep(POLL).await;
     }
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_answering_keepalive_pings_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PING: u8 = 0x6;
+    const ACK: u8 = 0x1;
+    let limits = ServerLimits {
+        keepalive_secs: 1,
+        ..ServerLimits::default()
+    };
+    let running = Running::start(GrpcServer::new().limits(limits)).await;
+    // An HTTP/2 client that says hello and then never answers anything.
+    let mut peer = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    peer.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut pinged = false;
+    let closed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let mut header = [0u8; 9];
+            if peer.read_exact(&mut header).await.is_err() {
+                return;
+            }
+            let length =
+                usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let mut payload = vec![0u8; length];
+            if peer.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            pinged |= header[3] == PING && header[4] & ACK == 0;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent connection is closed");
+    assert!(pinged, "the server pinged before closing it");
+    running.shutdown.trigger();
+    running.stopped().await.expect("clean stop");
 }
