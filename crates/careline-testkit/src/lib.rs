@@ -23,6 +23,7 @@ pub mod big_tenant;
 pub mod browser;
 pub mod demo;
 pub mod eventually;
+pub mod http;
 pub mod router;
 pub mod sandbox;
 pub mod smtp_sink;

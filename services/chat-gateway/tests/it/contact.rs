@@ -16,10 +16,10 @@ use careline_testkit::Bearer;
 use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT as DEMO, WIDGET_KEY};
 use futures::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
 use crate::harness::{DEMO_ORIGIN, Gateway, Platform};
+use careline_testkit::http::http;
 
 /// How long a submission may take to become an interaction.
 const ROUTED_WITHIN: Duration = Duration::from_secs(20);
@@ -153,35 +153,6 @@ async fn start_email_intake(
         shutdown.clone(),
     ));
     (addr, (shutdown, task))
-}
-
-/// One HTTP/1.1 exchange over a plain TCP socket: (status, headers, body).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("gateway accepts");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let response = String::from_utf8(response).expect("UTF-8 answer");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
 }
 
 async fn post_json(addr: SocketAddr, body: serde_json::Value) -> (u16, serde_json::Value) {
