@@ -27,6 +27,9 @@ pub enum KitError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// NATS did not accept the connection.
+    #[error("cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {0}")]
+    NatsUnreachable(String),
     /// An I/O error while serving (metrics endpoint).
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),

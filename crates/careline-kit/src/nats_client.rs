@@ -14,6 +14,15 @@ use async_nats::ConnectOptions;
 use crate::config::ENV_NATS_CREDS;
 use crate::{CommonConfig, KitError, TlsConfig};
 
+/// A client of `common`'s NATS servers, with its TLS files and credentials.
+pub async fn connect(common: &CommonConfig) -> Result<async_nats::Client, KitError> {
+    options(common)
+        .await?
+        .connect(careline_bus::server_list(&common.nats_url))
+        .await
+        .map_err(|e| KitError::NatsUnreachable(e.to_string()))
+}
+
 /// Connect options with `common`'s TLS files and credentials; connect with
 /// `options.connect(careline_bus::server_list(&common.nats_url))`.
 pub async fn options(common: &CommonConfig) -> Result<ConnectOptions, KitError> {

@@ -68,15 +68,9 @@ pub async fn serve(
                 "cannot connect to Redis (--redis-url / CARELINE_REDIS_URL): {e}"
             ))
         })?;
-    let nats = careline_kit::nats_client::options(&config.common)
-        .await?
-        .connect(careline_bus::server_list(&config.common.nats_url))
+    let nats = careline_kit::nats_client::connect(&config.common)
         .await
-        .map_err(|e| {
-            NotificationError::Unavailable(format!(
-                "cannot connect to NATS (--nats-url / CARELINE_NATS_URL): {e}"
-            ))
-        })?;
+        .map_err(|e| NotificationError::Unavailable(e.to_string()))?;
     let js = async_nats::jetstream::new(nats.clone());
     let tenants =
         careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())

@@ -87,11 +87,7 @@ pub async fn serve_with(
     let redis = RedisConnection::connect(&config.common.redis_url, &tls)
         .await
         .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
-    let nats = careline_kit::nats_client::options(&config.common)
-        .await?
-        .connect(careline_bus::server_list(&config.common.nats_url))
-        .await
-        .context("cannot connect to NATS (--nats-url / CARELINE_NATS_URL)")?;
+    let nats = careline_kit::nats_client::connect(&config.common).await?;
     let js = async_nats::jetstream::new(nats.clone());
     let tenants =
         careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())
