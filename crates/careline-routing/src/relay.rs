@@ -6,11 +6,12 @@
 //!
 //! Every replica runs a relay in one consumer group, so an event is published
 //! even when the replica that made the change dies; entries a dead replica had
-//! claimed are taken over after [`CLAIM_IDLE_MS`]. JetStream de-duplicates by
-//! event id, `<tenant>:<outbox entry id>`: entry ids are time-based and
-//! assigned by Redis, so they stay unique when Redis loses its data or fails
-//! over (the per-tenant `seq` counter then starts again), and a re-published
-//! entry is stored once.
+//! claimed are taken over after [`CLAIM_IDLE_MS`]. An entry holds the events
+//! of one script. JetStream de-duplicates by event id, `<tenant>:<outbox
+//! entry id>` for an entry's first event and `<tenant>:<entry id>:<k>` for its
+//! k-th: entry ids are time-based and assigned by Redis, so they stay unique
+//! when Redis loses its data or fails over (the per-tenant sequence then
+//! starts again), and a re-published entry is stored once.
 //!
 //! Order: one relay publishes a batch in outbox order and waits for the acks
 //! after sending all of it. A batch that failed, or entries taken over from
@@ -19,15 +20,16 @@
 //! tolerate it (presence does, see its `sessions` module).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use careline_bus::{Outgoing, Publisher, Subject};
 use careline_kit::RedisConnection;
 use careline_proto::v1;
-use redis::AsyncCommands;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions,
     StreamReadReply,
 };
+use redis::{AsyncCommands, Script};
 
 use crate::convert::{channel_from_str, channel_to_proto, priority_to_proto};
 use crate::error::{Result, RoutingError};
@@ -42,6 +44,14 @@ const DEAD_LETTERS: &str = "outbox:dead";
 /// An entry claimed by a replica that has not acknowledged it for this long
 /// is taken over by another.
 pub const CLAIM_IDLE_MS: u64 = 5_000;
+/// Most events one outbox entry holds (`EVENTS_PER_ENTRY` in `lua/lib.lua`).
+const MAX_EVENTS_PER_ENTRY: usize = 32;
+
+/// Acknowledges and deletes published entries and raises the tenant's
+/// `relayed` mark, which routing scripts subtract from the event sequence to
+/// know how many events wait (see the script).
+static OUTBOX_RELAYED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/outbox_relayed.lua")));
 
 /// Publishes routing events from the Redis outbox to NATS, one tenant (one
 /// Redis Cluster slot) per command.
@@ -154,21 +164,29 @@ impl OutboxRelay {
         Ok(published)
     }
 
-    /// Publishes `entries` in order and deletes those JetStream stored;
-    /// entries that cannot become events are dead-lettered first.
+    /// Publishes the events of `entries` in order and deletes the entries
+    /// JetStream stored all of; entries that cannot become events are
+    /// dead-lettered first.
     async fn publish(&self, tenant: &str, entries: &[StreamId]) -> Result<usize> {
         if entries.is_empty() {
             return Ok(0);
         }
         let mut batch = Vec::with_capacity(entries.len());
-        let mut batch_ids = Vec::with_capacity(entries.len());
         let mut kinds = Vec::with_capacity(entries.len());
+        // Per entry: its id, where its events end in the batch, and the
+        // sequence number of its last event.
+        let mut ends = Vec::with_capacity(entries.len());
         for entry in entries {
-            match outgoing_from_entry(tenant, entry) {
-                Ok((outgoing, kind)) => {
-                    batch.push(outgoing);
-                    batch_ids.push(entry.id.as_str());
-                    kinds.push(kind);
+            match events_of_entry(tenant, entry) {
+                Ok(events) => {
+                    let last = events
+                        .last()
+                        .map_or(0, |(outgoing, _)| outgoing.event.sequence);
+                    for (outgoing, kind) in events {
+                        batch.push(outgoing);
+                        kinds.push(kind);
+                    }
+                    ends.push((entry.id.as_str(), batch.len(), last));
                 }
                 Err(error) => self.dead_letter(tenant, entry, &error).await?,
             }
@@ -178,20 +196,25 @@ impl OutboxRelay {
         for kind in &kinds[..stored] {
             metrics::counter!("careline_routing_events_total", "tenant" => tenant.to_string(), "kind" => kind.clone()).increment(1);
         }
-        if stored > 0 {
-            let key = keys::tenant_key(tenant, "outbox");
-            let ids = &batch_ids[..stored];
-            redis::pipe()
-                .xack(&key, GROUP, ids)
-                .ignore()
-                .xdel(&key, ids)
-                .ignore()
-                .query_async::<()>(&mut self.conn.clone())
+        let done: Vec<&str> = ends
+            .iter()
+            .take_while(|(_, end, _)| *end <= stored)
+            .map(|(id, _, _)| *id)
+            .collect();
+        if let Some(&(_, _, last)) = done.len().checked_sub(1).and_then(|i| ends.get(i)) {
+            OUTBOX_RELAYED
+                .key(keys::tenant_key(tenant, "outbox"))
+                .key(keys::tenant_key(tenant, "settings"))
+                .arg(GROUP)
+                .arg(last)
+                .arg(&done)
+                .invoke_async::<()>(&mut self.conn.clone())
                 .await?;
         }
         match results.into_iter().find_map(Result::err) {
             // Left unacknowledged: `relay_backlog` (or another replica's
-            // reclaim) publishes them again.
+            // reclaim) publishes them again; JetStream drops the events of a
+            // half-published entry it already stored (same event ids).
             Some(error) => Err(RoutingError::Bus(error.to_string())),
             None => Ok(stored),
         }
@@ -233,7 +256,8 @@ impl OutboxRelay {
 /// How far a tenant's outbox is behind: events not yet on NATS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxLag {
-    /// Entries in the outbox (not yet published, or published but not yet deleted).
+    /// Events in the outbox (not yet published, or published but not yet
+    /// deleted); an entry holds the events of one script.
     pub events: u64,
     /// Age of the oldest entry on Redis' clock; 0 when empty.
     pub oldest_age_ms: u64,
@@ -242,12 +266,26 @@ pub struct OutboxLag {
 /// Reads a tenant's [`OutboxLag`] in one round trip.
 pub async fn outbox_lag(conn: &mut RedisConnection, tenant: &str) -> Result<OutboxLag> {
     let key = keys::tenant_key(tenant, "outbox");
-    let (events, oldest, (secs, micros)): (u64, StreamRangeReply, (u64, u64)) = redis::pipe()
+    type Reply = (
+        u64,
+        (Option<u64>, Option<u64>),
+        StreamRangeReply,
+        (u64, u64),
+    );
+    let (entries, (seq, relayed), oldest, (secs, micros)): Reply = redis::pipe()
         .xlen(&key)
+        .hmget(keys::tenant_key(tenant, "settings"), &["seq", "relayed"])
         .xrange_count(&key, "-", "+", 1)
         .cmd("TIME")
         .query_async(conn)
         .await?;
+    // The sequence minus the relays' mark counts events; the entries are a
+    // floor for it (the mark may run ahead of a replica's batch in flight).
+    let events = match (entries, seq, relayed) {
+        (0, _, _) => 0,
+        (entries, Some(seq), Some(relayed)) => seq.saturating_sub(relayed).max(entries),
+        (entries, _, _) => entries,
+    };
     let now_ms = secs * 1000 + micros / 1000;
     let oldest_ms = oldest
         .ids
@@ -260,32 +298,69 @@ pub async fn outbox_lag(conn: &mut RedisConnection, tenant: &str) -> Result<Outb
     })
 }
 
-/// The bus event of one outbox entry, and its kind (for metrics).
-fn outgoing_from_entry(tenant: &str, entry: &StreamId) -> Result<(Outgoing, String)> {
-    let fields: HashMap<String, String> = entry
-        .map
+/// The bus events of one outbox entry, in order, each with its kind (for
+/// metrics). An entry holds the events of one script: the first one's fields
+/// as they are, the k-th one's prefixed `k:`; `seq` (the number of its first
+/// event), `at` and `tp` are the entry's.
+fn events_of_entry(tenant: &str, entry: &StreamId) -> Result<Vec<(Outgoing, String)>> {
+    let mut events: Vec<HashMap<String, String>> = vec![HashMap::new()];
+    for (name, value) in &entry.map {
+        let value = redis::from_redis_value::<String>(value.clone())?;
+        let (index, field) = match name.split_once(':') {
+            None => (0, name.as_str()),
+            Some((k, field)) => match k.parse::<usize>() {
+                Ok(k) if (2..=MAX_EVENTS_PER_ENTRY).contains(&k) => (k - 1, field),
+                _ => {
+                    return Err(RoutingError::Corrupt(format!(
+                        "outbox entry field {name:?} names no event"
+                    )));
+                }
+            },
+        };
+        if events.len() <= index {
+            events.resize_with(index + 1, HashMap::new);
+        }
+        events[index].insert(field.to_string(), value);
+    }
+    let first: u64 = events[0]
+        .get("seq")
+        .and_then(|seq| seq.parse().ok())
+        .ok_or_else(|| RoutingError::Corrupt("outbox entry without seq".into()))?;
+    let at: i64 = events[0]
+        .get("at")
+        .and_then(|at| at.parse().ok())
+        .unwrap_or(0);
+    let traceparent = events[0].get("tp").cloned().unwrap_or_default();
+    events
         .iter()
-        .map(|(k, v)| Ok((k.clone(), redis::from_redis_value::<String>(v.clone())?)))
-        .collect::<Result<_, redis::ParsingError>>()?;
-    let (subject, event) = event_from_entry(tenant, &entry.id, &fields)?;
-    let outgoing = Outgoing {
-        subject,
-        event,
-        traceparent: fields.get("tp").cloned().unwrap_or_default(),
-    };
-    Ok((outgoing, fields.get("kind").cloned().unwrap_or_default()))
+        .enumerate()
+        .map(|(i, fields)| {
+            // The first event keeps the id an entry's one event always had.
+            let event_id = match i {
+                0 => format!("{tenant}:{}", entry.id),
+                _ => format!("{tenant}:{}:{}", entry.id, i + 1),
+            };
+            let (subject, payload) = payload_of(tenant, fields)?;
+            let event = v1::Event {
+                event_id,
+                tenant_id: tenant.to_string(),
+                occurred_at_ms: at,
+                sequence: first + i as u64,
+                payload: Some(payload),
+            };
+            let outgoing = Outgoing {
+                subject,
+                event,
+                traceparent: traceparent.clone(),
+            };
+            Ok((outgoing, fields.get("kind").cloned().unwrap_or_default()))
+        })
+        .collect()
 }
 
-/// Builds the bus event of one outbox entry.
-fn event_from_entry(
-    tenant: &str,
-    entry_id: &str,
-    f: &HashMap<String, String>,
-) -> Result<(Subject, v1::Event)> {
+/// The subject and payload of one event's fields.
+fn payload_of(tenant: &str, f: &HashMap<String, String>) -> Result<(Subject, v1::event::Payload)> {
     let get = |name: &str| f.get(name).cloned().unwrap_or_default();
-    let sequence: u64 = get("seq")
-        .parse()
-        .map_err(|_| RoutingError::Corrupt("outbox entry without seq".into()))?;
     let entity = get("entity");
     let kind = get("kind");
     let channel = channel_from_str(&get("ch"))
@@ -329,14 +404,7 @@ fn event_from_entry(
     };
     let subject =
         Subject::new(tenant, &entity, &kind).map_err(|e| RoutingError::Corrupt(e.to_string()))?;
-    let event = v1::Event {
-        event_id: format!("{tenant}:{entry_id}"),
-        tenant_id: tenant.to_string(),
-        occurred_at_ms: get("at").parse().unwrap_or(0),
-        sequence,
-        payload: Some(payload),
-    };
-    Ok((subject, event))
+    Ok((subject, payload))
 }
 
 fn interaction_kind(kind: &str) -> v1::InteractionEventKind {

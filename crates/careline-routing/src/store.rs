@@ -399,8 +399,9 @@ impl RoutingStore {
     /// How many routing events the tenant has had (its event sequence); it
     /// moves whenever its routing state changes.
     pub async fn event_sequence(&self, tenant: &str) -> Result<u64> {
-        let sequence: Option<u64> = redis::cmd("GET")
-            .arg(keys::tenant_key(tenant, "seq"))
+        let sequence: Option<u64> = redis::cmd("HGET")
+            .arg(keys::tenant_key(tenant, "settings"))
+            .arg("seq")
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(sequence.unwrap_or(0))

@@ -73,29 +73,52 @@ end
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
+-- The tenant's event sequence: how many events its scripts have emitted. It
+-- lives in the settings hash (`seq`), so the prelude's one read of the
+-- settings also tells a script the number of its first event (an offer id is
+-- made from it) and, with `relayed`, how many events wait in the outbox.
+-- Releases before it was a key of its own (`seq`): moved on the first write.
+local SEQ = tonumber(SETTINGS.seq)
+local SEQ_KEY_TO_MOVE = SEQ == nil
+if SEQ_KEY_TO_MOVE then SEQ = tonumber(redis.call('GET', P .. 'seq')) or 0 end
+
 -- Events the script emitted, appended to the tenant's outbox when it ends
--- (`flush_events`, run after every script body) so that one INCRBY numbers
--- them all. The relay publishes them on NATS. The outbox is never trimmed: an
--- entry leaves it only once relayed or dead-lettered (see
--- `refuse_new_work_if_outbox_full` for its bound). The entry id XADD assigns
--- (time-based, replicated as an effect) becomes the event id, so ids stay
--- unique when Redis loses data and `seq` restarts.
+-- (`flush_events`, run after every script body) as one entry of up to
+-- `EVENTS_PER_ENTRY` events (the first event's fields as they are, the k-th's
+-- prefixed "k:"), numbered from `seq` on. The relay publishes them on NATS.
+-- The outbox is never trimmed: an entry leaves it only once relayed or
+-- dead-lettered (see `refuse_new_work_if_outbox_full` for its bound). The
+-- entry id XADD assigns (time-based, replicated as an effect) makes the event
+-- ids, so ids stay unique when Redis loses data and `seq` restarts.
 local EVENTS = {}
+-- Bounds an entry's size (a timer batch may emit hundreds of events).
+local EVENTS_PER_ENTRY = 32
 
 local function emit(fields)
   EVENTS[#EVENTS + 1] = fields
 end
 
+-- The sequence number the next emitted event will get.
+local function next_event_number() return SEQ + #EVENTS + 1 end
+
 local function flush_events()
   if #EVENTS == 0 then return end
-  local first = redis.call('INCRBY', P .. 'seq', #EVENTS) - #EVENTS
-  for i, fields in ipairs(EVENTS) do
-    local args = {'XADD', P .. 'outbox', '*', 'seq', first + i, 'at', NOW, 'tp', TRACEPARENT}
-    for k, v in pairs(fields) do
-      args[#args + 1] = k
-      args[#args + 1] = v
+  for first = 1, #EVENTS, EVENTS_PER_ENTRY do
+    local args = {'XADD', P .. 'outbox', '*', 'seq', SEQ + first, 'at', NOW, 'tp', TRACEPARENT}
+    for i = first, math.min(first + EVENTS_PER_ENTRY - 1, #EVENTS) do
+      local prefix = i == first and '' or ((i - first + 1) .. ':')
+      for k, v in pairs(EVENTS[i]) do
+        args[#args + 1] = prefix .. k
+        args[#args + 1] = v
+      end
     end
     redis.call(unpack(args))
+  end
+  SEQ = SEQ + #EVENTS
+  redis.call('HSET', P .. 'settings', 'seq', SEQ)
+  if SEQ_KEY_TO_MOVE then
+    redis.call('DEL', P .. 'seq')
+    SEQ_KEY_TO_MOVE = false
   end
   EVENTS = {}
 end
@@ -103,8 +126,16 @@ end
 -- Backpressure instead of loss: while `max_events` or more events wait in the
 -- outbox (NATS unreachable), new work is refused before anything is written.
 -- Only creates call this; answers to existing work must still go through.
+-- What waits is the sequence minus what the relays last reported published
+-- (`relayed`, see relay.rs); before a relay ever did, the outbox is counted.
 local function refuse_new_work_if_outbox_full(max_events)
-  local waiting = redis.call('XLEN', P .. 'outbox')
+  local relayed = tonumber(SETTINGS.relayed)
+  local waiting
+  if relayed then
+    waiting = math.max(0, SEQ - relayed)
+  else
+    waiting = redis.call('XLEN', P .. 'outbox')
+  end
   if waiting >= max_events then
     return {'UNAVAILABLE', 'events are not reaching NATS: ' .. waiting ..
       ' events wait in the outbox; new contacts are refused until it drains; retry shortly'}
@@ -280,16 +311,17 @@ end
 -- Offers interaction `id` to agent `aid` (both known to be eligible; `a` is
 -- the agent's hash, updated in place); `extra` fields are written with the
 -- interaction's state. The agent's score rises (it just got work): it is
--- re-scored at once only in the indexes of this interaction's target (one
--- per language: the next contacts of that target meet it first); its entries
--- in its other targets' indexes now score it too low and are re-scored when
--- a match reaches them (`first_free_agent`), which costs a few commands then
--- instead of one per index on every offer.
+-- re-scored at once only in the index of this interaction's target and
+-- language (the next contacts like it meet it first); its entries in its
+-- other indexes now score it too low and are re-scored when a match reaches
+-- them (`first_free_agent`), which costs a few commands then instead of one
+-- per index on every offer.
 local function make_offer(id, ix, aid, a, extra)
   OFFERS_MADE = OFFERS_MADE + 1
-  -- The tenant's offer counter orders round robin and makes the offer id:
-  -- "of_" + 26 base32 chars (time, then the counter).
-  local count = redis.call('INCR', P .. 'offer_count')
+  -- The sequence number of this offer's 'offered' event (nothing is emitted
+  -- before it below) orders round robin and makes the offer id: "of_" + 26
+  -- base32 chars (time, then the number).
+  local count = next_event_number()
   local oid = 'of_' .. base32(NOW, 10) .. base32(count, 16)
   local timeout = setting_num('offer_timeout:' .. ix.ch)
   local deadline = NOW + timeout * 1000
@@ -318,10 +350,8 @@ local function make_offer(id, ix, aid, a, extra)
   end
   if #closed > 0 then reindex_agent(aid, closed, a) end
   if still_free and not is_personal(ix.target) then
-    local score = agent_score(a, ix.target, ix.ch)
-    for _, lang in ipairs(split(a.langs)) do
-      redis.call('ZADD', agent_index_key(ix.target, ix.ch, lang), score, aid)
-    end
+    redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang),
+      agent_score(a, ix.target, ix.ch), aid)
   end
   return oid
 end

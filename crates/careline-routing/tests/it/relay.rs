@@ -270,7 +270,78 @@ async fn new_contacts_are_refused_while_the_outbox_is_full_and_everything_else_s
     assert_eq!(r.outbox_len().await, 0);
     let created = store.create_interaction(env.tenant(), &new()).await;
     assert!(created.is_ok(), "accepted again once drained: {created:?}");
+
+    // Now that a relay has published, the count comes from its mark (an
+    // entry may hold several events): the bound holds the same way, and the
+    // count is what the relay then publishes.
+    let mut accepted = 1;
+    let err = loop {
+        match store.create_interaction(env.tenant(), &new()).await {
+            Ok(_) => accepted += 1,
+            Err(err) => break err,
+        }
+        assert!(accepted <= BOUND, "refused by the bound at the latest");
+    };
+    let waiting = r.drain().await;
+    assert!(waiting as u64 >= BOUND);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "events are not reaching NATS: {waiting} events wait in the outbox; new contacts are refused until it drains; retry shortly"
+        )
+    );
+    assert!(
+        store.create_interaction(env.tenant(), &new()).await.is_ok(),
+        "accepted again once drained"
+    );
     println!("outbox bound {BOUND}: 1 create refused, {drained} events relayed after");
+}
+
+#[tokio::test]
+async fn a_scripts_events_share_one_outbox_entry_and_keep_ids_and_sequences_of_their_own() {
+    let r = Relaying::start().await;
+    let env = &r.env;
+    env.login("a1").await;
+    r.drain().await;
+    let before = r.stored().await.len();
+
+    let id = env.chat("billing").await;
+    assert_eq!(r.outbox_len().await, 1, "created and offered: one entry");
+    assert_eq!(r.drain().await, 2, "two events published");
+    let events = r.stored().await;
+    let [created, offered] = &events[before..] else {
+        panic!("two new events: {:?}", &events[before..])
+    };
+    let interaction = |e: &v1::Event| match &e.payload {
+        Some(v1::event::Payload::Interaction(ix)) => ix.clone(),
+        other => panic!("interaction event: {other:?}"),
+    };
+    let (created_ix, offered_ix) = (interaction(created), interaction(offered));
+    assert_eq!(created_ix.kind(), v1::InteractionEventKind::Created);
+    assert_eq!(offered_ix.kind(), v1::InteractionEventKind::Offered);
+    assert_eq!(
+        (
+            created_ix.interaction_id.as_str(),
+            offered_ix.interaction_id.as_str()
+        ),
+        (id.as_str(), id.as_str())
+    );
+    assert_eq!(offered.sequence, created.sequence + 1, "numbered in order");
+    assert_eq!(
+        offered.event_id,
+        format!("{}:2", created.event_id),
+        "the second event of the entry"
+    );
+    assert_eq!(
+        offered_ix.offer_id,
+        env.get(&id).await.offer_id,
+        "the event names the pending offer"
+    );
+    assert_eq!(
+        r.relay.relay_new(env.tenant()).await.unwrap(),
+        0,
+        "nothing twice"
+    );
 }
 
 #[tokio::test]

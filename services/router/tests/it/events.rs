@@ -14,12 +14,13 @@ const TENANT: &str = "demo-health";
 /// Longest wait for the outbox to drain once NATS is back.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 
-/// The tenant's routing state in the sandbox Redis.
-async fn redis_get(platform: &Platform, command: &str, name: &str) -> u64 {
+/// A number from the tenant's routing state in the sandbox Redis (`field`: of a hash).
+async fn redis_get(platform: &Platform, command: &str, name: &str, field: &[&str]) -> u64 {
     let key = format!("{}{name}", careline_routing::keys::prefix(TENANT));
     let mut redis = platform.sandbox.redis().await.expect("redis connection");
     let value: Option<u64> = redis::cmd(command)
         .arg(key)
+        .arg(field)
         .query_async(&mut redis)
         .await
         .expect("redis answers");
@@ -54,7 +55,7 @@ fn is_created(event: &v1::Event) -> bool {
 async fn drained(platform: &Platform) -> Duration {
     let started = Instant::now();
     eventually(DRAIN_DEADLINE, "the outbox drains", || async {
-        redis_get(platform, "XLEN", "outbox").await == 0
+        redis_get(platform, "XLEN", "outbox", &[]).await == 0
     })
     .await
     .expect("the outbox drains once NATS is back");
@@ -106,7 +107,7 @@ async fn nats_down_for_a_minute_under_load_loses_no_event_and_refuses_creates_pa
         .expect("nats-server restarts");
     let drain = drained(&platform).await;
     let events = stored_events(&platform).await;
-    let produced = redis_get(&platform, "GET", "seq").await;
+    let produced = redis_get(&platform, "HGET", "settings", &["seq"]).await;
     let created = events.iter().filter(|e| is_created(e)).count() as u64;
     println!(
         "NATS down {OUTAGE:?} at {CREATES_PER_SEC} creates/s, bound {BOUND}: {ok} created OK, \
