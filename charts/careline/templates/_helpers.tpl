@@ -167,7 +167,7 @@ names the value to change.
 {{- $key := default $name $svc.values -}}
 {{- $values := index $.Values $key -}}
 {{- if and $svc.httpEnv $values.enabled $values.ingress.enabled (not $values.ingress.host) -}}
-{{- fail (printf "%s.ingress.host: %s.ingress.enabled=true needs the host name members or supervisors open (e.g. chat.example.org)" $key $key) -}}
+{{- fail (printf "%s.ingress.host: %s.ingress.enabled=true needs the host name its users open (a DNS name, e.g. %s.example.org)" $key $key $name) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.tls.server.enabled -}}
