@@ -162,6 +162,13 @@ check "schema rejects an SMTP Service type that does not exist" rejects "--set e
 check "schema rejects a privileged SMTP port in the pod" rejects "--set emailIntake.smtp.port=25" "emailIntake.smtp.port: Must be greater than or equal to 1025"
 check "schema rejects a sender CIDR that is not one" rejects "--set networkPolicy.smtpFromCidrs={mail.example.org}" "networkPolicy.smtpFromCidrs.0: Does not match pattern"
 check "chart rejects email-intake without the router" rejects "--set router.enabled=false" "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false"
+check "chart rejects chat-gateway without the router" rejects "--set router.enabled=false --set emailIntake.enabled=false" "chatGateway.enabled: chat-gateway creates chat interactions on this release's router; set router.enabled=true or chatGateway.enabled=false"
+check "chart rejects the console without the router" rejects "--set router.enabled=false --set emailIntake.enabled=false --set chatGateway.enabled=false" "console.enabled: the console's floor view reads queue statistics from this release's router"
+check "chart rejects an Ingress without a host" rejects "--set console.ingress.enabled=true" "console.ingress.host: console.ingress.enabled=true needs the host name"
+check "schema rejects an Ingress host that is a URL" rejects "--set chatGateway.ingress.host=https://chat.example.org" "chatGateway.ingress.host: Does not match pattern"
+check "schema rejects a survey public URL that is not http(s)" rejects "--set surveyDispatcher.publicUrl=surveys.example.org" "surveyDispatcher.publicUrl: Does not match pattern"
+check "schema rejects a first-contact window above 30 days" rejects "--set console.kpi.fcrDays=90" "console.kpi.fcrDays: Must be less than or equal to 30"
+check "schema rejects a misspelt key in a web service" rejects "--set surveyDispatcher.linkKey.existingSecret.name=x" "Additional property linkKey is not allowed"
 check "chart rejects the same tenant twice" rejects "--set tenants[0].id=acme --set tenants[1].id=acme" 'tenants: tenant id "acme" appears twice'
 
 # Every value is in the chart README's table (presence.* shares router's rows).
@@ -222,6 +229,26 @@ notes_show_how_to_send_a_test_email() {
         && ! grep -qF "STARTTLS is off" <<<"$production"
 }
 check "NOTES show how to send a test email and what email-intake still needs" notes_show_how_to_send_a_test_email
+# The web listeners: where each one is reached (Ingress host or a port-forward), and the survey
+# link URL and router keys pointed out where they are missing only.
+notes_show_the_web_listeners_and_what_they_still_need() {
+    local default production
+    default="$(notes)"
+    production="$(notes -f "$CHART/values-production.yaml")"
+    grep -qF "chat-gateway: no Ingress; kubectl -n careline port-forward svc/careline-chat-gateway 8090, then http://127.0.0.1:8090/demo" <<<"$default" \
+        && grep -qF "survey-dispatcher: no Ingress; kubectl -n careline port-forward svc/careline-survey-dispatcher 8091" <<<"$default" \
+        && grep -qF "console: no Ingress; kubectl -n careline port-forward svc/careline-console 8092, then http://127.0.0.1:8092/floor" <<<"$default" \
+        && grep -qF "WARNING: surveyDispatcher.publicUrl is not set" <<<"$default" \
+        && grep -qF "WARNING: chatGateway.routerApiKeys.existingSecret.name is not set" <<<"$default" \
+        && grep -qF "WARNING: console.routerApiKeys.existingSecret.name is not set" <<<"$default" \
+        && ! grep -qF "stay open for hours" <<<"$default" \
+        && grep -qF "chat-gateway: https://chat.careline.example/demo" <<<"$production" \
+        && grep -qF "survey-dispatcher: https://surveys.careline.example/s/<token>" <<<"$production" \
+        && grep -qF "console: https://floor.careline.internal/floor" <<<"$production" \
+        && grep -qF "stay open for hours" <<<"$production" \
+        && ! grep -qF "WARNING" <<<"$production"
+}
+check "NOTES show where the web listeners are reached and what they still need" notes_show_the_web_listeners_and_what_they_still_need
 
 # Alert rules: render them as the chart ships them, then promtool.
 rules_dir="$work/rules"

@@ -20,15 +20,8 @@ listener, the router it creates interactions on and the key it presents there
 - name: CARELINE_EMAIL_MAX_MESSAGE_BYTES
   value: {{ int64 $values.maxMessageBytes | quote }}
 - name: CARELINE_ROUTER_URL
-  value: {{ printf "%s://%s-router:%d" (ternary "https" "http" .Values.tls.server.enabled) (include "careline.fullname" .) (int .Values.router.grpcPort) | quote }}
-{{- with $values.routerApiKeys.existingSecret.name }}
-# tenant=key,... : never in values or the ConfigMap.
-- name: CARELINE_EMAIL_ROUTER_API_KEYS
-  valueFrom:
-    secretKeyRef:
-      name: {{ . }}
-      key: {{ $values.routerApiKeys.existingSecret.key }}
-{{- end }}
+  value: {{ include "careline.grpcUrl" (dict "ctx" . "name" "router") | quote }}
+{{- include "careline.routerKeysEnv" (dict "env" "CARELINE_EMAIL_ROUTER_API_KEYS" "secret" $values.routerApiKeys.existingSecret) }}
 {{- if $values.smtp.tls.existingSecret }}
 - name: CARELINE_SMTP_TLS_CERT
   value: {{ printf "%s/tls.crt" (include "careline.emailIntake.tlsDir" .) | quote }}

@@ -46,15 +46,56 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-The gRPC services, in one place: binary and listen-address variable of each, and the key of
-its block in values.yaml (`values`, when it is not the component name). A new service is one
-line here plus its block in values.yaml (same keys as router).
+The gRPC services, in one place: binary and listen-address variable of each, the key of its
+block in values.yaml (`values`, when it is not the component name), the template of its own
+environment variables (`env`), and for the services with a web listener the variable of its
+HTTP address (`httpEnv`; values: httpPort and ingress). A new service is one line here plus
+its block in values.yaml (same keys as router).
 */}}
 {{- define "careline.grpcServices" -}}
 router: { binary: careline-router, addrEnv: CARELINE_ROUTER_ADDR }
 presence: { binary: careline-presence, addrEnv: CARELINE_PRESENCE_ADDR }
 notifications: { binary: careline-notifications, addrEnv: CARELINE_NOTIFICATIONS_ADDR }
-email-intake: { binary: careline-email-intake, addrEnv: CARELINE_EMAIL_ADDR, values: emailIntake }
+email-intake: { binary: careline-email-intake, addrEnv: CARELINE_EMAIL_ADDR, values: emailIntake, env: careline.emailIntake.env }
+chat-gateway: { binary: careline-chat-gateway, addrEnv: CARELINE_CHAT_ADDR, httpEnv: CARELINE_CHAT_HTTP_ADDR, values: chatGateway, env: careline.chatGateway.env }
+survey-dispatcher: { binary: careline-survey-dispatcher, addrEnv: CARELINE_SURVEY_ADDR, httpEnv: CARELINE_SURVEY_HTTP_ADDR, values: surveyDispatcher, env: careline.surveyDispatcher.env }
+console: { binary: careline-console, addrEnv: CARELINE_CONSOLE_ADDR, httpEnv: CARELINE_CONSOLE_HTTP_ADDR, env: careline.console.env }
+{{- end -}}
+
+{{/* The gRPC URL of this release's service `name` (router, email-intake): (dict "ctx" $ "name" "router"). */}}
+{{- define "careline.grpcUrl" -}}
+{{- $svc := index (include "careline.grpcServices" .ctx | fromYaml) .name -}}
+{{- $values := index .ctx.Values (default .name $svc.values) -}}
+{{- printf "%s://%s-%s:%d" (ternary "https" "http" .ctx.Values.tls.server.enabled) (include "careline.fullname" .ctx) .name (int $values.grpcPort) -}}
+{{- end -}}
+
+{{/*
+A router API key Secret as an environment variable, when one is named:
+(dict "env" "CARELINE_CHAT_ROUTER_API_KEYS" "secret" .Values.chatGateway.routerApiKeys.existingSecret).
+*/}}
+{{- define "careline.routerKeysEnv" -}}
+{{- with .secret.name }}
+# tenant=key,... : never in values or the ConfigMap.
+- name: {{ $.env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.secret.key }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A random secret the chart generates (dict "ctx" $ "name" "<Secret name>" "key" "<key>"), base64:
+the value already in the cluster's Secret when there is one (upgrades keep it, so replicas and
+restarts agree), else 40 random letters and digits (as `careline key new` makes).
+*/}}
+{{- define "careline.generatedSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
+{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- randAlphaNum 40 | b64enc -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The Redis URL the chart writes into its Secret (unused with redis.existingSecret). */}}
@@ -115,6 +156,19 @@ names the value to change.
 {{- end -}}
 {{- if and .Values.emailIntake.enabled (not .Values.router.enabled) -}}
 {{- fail "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false" -}}
+{{- end -}}
+{{- if and .Values.chatGateway.enabled (not .Values.router.enabled) -}}
+{{- fail "chatGateway.enabled: chat-gateway creates chat interactions on this release's router; set router.enabled=true or chatGateway.enabled=false" -}}
+{{- end -}}
+{{- if and .Values.console.enabled (not .Values.router.enabled) -}}
+{{- fail "console.enabled: the console's floor view reads queue statistics from this release's router; set router.enabled=true or console.enabled=false" -}}
+{{- end -}}
+{{- range $name, $svc := include "careline.grpcServices" . | fromYaml -}}
+{{- $key := default $name $svc.values -}}
+{{- $values := index $.Values $key -}}
+{{- if and $svc.httpEnv $values.enabled $values.ingress.enabled (not $values.ingress.host) -}}
+{{- fail (printf "%s.ingress.host: %s.ingress.enabled=true needs the host name its users open (a DNS name, e.g. %s.example.org)" $key $key $name) -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.tls.server.enabled -}}
 {{- if not .Values.tls.server.existingSecret -}}

@@ -4,8 +4,9 @@
 scripts/test-deploy.sh renders every value set into RENDERED_DIR/<set>.yaml first; this file
 reads them (and the kustomize overlays, kustomize-dev and kustomize-prod) and checks
 behaviour: store URLs, JetStream replicas, probes, drain times, security settings,
-autoscaling, NetworkPolicies, email-intake's SMTP exposure, the tenants Job, operator RBAC and
-monitoring wiring.
+autoscaling, NetworkPolicies, email-intake's SMTP exposure, the web listeners of chat-gateway,
+survey-dispatcher and console (HTTP ports, Ingresses, shared secrets), the tenants Job,
+operator RBAC and monitoring wiring.
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on a failure.
 
     charts/careline/tests/check_rendered.py RENDERED_DIR deploy/tenants/demo-health.yaml
@@ -33,9 +34,22 @@ OVERLAYS = ("kustomize-dev", "kustomize-prod")
 GRPC_SERVICES = (("router", 50051, "CARELINE_ROUTER_ADDR"),
                  ("presence", 50052, "CARELINE_PRESENCE_ADDR"),
                  ("email-intake", 50053, "CARELINE_EMAIL_ADDR"),
-                 ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR"))
+                 ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR"),
+                 ("chat-gateway", 50055, "CARELINE_CHAT_ADDR"),
+                 ("survey-dispatcher", 50056, "CARELINE_SURVEY_ADDR"),
+                 ("console", 50057, "CARELINE_CONSOLE_ADDR"))
 SERVICE_NAMES = tuple(name for name, _, _ in GRPC_SERVICES)
 SMTP_PORT = 2525
+# The services with a web listener: HTTP port and its listen-address variable. chat-gateway
+# and survey-dispatcher are public (members), console internal (supervisors).
+WEB_SERVICES = (("chat-gateway", 8090, "CARELINE_CHAT_HTTP_ADDR"),
+                ("survey-dispatcher", 8091, "CARELINE_SURVEY_HTTP_ADDR"),
+                ("console", 8092, "CARELINE_CONSOLE_HTTP_ADDR"))
+# The keepalives of the long-lived web connections (services/chat-gateway/src/limits.rs
+# PING_INTERVAL; axum's default SSE keep-alive in services/console/src/web.rs): an ingress
+# read timeout must be well above them.
+WEBSOCKET_PING_SECS = 20
+SSE_KEEPALIVE_SECS = 15
 
 
 def render(value_set):
@@ -226,6 +240,8 @@ def autoscaling_on_by_default_and_fixed_replicas_when_off():
     assert find(docs, "Deployment", PREFIX + "-presence")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", PREFIX + "-notifications")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["replicas"] == 1
+    for name, _, _ in WEB_SERVICES:
+        assert find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["replicas"] == 1, name
 
 
 def selected_by(policy, labels):
@@ -272,7 +288,21 @@ def network_policies_allow_only_the_architecture_flows():
     for name in ("router", "presence", "notifications"):
         assert all(components(r, "to") != ["router"] for r in policy[name]["egress"]), name
         assert all(p["port"] != "smtp" for r in policy[name]["ingress"] for p in r["ports"]), name
-    assert policy["redis"]["egress"] == [] and policy["nats"]["egress"] == []
+    # chat-gateway calls the router and email-intake (contact forms), console the router;
+    # survey-dispatcher none (it asks notifications through NATS).
+    def grpc_to(name):
+        return sorted((components(r, "to")[0], r["ports"][0]["port"]) for r in policy[name]["egress"]
+                      if len(components(r, "to")) == 1 and components(r, "to")[0] not in ("redis", "nats"))
+    assert grpc_to("chat-gateway") == [("email-intake", 50053), ("router", 50051)], policy["chat-gateway"]["egress"]
+    assert grpc_to("console") == [("router", 50051)], policy["console"]["egress"]
+    assert grpc_to("survey-dispatcher") == [], policy["survey-dispatcher"]["egress"]
+    # The web listeners take HTTP (from anywhere by default: webFrom and consoleFrom are
+    # empty); the other services have no HTTP port to open.
+    for name, _, _ in WEB_SERVICES:
+        http_in = [r for r in policy[name]["ingress"] if r["ports"] == [{"port": "http", "protocol": "TCP"}]]
+        assert len(http_in) == 1 and "from" not in http_in[0], (name, policy[name]["ingress"])
+    for name in ("router", "presence", "notifications", "email-intake"):
+        assert all(p["port"] != "http" for r in policy[name]["ingress"] for p in r["ports"]), name
     # The tenants Job takes no traffic and talks to DNS and NATS only.
     assert policy["tenants"]["ingress"] == []
     assert [components(r, "to") for r in policy["tenants"]["egress"]] == [[], ["nats"]]
@@ -283,14 +313,27 @@ def network_policies_allow_only_the_architecture_flows():
     ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     assert prod[PREFIX + "-presence"]["ingress"][0]["from"] == [ingress_nginx]
     # Restricted callers still leave email-intake its way to the router.
-    assert prod[PREFIX + "-router"]["ingress"][0]["from"] == [ingress_nginx, {"podSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "careline", "app.kubernetes.io/instance": "careline",
-        "app.kubernetes.io/component": "email-intake"}}}]
+    def pods(component):
+        return {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "careline", "app.kubernetes.io/instance": "careline",
+            "app.kubernetes.io/component": component}}}
+    assert prod[PREFIX + "-router"]["ingress"][0]["from"] == [
+        ingress_nginx, pods("chat-gateway"), pods("console"), pods("email-intake")]
+    assert prod[PREFIX + "-email-intake"]["ingress"][0]["from"] == [ingress_nginx, pods("chat-gateway")]
+    assert prod[PREFIX + "-survey-dispatcher"]["ingress"][0]["from"] == [ingress_nginx]
     # Senders restricted to CIDRs (external set): SMTP from those only.
     external = {p["metadata"]["name"]: p["spec"] for p in kinds(render("external"), "NetworkPolicy")}
     smtp_in = [r for r in external[PREFIX + "-email-intake"]["ingress"] if r["ports"][0]["port"] == "smtp"]
     assert smtp_in == [{"ports": [{"port": "smtp", "protocol": "TCP"}],
                         "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}], smtp_in
+    # Production: the public pages from the ingress controller's namespace only, the floor view
+    # from the internal controller's.
+    def http_from(policies, name):
+        return [r.get("from") for r in policies["%s-%s" % (PREFIX, name)]["ingress"]
+                if r["ports"] == [{"port": "http", "protocol": "TCP"}]]
+    assert http_from(prod, "chat-gateway") == http_from(prod, "survey-dispatcher") == [[ingress_nginx]]
+    assert http_from(prod, "console") == [[{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx-internal"}}}]], http_from(prod, "console")
     stores = [r for r in prod[PREFIX + "-router"]["egress"] if r["ports"][0]["port"] == 6379]
     assert stores[0]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
 
@@ -406,13 +449,7 @@ def every_render_runs_email_intake_with_its_smtp_port_exposed():
         assert env_of(container)["CARELINE_SMTP_ADDR"]["value"] == "0.0.0.0:%d" % SMTP_PORT, value_set
         assert port_number(container, "smtp") == SMTP_PORT, (value_set, container["ports"])
         # Some Service sends SMTP to those pods, and gRPC to the gRPC port.
-        exposed = {}
-        labels = pod["metadata"]["labels"]
-        for service in kinds(docs, "Service"):
-            selector = service["spec"].get("selector")
-            if selector and all(labels.get(k) == v for k, v in selector.items()):
-                for p in service["spec"]["ports"]:
-                    exposed[port_number(container, p["targetPort"])] = (service["metadata"]["name"], p["port"])
+        exposed = {port: (name, number) for port, (name, number, _) in services_exposing(docs, pod).items()}
         assert exposed.get(SMTP_PORT) == (PREFIX + "-email-intake-smtp", 25), (value_set, exposed)
         assert exposed.get(50053) == (PREFIX + "-email-intake", 50053), (value_set, exposed)
 
@@ -451,6 +488,140 @@ def email_intake_reaches_the_router_and_takes_its_secrets_from_secrets():
     assert find(docs, "Service", PREFIX + "-email-intake")["spec"]["type"] == "ClusterIP"
     container = find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["template"]["spec"]["containers"][0]
     assert env_of(container)["CARELINE_EMAIL_MAX_MESSAGE_BYTES"]["value"] == "1048576"
+
+
+def services_exposing(docs, pod):
+    """container port number -> (Service name, Service port, type) of the Services selecting pod."""
+    container = pod["spec"]["containers"][0]
+    labels = pod["metadata"]["labels"]
+    exposed = {}
+    for service in kinds(docs, "Service"):
+        selector = service["spec"].get("selector")
+        if selector and all(labels.get(k) == v for k, v in selector.items()):
+            for p in service["spec"]["ports"]:
+                exposed[port_number(container, p["targetPort"])] = (
+                    service["metadata"]["name"], p["port"], service["spec"].get("type", "ClusterIP"))
+    return exposed
+
+
+def every_render_runs_the_web_services_with_their_http_ports_exposed():
+    # chat-gateway, survey-dispatcher and console in every value set and overlay: their
+    # binary, HTTP listener on all interfaces, and a ClusterIP Service carrying gRPC and HTTP
+    # (an Ingress makes HTTP public, never gRPC).
+    for value_set in VALUE_SETS + OVERLAYS:
+        docs = render(value_set)
+        for (name, http, http_env), grpc in zip(WEB_SERVICES, (50055, 50056, 50057)):
+            pod = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]
+            container = pod["spec"]["containers"][0]
+            assert container["command"] == ["careline-" + name], (value_set, name)
+            assert env_of(container)[http_env]["value"] == "0.0.0.0:%d" % http, (value_set, name)
+            assert port_number(container, "http") == http, (value_set, name, container["ports"])
+            exposed = services_exposing(docs, pod)
+            service = "%s-%s" % (PREFIX, name)
+            assert exposed.get(http) == (service, http, "ClusterIP"), (value_set, name, exposed)
+            assert exposed.get(grpc) == (service, grpc, "ClusterIP"), (value_set, name, exposed)
+
+
+def secret_data(docs, ref):
+    secret = find(docs, "Secret", ref["name"])
+    if "stringData" in secret:
+        return secret["stringData"][ref["key"]]
+    return base64.b64decode(secret["data"][ref["key"]]).decode()
+
+
+def web_services_share_their_signing_secrets_and_reach_the_router():
+    # The survey link keys and the floor view's session secret come from one Secret that every
+    # replica reads (a login or a link made by one replica works on the others), generated by
+    # the chart when none is named, and never written as a plain value.
+    for value_set in VALUE_SETS + OVERLAYS:
+        docs = render(value_set)
+        for name, variable in (("survey-dispatcher", "CARELINE_SURVEY_LINK_KEYS"),
+                               ("console", "CARELINE_CONSOLE_SESSION_SECRET")):
+            container = find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["template"]["spec"]["containers"][0]
+            ref = env_of(container)[variable]["valueFrom"]["secretKeyRef"]
+            assert "value" not in env_of(container)[variable], (value_set, name)
+            if value_set != "production":  # it names Secrets made outside the chart (below)
+                assert secret_data(docs, ref), (value_set, name, ref)
+    docs = render("default")
+    for name, variable in (("survey-link-keys", "link-keys"), ("console-session", "session-secret")):
+        value = secret_data(docs, {"name": "%s-%s" % (PREFIX, name), "key": variable})
+        # As strong as `careline key new` makes them (survey-dispatcher refuses weak link keys).
+        assert re.fullmatch("[A-Za-z0-9]{40}", value) and len(set(value)) >= 10, (name, value)
+    assert find(docs, "Secret", PREFIX + "-survey-link-keys")["metadata"]["annotations"][
+        "helm.sh/resource-policy"] == "keep"
+    # Production names its own Secrets (GitOps renders cannot keep generated values).
+    docs = render("production")
+    assert not [d for d in kinds(docs, "Secret") if d["metadata"]["name"] in (
+        PREFIX + "-survey-link-keys", PREFIX + "-console-session")]
+    survey = env_of(find(docs, "Deployment", PREFIX + "-survey-dispatcher")["spec"]["template"]["spec"]["containers"][0])
+    assert survey["CARELINE_SURVEY_LINK_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "careline-survey-link-keys", "key": "link-keys"}
+    console = env_of(find(docs, "Deployment", PREFIX + "-console")["spec"]["template"]["spec"]["containers"][0])
+    assert console["CARELINE_CONSOLE_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "careline-console-session", "key": "session-secret"}
+    chat = env_of(find(docs, "Deployment", PREFIX + "-chat-gateway")["spec"]["template"]["spec"]["containers"][0])
+    assert chat["CARELINE_CHAT_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "careline-chat-gateway", "key": "router-api-keys"}
+    assert console["CARELINE_CONSOLE_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "careline-console", "key": "router-api-keys"}
+    # They call this release's router (and chat-gateway email-intake), over https with tls.server.
+    for value_set, scheme in (("default", "http"), ("tls-server", "https")):
+        docs = render(value_set)
+        chat = env_of(find(docs, "Deployment", PREFIX + "-chat-gateway")["spec"]["template"]["spec"]["containers"][0])
+        console = env_of(find(docs, "Deployment", PREFIX + "-console")["spec"]["template"]["spec"]["containers"][0])
+        assert chat["CARELINE_ROUTER_URL"]["value"] == "%s://%s-router:50051" % (scheme, PREFIX), value_set
+        assert chat["CARELINE_EMAIL_INTAKE_URL"]["value"] == "%s://%s-email-intake:50053" % (scheme, PREFIX), value_set
+        assert console["CARELINE_ROUTER_URL"]["value"] == "%s://%s-router:50051" % (scheme, PREFIX), value_set
+        # The floor view's cookie is Secure exactly when it is served over HTTPS.
+        assert console["CARELINE_CONSOLE_SECURE_COOKIE"]["value"] == str(scheme == "https").lower(), value_set
+        http = [p for p in find(docs, "Service", PREFIX + "-console")["spec"]["ports"] if p["name"] == "http"]
+        assert http[0]["appProtocol"] == scheme, (value_set, http)
+
+
+def ingress_rules(ingress):
+    """(host, path, Service name, Service port name) of each rule of an Ingress."""
+    return [(rule["host"], path["path"], path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
+            for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+
+
+def seconds(annotations, name):
+    return int(annotations.get("nginx.ingress.kubernetes.io/" + name, "60"))
+
+
+def ingresses_are_off_by_default_and_route_only_the_web_ports():
+    for value_set in ("default", "bundled", "tls-server", "kustomize-dev"):
+        assert not kinds(render(value_set), "Ingress"), value_set
+    for value_set, hosts in (
+            ("production", ("chat.careline.example", "surveys.careline.example", "floor.careline.internal")),
+            ("kustomize-prod", ("chat.careline.example", "surveys.careline.example", "floor.careline.internal"))):
+        docs = render(value_set)
+        ingresses = {i["metadata"]["name"]: i for i in kinds(docs, "Ingress")}
+        assert set(ingresses) == {"%s-%s" % (PREFIX, name) for name, _, _ in WEB_SERVICES}, (value_set, set(ingresses))
+        for (name, http, _), host in zip(WEB_SERVICES, hosts):
+            ingress = ingresses["%s-%s" % (PREFIX, name)]
+            service = "%s-%s" % (PREFIX, name)
+            assert ingress_rules(ingress) == [(host, "/", service, "http")], (value_set, ingress_rules(ingress))
+            # The port the Ingress names is the Service's HTTP port, never gRPC.
+            ports = {p["name"]: p["port"] for p in find(docs, "Service", service)["spec"]["ports"]}
+            assert ports["http"] == http, (value_set, ports)
+            assert [t["hosts"] for t in ingress["spec"]["tls"]] == [[host]], (value_set, name)
+        annotations = {name: ingresses["%s-%s" % (PREFIX, name)]["metadata"].get("annotations", {})
+                       for name, _, _ in WEB_SERVICES}
+        # Long-lived connections: timeouts far above the keepalives; SSE unbuffered.
+        assert seconds(annotations["chat-gateway"], "proxy-read-timeout") >= 10 * WEBSOCKET_PING_SECS, value_set
+        assert seconds(annotations["console"], "proxy-read-timeout") >= 10 * SSE_KEEPALIVE_SECS, value_set
+        assert annotations["console"]["nginx.ingress.kubernetes.io/proxy-buffering"] == "off", value_set
+        # The floor view is internal: another class, and only internal source ranges.
+        assert ingresses[PREFIX + "-console"]["spec"]["ingressClassName"] == "nginx-internal", value_set
+        assert ingresses[PREFIX + "-chat-gateway"]["spec"]["ingressClassName"] == "nginx", value_set
+        # Survey links point at the public host; the session cookie is Secure behind TLS.
+        survey = env_of(find(docs, "Deployment", PREFIX + "-survey-dispatcher")["spec"]["template"]["spec"]["containers"][0])
+        assert survey["CARELINE_SURVEY_PUBLIC_URL"]["value"] == "https://surveys.careline.example", value_set
+        console = env_of(find(docs, "Deployment", PREFIX + "-console")["spec"]["template"]["spec"]["containers"][0])
+        assert console["CARELINE_CONSOLE_SECURE_COOKIE"]["value"] == "true", value_set
+    # Without a public URL or an Ingress, no survey link URL is invented.
+    survey = env_of(find(render("default"), "Deployment", PREFIX + "-survey-dispatcher")["spec"]["template"]["spec"]["containers"][0])
+    assert "CARELINE_SURVEY_PUBLIC_URL" not in survey
 
 
 def declared_env_names(*source_dirs):
@@ -514,6 +685,9 @@ CHECKS = [
     kustomize_prod_overlay_uses_external_stores_with_three_stream_replicas,
     every_render_runs_email_intake_with_its_smtp_port_exposed,
     email_intake_reaches_the_router_and_takes_its_secrets_from_secrets,
+    every_render_runs_the_web_services_with_their_http_ports_exposed,
+    web_services_share_their_signing_secrets_and_reach_the_router,
+    ingresses_are_off_by_default_and_route_only_the_web_ports,
     every_variable_the_chart_sets_is_one_the_program_reads,
     config_changes_roll_the_pods,
 ]
