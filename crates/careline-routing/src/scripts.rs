@@ -37,6 +37,7 @@ pub(crate) struct Scripts {
     pub timer_check: Script,
     pub rate_limit: Script,
     pub purge_tenant: Script,
+    pub relayed_init: Script,
 }
 
 impl Scripts {
@@ -57,6 +58,7 @@ impl Scripts {
             timer_check: Script::new(include_str!("lua/timer_check.lua")),
             rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
             purge_tenant: Script::new(include_str!("lua/purge_tenant.lua")),
+            relayed_init: Script::new(include_str!("lua/relayed_init.lua")),
         }
     }
 }

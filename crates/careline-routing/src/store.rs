@@ -359,6 +359,13 @@ impl RoutingStore {
             pipe.hset_multiple(&targets_key, &targets).ignore();
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        self.scripts
+            .relayed_init
+            .key(keys::tenant_key(tenant, "settings"))
+            .key(keys::tenant_key(tenant, "outbox"))
+            .key(keys::tenant_key(tenant, "seq"))
+            .invoke_async::<()>(&mut self.conn.clone())
+            .await?;
         Ok(())
     }
 

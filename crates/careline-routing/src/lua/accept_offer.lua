@@ -8,8 +8,7 @@ if err then return err end
 if tonumber(ix.offer_deadline) < NOW then
   return {'FAILED_PRECONDITION', 'offer expired; the interaction goes back to its queue'}
 end
-redis.call('ZREM', P .. 'timers', 'offer|' .. oid)
-redis.call('DEL', P .. 'offer:' .. oid)
+forget_offer(oid, id, aid)
 redis.call('HSET', ix_key(id), 'state', 'assigned', 'assigned_at', NOW, 'updated', NOW)
 local cfg = target_config(ix.target)
 local sl_secs = (cfg and cfg.sl) or 30

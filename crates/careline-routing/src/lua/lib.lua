@@ -308,14 +308,28 @@ local function base32(n, width)
   return s
 end
 
+-- The timer of an offer's deadline (`offer|<offer id>|<interaction id>`).
+local function offer_timer(oid, id) return 'offer|' .. oid .. '|' .. id end
+
+-- Ends a pending offer's bookkeeping: its deadline and the agent's pointer
+-- to it. Offers made before the pointer lived in the agent's hash have a
+-- timer without the interaction id, and a key `offer:<id>` that expires.
+local function forget_offer(oid, id, aid)
+  redis.call('ZREM', P .. 'timers', offer_timer(oid, id), 'offer|' .. oid)
+  redis.call('HDEL', agent_key(aid), 'o:' .. oid)
+end
+
 -- Offers interaction `id` to agent `aid` (both known to be eligible; `a` is
 -- the agent's hash, updated in place); `extra` fields are written with the
 -- interaction's state. The agent's score rises (it just got work): it is
--- re-scored at once only in the index of this interaction's target and
--- language (the next contacts like it meet it first); its entries in its
--- other indexes now score it too low and are re-scored when a match reaches
--- them (`first_free_agent`), which costs a few commands then instead of one
--- per index on every offer.
+-- re-scored at once only in the indexes of this interaction's target (one
+-- per language: the next contacts of that target meet it first, whatever
+-- their language; re-scoring one language only cost more in repairs than it
+-- saved with mixed languages); its entries in its other targets' indexes now
+-- score it too low and are re-scored when a match reaches them
+-- (`first_free_agent`), which costs a few commands then instead of one per
+-- index on every offer. The offer is found from its id through the agent's
+-- hash (`o:<offer id>`), written with the agent's side of it.
 local function make_offer(id, ix, aid, a, extra)
   OFFERS_MADE = OFFERS_MADE + 1
   -- The sequence number of this offer's 'offered' event (nothing is emitted
@@ -331,15 +345,14 @@ local function make_offer(id, ix, aid, a, extra)
   ix.state = 'offered'
   ix.agent = aid
   ix.offer = oid
-  redis.call('SET', P .. 'offer:' .. oid, id, 'PX', (timeout + 3600) * 1000)
   a['used:' .. ix.ch] = (tonumber(a['used:' .. ix.ch]) or 0) + 1
   -- A counter, not the clock: offers in the same millisecond still rotate.
   a['offered:' .. ix.ch] = count
   a['idle:' .. ix.ch] = NOW
   redis.call('HSET', agent_key(aid), 'used:' .. ix.ch, a['used:' .. ix.ch],
-    'offered:' .. ix.ch, count, 'idle:' .. ix.ch, NOW)
+    'offered:' .. ix.ch, count, 'idle:' .. ix.ch, NOW, 'o:' .. oid, id)
   redis.call('SADD', P .. 'holds:' .. aid, id)
-  redis.call('ZADD', P .. 'timers', deadline, 'offer|' .. oid)
+  redis.call('ZADD', P .. 'timers', deadline, offer_timer(oid, id))
   emit_ix('offered', ix, id, {agent = aid, offer = oid, detail = tostring(deadline)})
   -- Still free on this channel: re-scored lazily (above). Channels the offer
   -- closed (voice, under exclusive voice) are left at once.
@@ -350,8 +363,10 @@ local function make_offer(id, ix, aid, a, extra)
   end
   if #closed > 0 then reindex_agent(aid, closed, a) end
   if still_free and not is_personal(ix.target) then
-    redis.call('ZADD', agent_index_key(ix.target, ix.ch, ix.lang),
-      agent_score(a, ix.target, ix.ch), aid)
+    local score = agent_score(a, ix.target, ix.ch)
+    for _, lang in ipairs(split(a.langs)) do
+      redis.call('ZADD', agent_index_key(ix.target, ix.ch, lang), score, aid)
+    end
   end
   return oid
 end
@@ -506,8 +521,7 @@ end
 -- ("rejected", "timed_out", "abandoned", "session_lost") goes in the event.
 local function withdraw_offer(id, ix, kind, reason)
   local aid = ix.agent
-  redis.call('ZREM', P .. 'timers', 'offer|' .. ix.offer)
-  redis.call('DEL', P .. 'offer:' .. ix.offer)
+  forget_offer(ix.offer, id, aid)
   redis.call('SREM', P .. 'holds:' .. aid, id)
   emit_ix(kind, ix, id, {agent = aid, offer = ix.offer, detail = reason})
   release_capacity(aid, ix.ch)
@@ -547,7 +561,7 @@ local function not_found(what) return {'NOT_FOUND', what .. ' not found'} end
 -- The interaction of a pending offer made to `aid`, or an error reply. An
 -- offer made to another agent is not found (its existence is not revealed).
 local function pending_offer(oid, aid)
-  local id = redis.call('GET', P .. 'offer:' .. oid)
+  local id = redis.call('HGET', agent_key(aid), 'o:' .. oid) or redis.call('GET', P .. 'offer:' .. oid)
   if not id then return nil, nil, not_found('offer') end
   local ix = load_ix(id)
   if ix == nil or ix.agent ~= aid then return nil, nil, not_found('offer') end

@@ -3,7 +3,7 @@
 -- exactly once.
 --
 -- Timer members ("kind|args"):
---   offer|<offer id>                 the offer deadline passed: agent marked away
+--   offer|<offer id>|<ix id>         the offer deadline passed: agent marked away
 --                                    ("missed"), interaction back at its position
 --   wrap|<agent>|<channel>|<ix id>   wrap-up over: the capacity is released
 --   pend|<ix id>                     pending follow-up due: back to agent or queue
@@ -17,8 +17,9 @@
 -- ARGV[2] maximum timers to run
 -- Returns {'ok', timers run, timers still due}.
 
-local function on_offer_timeout(oid)
-  local id = redis.call('GET', P .. 'offer:' .. oid)
+local function on_offer_timeout(oid, id)
+  -- Offers made before their timer named the interaction: through their key.
+  id = id or redis.call('GET', P .. 'offer:' .. oid)
   if not id then return end
   local ix = load_ix(id)
   if ix == nil or ix.offer ~= oid or ix.state ~= 'offered' then return end
@@ -122,7 +123,7 @@ for _, member in ipairs(due) do
   local f = split(string.gsub(member, '|', ','))
   local kind = f[1]
   if kind == 'offer' then
-    on_offer_timeout(f[2])
+    on_offer_timeout(f[2], f[3])
   elseif kind == 'wrap' then
     release_capacity(f[2], f[3])
     match_agent(f[2])

@@ -335,7 +335,7 @@ async fn a_timer_backlog_of_one_tenant_delays_another_tenants_offer_timeout_by_o
                 .arg(format!("{}timers", prefix("b-quiet")))
                 .arg("XX")
                 .arg(0)
-                .arg(format!("offer|{offer}")),
+                .arg(format!("offer|{offer}|{chat}")),
         )
         .await;
     replica
