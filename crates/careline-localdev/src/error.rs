@@ -72,3 +72,11 @@ impl LocalDevError {
         move |source| Self::Io { what, source }
     }
 }
+
+impl LocalDevError {
+    /// Whether the server exited because another process held its port.
+    pub fn port_taken(&self) -> bool {
+        matches!(self, Self::Exited { log_tail, .. }
+            if log_tail.to_ascii_lowercase().contains("address already in use"))
+    }
+}

@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
+use crate::process::{
+    Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port, on_free_ports,
+};
 use crate::{LocalDevError, ServerTls};
 
 /// How long a fresh server has to accept a client and answer a JetStream request.
@@ -104,24 +106,30 @@ impl NatsServer {
     /// Starts a throw-away server on a free port that syncs JetStream as
     /// `sync` says; waits until JetStream answers.
     pub async fn start_with_sync(sync: JetStreamSync) -> Result<Self, LocalDevError> {
-        Self::launch(
-            DataDir::temp("careline-nats-")?,
-            free_port()?,
-            sync,
-            NatsAccess::default(),
-        )
+        on_free_ports(|| async {
+            Self::launch(
+                DataDir::temp("careline-nats-")?,
+                free_port()?,
+                sync,
+                NatsAccess::default(),
+            )
+            .await
+        })
         .await
     }
 
     /// Starts a throw-away server on a free port that clients reach only as `access` says
     /// (TLS, a user and password); waits until JetStream answers such a client.
     pub async fn start_with_access(access: NatsAccess) -> Result<Self, LocalDevError> {
-        Self::launch(
-            DataDir::temp("careline-nats-")?,
-            free_port()?,
-            JetStreamSync::Default,
-            access,
-        )
+        on_free_ports(|| async {
+            Self::launch(
+                DataDir::temp("careline-nats-")?,
+                free_port()?,
+                JetStreamSync::Default,
+                access.clone(),
+            )
+            .await
+        })
         .await
     }
 

@@ -99,6 +99,27 @@ pub fn free_port() -> Result<u16, LocalDevError> {
     Ok(addr.port())
 }
 
+/// Times a throw-away server is started, each time on new ports from
+/// [`free_port`], while another process takes its port between the pick and
+/// the server's bind (tests run side by side).
+const PORT_ATTEMPTS: usize = 3;
+
+/// Runs `launch` (which picks its ports with [`free_port`]) again while the
+/// server exits because its port was taken meanwhile.
+pub(crate) async fn on_free_ports<T, F, Fut>(mut launch: F) -> Result<T, LocalDevError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LocalDevError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match launch().await {
+            Err(error) if error.port_taken() && attempt < PORT_ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
 /// A running child process whose output goes to `log`; killed (SIGKILL) on drop.
 pub(crate) struct ServerProcess {
     name: &'static str,

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use crate::process::{Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port};
+use crate::process::{
+    Binary, DataDir, READY_POLL_INTERVAL, ServerProcess, free_port, on_free_ports,
+};
 use crate::{LocalDevError, ServerTls};
 
 /// How long a fresh server has to answer PING.
@@ -61,42 +63,61 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Result<Self, LocalDevError> {
-        Self::launch(
-            DataDir::temp("careline-redis-")?,
-            free_port()?,
-            None,
-            None,
-            None,
-        )
+        on_free_ports(|| async {
+            Self::launch(
+                DataDir::temp("careline-redis-")?,
+                free_port()?,
+                None,
+                None,
+                None,
+            )
+            .await
+        })
         .await
     }
 
     /// Starts a throw-away server that also listens for TLS (see [`RedisServer::tls_url`])
     /// with `tls`'s files; waits until it answers PING on its plaintext port.
     pub async fn start_tls(tls: ServerTls) -> Result<Self, LocalDevError> {
-        let dir = DataDir::temp("careline-redis-tls-")?;
-        Self::launch(dir, free_port()?, None, None, Some((free_port()?, tls))).await
+        on_free_ports(|| async {
+            let dir = DataDir::temp("careline-redis-tls-")?;
+            Self::launch(
+                dir,
+                free_port()?,
+                None,
+                None,
+                Some((free_port()?, tls.clone())),
+            )
+            .await
+        })
+        .await
     }
 
     /// Starts a throw-away server with the append-only file on, so that
     /// [`RedisServer::restart`] after a crash reloads what was written, as a
     /// production Redis with AOF would.
     pub async fn start_durable(fsync: AppendFsync) -> Result<Self, LocalDevError> {
-        Self::launch(
-            DataDir::temp("careline-redis-")?,
-            free_port()?,
-            Some(fsync),
-            None,
-            None,
-        )
+        on_free_ports(|| async {
+            Self::launch(
+                DataDir::temp("careline-redis-")?,
+                free_port()?,
+                Some(fsync),
+                None,
+                None,
+            )
+            .await
+        })
         .await
     }
 
     /// Starts a durable, cluster-enabled node (not yet part of a cluster)
     /// with its bus on a port of its own.
     pub(crate) async fn start_cluster_node(fsync: AppendFsync) -> Result<Self, LocalDevError> {
-        let dir = DataDir::temp("careline-redis-node-")?;
-        Self::launch(dir, free_port()?, Some(fsync), Some(free_port()?), None).await
+        on_free_ports(|| async {
+            let dir = DataDir::temp("careline-redis-node-")?;
+            Self::launch(dir, free_port()?, Some(fsync), Some(free_port()?), None).await
+        })
+        .await
     }
 
     /// Starts a server on `port` that keeps its data in `dir` across runs

@@ -83,7 +83,10 @@ async fn a_paused_nats_server_leaves_publishes_unacknowledged_until_resumed() ->
         js.publish("paused.one", "1".into()).await?.await
     })
     .await;
-    assert!(stalled.is_err(), "a paused server acknowledged a publish");
+    assert!(
+        stalled.is_err(),
+        "a paused server acknowledged a publish: {stalled:?}"
+    );
 
     server.resume()?;
     assert_eventually!(
