@@ -376,8 +376,12 @@ pub async fn routing_sequence(
     redis: &mut careline_kit::RedisConnection,
     tenant: &str,
 ) -> anyhow::Result<u64> {
-    let key = format!("{}seq", careline_routing::keys::prefix(tenant));
-    let seq: Option<u64> = redis::cmd("GET").arg(&key).query_async(redis).await?;
+    let key = format!("{}settings", careline_routing::keys::prefix(tenant));
+    let seq: Option<u64> = redis::cmd("HGET")
+        .arg(&key)
+        .arg("seq")
+        .query_async(redis)
+        .await?;
     Ok(seq.unwrap_or(0))
 }
 
