@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::{ConfigError, Problem};
+use crate::campaign::OutreachSettings;
 use crate::hours::{self, BusinessHours};
 use crate::{Channel, Language, Priority};
 
@@ -63,6 +64,9 @@ pub struct TenantConfig {
     /// Post-resolution email surveys (off until `channels` names one).
     #[serde(default)]
     pub surveys: SurveySettings,
+    /// Outreach campaigns and the hours they may contact members.
+    #[serde(default)]
+    pub outreach: OutreachSettings,
 }
 
 /// Post-resolution surveys: who is asked, when, and how long answers are kept.
@@ -609,6 +613,7 @@ impl TenantConfig {
             agents: _,
             limits,
             surveys,
+            outreach,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -629,6 +634,7 @@ impl TenantConfig {
             agents: Vec::new(),
             limits: *limits,
             surveys: surveys.clone(),
+            outreach: outreach.clone(),
         }
     }
 
