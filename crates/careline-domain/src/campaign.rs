@@ -3,8 +3,8 @@
 //! the pure rules the campaigns service applies to them: whether a campaign
 //! may contact a member at an instant (the tenant's outreach hours, the
 //! campaign's own window, its end date, all in the tenant's time zone, so
-//! right across daylight-saving changes), how many new contacts pacing lets
-//! start now, and what follows an attempt's result.
+//! right across daylight-saving changes), how many contacts pacing lets be
+//! in progress, and what follows an attempt's result.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -191,29 +191,17 @@ impl Schedule {
     }
 }
 
-/// What pacing knows at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PacingState {
-    /// Contacts of the campaign started and not reported yet.
-    pub in_progress: u32,
-    /// Contacts started in the current clock hour.
-    pub started_this_hour: u32,
-    /// Voice: agents logged in to the campaign's queue (`None` for email).
-    pub agents_serving: Option<u32>,
-}
-
-/// How many new contacts `pacing` lets start now (0 when any limit is met).
-/// The agent share rounds down: with too few agents for one outbound contact,
-/// outbound waits and inbound keeps every agent.
-pub fn allowed_now(pacing: &Pacing, state: PacingState) -> u32 {
-    let mut cap = pacing.max_in_progress;
-    if let Some(agents) = state.agents_serving {
-        let share = u64::from(agents) * u64::from(pacing.agent_share_percent) / 100;
-        cap = cap.min(u32::try_from(share).unwrap_or(u32::MAX));
-    }
-    let by_progress = cap.saturating_sub(state.in_progress);
-    let by_hour = pacing.max_per_hour.saturating_sub(state.started_this_hour);
-    by_progress.min(by_hour)
+/// Most contacts of a campaign in progress at once: its `max_in_progress`,
+/// and for voice (`agents_serving`: the agents logged in to its queue) its
+/// share of them, rounded down: with too few agents for one outbound
+/// contact, outbound waits and inbound keeps every agent.
+pub fn in_progress_cap(pacing: &Pacing, agents_serving: Option<u32>) -> u32 {
+    let share = agents_serving.map_or(u64::MAX, |agents| {
+        u64::from(agents) * u64::from(pacing.agent_share_percent) / 100
+    });
+    pacing
+        .max_in_progress
+        .min(u32::try_from(share).unwrap_or(u32::MAX))
 }
 
 /// What an agent (or the telephony) reports after an attempt.
@@ -258,7 +246,12 @@ pub enum NextStep {
 }
 
 /// The step after attempt number `attempt` (1-based) ended with `result` at `now_ms`.
-pub fn next_step(retry: &RetryPolicy, attempt: u32, result: AttemptResult, now_ms: i64) -> NextStep {
+pub fn next_step(
+    retry: &RetryPolicy,
+    attempt: u32,
+    result: AttemptResult,
+    now_ms: i64,
+) -> NextStep {
     match result {
         AttemptResult::NoAnswer | AttemptResult::Busy if attempt < retry.attempts => {
             let spacing_ms = i64::try_from(retry.spacing_secs)
@@ -351,24 +344,17 @@ mod tests {
     }
 
     #[test]
-    fn pacing_takes_the_tightest_limit_and_the_agent_share_rounds_down() {
+    fn the_agent_share_caps_voice_in_progress_rounding_down() {
         let pacing = Pacing {
             max_in_progress: 10,
             max_per_hour: 50,
             agent_share_percent: 30,
         };
-        let state = |in_progress, started, agents| PacingState {
-            in_progress,
-            started_this_hour: started,
-            agents_serving: agents,
-        };
-        assert_eq!(allowed_now(&pacing, state(0, 0, None)), 10);
-        assert_eq!(allowed_now(&pacing, state(4, 0, None)), 6);
-        assert_eq!(allowed_now(&pacing, state(0, 48, None)), 2);
+        assert_eq!(in_progress_cap(&pacing, None), 10);
         // 10 agents, 30%: 3 outbound at once; 3 agents: none (inbound keeps them).
-        assert_eq!(allowed_now(&pacing, state(1, 0, Some(10))), 2);
-        assert_eq!(allowed_now(&pacing, state(0, 0, Some(3))), 0);
-        assert_eq!(allowed_now(&pacing, state(12, 0, None)), 0);
+        assert_eq!(in_progress_cap(&pacing, Some(10)), 3);
+        assert_eq!(in_progress_cap(&pacing, Some(3)), 0);
+        assert_eq!(in_progress_cap(&pacing, Some(1_000)), 10);
     }
 
     #[test]

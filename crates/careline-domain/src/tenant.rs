@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::{ConfigError, Problem};
 use crate::campaign::OutreachSettings;
+pub use crate::error::{ConfigError, Problem};
 use crate::hours::{self, BusinessHours};
 use crate::{Channel, Language, Priority};
 

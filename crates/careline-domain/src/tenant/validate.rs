@@ -339,10 +339,7 @@ impl TenantConfig {
         if o.campaigns.len() > MAX_CAMPAIGNS {
             c.problem(
                 "outreach.campaigns".into(),
-                format!(
-                    "{} campaigns: at most {MAX_CAMPAIGNS}",
-                    o.campaigns.len()
-                ),
+                format!("{} campaigns: at most {MAX_CAMPAIGNS}", o.campaigns.len()),
             );
         }
         let mut seen = FirstSeen::default();
@@ -359,7 +356,12 @@ impl TenantConfig {
                     ),
                 );
             } else if let Some(first) = seen.insert(&campaign.code, &format!("{field}.code")) {
-                c.duplicate(format!("{field}.code"), "campaign code", &campaign.code, &first);
+                c.duplicate(
+                    format!("{field}.code"),
+                    "campaign code",
+                    &campaign.code,
+                    &first,
+                );
             }
             if campaign.callback {
                 if let Some(first) = &callback {
@@ -440,7 +442,10 @@ impl TenantConfig {
         if !(1..=MAX_ATTEMPTS).contains(&r.attempts) {
             c.problem(
                 format!("{field}.retry.attempts"),
-                format!("{}: use 1-{MAX_ATTEMPTS} (the first attempt included)", r.attempts),
+                format!(
+                    "{}: use 1-{MAX_ATTEMPTS} (the first attempt included)",
+                    r.attempts
+                ),
             );
         }
         if !(1..=MAX_RETRY_SPACING_SECS).contains(&r.spacing_secs) {
