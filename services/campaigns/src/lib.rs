@@ -48,6 +48,61 @@ pub use store::CampaignStore;
 /// Largest gRPC request accepted (500 targets of a few hundred bytes).
 pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
 
+/// What a replica runs on.
+struct Backend {
+    campaigns: Campaigns,
+    redis: RedisConnection,
+    nats: async_nats::Client,
+    js: async_nats::jetstream::Context,
+}
+
+impl Backend {
+    async fn connect(
+        config: &CampaignsConfig,
+        clock: Clock,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Backend> {
+        // URLs are not echoed: they may carry passwords.
+        let tls = config.common.tls.load()?;
+        let redis = RedisConnection::connect(&config.common.redis_url, &tls)
+            .await
+            .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
+        let nats = careline_kit::nats_client::connect(&config.common).await?;
+        let js = async_nats::jetstream::new(nats.clone());
+        let tenants =
+            careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())
+                .await
+                .map(Arc::new)?;
+        let router =
+            router::RouterGateway::new(&config.router_url, config.router_api_keys.clone(), &tls)?;
+        let campaigns = Campaigns {
+            store: CampaignStore::new(redis.clone()),
+            tenants,
+            router,
+            js: js.clone(),
+            clock,
+        };
+        Ok(Backend {
+            campaigns,
+            redis,
+            nats,
+            js,
+        })
+    }
+}
+
+impl Campaigns {
+    /// The core alone, without the gRPC server, scheduler or consumer: tests
+    /// drive its passes one at a time ([`Campaigns::run_due`]).
+    pub async fn connect(
+        config: &CampaignsConfig,
+        clock: Clock,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Campaigns> {
+        Ok(Backend::connect(config, clock, shutdown).await?.campaigns)
+    }
+}
+
 /// The wall clock, in ms since the Unix epoch.
 pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp_millis())
@@ -69,34 +124,21 @@ pub async fn serve_with(
     shutdown: Shutdown,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    // URLs are not echoed: they may carry passwords.
-    let tls = config.common.tls.load()?;
-    let redis = RedisConnection::connect(&config.common.redis_url, &tls)
-        .await
-        .context("cannot connect to Redis (--redis-url / CARELINE_REDIS_URL)")?;
-    let nats = careline_kit::nats_client::connect(&config.common).await?;
-    let js = async_nats::jetstream::new(nats.clone());
-    let tenants =
-        careline_bus::setup::start_tenants(&js, config.common.nats_replicas, shutdown.token())
-            .await
-            .map(Arc::new)?;
-    let router =
-        router::RouterGateway::new(&config.router_url, config.router_api_keys.clone(), &tls)?;
-    let campaigns = Campaigns {
-        store: CampaignStore::new(redis.clone()),
-        tenants: tenants.clone(),
-        router,
-        js: js.clone(),
-        clock,
-    };
+    let Backend {
+        campaigns,
+        redis,
+        nats,
+        js,
+    } = Backend::connect(&config, clock, &shutdown).await?;
     let consuming = tokio::spawn(consumer::run(js, campaigns.clone(), shutdown.clone()));
     let scheduling = tokio::spawn(worker::run(campaigns.clone(), shutdown.clone()));
     let (healthy, probe) =
         careline_kit::readiness::spawn_probe(redis, nats, shutdown.token().clone());
+    let auth = TenantAuth::from_arc(campaigns.tenants.clone());
     let service = InterceptedService::new(
         CampaignServiceServer::new(grpc::CampaignApi { campaigns })
             .max_decoding_message_size(MAX_REQUEST_BYTES),
-        TenantAuth::new(tenants),
+        auth,
     );
     tracing::info!(addr = %listener.local_addr()?, "campaigns serving");
     GrpcServer::new()

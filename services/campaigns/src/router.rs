@@ -15,7 +15,7 @@ pub const ROUTER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// What pacing needs to know of a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLoad {
-    /// Agents logged in to the queue and not away (available or busy).
+    /// Agents logged in to the queue (available, busy or away for a moment).
     pub agents_serving: u32,
     /// Contacts waiting above the outbound (low) priority: inbound contacts.
     pub inbound_waiting: u32,
@@ -126,7 +126,7 @@ impl RouterGateway {
                     .map(|d| d.waiting)
                     .sum::<u32>();
                 QueueLoad {
-                    agents_serving: q.agents_available + q.agents_busy,
+                    agents_serving: q.agents_available + q.agents_busy + q.agents_away,
                     inbound_waiting: q.waiting.saturating_sub(outbound),
                 }
             },
