@@ -2,6 +2,7 @@
 //! campaign replicas in-process (or the core alone, one pass at a time).
 
 mod callbacks;
+mod email;
 mod harness;
 mod pacing;
 mod priority;

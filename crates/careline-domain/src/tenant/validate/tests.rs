@@ -551,7 +551,7 @@ fn tenant_templates_that_cannot_be_used_name_the_tenant_template_and_line() {
         (
             "    newsletter:\n      en:\n        subject: News\n",
             "line 38: email.templates.newsletter: unknown template \"newsletter\": \
-             use one of receipt, after_hours, urgent_guidance, agent_reply, survey",
+             use one of receipt, after_hours, urgent_guidance, agent_reply, survey, outreach",
         ),
     ];
     for (templates, expected) in cases {
@@ -641,13 +641,13 @@ fn campaign_mistakes_are_reported_naming_the_campaign_field() {
         (
             "    - code: callbacks",
             "    - code: checkup-2026",
-            "outreach.campaigns[1].code",
+            "outreach.campaigns[2].code",
             "duplicate campaign code",
         ),
         (
             "      channel: voice\n      queue: general\n      callback: true",
             "      channel: email\n      queue: general\n      callback: true",
-            "outreach.campaigns[1].template",
+            "outreach.campaigns[2].template",
             "an email campaign needs its template",
         ),
         (
