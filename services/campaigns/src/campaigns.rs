@@ -15,6 +15,7 @@ use careline_domain::campaign::{self, AttemptResult, CampaignConfig, NextStep, S
 use careline_domain::{Channel, Language, Priority, TenantConfig};
 use careline_proto::v1;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::CampaignError;
 use crate::router::RouterGateway;
@@ -31,6 +32,8 @@ pub const CAMPAIGN_ATTRIBUTE: &str = "campaign";
 /// Targets claimed per campaign per pass of the worker, so one big campaign
 /// (or tenant) cannot hold up the others.
 pub const CLAIM_BUDGET: usize = 32;
+/// Attempts of one pass started at once.
+pub const ATTEMPT_CONCURRENCY: usize = 8;
 /// How long a target whose member is in an open interaction waits before
 /// it is looked at again (no attempt is used).
 pub const OPEN_INTERACTION_DEFER_MS: i64 = 15 * 60 * 1000;
@@ -364,37 +367,59 @@ impl Campaigns {
                 CLAIM_BUDGET,
             )
             .await?;
-        let mut started = 0;
-        for member in claimed {
-            let step = self
-                .store
-                .start_attempt(
-                    tenant,
-                    &campaign.code,
-                    &member,
-                    now,
-                    OPEN_INTERACTION_DEFER_MS,
-                )
-                .await?;
-            match step {
-                Started::Attempt(attempt) => {
-                    // A failure leaves the claim to run out; the same attempt is tried again.
-                    match self.attempt(config, campaign, &attempt).await {
-                        Ok(()) => started += 1,
-                        Err(error) => {
-                            tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease")
-                        }
+        // A pass's attempts run side by side (each is a few Redis calls and
+        // one router create), at most ATTEMPT_CONCURRENCY at once; call-backs
+        // one by one, so the router queues them in the order members first queued.
+        let concurrency = if campaign.callback {
+            1
+        } else {
+            ATTEMPT_CONCURRENCY
+        };
+        let started = futures::stream::iter(claimed)
+            .map(|member| self.start_one(config, campaign, member, now))
+            .buffer_unordered(concurrency)
+            .try_fold(0, |n, started| async move { Ok(n + usize::from(started)) })
+            .await?;
+        Ok(started)
+    }
+
+    /// Starts (or settles, or defers) one claimed target; true when an attempt started.
+    async fn start_one(
+        &self,
+        config: &TenantConfig,
+        campaign: &CampaignConfig,
+        member: String,
+        now: i64,
+    ) -> Result<bool, CampaignError> {
+        let tenant = config.id.as_str();
+        let step = self
+            .store
+            .start_attempt(
+                tenant,
+                &campaign.code,
+                &member,
+                now,
+                OPEN_INTERACTION_DEFER_MS,
+            )
+            .await?;
+        match step {
+            Started::Attempt(attempt) => {
+                // A failure leaves the claim to run out; the same attempt is tried again.
+                match self.attempt(config, campaign, &attempt).await {
+                    Ok(()) => return Ok(true),
+                    Err(error) => {
+                        tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease")
                     }
                 }
-                Started::Skipped(why) => {
-                    metrics::counter!(STEPS_METRIC, "step" => "skipped", "outcome" => why.clone())
-                        .increment(1);
-                    self.publish(tenant, &campaign.code, &member, "suppressed", 0, &why)
-                        .await;
-                }
+            }
+            Started::Skipped(why) => {
+                metrics::counter!(STEPS_METRIC, "step" => "skipped", "outcome" => why.clone())
+                    .increment(1);
+                self.publish(tenant, &campaign.code, &member, "suppressed", 0, &why)
+                    .await;
             }
         }
-        Ok(started)
+        Ok(false)
     }
 
     async fn attempt(

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use careline_chat_gateway::ChatGatewayConfig;
 use careline_campaigns::CampaignsConfig;
+use careline_chat_gateway::ChatGatewayConfig;
 use careline_console::ConsoleConfig;
 use careline_email_intake::EmailIntakeConfig;
 use careline_kit::{CommonConfig, MetricsAddr, RouterKeys, Shutdown};

@@ -62,7 +62,11 @@ async fn call_backs_are_made_in_the_order_the_members_first_queued() {
         .into_iter()
         .map(|ix| ix.member_ref)
         .collect();
-    assert_eq!(first, ["m-first"], "the member who queued first is called first");
+    assert_eq!(
+        first,
+        ["m-first"],
+        "the member who queued first is called first"
+    );
     core.report(
         TENANT,
         "callbacks",

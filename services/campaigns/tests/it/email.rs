@@ -28,7 +28,11 @@ async fn an_email_campaign_asks_notifications_for_one_email_per_target_with_its_
     core.add_targets(TENANT, "flu-mail", &batch).await.unwrap();
     // No agents are needed: email does not use the agent share.
     assert_eq!(core.run_due(TENANT).await.unwrap(), 2);
-    assert_eq!(core.run_due(TENANT).await.unwrap(), 0, "each target emailed once");
+    assert_eq!(
+        core.run_due(TENANT).await.unwrap(),
+        0,
+        "each target emailed once"
+    );
 
     let mut seen = Vec::new();
     for _ in 0..2 {

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use careline_bus::TenantStore;
 use careline_campaigns::{Campaigns, CampaignsConfig, Clock};
+use careline_domain::Channel;
 use careline_domain::TenantConfig;
 use careline_domain::campaign::{CampaignConfig, Pacing, RetryPolicy};
 use careline_domain::tenant::OpeningHours;
-use careline_domain::Channel;
 use careline_kit::{CommonConfig, Shutdown};
 use careline_proto::v1;
 use careline_proto::v1::campaign_service_client::CampaignServiceClient;
@@ -162,7 +162,10 @@ impl Platform {
             .await
             .expect("campaigns core connects");
         careline_testkit::assert_eventually!(
-            campaigns.stats(TENANT, &self.tenant.outreach.campaigns[0].code).await.is_ok(),
+            campaigns
+                .stats(TENANT, &self.tenant.outreach.campaigns[0].code)
+                .await
+                .is_ok(),
             "the core has the tenant"
         );
         campaigns

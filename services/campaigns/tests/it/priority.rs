@@ -67,7 +67,13 @@ async fn urgent_inbound_created_while_a_campaign_runs_is_offered_before_waiting_
     for (agent, expected) in [("ana", &urgent), ("luis", &normal)] {
         platform
             .routing
-            .agent_set_state(TENANT, agent, &format!("s-{agent}"), AgentStatus::Available, "")
+            .agent_set_state(
+                TENANT,
+                agent,
+                &format!("s-{agent}"),
+                AgentStatus::Available,
+                "",
+            )
             .await
             .unwrap();
         careline_testkit::assert_eventually!(

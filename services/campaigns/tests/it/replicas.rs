@@ -129,7 +129,11 @@ async fn each_call_needs_its_scope_and_bad_input_is_refused_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::PermissionDenied);
-    assert!(error.message().contains("supervisor"), "{}", error.message());
+    assert!(
+        error.message().contains("supervisor"),
+        "{}",
+        error.message()
+    );
     let error = ivr
         .report_attempt_result(v1::ReportAttemptResultRequest {
             campaign_code: "blitz".into(),
@@ -150,7 +154,11 @@ async fn each_call_needs_its_scope_and_bad_input_is_refused_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
-    assert!(error.message().contains("targets[1]: member_ref"), "{}", error.message());
+    assert!(
+        error.message().contains("targets[1]: member_ref"),
+        "{}",
+        error.message()
+    );
     let error = ivr
         .add_targets(v1::AddTargetsRequest {
             campaign_code: "no-such".into(),
@@ -159,7 +167,11 @@ async fn each_call_needs_its_scope_and_bad_input_is_refused_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::NotFound);
-    assert!(error.message().contains("outreach.campaigns"), "{}", error.message());
+    assert!(
+        error.message().contains("outreach.campaigns"),
+        "{}",
+        error.message()
+    );
     let mut admin = platform.client(0, DEMO_KEY).await;
     let error = admin
         .report_attempt_result(v1::ReportAttemptResultRequest {
@@ -178,7 +190,11 @@ async fn each_call_needs_its_scope_and_bad_input_is_refused_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::FailedPrecondition);
-    assert!(error.message().contains("callback: true"), "{}", error.message());
+    assert!(
+        error.message().contains("callback: true"),
+        "{}",
+        error.message()
+    );
     ivr.suppress_member(v1::SuppressMemberRequest {
         member_ref: "m-1".into(),
     })

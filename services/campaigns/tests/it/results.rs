@@ -52,12 +52,18 @@ async fn no_answer_and_busy_are_retried_after_the_spacing_until_the_attempts_are
         .report(TENANT, "retry", "m-retry", AttemptResult::Busy)
         .await
         .unwrap();
-    assert_eq!(state, "exhausted", "two attempts were all the policy allows");
+    assert_eq!(
+        state, "exhausted",
+        "two attempts were all the policy allows"
+    );
     let error = core
         .report(TENANT, "retry", "m-retry", AttemptResult::Busy)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("no attempt in progress"), "{error}");
+    assert!(
+        error.to_string().contains("no attempt in progress"),
+        "{error}"
+    );
     let stats = core.stats(TENANT, "retry").await.unwrap();
     assert_eq!(stats.attempts, 2);
     assert_eq!(stats.results.get("no_answer"), Some(&1));
@@ -86,7 +92,11 @@ async fn opted_out_and_recently_reached_members_are_not_contacted_by_any_campaig
     add(&core, "second", "m-reached").await;
     add(&core, "second", "m-fresh").await;
     core.run_due(TENANT).await.unwrap();
-    assert!(attempts_of(&platform, "second", "m-reached").await.is_empty());
+    assert!(
+        attempts_of(&platform, "second", "m-reached")
+            .await
+            .is_empty()
+    );
     assert_eq!(attempts_of(&platform, "second", "m-fresh").await, ["1"]);
     let first = core.stats(TENANT, "first").await.unwrap();
     assert_eq!(first.results.get("suppressed_opted_out"), Some(&1));
@@ -172,7 +182,10 @@ async fn a_member_in_an_open_interaction_is_called_only_after_it_ends_and_resolu
         if ix.state == v1::InteractionState::Offered as i32 {
             break ix;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the inbound call is offered to an agent");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the inbound call is offered to an agent"
+        );
         tokio::time::sleep(careline_testkit::POLL_INTERVAL).await;
     };
     let agent = inbound.agent_id.clone();
