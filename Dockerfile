@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image with every Careline binary (careline-router, careline-presence, careline-notifications,
 # careline-email-intake, careline-chat-gateway, careline-survey-dispatcher, careline-console,
-# careline-operator, and the `careline` CLI that the chart's tenants Job runs). One
+# careline-campaigns, careline-operator, and the `careline` CLI that the chart's tenants Job runs). One
 # image because the services share nearly all their code: one build, one scan, one tag to pin
 # in the chart; each Deployment picks its binary with `command`.
 #
@@ -29,8 +29,8 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER 65532:65532
 # gRPC: router 50051, presence 50052, email-intake 50053, notifications 50054, chat 50055,
-# survey 50056, console 50057, operator 50059; HTTP: chat 8090, survey page 8091, floor view
+# survey 50056, console 50057, campaigns 50058, operator 50059; HTTP: chat 8090, survey page 8091, floor view
 # 8092; SMTP in 2525; metrics 9464.
-EXPOSE 50051 50052 50053 50054 50055 50056 50057 50059 2525 8090 8091 8092 9464
+EXPOSE 50051 50052 50053 50054 50055 50056 50057 50058 50059 2525 8090 8091 8092 9464
 # No default service: run `careline-router`, `careline-presence`, ... (the chart sets it).
 CMD ["careline", "--help"]

@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "audit",
         "survey",
         "console",
+        "campaigns",
     ]
     .map(|name| proto_root.join(format!("careline/v1/{name}.proto")));
     for file in &files {

@@ -6,6 +6,7 @@
 //! - [`hours`]: business hours in the tenant's time zone, holidays and overnight windows.
 //! - [`classify`]: language (EN/ES), urgency and topic of a member's text.
 //! - [`targets`]: routing targets (queues and their overflow steps) and who may serve them.
+//! - [`campaign`]: outreach campaigns: their settings, outreach window, pacing and retries.
 //! - [`survey`]: survey eligibility, answer scales and the NPS arithmetic.
 //! - [`tenant`]: the tenant configuration document, its parsing and validation.
 //! - [`secret`]: [`secret::constant_time_eq`], how every key digest is compared.
@@ -13,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod campaign;
 pub mod channel;
 pub mod classify;
 pub mod error;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::OutreachSettings;
 pub use crate::error::{ConfigError, Problem};
 use crate::hours::{self, BusinessHours};
 use crate::{Channel, Language, Priority};
@@ -63,6 +64,9 @@ pub struct TenantConfig {
     /// Post-resolution email surveys (off until `channels` names one).
     #[serde(default)]
     pub surveys: SurveySettings,
+    /// Outreach campaigns and the hours they may contact members.
+    #[serde(default)]
+    pub outreach: OutreachSettings,
 }
 
 /// Post-resolution surveys: who is asked, when, and how long answers are kept.
@@ -162,7 +166,7 @@ pub struct EmailSettings {
     pub queue: Option<String>,
     /// Days an email thread (bodies included) is kept after its interaction ends (0: removed when it ends).
     pub retention_days: u32,
-    /// Template name (`receipt`, `after_hours`, `urgent_guidance`, `agent_reply`, `survey`) ->
+    /// Template name (`receipt`, `after_hours`, `urgent_guidance`, `agent_reply`, `survey`, `outreach`) ->
     /// language -> the tenant's own words for it;
     /// what is not set keeps the shipped EN/ES text.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -190,12 +194,13 @@ pub struct TemplateOverride {
 
 /// The email templates notifications sends, as named in
 /// `NotificationRequested.template` and under `email.templates`.
-pub const EMAIL_TEMPLATES: [&str; 5] = [
+pub const EMAIL_TEMPLATES: [&str; 6] = [
     "receipt",
     "after_hours",
     "urgent_guidance",
     "agent_reply",
     "survey",
+    "outreach",
 ];
 /// Longest part (subject, text or html) of a tenant's template, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
@@ -609,6 +614,7 @@ impl TenantConfig {
             agents: _,
             limits,
             surveys,
+            outreach,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -629,6 +635,7 @@ impl TenantConfig {
             agents: Vec::new(),
             limits: *limits,
             surveys: surveys.clone(),
+            outreach: outreach.clone(),
         }
     }
 

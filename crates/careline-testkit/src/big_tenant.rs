@@ -34,8 +34,9 @@ pub fn big_tenant(id: &str, agents: usize, queues: usize) -> TenantConfig {
         })
         .collect();
     config.routing.urgent_queue = Some("q-00".into());
-    // The demo's topic rules name queues this tenant does not have.
+    // The demo's topic rules and campaigns name queues this tenant does not have.
     config.routing.topics.clear();
+    config.outreach.campaigns.clear();
     config.agents = (0..agents)
         .map(|a| AgentConfig {
             id: format!("agent-{a:05}"),

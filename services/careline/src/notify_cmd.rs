@@ -20,7 +20,7 @@ pub struct NotifyArgs {
     /// Tenant id.
     #[arg(long, default_value = "demo-health")]
     tenant: String,
-    /// receipt, after_hours, urgent_guidance, agent_reply or survey.
+    /// receipt, after_hours, urgent_guidance, agent_reply, survey or outreach.
     #[arg(long)]
     template: String,
     /// The member's email address.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use careline_campaigns::CampaignsConfig;
 use careline_chat_gateway::ChatGatewayConfig;
 use careline_console::ConsoleConfig;
 use careline_email_intake::EmailIntakeConfig;
@@ -20,7 +21,7 @@ use careline_survey_dispatcher::token::LinkKeys;
 use clap::Args;
 use tokio::net::TcpListener;
 
-/// email-intake's, chat-gateway's and the console's router credentials for the shipped demo
+/// email-intake's, chat-gateway's, the console's and the campaigns service's router credentials for the shipped demo
 /// tenant (its key is in deploy/tenants/demo-health.yaml: local use only).
 const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
 /// The key signing survey links of `careline up` (local use only: anyone who
@@ -95,6 +96,14 @@ pub struct UpArgs {
     /// tenant (`tenant=key,...`); the default is the demo tenant's local-only key.
     #[arg(long, default_value = DEMO_ROUTER_KEYS)]
     console_router_api_keys: RouterKeys,
+    /// Campaigns gRPC address (CampaignService).
+    #[arg(long, default_value = "127.0.0.1:50058")]
+    campaigns_addr: SocketAddr,
+    /// The router API key the campaigns service creates outbound contacts and
+    /// reads queue stats with, per tenant (`tenant=key,...`); the default is
+    /// the demo tenant's local-only key.
+    #[arg(long, default_value = DEMO_ROUTER_KEYS)]
+    campaigns_router_api_keys: RouterKeys,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -157,6 +166,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let console_listener = bind(args.console_addr, "console").await?;
     let console_http_listener = bind(args.console_http_addr, "console-http").await?;
     let console_http_addr = console_http_listener.local_addr()?;
+    let campaigns_listener = bind(args.campaigns_addr, "campaigns").await?;
     let metrics_listener = bind(args.metrics_addr, "metrics").await?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn(careline_router::serve(
@@ -219,6 +229,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         console_http_listener,
         shutdown.clone(),
     ));
+    let mut campaigns_config = CampaignsConfig::with_common(common.clone());
+    campaigns_config.router_url = format!("http://{}", args.router_addr);
+    campaigns_config.router_api_keys = args.campaigns_router_api_keys.clone();
+    services.spawn(careline_campaigns::serve(
+        campaigns_config,
+        campaigns_listener,
+        shutdown.clone(),
+    ));
     let metrics_stop = shutdown.wait();
     services.spawn(async move {
         careline_kit::metrics::serve_metrics(
@@ -271,6 +289,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     println!(
         "  floor     http://{console_http_addr}/floor   (supervisors' live floor view; sign in with the tenant API key)"
+    );
+    println!(
+        "  campaigns grpc://{}   (careline.v1.CampaignService, health, reflection)",
+        args.campaigns_addr
     );
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());

@@ -62,7 +62,7 @@ impl From<NotificationError> for Status {
 pub enum Permanent {
     /// `template` is not one of the known kinds.
     #[error(
-        "unknown template {0:?}: use receipt, after_hours, urgent_guidance, agent_reply or survey"
+        "unknown template {0:?}: use receipt, after_hours, urgent_guidance, agent_reply, survey or outreach"
     )]
     UnknownTemplate(String),
     /// A template failed to render.

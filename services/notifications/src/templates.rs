@@ -26,16 +26,20 @@ pub enum TemplateKind {
     AgentReply,
     /// Post-contact survey (`survey_url` variable).
     Survey,
+    /// An outreach campaign's message (`campaign_name` variable); tenants
+    /// write their own words for it under `email.templates.outreach`.
+    Outreach,
 }
 
 impl TemplateKind {
     /// Every kind, in the order of the contract.
-    pub const ALL: [TemplateKind; 5] = [
+    pub const ALL: [TemplateKind; 6] = [
         TemplateKind::Receipt,
         TemplateKind::AfterHours,
         TemplateKind::UrgentGuidance,
         TemplateKind::AgentReply,
         TemplateKind::Survey,
+        TemplateKind::Outreach,
     ];
 
     /// The name used in requests.
@@ -46,6 +50,7 @@ impl TemplateKind {
             TemplateKind::UrgentGuidance => "urgent_guidance",
             TemplateKind::AgentReply => "agent_reply",
             TemplateKind::Survey => "survey",
+            TemplateKind::Outreach => "outreach",
         }
     }
 
@@ -60,7 +65,7 @@ impl TemplateKind {
             TemplateKind::Receipt | TemplateKind::AfterHours | TemplateKind::UrgentGuidance => {
                 Some("auto-replied")
             }
-            TemplateKind::Survey => Some("auto-generated"),
+            TemplateKind::Survey | TemplateKind::Outreach => Some("auto-generated"),
             TemplateKind::AgentReply => None,
         }
     }
@@ -99,11 +104,13 @@ impl Templates {
             "en" / "urgent_guidance",
             "en" / "agent_reply",
             "en" / "survey",
+            "en" / "outreach",
             "es" / "receipt",
             "es" / "after_hours",
             "es" / "urgent_guidance",
             "es" / "agent_reply",
             "es" / "survey",
+            "es" / "outreach",
         );
         for (name, source) in sources {
             env.add_template(name, source)

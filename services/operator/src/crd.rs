@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use careline_domain::Language;
+use careline_domain::campaign::OutreachSettings;
 use careline_domain::tenant::{
     AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
     SurveySettings,
@@ -88,6 +89,9 @@ pub struct TenantSpec {
     /// Post-resolution email surveys (off until `channels` names one).
     #[serde(default)]
     pub surveys: SurveySettings,
+    /// Outreach campaigns and the hours they may contact members.
+    #[serde(default)]
+    pub outreach: OutreachSettings,
 }
 
 /// An API key kept in a Secret; the operator stores only its SHA-256.

@@ -38,6 +38,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         agents: spec.agents.clone(),
         limits: spec.limits,
         surveys: spec.surveys.clone(),
+        outreach: spec.outreach.clone(),
     };
     Desired {
         config,

@@ -14,6 +14,10 @@ use super::{
     MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
     TenantConfig,
 };
+use crate::campaign::{
+    CampaignConfig, MAX_ATTEMPTS, MAX_CAMPAIGNS, MAX_IN_PROGRESS, MAX_PER_HOUR,
+    MAX_REACHED_SUPPRESS_DAYS, MAX_RETRY_SPACING_SECS,
+};
 use crate::classify::{BUILTIN_TOPICS, builtin_topic_keywords, check_keyword};
 use crate::error::{ConfigError, Problem};
 use crate::hours;
@@ -92,6 +96,7 @@ impl TenantConfig {
         self.check_email(c);
         self.check_chat(c);
         self.check_surveys(c);
+        self.check_outreach(c);
         let mut seen = FirstSeen::default();
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}].id");
@@ -310,6 +315,144 @@ impl TenantConfig {
                     "a disposition must not be empty".into(),
                 );
             }
+        }
+    }
+
+    fn check_outreach(&self, c: &mut Checker<'_>) {
+        let o = &self.outreach;
+        check_hours(c, "outreach.hours", &o.hours);
+        if !o.campaigns.is_empty() && o.hours.is_empty() {
+            c.problem(
+                "outreach.hours".into(),
+                "set the hours campaigns may contact members, e.g. [{days: [mon, tue, wed, thu, fri], open: \"09:00\", close: \"19:00\"}]".into(),
+            );
+        }
+        if !(1..=MAX_REACHED_SUPPRESS_DAYS).contains(&o.reached_suppress_days) {
+            c.problem(
+                "outreach.reached_suppress_days".into(),
+                format!(
+                    "{} days: use 1-{MAX_REACHED_SUPPRESS_DAYS}",
+                    o.reached_suppress_days
+                ),
+            );
+        }
+        if o.campaigns.len() > MAX_CAMPAIGNS {
+            c.problem(
+                "outreach.campaigns".into(),
+                format!("{} campaigns: at most {MAX_CAMPAIGNS}", o.campaigns.len()),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        let mut callback: Option<String> = None;
+        for (i, campaign) in o.campaigns.iter().enumerate() {
+            let field = format!("outreach.campaigns[{i}]");
+            self.check_campaign(c, &field, campaign);
+            if QueueId::new(campaign.code.as_str()).is_err() {
+                c.problem(
+                    format!("{field}.code"),
+                    format!(
+                        "{:?}: use 1-64 of a-z, 0-9, '_' and '-', e.g. checkup-2026",
+                        campaign.code
+                    ),
+                );
+            } else if let Some(first) = seen.insert(&campaign.code, &format!("{field}.code")) {
+                c.duplicate(
+                    format!("{field}.code"),
+                    "campaign code",
+                    &campaign.code,
+                    &first,
+                );
+            }
+            if campaign.callback {
+                if let Some(first) = &callback {
+                    c.problem(
+                        format!("{field}.callback"),
+                        format!("only one call-back campaign per tenant ({first} is one)"),
+                    );
+                }
+                callback = Some(field.clone());
+            }
+        }
+    }
+
+    fn check_campaign(&self, c: &mut Checker<'_>, field: &str, campaign: &CampaignConfig) {
+        if campaign.name.trim().is_empty() {
+            c.problem(format!("{field}.name"), "give the campaign a name".into());
+        }
+        check_hours(c, &format!("{field}.window"), &campaign.window);
+        match campaign.channel {
+            Channel::Voice => match &campaign.queue {
+                None => c.problem(
+                    format!("{field}.queue"),
+                    "a voice campaign needs the queue whose agents take its contacts".into(),
+                ),
+                Some(queue) if self.queue(queue).is_none() => c.problem(
+                    format!("{field}.queue"),
+                    format!("{queue:?} is not one of the tenant's queues"),
+                ),
+                Some(_) => {}
+            },
+            Channel::Email => match campaign.template.as_deref() {
+                Some(t) if EMAIL_TEMPLATES.contains(&t) => {}
+                _ => c.problem(
+                    format!("{field}.template"),
+                    format!(
+                        "an email campaign needs its template, one of {}",
+                        EMAIL_TEMPLATES.join(", ")
+                    ),
+                ),
+            },
+            Channel::Chat => c.problem(
+                format!("{field}.channel"),
+                "campaigns reach members by voice or email".into(),
+            ),
+        }
+        if campaign.callback && campaign.channel != Channel::Voice {
+            c.problem(
+                format!("{field}.callback"),
+                "the call-back campaign must be a voice campaign".into(),
+            );
+        }
+        if let Some(language) = campaign.language
+            && !self.languages.contains(&language)
+        {
+            c.problem(
+                format!("{field}.language"),
+                format!(
+                    "{:?} is not a language the tenant serves ({})",
+                    language.as_str(),
+                    language_list(&self.languages)
+                ),
+            );
+        }
+        let p = &campaign.pacing;
+        for (name, value, max) in [
+            ("max_in_progress", p.max_in_progress, MAX_IN_PROGRESS),
+            ("max_per_hour", p.max_per_hour, MAX_PER_HOUR),
+            ("agent_share_percent", p.agent_share_percent, 100),
+        ] {
+            if !(1..=max).contains(&value) {
+                c.problem(
+                    format!("{field}.pacing.{name}"),
+                    format!("{value}: use 1-{max}"),
+                );
+            }
+        }
+        let r = &campaign.retry;
+        if !(1..=MAX_ATTEMPTS).contains(&r.attempts) {
+            c.problem(
+                format!("{field}.retry.attempts"),
+                format!(
+                    "{}: use 1-{MAX_ATTEMPTS} (the first attempt included)",
+                    r.attempts
+                ),
+            );
+        }
+        if !(1..=MAX_RETRY_SPACING_SECS).contains(&r.spacing_secs) {
+            c.problem(
+                format!("{field}.retry.spacing_secs"),
+                format!("{} seconds: use 1-{MAX_RETRY_SPACING_SECS}", r.spacing_secs),
+            );
         }
     }
 

@@ -61,6 +61,11 @@ impl Drop for Up {
 }
 
 async fn router_serving(addr: SocketAddr) -> bool {
+    grpc_serving(addr, "careline.v1.Router").await
+}
+
+/// Whether the server at `addr` reports itself and `named` SERVING.
+async fn grpc_serving(addr: SocketAddr, named: &str) -> bool {
     let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("a valid endpoint")
         .connect_timeout(Duration::from_secs(1))
@@ -70,7 +75,7 @@ async fn router_serving(addr: SocketAddr) -> bool {
         return false;
     };
     let mut health = HealthClient::new(channel);
-    for service in ["", "careline.v1.Router"] {
+    for service in ["", named] {
         let request = HealthCheckRequest {
             service: service.into(),
         };
@@ -128,6 +133,7 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--chat-http-addr", &ports.chat_http.to_string()])
         .args(["--console-addr", &ports.console.to_string()])
         .args(["--console-http-addr", &ports.console_http.to_string()])
+        .args(["--campaigns-addr", &ports.campaigns.to_string()])
         .arg("--tenant")
         .arg(demo_file())
         .stdin(Stdio::null())
@@ -151,6 +157,7 @@ struct Ports {
     chat_http: SocketAddr,
     console: SocketAddr,
     console_http: SocketAddr,
+    campaigns: SocketAddr,
 }
 
 /// The `.eml` files in `dir`.
@@ -181,6 +188,7 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         chat_http: loopback(free_port()),
         console: loopback(free_port()),
         console_http: loopback(free_port()),
+        campaigns: loopback(free_port()),
     };
     let mut up = start(dir.path(), &ports);
 
@@ -203,6 +211,14 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         greeting.starts_with("220 "),
         "SMTP greeted with {greeting:?}"
     );
+
+    let campaigns = eventually(START_DEADLINE, "campaigns health SERVING", || {
+        grpc_serving(ports.campaigns, "careline.v1.CampaignService")
+    })
+    .await;
+    if let Err(e) = campaigns {
+        panic!("{e}; careline up output:\n{}", up.log());
+    }
 
     let metrics = http_get(ports.metrics, "/metrics").expect("GET /metrics");
     assert!(
@@ -307,6 +323,7 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         ("chat-gateway http", ports.chat_http.port()),
         ("console", ports.console.port()),
         ("console http", ports.console_http.port()),
+        ("campaigns", ports.campaigns.port()),
         ("metrics", ports.metrics.port()),
     ] {
         assert!(

@@ -551,7 +551,7 @@ fn tenant_templates_that_cannot_be_used_name_the_tenant_template_and_line() {
         (
             "    newsletter:\n      en:\n        subject: News\n",
             "line 38: email.templates.newsletter: unknown template \"newsletter\": \
-             use one of receipt, after_hours, urgent_guidance, agent_reply, survey",
+             use one of receipt, after_hours, urgent_guidance, agent_reply, survey, outreach",
         ),
     ];
     for (templates, expected) in cases {
@@ -610,4 +610,63 @@ fn survey_settings_out_of_range_are_refused_naming_the_field() {
         let err = TenantConfig::from_yaml(&yaml).unwrap_err().to_string();
         assert!(err.contains(want), "{line}: {err}");
     }
+}
+
+#[test]
+fn campaign_mistakes_are_reported_naming_the_campaign_field() {
+    let edit = |from: &str, to: &str| {
+        assert!(DEMO.contains(from), "{from}");
+        let yaml = DEMO.replacen(from, to, 1);
+        TenantConfig::from_yaml(&yaml).unwrap_err().to_string()
+    };
+    let cases = [
+        (
+            "      queue: general\n      pacing: { max_in_progress: 2, max_per_hour: 60",
+            "      queue: nurses\n      pacing: { max_in_progress: 2, max_per_hour: 60",
+            "outreach.campaigns[0].queue",
+            "\"nurses\" is not one of the tenant's queues",
+        ),
+        (
+            "max_in_progress: 2, max_per_hour: 60, agent_share_percent: 50",
+            "max_in_progress: 2, max_per_hour: 60, agent_share_percent: 150",
+            "outreach.campaigns[0].pacing.agent_share_percent",
+            "150: use 1-100",
+        ),
+        (
+            "retry: { attempts: 3,",
+            "retry: { attempts: 0,",
+            "outreach.campaigns[0].retry.attempts",
+            "use 1-10",
+        ),
+        (
+            "    - code: callbacks",
+            "    - code: checkup-2026",
+            "outreach.campaigns[2].code",
+            "duplicate campaign code",
+        ),
+        (
+            "      channel: voice\n      queue: general\n      callback: true",
+            "      channel: email\n      queue: general\n      callback: true",
+            "outreach.campaigns[2].template",
+            "an email campaign needs its template",
+        ),
+        (
+            "  hours:\n    - days: [mon, tue, wed, thu, fri]\n      open: \"09:00\"",
+            "  hours: []\n  old_hours:\n    - days: [mon, tue, wed, thu, fri]\n      open: \"09:00\"",
+            "outreach",
+            "old_hours",
+        ),
+    ];
+    for (from, to, field, message) in cases {
+        let error = edit(from, to);
+        assert!(error.contains(field), "{field}: {error}");
+        assert!(error.contains(message), "{message}: {error}");
+    }
+    let mut config = TenantConfig::from_yaml(DEMO).unwrap();
+    config.outreach.hours.clear();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("outreach.hours") && error.contains("set the hours campaigns may contact"),
+        "{error}"
+    );
 }
