@@ -164,6 +164,8 @@ check "schema rejects a sender CIDR that is not one" rejects "--set networkPolic
 check "chart rejects email-intake without the router" rejects "--set router.enabled=false" "emailIntake.enabled: email-intake creates interactions on this release's router; set router.enabled=true or emailIntake.enabled=false"
 check "chart rejects chat-gateway without the router" rejects "--set router.enabled=false --set emailIntake.enabled=false" "chatGateway.enabled: chat-gateway creates chat interactions on this release's router; set router.enabled=true or chatGateway.enabled=false"
 check "chart rejects the console without the router" rejects "--set router.enabled=false --set emailIntake.enabled=false --set chatGateway.enabled=false" "console.enabled: the console's floor view reads queue statistics from this release's router"
+check "chart rejects campaigns without the router" rejects "--set router.enabled=false --set emailIntake.enabled=false --set chatGateway.enabled=false --set console.enabled=false" "campaigns.enabled: campaigns creates its outbound interactions on this release's router; set router.enabled=true or campaigns.enabled=false"
+check "schema rejects campaigns' router keys as a plain value" rejects "--set campaigns.routerApiKeys.value=acme=key" "Additional property value is not allowed"
 check "chart rejects an Ingress without a host" rejects "--set console.ingress.enabled=true" "console.ingress.host: console.ingress.enabled=true needs the host name"
 check "schema rejects an Ingress host that is a URL" rejects "--set chatGateway.ingress.host=https://chat.example.org" "chatGateway.ingress.host: Does not match pattern"
 check "schema rejects a survey public URL that is not http(s)" rejects "--set surveyDispatcher.publicUrl=surveys.example.org" "surveyDispatcher.publicUrl: Does not match pattern"
@@ -249,6 +251,17 @@ notes_show_the_web_listeners_and_what_they_still_need() {
         && ! grep -qF "WARNING" <<<"$production"
 }
 check "NOTES show where the web listeners are reached and what they still need" notes_show_the_web_listeners_and_what_they_still_need
+# campaigns: its gRPC endpoint, and its missing router keys pointed out where they are missing only.
+notes_show_campaigns_and_its_missing_router_keys() {
+    local default production
+    default="$(notes)"
+    production="$(notes -f "$CHART/values-production.yaml")"
+    grep -qF "campaigns: careline-campaigns.careline.svc:50058" <<<"$default" \
+        && grep -qF "campaigns: careline-campaigns.careline.svc:50058" <<<"$production" \
+        && grep -qF "WARNING: campaigns.routerApiKeys.existingSecret.name is not set" <<<"$default" \
+        && ! grep -qF "campaigns.routerApiKeys" <<<"$production"
+}
+check "NOTES show campaigns' endpoint and its missing router keys" notes_show_campaigns_and_its_missing_router_keys
 
 # Alert rules: render them as the chart ships them, then promtool.
 rules_dir="$work/rules"

@@ -60,6 +60,7 @@ email-intake: { binary: careline-email-intake, addrEnv: CARELINE_EMAIL_ADDR, val
 chat-gateway: { binary: careline-chat-gateway, addrEnv: CARELINE_CHAT_ADDR, httpEnv: CARELINE_CHAT_HTTP_ADDR, values: chatGateway, env: careline.chatGateway.env }
 survey-dispatcher: { binary: careline-survey-dispatcher, addrEnv: CARELINE_SURVEY_ADDR, httpEnv: CARELINE_SURVEY_HTTP_ADDR, values: surveyDispatcher, env: careline.surveyDispatcher.env }
 console: { binary: careline-console, addrEnv: CARELINE_CONSOLE_ADDR, httpEnv: CARELINE_CONSOLE_HTTP_ADDR, env: careline.console.env }
+campaigns: { binary: careline-campaigns, addrEnv: CARELINE_CAMPAIGNS_ADDR, env: careline.campaigns.env }
 {{- end -}}
 
 {{/* The gRPC URL of this release's service `name` (router, email-intake): (dict "ctx" $ "name" "router"). */}}
@@ -162,6 +163,9 @@ names the value to change.
 {{- end -}}
 {{- if and .Values.console.enabled (not .Values.router.enabled) -}}
 {{- fail "console.enabled: the console's floor view reads queue statistics from this release's router; set router.enabled=true or console.enabled=false" -}}
+{{- end -}}
+{{- if and .Values.campaigns.enabled (not .Values.router.enabled) -}}
+{{- fail "campaigns.enabled: campaigns creates its outbound interactions on this release's router; set router.enabled=true or campaigns.enabled=false" -}}
 {{- end -}}
 {{- range $name, $svc := include "careline.grpcServices" . | fromYaml -}}
 {{- $key := default $name $svc.values -}}

@@ -5,7 +5,8 @@ scripts/test-deploy.sh renders every value set into RENDERED_DIR/<set>.yaml firs
 reads them (and the kustomize overlays, kustomize-dev and kustomize-prod) and checks
 behaviour: store URLs, JetStream replicas, probes, drain times, security settings,
 autoscaling, NetworkPolicies, email-intake's SMTP exposure, the web listeners of chat-gateway,
-survey-dispatcher and console (HTTP ports, Ingresses, shared secrets), the tenants Job,
+survey-dispatcher and console (HTTP ports, Ingresses, shared secrets), campaigns (router keys,
+replicas), the tenants Job,
 operator RBAC and monitoring wiring.
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on a failure.
 
@@ -37,7 +38,8 @@ GRPC_SERVICES = (("router", 50051, "CARELINE_ROUTER_ADDR"),
                  ("notifications", 50054, "CARELINE_NOTIFICATIONS_ADDR"),
                  ("chat-gateway", 50055, "CARELINE_CHAT_ADDR"),
                  ("survey-dispatcher", 50056, "CARELINE_SURVEY_ADDR"),
-                 ("console", 50057, "CARELINE_CONSOLE_ADDR"))
+                 ("console", 50057, "CARELINE_CONSOLE_ADDR"),
+                 ("campaigns", 50058, "CARELINE_CAMPAIGNS_ADDR"))
 SERVICE_NAMES = tuple(name for name, _, _ in GRPC_SERVICES)
 SMTP_PORT = 2525
 # The services with a web listener: HTTP port and its listen-address variable. chat-gateway
@@ -240,7 +242,7 @@ def autoscaling_on_by_default_and_fixed_replicas_when_off():
     assert find(docs, "Deployment", PREFIX + "-presence")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", PREFIX + "-notifications")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", PREFIX + "-email-intake")["spec"]["replicas"] == 1
-    for name, _, _ in WEB_SERVICES:
+    for name in [name for name, _, _ in WEB_SERVICES] + ["campaigns"]:
         assert find(docs, "Deployment", "%s-%s" % (PREFIX, name))["spec"]["replicas"] == 1, name
 
 
@@ -288,20 +290,21 @@ def network_policies_allow_only_the_architecture_flows():
     for name in ("router", "presence", "notifications"):
         assert all(components(r, "to") != ["router"] for r in policy[name]["egress"]), name
         assert all(p["port"] != "smtp" for r in policy[name]["ingress"] for p in r["ports"]), name
-    # chat-gateway calls the router and email-intake (contact forms), console the router;
-    # survey-dispatcher none (it asks notifications through NATS).
+    # chat-gateway calls the router and email-intake (contact forms), console and campaigns
+    # the router; survey-dispatcher none (it asks notifications through NATS).
     def grpc_to(name):
         return sorted((components(r, "to")[0], r["ports"][0]["port"]) for r in policy[name]["egress"]
                       if len(components(r, "to")) == 1 and components(r, "to")[0] not in ("redis", "nats"))
     assert grpc_to("chat-gateway") == [("email-intake", 50053), ("router", 50051)], policy["chat-gateway"]["egress"]
     assert grpc_to("console") == [("router", 50051)], policy["console"]["egress"]
     assert grpc_to("survey-dispatcher") == [], policy["survey-dispatcher"]["egress"]
+    assert grpc_to("campaigns") == [("router", 50051)], policy["campaigns"]["egress"]
     # The web listeners take HTTP (from anywhere by default: webFrom and consoleFrom are
     # empty); the other services have no HTTP port to open.
     for name, _, _ in WEB_SERVICES:
         http_in = [r for r in policy[name]["ingress"] if r["ports"] == [{"port": "http", "protocol": "TCP"}]]
         assert len(http_in) == 1 and "from" not in http_in[0], (name, policy[name]["ingress"])
-    for name in ("router", "presence", "notifications", "email-intake"):
+    for name in ("router", "presence", "notifications", "email-intake", "campaigns"):
         assert all(p["port"] != "http" for r in policy[name]["ingress"] for p in r["ports"]), name
     # The tenants Job takes no traffic and talks to DNS and NATS only.
     assert policy["tenants"]["ingress"] == []
@@ -318,7 +321,8 @@ def network_policies_allow_only_the_architecture_flows():
             "app.kubernetes.io/name": "careline", "app.kubernetes.io/instance": "careline",
             "app.kubernetes.io/component": component}}}
     assert prod[PREFIX + "-router"]["ingress"][0]["from"] == [
-        ingress_nginx, pods("chat-gateway"), pods("console"), pods("email-intake")]
+        ingress_nginx, pods("campaigns"), pods("chat-gateway"), pods("console"), pods("email-intake")]
+    assert prod[PREFIX + "-campaigns"]["ingress"][0]["from"] == [ingress_nginx]
     assert prod[PREFIX + "-email-intake"]["ingress"][0]["from"] == [ingress_nginx, pods("chat-gateway")]
     assert prod[PREFIX + "-survey-dispatcher"]["ingress"][0]["from"] == [ingress_nginx]
     # Senders restricted to CIDRs (external set): SMTP from those only.
@@ -522,6 +526,41 @@ def every_render_runs_the_web_services_with_their_http_ports_exposed():
             assert exposed.get(grpc) == (service, grpc, "ClusterIP"), (value_set, name, exposed)
 
 
+def every_render_runs_campaigns_replicated_with_router_keys_from_a_secret():
+    # campaigns in every value set and overlay: its binary on its gRPC port behind a ClusterIP
+    # Service, calling this release's router (https with tls.server). Every replica schedules
+    # (claims are atomic in Redis): autoscaled from 2 like the other services, no singleton.
+    for value_set in VALUE_SETS + OVERLAYS:
+        docs = render(value_set)
+        deployment = find(docs, "Deployment", PREFIX + "-campaigns")
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["command"] == ["careline-campaigns"], value_set
+        env = env_of(container)
+        assert env["CARELINE_CAMPAIGNS_ADDR"]["value"] == "0.0.0.0:50058", value_set
+        scheme = "https" if value_set == "tls-server" else "http"
+        assert env["CARELINE_ROUTER_URL"]["value"] == "%s://%s-router:50051" % (scheme, PREFIX), value_set
+        assert "value" not in env.get("CARELINE_CAMPAIGNS_ROUTER_API_KEYS", {}), value_set
+        exposed = services_exposing(docs, pod)
+        assert exposed.get(50058) == (PREFIX + "-campaigns", 50058, "ClusterIP"), (value_set, exposed)
+        assert set(exposed) == {50058, 9464}, (value_set, exposed)
+        if value_set not in ("hpa-off", "kustomize-dev"):
+            hpa = find(docs, "HorizontalPodAutoscaler", PREFIX + "-campaigns")["spec"]
+            assert hpa["minReplicas"] >= 2 and "replicas" not in deployment["spec"], (value_set, hpa)
+            assert find(docs, "PodDisruptionBudget", PREFIX + "-campaigns"), value_set
+    # No key Secret named: no key variable (the service then runs email campaigns only).
+    container = find(render("default"), "Deployment", PREFIX + "-campaigns")["spec"]["template"]["spec"]["containers"][0]
+    assert "CARELINE_CAMPAIGNS_ROUTER_API_KEYS" not in env_of(container)
+    # Production and the prod overlay: the keys from the Secret careline-campaigns.
+    for value_set in ("production", "kustomize-prod"):
+        docs = render(value_set)
+        container = find(docs, "Deployment", PREFIX + "-campaigns")["spec"]["template"]["spec"]["containers"][0]
+        ref = env_of(container)["CARELINE_CAMPAIGNS_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "careline-campaigns", "key": "router-api-keys"}, (value_set, ref)
+        if value_set == "kustomize-prod":
+            assert secret_data(docs, ref).startswith("acme-health="), ref
+
+
 def secret_data(docs, ref):
     secret = find(docs, "Secret", ref["name"])
     if "stringData" in secret:
@@ -686,6 +725,7 @@ CHECKS = [
     every_render_runs_email_intake_with_its_smtp_port_exposed,
     email_intake_reaches_the_router_and_takes_its_secrets_from_secrets,
     every_render_runs_the_web_services_with_their_http_ports_exposed,
+    every_render_runs_campaigns_replicated_with_router_keys_from_a_secret,
     web_services_share_their_signing_secrets_and_reach_the_router,
     ingresses_are_off_by_default_and_route_only_the_web_ports,
     every_variable_the_chart_sets_is_one_the_program_reads,
