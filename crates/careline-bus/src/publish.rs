@@ -24,8 +24,12 @@ pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 pub struct Outgoing {
     pub subject: Subject,
     pub event: Event,
-    /// W3C traceparent of the request that caused the event ("" when none).
+    /// W3C traceparent the publish span continues ("" when none): the
+    /// contact's trace for an interaction's events, else the request's.
     pub traceparent: String,
+    /// W3C traceparent of the request that caused the event, linked from the
+    /// publish span when it is another trace than `traceparent` ("" when none).
+    pub cause: String,
 }
 
 /// Publishes [`Event`]s to JetStream.
@@ -77,8 +81,14 @@ impl Publisher {
                 subject,
                 event,
                 traceparent,
+                cause,
             } = outgoing;
-            let span = trace_context::span_from_traceparent("bus.publish", traceparent);
+            // Named for the transition (`publish interaction.offer_timed_out`),
+            // never for the tenant: span names are a small, fixed set.
+            let name = format!("publish {}.{}", subject.entity(), subject.event());
+            let span = trace_context::span_from_traceparent(&name, traceparent, cause);
+            span.record("subject", subject.as_str());
+            span.record("event_id", event.event_id.as_str());
             let sent = async {
                 check(subject, event)?;
                 self.start_send(subject, event, &event.event_id).await
@@ -139,7 +149,7 @@ impl Publisher {
         event: &Event,
         traceparent: &str,
     ) -> Result<PublishAck, BusError> {
-        let span = trace_context::span_from_traceparent("bus.publish", traceparent);
+        let span = trace_context::span_from_traceparent("bus.publish", traceparent, "");
         self.publish(subject, event).instrument(span).await
     }
 

@@ -6,7 +6,7 @@
 
 use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -37,15 +37,40 @@ pub fn current_traceparent() -> String {
         .unwrap_or_default()
 }
 
-/// A span that continues the trace of a stored `traceparent` (if valid).
-pub fn span_from_traceparent(name: &'static str, traceparent: &str) -> tracing::Span {
-    let span = tracing::info_span!("bus.relay", otel.name = name);
-    if !traceparent.is_empty() {
-        let mut headers = HeaderMap::new();
-        headers.insert("traceparent", traceparent);
-        set_parent_from(&span, Some(&headers));
+/// A span named `name` that continues the trace of a stored `traceparent`
+/// (if valid) and links to `linked` when that is a valid context of another
+/// trace: an interaction's event continues the contact's trace and links the
+/// request that caused it (see the crate README, "Tracing").
+pub fn span_from_traceparent(name: &str, traceparent: &str, linked: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "bus.relay",
+        otel.name = %name,
+        subject = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+    );
+    let parent = stored_context(traceparent);
+    if let Some(parent) = &parent {
+        // Fails only when no OpenTelemetry layer is installed: nothing to link then.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.clone()));
+    }
+    if let Some(link) = stored_context(linked)
+        && parent.is_none_or(|parent| parent.trace_id() != link.trace_id())
+    {
+        span.add_link(link);
     }
     span
+}
+
+/// The span context of a stored `traceparent`, if it is a valid one.
+fn stored_context(traceparent: &str) -> Option<SpanContext> {
+    if traceparent.is_empty() {
+        return None;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("traceparent", traceparent);
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
+    let span_context = cx.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

@@ -348,10 +348,21 @@ fn events_of_entry(tenant: &str, entry: &StreamId) -> Result<Vec<(Outgoing, Stri
                 sequence: first + i as u64,
                 payload: Some(payload),
             };
-            let outgoing = Outgoing {
-                subject,
-                event,
-                traceparent: traceparent.clone(),
+            // `tp`: the request that caused the event; `ctp`: the contact's
+            // creation, kept in the interaction (see the README, "Tracing").
+            let outgoing = match fields.get("ctp").filter(|ctp| !ctp.is_empty()) {
+                Some(contact) => Outgoing {
+                    subject,
+                    event,
+                    traceparent: contact.clone(),
+                    cause: traceparent.clone(),
+                },
+                None => Outgoing {
+                    subject,
+                    event,
+                    traceparent: traceparent.clone(),
+                    cause: String::new(),
+                },
             };
             Ok((outgoing, fields.get("kind").cloned().unwrap_or_default()))
         })

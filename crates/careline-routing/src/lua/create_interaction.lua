@@ -50,12 +50,12 @@ local id = ARGV[4]
 local band = tonumber(ARGV[9])
 local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
   urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, created = NOW,
-  state = 'new'}
+  state = 'new', tp = TRACEPARENT}
 -- Written with the interaction's first state (offered or queued): one HSET.
 local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
   'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score,
-  'urgent_reason', ARGV[16]}
+  'urgent_reason', ARGV[16], 'tp', TRACEPARENT}
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)
 -- Into an empty queue, a free agent takes it at once (its overflow and aging

@@ -3,7 +3,9 @@
 -- KEYS[1]  the tenant's key prefix, "cl:{<tenant>}:" (the hash tag puts all of
 --          a tenant's keys in one Redis Cluster slot)
 -- ARGV[1]  W3C traceparent of the calling request ("" when none), stored with
---          each emitted event so the relay can continue the trace
+--          each emitted event (`tp`) so the relay can link the request; a
+--          create also keeps it in the interaction (`tp`), and every event of
+--          the interaction carries that one (`ctp`): the contact's trace
 -- ARGV[2..] the operation's own arguments
 --
 -- Everything a script does happens atomically. No script scans all agents or
@@ -145,7 +147,7 @@ end
 
 local function emit_ix(kind, ix, id, extra)
   local f = {entity = 'interaction', kind = kind, ix = id, queue = ix.queue, ch = ix.ch,
-    band = ix.band, urgent = ix.urgent, member = ix.member}
+    band = ix.band, urgent = ix.urgent, member = ix.member, ctp = ix.tp}
   if extra then for k, v in pairs(extra) do f[k] = v end end
   emit(f)
 end

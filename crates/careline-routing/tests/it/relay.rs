@@ -6,19 +6,23 @@
 use std::time::Duration;
 
 use careline_bus::{Publisher, ensure_streams, read_tenant_events};
+use careline_domain::tenant::PerChannel;
 use careline_domain::{Channel, Language, Priority};
 use careline_proto::v1;
 use careline_routing::{OutboxRelay, RoutingError, RoutingStore, outbox_lag};
 use careline_testkit::NatsServer;
 use futures::StreamExt;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use prost::Message;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::env::{Env, agent};
+
+/// How long a timer-driven step or an event may take to show up.
+const WITHIN: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
@@ -93,6 +97,107 @@ async fn relayed_events_carry_the_requests_trace_and_a_dedupe_id() {
         0,
         "nothing is published twice"
     );
+}
+
+#[tokio::test]
+async fn every_event_of_a_contact_continues_its_creation_trace_and_links_the_request() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("careline-routing-test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let env = Env::new(|c| {
+        c.routing.offer_timeout_secs = PerChannel {
+            voice: 1,
+            chat: 1,
+            email: 1,
+        };
+        for id in ["sleepy", "awake"] {
+            c.agents
+                .push(agent(id, &[("billing", 5)], &[Language::En]));
+        }
+    })
+    .await;
+    let nats = NatsServer::start().await.expect("nats-server starts");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    ensure_streams(&js).await.unwrap();
+    let mut events = client
+        .subscribe(format!("careline.{}.interaction.>", env.tenant()))
+        .await
+        .unwrap();
+
+    let create = tracing::info_span!("create_request");
+    let contact_trace = create.context().span().span_context().trace_id();
+    let id = env.chat("billing").instrument(create).await;
+    env.login("sleepy")
+        .instrument(tracing::info_span!("sleepy_login"))
+        .await;
+    assert_eq!(env.offered_to(&id).await.as_deref(), Some("sleepy"));
+    // Timer-driven: no request, no current span.
+    env.tick_until(WITHIN, "offer times out", || async {
+        env.offered_to(&id).await.is_none()
+    })
+    .await;
+    env.login("awake")
+        .instrument(tracing::info_span!("awake_login"))
+        .await;
+    assert_eq!(env.offered_to(&id).await.as_deref(), Some("awake"));
+    let accept = tracing::info_span!("accept_request");
+    let accept_trace = accept.context().span().span_context().trace_id();
+    env.accept(&id).instrument(accept).await;
+
+    let relay = OutboxRelay::new(env.redis_conn().await, Publisher::new(js), "test-relay");
+    relay.ensure_group(env.tenant()).await.unwrap();
+    while relay.relay_new(env.tenant()).await.unwrap() > 0 {}
+
+    let mut kinds = Vec::new();
+    while kinds.last().map(String::as_str) != Some("assigned") {
+        let message = tokio::time::timeout(WITHIN, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("the events up to assigned arrive; got {kinds:?}"))
+            .expect("subscription open");
+        let kind = message.subject.as_str().rsplit('.').next().unwrap_or_default().to_string();
+        let traceparent = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        assert!(
+            traceparent.contains(&contact_trace.to_string()),
+            "{kind}: {traceparent} continues the contact's trace {contact_trace}"
+        );
+        kinds.push(kind);
+    }
+    assert!(
+        kinds.iter().any(|k| k == "offer_timed_out"),
+        "the timeout is among {kinds:?}"
+    );
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let span = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("a {name} span among {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+    };
+    let timed_out = span("publish interaction.offer_timed_out");
+    assert_eq!(timed_out.span_context.trace_id(), contact_trace);
+    assert!(timed_out.links.is_empty(), "a timer has no request to link");
+    let assigned = span("publish interaction.assigned");
+    assert_eq!(assigned.span_context.trace_id(), contact_trace);
+    let linked: Vec<_> = assigned
+        .links
+        .iter()
+        .map(|link| link.span_context.trace_id())
+        .collect();
+    assert_eq!(linked, [accept_trace], "the accept request is linked");
+    let created = span("publish interaction.created");
+    assert!(created.links.is_empty(), "the creating request is the parent, not a link");
 }
 
 /// A tenant in Redis, a nats-server with the event stream, and a relay.
