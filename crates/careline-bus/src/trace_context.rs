@@ -51,7 +51,8 @@ pub fn span_from_traceparent(name: &str, traceparent: &str, linked: &str) -> tra
     let parent = stored_context(traceparent);
     if let Some(parent) = &parent {
         // Fails only when no OpenTelemetry layer is installed: nothing to link then.
-        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.clone()));
+        let _ =
+            span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.clone()));
     }
     if let Some(link) = stored_context(linked)
         && parent.is_none_or(|parent| parent.trace_id() != link.trace_id())

@@ -116,8 +116,7 @@ async fn every_event_of_a_contact_continues_its_creation_trace_and_links_the_req
             email: 1,
         };
         for id in ["sleepy", "awake"] {
-            c.agents
-                .push(agent(id, &[("billing", 5)], &[Language::En]));
+            c.agents.push(agent(id, &[("billing", 5)], &[Language::En]));
         }
     })
     .await;
@@ -160,7 +159,13 @@ async fn every_event_of_a_contact_continues_its_creation_trace_and_links_the_req
             .await
             .unwrap_or_else(|_| panic!("the events up to assigned arrive; got {kinds:?}"))
             .expect("subscription open");
-        let kind = message.subject.as_str().rsplit('.').next().unwrap_or_default().to_string();
+        let kind = message
+            .subject
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let traceparent = message
             .headers
             .as_ref()
@@ -180,10 +185,12 @@ async fn every_event_of_a_contact_continues_its_creation_trace_and_links_the_req
 
     let spans = exporter.get_finished_spans().unwrap();
     let span = |name: &str| {
-        spans
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("a {name} span among {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "a {name} span among {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
     };
     let timed_out = span("publish interaction.offer_timed_out");
     assert_eq!(timed_out.span_context.trace_id(), contact_trace);
@@ -197,7 +204,10 @@ async fn every_event_of_a_contact_continues_its_creation_trace_and_links_the_req
         .collect();
     assert_eq!(linked, [accept_trace], "the accept request is linked");
     let created = span("publish interaction.created");
-    assert!(created.links.is_empty(), "the creating request is the parent, not a link");
+    assert!(
+        created.links.is_empty(),
+        "the creating request is the parent, not a link"
+    );
 }
 
 /// A tenant in Redis, a nats-server with the event stream, and a relay.
