@@ -223,6 +223,18 @@ impl ProcessPlatform {
         presence: usize,
         fsync: AppendFsync,
     ) -> anyhow::Result<ProcessPlatform> {
+        Self::start_with_env(tenant, routers, presence, fsync, &[]).await
+    }
+
+    /// [`ProcessPlatform::start`], with `extra_env` set in every replica's
+    /// environment on top of (and overriding) the platform's own.
+    pub async fn start_with_env(
+        tenant: TenantConfig,
+        routers: usize,
+        presence: usize,
+        fsync: AppendFsync,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<ProcessPlatform> {
         let dir = binary_dir()?;
         let router_binary = locate_binary(&dir, Service::Router)?;
         let presence_binary = locate_binary(&dir, Service::Presence)?;
@@ -248,6 +260,7 @@ impl ProcessPlatform {
             ),
         ]
         .into_iter()
+        .chain(extra_env.iter().cloned())
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let log_dir_path = log_dir.path().to_path_buf();

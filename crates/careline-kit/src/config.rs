@@ -50,6 +50,10 @@ pub const ENV_KEEPALIVE_SECS: &str = "CARELINE_KEEPALIVE_SECS";
 pub const ENV_NATS_CREDS: &str = "CARELINE_NATS_CREDS";
 /// The standard OpenTelemetry env var: OTLP/gRPC collector endpoint; unset disables export.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The standard OpenTelemetry env var: which traces are recorded.
+pub const ENV_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// The standard OpenTelemetry env var: the ratio of the `*traceidratio` samplers.
+pub const ENV_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
 
 /// Default Redis URL (a local redis-server).
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
@@ -121,9 +125,9 @@ pub struct CommonConfig {
     #[arg(long = "log-filter", env = ENV_LOG_FILTER, default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
 
-    /// OTLP/gRPC collector endpoint (e.g. http://127.0.0.1:4317); unset: no span export.
-    #[arg(long = "otlp-endpoint", env = ENV_OTLP_ENDPOINT)]
-    pub otlp_endpoint: Option<String>,
+    /// Span export and sampling.
+    #[command(flatten)]
+    pub tracing: TracingConfig,
 
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[arg(long = "shutdown-grace-secs", env = ENV_SHUTDOWN_GRACE_SECS, default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
@@ -140,6 +144,101 @@ pub struct CommonConfig {
     /// TLS of this service's servers and of its connections to others.
     #[command(flatten)]
     pub tls: TlsConfig,
+}
+
+/// Where spans go and which traces are recorded (README "Tracing"); `careline up` takes the
+/// same flags.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub struct TracingConfig {
+    /// OTLP/gRPC collector endpoint (e.g. http://127.0.0.1:4317); unset: no span export.
+    #[arg(long = "otlp-endpoint", env = ENV_OTLP_ENDPOINT)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Which traces are recorded. The parentbased_* samplers follow the caller's decision, and
+    /// a contact's later transitions follow its creation's, so a trace is whole or absent.
+    #[arg(long = "trace-sampler", env = ENV_TRACES_SAMPLER, value_enum, default_value_t = TraceSampler::default())]
+    pub sampler: TraceSampler,
+
+    /// Share of new traces the *traceidratio samplers record, 0 to 1 (e.g. 0.1).
+    #[arg(long = "trace-sample-ratio", env = ENV_TRACES_SAMPLER_ARG, default_value_t = SampleRatio::ALL)]
+    pub sample_ratio: SampleRatio,
+}
+
+impl TracingConfig {
+    /// Checks the endpoint; the error names the env var and flag.
+    pub fn validate(&self) -> Result<(), KitError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            check_url(endpoint, &["http", "https"], "an http:// or https:// URL")
+                .map_err(|m| KitError::config(ENV_OTLP_ENDPOINT, "otlp-endpoint", m))?;
+        }
+        Ok(())
+    }
+}
+
+/// OpenTelemetry's standard sampler names (`OTEL_TRACES_SAMPLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TraceSampler {
+    /// Every trace.
+    #[value(name = "always_on")]
+    AlwaysOn,
+    /// No trace.
+    #[value(name = "always_off")]
+    AlwaysOff,
+    /// A share of traces, by trace id (the same decision in every service).
+    #[value(name = "traceidratio")]
+    TraceIdRatio,
+    /// The parent's decision; every new trace.
+    #[default]
+    #[value(name = "parentbased_always_on")]
+    ParentBasedAlwaysOn,
+    /// The parent's decision; no new trace.
+    #[value(name = "parentbased_always_off")]
+    ParentBasedAlwaysOff,
+    /// The parent's decision; a share of new traces, by trace id.
+    #[value(name = "parentbased_traceidratio")]
+    ParentBasedTraceIdRatio,
+}
+
+/// A sampling ratio, a number from 0 to 1 (never NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRatio(f64);
+
+// Parsing rejects NaN, the one value that breaks equality.
+impl Eq for SampleRatio {}
+
+impl SampleRatio {
+    /// Every trace.
+    pub const ALL: SampleRatio = SampleRatio(1.0);
+
+    /// The ratio as a number from 0 to 1.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for SampleRatio {
+    fn default() -> Self {
+        SampleRatio::ALL
+    }
+}
+
+impl FromStr for SampleRatio {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().parse::<f64>() {
+            Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(SampleRatio(ratio)),
+            _ => Err(format!(
+                "{s:?} is not a ratio from 0 to 1 (e.g. 0.1 records one trace in ten)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SampleRatio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// Limits every gRPC server applies (README "Limits").
@@ -227,7 +326,7 @@ impl Default for CommonConfig {
             ),
             log_format: LogFormat::Text,
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
-            otlp_endpoint: None,
+            tracing: TracingConfig::default(),
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             outbox_max_events: DEFAULT_OUTBOX_MAX_EVENTS,
             server: ServerLimits::default(),
@@ -275,10 +374,7 @@ impl CommonConfig {
                 format!("{:?} is not a valid filter: {e}", self.log_filter),
             )
         })?;
-        if let Some(endpoint) = &self.otlp_endpoint {
-            check_url(endpoint, &["http", "https"], "an http:// or https:// URL")
-                .map_err(|m| KitError::config(ENV_OTLP_ENDPOINT, "otlp-endpoint", m))?;
-        }
+        self.tracing.validate()?;
         if self.shutdown_grace_secs == 0 || self.shutdown_grace_secs > MAX_SHUTDOWN_GRACE_SECS {
             return Err(KitError::config(
                 ENV_SHUTDOWN_GRACE_SECS,
@@ -499,7 +595,7 @@ mod tests {
             }),
             ("RUST_LOG (--log-filter)", |c| c.log_filter = "[[".into()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint)", |c| {
-                c.otlp_endpoint = Some("collector:4317".into())
+                c.tracing.otlp_endpoint = Some("collector:4317".into())
             }),
             (
                 "CARELINE_SHUTDOWN_GRACE_SECS (--shutdown-grace-secs)",
@@ -522,6 +618,36 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn sampling_comes_from_the_standard_env_and_a_bad_ratio_names_the_flag() {
+        let cfg: ServiceConfig = parse_from(
+            ["svc"],
+            &env(&[
+                (ENV_TRACES_SAMPLER, "parentbased_traceidratio"),
+                (ENV_TRACES_SAMPLER_ARG, "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.common.tracing.sampler,
+            TraceSampler::ParentBasedTraceIdRatio
+        );
+        assert_eq!(cfg.common.tracing.sample_ratio.get(), 0.25);
+        for bad in ["1.5", "-0.1", "NaN", "half"] {
+            let err =
+                parse_from::<ServiceConfig, _, _>(["svc", "--trace-sample-ratio", bad], &env(&[]))
+                    .unwrap_err();
+            assert!(err.to_string().contains("--trace-sample-ratio"), "{err}");
+        }
+        let err =
+            parse_from::<ServiceConfig, _, _>(["svc", "--trace-sampler", "sometimes"], &env(&[]))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("parentbased_traceidratio"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - a `grpc` span per request whose parent is the caller's W3C `traceparent`, carrying the
 //!   method (never the request body).
 //!
+//! Outgoing calls between services add the caller's `traceparent` with
+//! [`inject_trace_context`], so the called service's span continues the caller's trace.
+//!
 //! With [`GrpcServer::configure`] it speaks TLS (mTLS with a client CA) as the service's
 //! [`crate::tls::TlsConfig`] says; plaintext otherwise.
 //!
@@ -26,7 +29,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use opentelemetry::propagation::Extractor;
+use opentelemetry::propagation::{Extractor, Injector};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
@@ -651,6 +654,32 @@ pub fn request_span(path: &str, headers: &http::HeaderMap) -> tracing::Span {
     // Fails only when no OpenTelemetry layer is installed (no export): nothing to parent.
     let _ = span.set_parent(parent);
     span
+}
+
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into the metadata of
+/// an outgoing call, so the called service's `grpc` span continues this trace (email-intake's
+/// and chat-gateway's `CreateInteraction` make the contact's trace the intake's).
+pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&cx, &mut MetadataInjector(metadata));
+    });
+}
+
+/// Writes propagation fields into gRPC metadata.
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        // Propagator keys and W3C values are ASCII: a failure here is a bug upstream, and the
+        // call goes out untraced rather than not at all.
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.parse(),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
 }
 
 /// Reads propagation fields (`traceparent`, `tracestate`) from HTTP/2 headers.

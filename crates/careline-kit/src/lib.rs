@@ -48,7 +48,9 @@ pub mod telemetry;
 pub mod tls;
 
 pub use auth::{ApiKeyLookup, Caller, TenantAuth, authorize};
-pub use config::{CommonConfig, LogFormat, MetricsAddr, ServerLimits};
+pub use config::{
+    CommonConfig, LogFormat, MetricsAddr, SampleRatio, ServerLimits, TraceSampler, TracingConfig,
+};
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};
 pub use redis_client::{RedisConnection, RedisTarget};

@@ -2,8 +2,9 @@
 //!
 //! [`init_telemetry`] installs the global tracing subscriber: an `EnvFilter` from
 //! [`CommonConfig::log_filter`] (`RUST_LOG`), a text or JSON fmt layer, and, when
-//! [`CommonConfig::otlp_endpoint`] (`OTEL_EXPORTER_OTLP_ENDPOINT`) is set, a
-//! tracing-opentelemetry layer exporting spans over OTLP/gRPC with a batch exporter. The
+//! [`TracingConfig::otlp_endpoint`] (`OTEL_EXPORTER_OTLP_ENDPOINT`) is set, a
+//! tracing-opentelemetry layer exporting spans over OTLP/gRPC with a batch exporter, sampled
+//! as [`TracingConfig::sampler`] (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) says. The
 //! global text-map propagator is always W3C TraceContext, so `traceparent` crosses gRPC metadata
 //! and NATS headers even when this process exports nothing.
 //!
@@ -17,13 +18,13 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::KitError;
-use crate::config::{CommonConfig, ENV_LOG_FILTER, LogFormat};
+use crate::config::{CommonConfig, ENV_LOG_FILTER, LogFormat, TraceSampler, TracingConfig};
 
 /// How long dropping the guard waits for buffered spans to reach the collector.
 pub const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,8 +91,8 @@ fn install(service_name: &str, config: &CommonConfig) -> Result<TelemetryGuard, 
             .boxed(),
     };
 
-    let provider = match &config.otlp_endpoint {
-        Some(endpoint) => Some(otlp_provider(service_name, endpoint)?),
+    let provider = match &config.tracing.otlp_endpoint {
+        Some(endpoint) => Some(otlp_provider(service_name, endpoint, &config.tracing)?),
         None => None,
     };
     let otel_layer = provider.as_ref().map(|provider| {
@@ -110,7 +111,7 @@ fn install(service_name: &str, config: &CommonConfig) -> Result<TelemetryGuard, 
             }
             tracing::info!(
                 service = service_name,
-                otlp = config.otlp_endpoint.is_some(),
+                otlp = config.tracing.otlp_endpoint.is_some(),
                 "telemetry initialised"
             );
             Ok(TelemetryGuard { provider })
@@ -125,7 +126,11 @@ fn install(service_name: &str, config: &CommonConfig) -> Result<TelemetryGuard, 
     }
 }
 
-fn otlp_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvider, KitError> {
+fn otlp_provider(
+    service_name: &str,
+    endpoint: &str,
+    tracing: &TracingConfig,
+) -> Result<SdkTracerProvider, KitError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
@@ -133,10 +138,24 @@ fn otlp_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvider
         .map_err(|e| KitError::Telemetry(format!("OTLP exporter for {endpoint}: {e}")))?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
+        .with_sampler(sampler(tracing))
         .with_resource(
             Resource::builder()
                 .with_service_name(service_name.to_owned())
                 .build(),
         )
         .build())
+}
+
+/// The SDK sampler of the configured one (never read from the environment by the SDK).
+fn sampler(tracing: &TracingConfig) -> Sampler {
+    let ratio = || Sampler::TraceIdRatioBased(tracing.sample_ratio.get());
+    match tracing.sampler {
+        TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+        TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+        TraceSampler::TraceIdRatio => ratio(),
+        TraceSampler::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        TraceSampler::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        TraceSampler::ParentBasedTraceIdRatio => Sampler::ParentBased(Box::new(ratio())),
+    }
 }

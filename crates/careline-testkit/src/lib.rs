@@ -14,6 +14,7 @@
 //! - [`smtp_sink`]: [`SmtpSink`], an SMTP server that records what it accepts and can answer
 //!   scripted 4xx/5xx codes or go down, for services that send mail.
 //! - [`tls`]: [`TestPki`], a CA generated at test time and the certificates it signed.
+//! - [`otlp`]: [`OtlpReceiver`], an OTLP/gRPC trace receiver keeping every span services export.
 //! - [`eventually`](mod@eventually): [`eventually()`] and [`assert_eventually!`], how every test waits.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod browser;
 pub mod demo;
 pub mod eventually;
 pub mod http;
+pub mod otlp;
 pub mod router;
 pub mod sandbox;
 pub mod smtp_sink;
@@ -37,6 +39,7 @@ pub use careline_localdev::{
     free_port,
 };
 pub use eventually::{DEFAULT_DEADLINE, POLL_INTERVAL, eventually};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use sandbox::{Sandbox, SandboxNats};
 pub use smtp_sink::{ReceivedMail, SmtpSink};
 pub use test_redis::TestRedis;

@@ -11,7 +11,7 @@ use careline_campaigns::CampaignsConfig;
 use careline_chat_gateway::ChatGatewayConfig;
 use careline_console::ConsoleConfig;
 use careline_email_intake::EmailIntakeConfig;
-use careline_kit::{CommonConfig, MetricsAddr, RouterKeys, Shutdown};
+use careline_kit::{CommonConfig, MetricsAddr, RouterKeys, Shutdown, TracingConfig};
 use careline_localdev::{NatsServer, RedisServer};
 use careline_notifications::NotificationsConfig;
 use careline_presence::PresenceConfig;
@@ -107,6 +107,9 @@ pub struct UpArgs {
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
+    /// Span export of every service (one `service.name`, `careline`) and its sampling.
+    #[command(flatten)]
+    tracing: TracingConfig,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -119,8 +122,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         redis_url: format!("redis://127.0.0.1:{}/", args.redis_port),
         nats_url: format!("nats://127.0.0.1:{}", args.nats_port),
         metrics_addr: MetricsAddr::Listen(args.metrics_addr),
+        tracing: args.tracing.clone(),
         ..CommonConfig::default()
     };
+    common.tracing.validate()?;
     let _telemetry = careline_kit::init_telemetry("careline", &common)?;
     let shutdown = Shutdown::on_signals();
 

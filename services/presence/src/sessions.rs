@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::PresenceError;
 
@@ -364,7 +365,7 @@ pub async fn dispatch_events(
             return;
         };
         match v1::Event::decode(message.payload) {
-            Ok(event) => dispatch(&registry, &store, event).await,
+            Ok(event) => dispatch(&registry, &store, event, message.headers.as_ref()).await,
             Err(error) => {
                 tracing::debug!(subject = %message.subject, %error, "undecodable event ignored")
             }
@@ -372,14 +373,38 @@ pub async fn dispatch_events(
     }
 }
 
-/// Forwards one event to the session of the agent it concerns, if hosted here.
-pub async fn dispatch(registry: &SessionRegistry, store: &RoutingStore, event: v1::Event) {
+/// Forwards one event to the session of the agent it concerns, if hosted here,
+/// in a `presence.deliver` span continuing the publisher's trace (`headers`):
+/// for an interaction's event, the contact's trace. Events for agents hosted
+/// elsewhere cost no span.
+pub async fn dispatch(
+    registry: &SessionRegistry,
+    store: &RoutingStore,
+    event: v1::Event,
+    headers: Option<&async_nats::HeaderMap>,
+) {
+    let agent = match &event.payload {
+        Some(v1::event::Payload::Interaction(ix)) => &ix.agent_id,
+        Some(v1::event::Payload::Agent(agent)) => &agent.agent_id,
+        _ => return,
+    };
+    if agent.is_empty() || !registry.hosts(&event.tenant_id, agent) {
+        return;
+    }
+    let span = tracing::info_span!(
+        "presence.deliver",
+        tenant = %event.tenant_id,
+        event_id = %event.event_id,
+    );
+    careline_bus::trace_context::set_parent_from(&span, headers);
+    deliver(registry, store, event).instrument(span).await
+}
+
+/// Forwards one event to the session of the hosted agent it concerns.
+async fn deliver(registry: &SessionRegistry, store: &RoutingStore, event: v1::Event) {
     let tenant = event.tenant_id.as_str();
     let (agent, session_event) = match event.payload {
         Some(v1::event::Payload::Interaction(ix)) => {
-            if ix.agent_id.is_empty() || !registry.hosts(tenant, &ix.agent_id) {
-                return;
-            }
             let Some(session_event) = interaction_event(store, tenant, &ix).await else {
                 return;
             };
@@ -388,9 +413,7 @@ pub async fn dispatch(registry: &SessionRegistry, store: &RoutingStore, event: v
         Some(v1::event::Payload::Agent(agent)) => {
             use v1::AgentEventKind as K;
             let kind = K::try_from(agent.kind).unwrap_or(K::Unspecified);
-            if !matches!(kind, K::StateChanged | K::LoggedOut)
-                || !registry.hosts(tenant, &agent.agent_id)
-            {
+            if !matches!(kind, K::StateChanged | K::LoggedOut) {
                 return;
             }
             let changed = v1::StateChanged {

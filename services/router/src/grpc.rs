@@ -512,7 +512,19 @@ impl Router for RouterService {
                 let Some(message) = message else { break };
                 match v1::Event::decode(message.payload) {
                     Ok(event) => {
-                        if tx.try_send(Ok(event)).is_err() {
+                        // Handing the event to the supervisor continues its
+                        // (the contact's) trace.
+                        let span = tracing::info_span!(
+                            "router.watch_interactions",
+                            tenant = %event.tenant_id,
+                            event_id = %event.event_id,
+                        );
+                        careline_bus::trace_context::set_parent_from(
+                            &span,
+                            message.headers.as_ref(),
+                        );
+                        let sent = span.in_scope(|| tx.try_send(Ok(event)));
+                        if sent.is_err() {
                             let _ = tx
                                 .send(Err(Status::resource_exhausted(
                                     "watcher fell behind; reconnect and re-read state with ListInteractions",

@@ -3,4 +3,5 @@
 mod chaos;
 mod nats_cluster;
 mod replicas;
+mod trace;
 mod walkthrough;
