@@ -1,6 +1,7 @@
 //! `careline up` as a user runs it: starts, answers gRPC health and
-//! `/metrics`, writes requested emails where a person can read them, and on
-//! SIGTERM stops cleanly, taking redis-server and nats-server down with it.
+//! `/metrics`, exports its services' spans to `--otlp-endpoint`, writes
+//! requested emails where a person can read them, and on SIGTERM stops
+//! cleanly, taking redis-server and nats-server down with it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use careline_testkit::eventually;
+use careline_testkit::{OtlpReceiver, eventually};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -113,7 +114,10 @@ fn refuses_connections(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_err()
 }
 
-fn start(data_dir: &Path, ports: &Ports) -> Up {
+/// The OpenTelemetry SDK's batch delay, shortened so spans arrive promptly.
+const BATCH_DELAY_MS: &str = "200";
+
+fn start(data_dir: &Path, ports: &Ports, otlp_endpoint: &str) -> Up {
     let log = data_dir.join("careline-up.log");
     let out = std::fs::File::create(&log).expect("creating the log file");
     let err = out.try_clone().unwrap();
@@ -134,6 +138,8 @@ fn start(data_dir: &Path, ports: &Ports) -> Up {
         .args(["--console-addr", &ports.console.to_string()])
         .args(["--console-http-addr", &ports.console_http.to_string()])
         .args(["--campaigns-addr", &ports.campaigns.to_string()])
+        .args(["--otlp-endpoint", otlp_endpoint])
+        .env("OTEL_BSP_SCHEDULE_DELAY", BATCH_DELAY_MS)
         .arg("--tenant")
         .arg(demo_file())
         .stdin(Stdio::null())
@@ -172,8 +178,9 @@ fn mail_files(dir: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
+async fn up_serves_health_metrics_and_traces_then_stops_everything_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start().await.expect("OTLP receiver starts");
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let ports = Ports {
         redis: free_port(),
@@ -190,7 +197,7 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         console_http: loopback(free_port()),
         campaigns: loopback(free_port()),
     };
-    let mut up = start(dir.path(), &ports);
+    let mut up = start(dir.path(), &ports, &receiver.endpoint());
 
     let ready = eventually(START_DEADLINE, "router health SERVING", || {
         let exited = up.exited();
@@ -295,6 +302,33 @@ async fn up_serves_health_and_metrics_then_stops_everything_on_sigterm() {
         "{mail}"
     );
     assert!(mail.contains("Subject: Recibimos su mensaje"), "{mail}");
+
+    // The notifications service, run by `careline up`, exported its span of
+    // that send, without the address it went to.
+    let exported = eventually(START_DEADLINE, "the send's span is exported", || {
+        let spans = receiver.spans();
+        std::future::ready(
+            spans
+                .iter()
+                .any(|s| s.service == "careline" && s.name == "notification.send"),
+        )
+    })
+    .await;
+    if let Err(e) = exported {
+        panic!(
+            "{e}; careline up output:
+{}",
+            up.log()
+        );
+    }
+    let spans = receiver.spans();
+    assert!(
+        spans
+            .iter()
+            .flat_map(|s| s.texts())
+            .all(|text| !text.contains("pat.member")),
+        "no span carries the member's address"
+    );
 
     up.terminate();
     let mut status = None;
