@@ -636,10 +636,13 @@ mod tests {
         );
         assert_eq!(cfg.common.tracing.sample_ratio.get(), 0.25);
         for bad in ["1.5", "-0.1", "NaN", "half"] {
+            let flag = format!("--trace-sample-ratio={bad}");
             let err =
-                parse_from::<ServiceConfig, _, _>(["svc", "--trace-sample-ratio", bad], &env(&[]))
-                    .unwrap_err();
-            assert!(err.to_string().contains("--trace-sample-ratio"), "{err}");
+                parse_from::<ServiceConfig, _, _>(["svc", flag.as_str()], &env(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains("a ratio from 0 to 1"),
+                "{bad}: {err}"
+            );
         }
         let err =
             parse_from::<ServiceConfig, _, _>(["svc", "--trace-sampler", "sometimes"], &env(&[]))
