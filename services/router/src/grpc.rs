@@ -523,8 +523,8 @@ impl Router for RouterService {
                             &span,
                             message.headers.as_ref(),
                         );
-                        let sent = span.in_scope(|| tx.try_send(Ok(event)));
-                        if sent.is_err() {
+                        let full = span.in_scope(|| tx.try_send(Ok(event)).is_err());
+                        if full {
                             let _ = tx
                                 .send(Err(Status::resource_exhausted(
                                     "watcher fell behind; reconnect and re-read state with ListInteractions",
