@@ -159,3 +159,80 @@ fn sampler(tracing: &TracingConfig) -> Sampler {
         TraceSampler::ParentBasedTraceIdRatio => Sampler::ParentBased(Box::new(ratio())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::Context;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
+
+    use super::sampler;
+    use crate::config::{SampleRatio, TraceSampler, TracingConfig};
+
+    /// Whether `config`'s sampler records a span under `parent` (a remote parent whose sampled
+    /// flag is given, or none: a new trace).
+    fn records(config: &TracingConfig, parent: Option<bool>) -> bool {
+        let parent = parent.map(|sampled| {
+            let flags = if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(7),
+                SpanId::from(7),
+                flags,
+                true,
+                TraceState::default(),
+            ))
+        });
+        let result = sampler(config).should_sample(
+            parent.as_ref(),
+            TraceId::from(7),
+            "span",
+            &SpanKind::Internal,
+            &[],
+            &[],
+        );
+        result.decision == SamplingDecision::RecordAndSample
+    }
+
+    #[test]
+    fn parent_based_samplers_follow_the_parent_and_ratio_decides_new_traces() {
+        let config = |sampler, ratio: &str| TracingConfig {
+            sampler,
+            sample_ratio: ratio.parse::<SampleRatio>().expect("a valid ratio"),
+            ..TracingConfig::default()
+        };
+        let none = config(TraceSampler::ParentBasedTraceIdRatio, "0");
+        assert!(!records(&none, None), "ratio 0 starts no trace");
+        assert!(records(&none, Some(true)), "a recorded contact stays whole");
+        assert!(!records(&none, Some(false)));
+        let all = config(TraceSampler::ParentBasedTraceIdRatio, "1");
+        assert!(records(&all, None));
+        assert!(
+            !records(&all, Some(false)),
+            "an unrecorded contact stays out"
+        );
+        assert!(records(
+            &config(TraceSampler::ParentBasedAlwaysOn, "0"),
+            None
+        ));
+        assert!(!records(
+            &config(TraceSampler::ParentBasedAlwaysOff, "1"),
+            None
+        ));
+        assert!(records(
+            &config(TraceSampler::ParentBasedAlwaysOff, "1"),
+            Some(true)
+        ));
+        assert!(records(&config(TraceSampler::AlwaysOn, "0"), Some(false)));
+        assert!(!records(&config(TraceSampler::AlwaysOff, "1"), Some(true)));
+        assert!(!records(
+            &config(TraceSampler::TraceIdRatio, "0"),
+            Some(true)
+        ));
+    }
+}
