@@ -54,6 +54,7 @@ impl RouterGateway {
             .parse()
             .map_err(|_| CampaignError::NoRouterKey(tenant.to_owned()))?;
         request.metadata_mut().insert("authorization", value);
+        careline_kit::grpc::inject_trace_context(request.metadata_mut());
         Ok(request)
     }
 
