@@ -141,18 +141,6 @@ impl Publisher {
         Ok(ack)
     }
 
-    /// Publishes `event` as a child of a stored `traceparent` (the trace of
-    /// the request that caused it) rather than of the current span.
-    pub async fn publish_with_traceparent(
-        &self,
-        subject: &Subject,
-        event: &Event,
-        traceparent: &str,
-    ) -> Result<PublishAck, BusError> {
-        let span = trace_context::span_from_traceparent("bus.publish", traceparent, "");
-        self.publish(subject, event).instrument(span).await
-    }
-
     async fn send(
         &self,
         subject: &Subject,
