@@ -124,6 +124,33 @@ impl Scores {
     }
 }
 
+/// Whether a likelihood-to-recommend answer (0-10) is a promoter's (9-10),
+/// a detractor's (0-6) or neither (7-8: passive).
+pub fn nps_group(recommend: u8) -> NpsGroup {
+    match recommend {
+        s if s >= PROMOTER_MIN => NpsGroup::Promoter,
+        s if s <= DETRACTOR_MAX => NpsGroup::Detractor,
+        _ => NpsGroup::Passive,
+    }
+}
+
+/// Where an answer counts in the Net Promoter Score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpsGroup {
+    Promoter,
+    Passive,
+    Detractor,
+}
+
+/// Net Promoter Score: % promoters minus % detractors of `responses`, from
+/// -100 to 100; 0 without answers.
+pub fn net_promoter_score(promoters: u64, detractors: u64, responses: u64) -> f64 {
+    if responses == 0 {
+        return 0.0;
+    }
+    (promoters as f64 - detractors as f64) / responses as f64 * 100.0
+}
+
 /// Answers added up: NPS and the means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Tally {
@@ -139,10 +166,10 @@ impl Tally {
     /// Counts one answer.
     pub fn add(&mut self, scores: Scores) {
         self.responses += 1;
-        match scores.recommend {
-            s if s >= PROMOTER_MIN => self.promoters += 1,
-            s if s <= DETRACTOR_MAX => self.detractors += 1,
-            _ => self.passives += 1,
+        match nps_group(scores.recommend) {
+            NpsGroup::Promoter => self.promoters += 1,
+            NpsGroup::Detractor => self.detractors += 1,
+            NpsGroup::Passive => self.passives += 1,
         }
         self.hire_agent_sum += u64::from(scores.hire_agent);
         self.ease_sum += u64::from(scores.ease);
@@ -151,7 +178,7 @@ impl Tally {
     /// Net Promoter Score: % promoters (9-10) minus % detractors (0-6), from
     /// -100 to 100; 0 without answers.
     pub fn nps(&self) -> f64 {
-        self.ratio(self.promoters) * 100.0 - self.ratio(self.detractors) * 100.0
+        net_promoter_score(self.promoters, self.detractors, self.responses)
     }
 
     /// Mean hire-agent score (0-10); 0 without answers.

@@ -67,6 +67,80 @@ pub struct TenantConfig {
     /// Outreach campaigns and the hours they may contact members.
     #[serde(default)]
     pub outreach: OutreachSettings,
+    /// Quality review: the rubric supervisors score resolved contacts against.
+    #[serde(default)]
+    pub quality: QualitySettings,
+}
+
+/// Quality review: the tenant's rubric and how long scores and coaching notes are kept.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualitySettings {
+    /// The criteria a review scores, each 1-5 ([`MIN_QUALITY_SCORE`]-[`MAX_QUALITY_SCORE`]).
+    pub rubric: Vec<QualityCriterion>,
+    /// Days quality scores and coaching notes are kept on the event log.
+    pub retention_days: u32,
+}
+
+/// One criterion of a quality rubric.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityCriterion {
+    /// 1-32 of `[a-z0-9_]`, starting with a letter (e.g. `accuracy`).
+    pub id: String,
+    /// What supervisors read, in English and in Spanish.
+    pub label: CriterionLabel,
+}
+
+/// A criterion's label in both of Careline's languages.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriterionLabel {
+    pub en: String,
+    pub es: String,
+}
+
+/// Lowest score of a quality criterion.
+pub const MIN_QUALITY_SCORE: u32 = 1;
+/// Highest score of a quality criterion.
+pub const MAX_QUALITY_SCORE: u32 = 5;
+/// Most criteria one rubric may have.
+pub const MAX_QUALITY_CRITERIA: usize = 20;
+/// Longest criterion id.
+pub const MAX_CRITERION_ID_LEN: usize = 32;
+/// Longest criterion label.
+pub const MAX_CRITERION_LABEL_LEN: usize = 80;
+/// Default [`QualitySettings::retention_days`]: two years of reviews for coaching trends.
+pub const DEFAULT_QUALITY_RETENTION_DAYS: u32 = 730;
+/// Longest quality retention a tenant may configure.
+pub const MAX_QUALITY_RETENTION_DAYS: u32 = 6 * 365;
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            rubric: Vec::new(),
+            retention_days: DEFAULT_QUALITY_RETENTION_DAYS,
+        }
+    }
+}
+
+impl QualitySettings {
+    /// The rubric's criterion `id`, if it has one.
+    pub fn criterion(&self, id: &str) -> Option<&QualityCriterion> {
+        self.rubric.iter().find(|c| c.id == id)
+    }
+}
+
+/// Whether `id` is a valid criterion id (it becomes part of KPI field names).
+pub fn is_criterion_id(id: &str) -> bool {
+    (1..=MAX_CRITERION_ID_LEN).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Post-resolution surveys: who is asked, when, and how long answers are kept.
@@ -615,6 +689,7 @@ impl TenantConfig {
             limits,
             surveys,
             outreach,
+            quality,
         } = self;
         TenantConfig {
             id: id.clone(),
@@ -636,6 +711,7 @@ impl TenantConfig {
             limits: *limits,
             surveys: surveys.clone(),
             outreach: outreach.clone(),
+            quality: quality.clone(),
         }
     }
 

@@ -14,6 +14,10 @@ use super::{
     MAX_WIDGET_KEY_LEN, MAX_WIDGET_ORIGINS, MIN_HEARTBEAT_TTL_SECS, MIN_WIDGET_KEY_LEN,
     TenantConfig,
 };
+use super::{
+    MAX_CRITERION_ID_LEN, MAX_CRITERION_LABEL_LEN, MAX_QUALITY_CRITERIA,
+    MAX_QUALITY_RETENTION_DAYS, is_criterion_id,
+};
 use crate::campaign::{
     CampaignConfig, MAX_ATTEMPTS, MAX_CAMPAIGNS, MAX_IN_PROGRESS, MAX_PER_HOUR,
     MAX_REACHED_SUPPRESS_DAYS, MAX_RETRY_SPACING_SECS,
@@ -97,6 +101,7 @@ impl TenantConfig {
         self.check_chat(c);
         self.check_surveys(c);
         self.check_outreach(c);
+        self.check_quality(c);
         let mut seen = FirstSeen::default();
         for (i, key) in self.api_keys.iter().enumerate() {
             let field = format!("api_keys[{i}].id");
@@ -371,6 +376,54 @@ impl TenantConfig {
                     );
                 }
                 callback = Some(field.clone());
+            }
+        }
+    }
+
+    fn check_quality(&self, c: &mut Checker<'_>) {
+        let q = &self.quality;
+        if !(1..=MAX_QUALITY_RETENTION_DAYS).contains(&q.retention_days) {
+            c.problem(
+                "quality.retention_days".into(),
+                format!(
+                    "{} days: use 1-{MAX_QUALITY_RETENTION_DAYS}",
+                    q.retention_days
+                ),
+            );
+        }
+        if q.rubric.len() > MAX_QUALITY_CRITERIA {
+            c.problem(
+                "quality.rubric".into(),
+                format!(
+                    "{} criteria: use at most {MAX_QUALITY_CRITERIA}",
+                    q.rubric.len()
+                ),
+            );
+        }
+        let mut seen = FirstSeen::default();
+        for (i, criterion) in q.rubric.iter().enumerate() {
+            let field = format!("quality.rubric[{i}].id");
+            if !is_criterion_id(&criterion.id) {
+                c.problem(
+                    field,
+                    format!(
+                        "criterion id {:?} is invalid: use 1-{MAX_CRITERION_ID_LEN} lowercase letters, digits or '_', starting with a letter",
+                        criterion.id
+                    ),
+                );
+            } else if let Some(first) = seen.insert(&criterion.id, &field) {
+                c.duplicate(field, "criterion id", &criterion.id, &first);
+            }
+            for (lang, label) in [("en", &criterion.label.en), ("es", &criterion.label.es)] {
+                let field = format!("quality.rubric[{i}].label.{lang}");
+                if label.trim().is_empty() {
+                    c.problem(field, "a label must not be empty".into());
+                } else if label.chars().count() > MAX_CRITERION_LABEL_LEN {
+                    c.problem(
+                        field,
+                        format!("a label has at most {MAX_CRITERION_LABEL_LEN} characters"),
+                    );
+                }
             }
         }
     }

@@ -670,3 +670,59 @@ fn campaign_mistakes_are_reported_naming_the_campaign_field() {
         "{error}"
     );
 }
+
+#[test]
+fn quality_rubric_parses_with_labels_in_both_languages() {
+    let yaml = format!(
+        "{}quality:\n  retention_days: 30\n  rubric:\n    - id: accuracy\n      label: {{ en: Accuracy, es: Exactitud }}\n",
+        base()
+    );
+    let config = TenantConfig::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.quality.retention_days, 30);
+    assert_eq!(
+        config
+            .quality
+            .criterion("accuracy")
+            .map(|c| c.label.es.as_str()),
+        Some("Exactitud")
+    );
+    let default = TenantConfig::from_yaml(&base()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(default.quality.rubric.is_empty());
+}
+
+#[test]
+fn quality_rubric_problems_are_refused_naming_the_field() {
+    let criterion = |id: &str, en: &str, es: &str| {
+        format!("    - id: {id}\n      label: {{ en: \"{en}\", es: \"{es}\" }}\n")
+    };
+    let cases = [
+        (
+            criterion("Accuracy!", "Accuracy", "Exactitud"),
+            "quality.rubric[0].id: criterion id \"Accuracy!\" is invalid",
+        ),
+        (
+            criterion("tone", "Tone", "Tono") + &criterion("tone", "Tone", "Tono"),
+            "quality.rubric[1].id: duplicate criterion id \"tone\"",
+        ),
+        (
+            criterion("tone", "Tone", " "),
+            "quality.rubric[0].label.es: a label must not be empty",
+        ),
+    ];
+    for (rubric, want) in cases {
+        let yaml = format!("{}quality:\n  rubric:\n{rubric}", base());
+        let err = TenantConfig::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains(want), "{rubric}: {err}");
+    }
+    let missing_es = format!(
+        "{}quality:\n  rubric:\n    - id: tone\n      label: {{ en: Tone }}\n",
+        base()
+    );
+    let err = TenantConfig::from_yaml(&missing_es)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("es"), "{err}");
+    let retention = format!("{}quality:\n  retention_days: 0\n", base());
+    let err = TenantConfig::from_yaml(&retention).unwrap_err().to_string();
+    assert!(err.contains("quality.retention_days: 0 days"), "{err}");
+}
