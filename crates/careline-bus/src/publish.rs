@@ -7,6 +7,8 @@
 //! [`Publisher::publish_in_order`] sends a batch in order before awaiting the
 //! acks, so the stream stores it in that order at the cost of one round trip.
 
+use std::time::Duration;
+
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishAckFuture;
@@ -141,6 +143,28 @@ impl Publisher {
         Ok(ack)
     }
 
+    /// [`Publisher::publish`], the event kept for `keep` (a `Nats-TTL` header)
+    /// instead of the stream's age limit: records whose retention is the
+    /// tenant's (quality reviews), longer or shorter than the log's.
+    pub async fn publish_kept_for(
+        &self,
+        subject: &Subject,
+        event: &Event,
+        keep: Duration,
+    ) -> Result<PublishAck, BusError> {
+        check(subject, event)?;
+        let ack = start_publish(
+            &self.js,
+            subject,
+            &event.event_id,
+            event.encode_to_vec(),
+            Some(keep),
+        )
+        .await
+        .map_err(BusError::nats(publish_action(subject, event)))?;
+        await_ack(ack, subject, event).await
+    }
+
     async fn send(
         &self,
         subject: &Subject,
@@ -158,7 +182,7 @@ impl Publisher {
         event: &Event,
         msg_id: &str,
     ) -> Result<PublishAckFuture, BusError> {
-        start_publish(&self.js, subject, msg_id, event.encode_to_vec())
+        start_publish(&self.js, subject, msg_id, event.encode_to_vec(), None)
             .await
             .map_err(BusError::nats(publish_action(subject, event)))
     }
@@ -174,7 +198,7 @@ pub async fn publish_message(
     payload: Vec<u8>,
 ) -> Result<(), BusError> {
     let action = || format!("publish message {msg_id} on {subject}");
-    start_publish(js, subject, msg_id, payload)
+    start_publish(js, subject, msg_id, payload, None)
         .await
         .map_err(BusError::nats(action()))?
         .await
@@ -189,9 +213,16 @@ async fn start_publish(
     subject: &(dyn std::fmt::Display + Sync),
     msg_id: &str,
     payload: Vec<u8>,
+    keep: Option<Duration>,
 ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID_HEADER, msg_id);
+    if let Some(keep) = keep {
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_TTL,
+            keep.as_secs().max(1).to_string().as_str(),
+        );
+    }
     trace_context::inject(&tracing::Span::current(), &mut headers);
     js.publish_with_headers(subject.to_string(), headers, payload.into())
         .await

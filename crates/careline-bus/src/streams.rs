@@ -71,6 +71,8 @@ pub async fn ensure_streams_with(
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         max_age: settings.max_age,
+        // Quality reviews are kept for their tenant's retention, not the log's.
+        allow_message_ttl: true,
         ..Default::default()
     };
     let events = create_or_update(js, config, settings.replicas).await?;

@@ -179,7 +179,7 @@ impl Interceptor for TenantAuth {
 
 /// The key from `authorization: Bearer <key>` or `x-api-key: <key>`; `None` when neither
 /// header is sent.
-fn presented_key(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
+pub fn presented_key(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     let invalid = || Status::unauthenticated(INVALID_KEY_MESSAGE);
     let key = if let Some(value) = metadata.get("authorization") {
         let value = value.to_str().map_err(|_| invalid())?;

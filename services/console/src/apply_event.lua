@@ -2,7 +2,9 @@
 --
 -- KEYS[1]  the tenant's KPI key prefix, "kpi:{<tenant>}:" (one Cluster slot)
 -- ARGV[1]  event id                ARGV[2]  kind (created, assigned, resolved, ...,
---                                           or 'state' for an agent state change)
+--                                           'state' for an agent state change, or
+--                                           'add' for counts the caller worked out:
+--                                           survey answers, quality reviews)
 -- ARGV[3]  occurred at (ms)        ARGV[4]  interaction id ('' for agent events)
 -- ARGV[5]  queue id                ARGV[6]  agent id
 -- ARGV[7]  opaque member ref       ARGV[8]  channel (voice, chat, email)
@@ -20,6 +22,8 @@
 --          "<period>\t<state>\t<signed ms>"                           ('state' only)
 -- ARGV[18] how long KPI periods are kept (secs)
 -- ARGV[19] longest wrap-up matched to a resolution (ms)
+-- ARGV[20] what the event adds to its queue's and agent's periods, lines of
+--          "<field>\t<n>"                                              ('add' only)
 --
 -- Events may arrive in any order (redelivery, replicas, a replay) and every
 -- measure comes out the same:
@@ -288,6 +292,15 @@ elseif KIND == 'capacity_released' then
   touch(released_key, KEEP_SECS)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', resolved_key, int(AT - MAX_WRAP_MS), int(AT), 'LIMIT', 0, MAX_WRAP_MATCHES)) do
     set_wrap(id, AT)
+  end
+elseif KIND == 'add' then
+  -- Survey answers and quality reviews count in the periods they were made,
+  -- for the contact's queue and agent. Per-criterion fields (with a ':') stay
+  -- out of the Prometheus counters: their names come from tenant config.
+  local s = scopes(QUEUE, AGENT)
+  for field, n in string.gmatch(ARGV[20], '([^\t\n]+)\t(%-?%d+)') do
+    add(s, BUCKETS, field, tonumber(n))
+    if not string.find(field, ':', 1, true) then report(field, tonumber(n)) end
   end
 elseif KIND == 'state' then
   local agent_key = P .. 'ag:' .. AGENT

@@ -1,6 +1,6 @@
 //! The console's configuration: the common service settings, the HTTP
-//! listener of the floor view, the router it reads queue stats from, and the
-//! KPI thresholds.
+//! listener of the floor view, the router it reads queue stats from, the
+//! KPI thresholds and the platform operator token.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -75,6 +75,17 @@ pub struct ConsoleConfig {
     /// Mark the session cookie `Secure` (set when the floor view is served over HTTPS).
     #[arg(long, env = "CARELINE_CONSOLE_SECURE_COOKIE", default_value_t = false)]
     pub secure_cookie: bool,
+    /// The platform operator token: opens the operator view across tenants
+    /// (gRPC PlatformOverview, /operator). A platform credential, never a
+    /// tenant API key; empty: the operator view is off. At least 24 varied
+    /// characters (`careline key new` makes one).
+    #[arg(
+        long,
+        env = "CARELINE_CONSOLE_OPERATOR_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub operator_token: String,
     /// Lifetime of a floor view login (seconds).
     #[arg(long, env = "CARELINE_CONSOLE_SESSION_SECS", default_value_t = DEFAULT_SESSION_SECS,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
@@ -94,6 +105,7 @@ impl ConsoleConfig {
             fcr_days: DEFAULT_FCR_DAYS,
             session_secret: String::new(),
             secure_cookie: false,
+            operator_token: String::new(),
             session_secs: DEFAULT_SESSION_SECS,
         }
     }
@@ -111,6 +123,16 @@ impl ConsoleConfig {
     /// Lifetime of a floor view login.
     pub fn session_lifetime(&self) -> Duration {
         Duration::from_secs(self.session_secs)
+    }
+
+    /// Checks what clap cannot: a set operator token is strong enough.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.operator_token.is_empty()
+            && let Err(weak) = careline_domain::secret::check_key_strength(&self.operator_token)
+        {
+            anyhow::bail!("--operator-token / CARELINE_CONSOLE_OPERATOR_TOKEN: {weak}");
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
-//! The KPI materialiser: a durable JetStream consumer of the interaction and
-//! agent events of every tenant, each applied to the tenant's KPIs once
+//! The KPI materialiser: a durable JetStream consumer of the interaction,
+//! agent, survey-answer and quality-review events of every tenant, each applied to the tenant's KPIs once
 //! ([`KpiStore::apply`]). Every replica pulls from the same durable consumer;
 //! an event is acknowledged only after it was applied and redelivered with a
 //! growing delay while Redis is away, so no event is lost or counted twice.
@@ -13,6 +13,7 @@ use std::time::Duration;
 use careline_bus::{
     Delivery, Subject, SubjectFilter, TenantDirectory, WorkQueueSettings, ensure_consumer_of_all,
 };
+use careline_domain::survey::{NpsGroup, nps_group};
 use careline_kit::Shutdown;
 use careline_proto::v1;
 use futures::StreamExt;
@@ -21,6 +22,10 @@ use tracing::Instrument;
 use crate::error::ConsoleError;
 use crate::store::{KpiEvent, KpiRules, KpiStore};
 
+/// Entity of survey answers on the log (`careline.<tenant>.survey.answered`).
+pub const SURVEY_ENTITY: &str = "survey";
+/// Entity of quality reviews and coaching marks (`careline.<tenant>.quality.*`).
+pub const QUALITY_ENTITY: &str = "quality";
 /// Name of the durable consumer every replica shares.
 pub const CONSUMER: &str = "console-kpis";
 /// Events applied at once per replica.
@@ -149,9 +154,63 @@ pub fn kpi_event(event: &v1::Event) -> Option<KpiEvent> {
                 ..base
             })
         }
+        Some(v1::event::Payload::SurveyAnswered(answer)) => {
+            let recommend = u8::try_from(answer.recommend).ok()?;
+            let group = match nps_group(recommend) {
+                NpsGroup::Promoter => "nps_promoters",
+                NpsGroup::Detractor => "nps_detractors",
+                NpsGroup::Passive => "nps_passives",
+            };
+            Some(KpiEvent {
+                kind: "add",
+                interaction_id: answer.interaction_id.clone(),
+                queue_id: answer.queue_id.clone(),
+                agent_id: answer.agent_id.clone(),
+                adds: vec![(SURVEYS_ANSWERED.to_owned(), 1), (group.to_owned(), 1)],
+                ..base
+            })
+        }
+        Some(v1::event::Payload::QualityScored(scored)) => {
+            let mut adds = vec![(QUALITY_REVIEWS.to_owned(), 1)];
+            for score in &scored.scores {
+                let criterion = &score.criterion_id;
+                adds.push((format!("{QUALITY_CRITERION_N}{criterion}"), 1));
+                adds.push((
+                    format!("{QUALITY_CRITERION_SUM}{criterion}"),
+                    i64::from(score.score),
+                ));
+            }
+            Some(KpiEvent {
+                kind: "add",
+                interaction_id: scored.interaction_id.clone(),
+                queue_id: scored.queue_id.clone(),
+                agent_id: scored.agent_id.clone(),
+                adds,
+                ..base
+            })
+        }
+        Some(v1::event::Payload::CoachingMarked(marked)) => Some(KpiEvent {
+            kind: "add",
+            interaction_id: marked.interaction_id.clone(),
+            queue_id: marked.queue_id.clone(),
+            agent_id: marked.agent_id.clone(),
+            adds: vec![(COACHING_MARKED.to_owned(), 1)],
+            ..base
+        }),
         _ => None,
     }
 }
+
+/// Counter of survey answers (the Prometheus counter `careline_kpi_surveys_answered_total`).
+pub const SURVEYS_ANSWERED: &str = "surveys_answered";
+/// Counter of quality reviews.
+pub const QUALITY_REVIEWS: &str = "quality_reviews";
+/// Counter of interactions marked for coaching.
+pub const COACHING_MARKED: &str = "coaching_marked";
+/// Prefix of a criterion's count of scores (`qn:<criterion>`).
+pub const QUALITY_CRITERION_N: &str = "qn:";
+/// Prefix of a criterion's sum of scores (`qs:<criterion>`).
+pub const QUALITY_CRITERION_SUM: &str = "qs:";
 
 /// The delay before delivery `delivered + 1`.
 pub fn retry_delay(delivered: i64) -> Duration {
@@ -165,7 +224,7 @@ pub fn retry_delay(delivered: i64) -> Duration {
 
 /// The subjects the materialiser reads.
 pub fn filters() -> Vec<SubjectFilter> {
-    ["interaction", "agent"]
+    ["interaction", "agent", SURVEY_ENTITY, QUALITY_ENTITY]
         .iter()
         .map(|entity| Subject::entity_all(entity).expect("constant subject parts are valid"))
         .collect()

@@ -8,6 +8,18 @@ pub enum ConsoleError {
     /// The request is malformed; the message names the field and what to send.
     #[error("{0}")]
     Invalid(String),
+    /// The interaction is unknown to the caller's tenant (or another tenant's: same answer).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but cannot be done in the current state; the message says what to do.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// It was done already (one score, one coaching mark per interaction).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The event could not be published.
+    #[error("the event log (NATS) failed: {0}; retry shortly")]
+    Bus(#[from] careline_bus::BusError),
     /// The caller's tenant configuration is not loaded.
     #[error(
         "tenant configuration is not available for {0}; apply it with `careline config apply` and retry"
@@ -39,6 +51,10 @@ impl From<ConsoleError> for Status {
         let message = error.to_string();
         match error {
             ConsoleError::Invalid(_) => Status::invalid_argument(message),
+            ConsoleError::NotFound(_) => Status::not_found(message),
+            ConsoleError::FailedPrecondition(_) => Status::failed_precondition(message),
+            ConsoleError::AlreadyExists(_) => Status::already_exists(message),
+            ConsoleError::Bus(_) => Status::unavailable(message),
             ConsoleError::UnknownTenant(_) => Status::permission_denied(message),
             ConsoleError::Redis(_) | ConsoleError::Contended(_) => Status::unavailable(message),
             ConsoleError::Script(_) => Status::internal(message),

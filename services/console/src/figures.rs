@@ -4,8 +4,13 @@
 
 use std::collections::HashMap;
 
+use careline_domain::survey::net_promoter_score;
 use careline_proto::v1;
 use chrono_tz::Tz;
+
+use crate::consumer::{
+    COACHING_MARKED, QUALITY_CRITERION_N, QUALITY_CRITERION_SUM, QUALITY_REVIEWS, SURVEYS_ANSWERED,
+};
 
 use crate::periods::{self, Bucket, Period};
 
@@ -26,12 +31,16 @@ fn ratio(part: i64, whole: i64, empty: f64) -> f64 {
     }
 }
 
-fn average_secs(total_ms: i64, count: i64) -> f64 {
+fn average(total: i64, count: i64) -> f64 {
     if count <= 0 {
         0.0
     } else {
-        total_ms as f64 / count as f64 / 1000.0
+        total as f64 / count as f64
     }
+}
+
+fn average_secs(total_ms: i64, count: i64) -> f64 {
+    average(total_ms, count) / 1000.0
 }
 
 /// The figures of one period from its counters.
@@ -45,12 +54,19 @@ pub fn kpis(tz: Tz, bucket: Bucket, counters: &HashMap<String, i64>) -> v1::Kpis
     let wrap_ms = get("wrap_ms");
     let mut outcomes = std::collections::BTreeMap::new();
     let mut states = std::collections::BTreeMap::new();
+    let mut by_criterion = std::collections::BTreeMap::new();
+    let (mut quality_sum, mut quality_n) = (0, 0);
     // A field whose additions and corrections cancelled out is not shown.
     for (field, value) in counters.iter().filter(|(_, value)| **value != 0) {
         if let Some(tag) = field.strip_prefix("outcome:") {
             outcomes.insert(tag.to_owned(), u64::try_from(*value).unwrap_or(0));
         } else if let Some(state) = field.strip_prefix("st:") {
             states.insert(state.to_owned(), *value as f64 / 1000.0);
+        } else if let Some(criterion) = field.strip_prefix(QUALITY_CRITERION_SUM) {
+            let n = get(&format!("{QUALITY_CRITERION_N}{criterion}"));
+            by_criterion.insert(criterion.to_owned(), average(*value, n));
+            quality_sum += value;
+            quality_n += n;
         }
     }
     if handle_ms > 0 {
@@ -84,6 +100,18 @@ pub fn kpis(tz: Tz, bucket: Bucket, counters: &HashMap<String, i64>) -> v1::Kpis
         occupancy: ratio(handle_ms + wrap_ms, get("st:available"), 0.0),
         outcomes,
         agent_state_secs: states,
+        surveys_answered: count(SURVEYS_ANSWERED),
+        nps_promoters: count("nps_promoters"),
+        nps_detractors: count("nps_detractors"),
+        nps: net_promoter_score(
+            count("nps_promoters"),
+            count("nps_detractors"),
+            count(SURVEYS_ANSWERED),
+        ),
+        quality_reviews: count(QUALITY_REVIEWS),
+        average_quality_score: average(quality_sum, quality_n),
+        quality_by_criterion: by_criterion,
+        coaching_marked: count(COACHING_MARKED),
     }
 }
 
@@ -109,6 +137,14 @@ mod tests {
             ("st:available", 1_000_000),
             ("wrap_ms", 100_000),
             ("outcome:referral", 2),
+            ("surveys_answered", 4),
+            ("nps_promoters", 2),
+            ("nps_detractors", 1),
+            ("quality_reviews", 2),
+            ("qn:accuracy", 2),
+            ("qs:accuracy", 9),
+            ("qn:tone", 2),
+            ("qs:tone", 5),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -127,6 +163,9 @@ mod tests {
         assert_eq!(k.occupancy, 0.5);
         assert_eq!(k.outcomes["referral"], 2);
         assert_eq!(k.agent_state_secs["available"], 1000.0);
+        assert_eq!(k.nps, 25.0, "(2 promoters - 1 detractor) / 4 answers");
+        assert_eq!(k.quality_by_criterion["accuracy"], 4.5);
+        assert_eq!(k.average_quality_score, 3.5, "14 points over 4 scores");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 
 use crate::figures;
-use crate::periods::Period;
+use crate::periods::{Bucket, Period};
 use crate::store::{AgentFloor, KpiStore};
 
 /// Shortest time between two reads of agents and KPIs for one tenant.
@@ -68,6 +68,20 @@ pub struct Today {
     pub first_contact_resolution: f64,
     pub transfer_rate: f64,
     pub occupancy: f64,
+    pub surveys_answered: u64,
+    pub nps: f64,
+    pub quality_reviews: u64,
+    pub average_quality_score: f64,
+    pub coaching_marked: u64,
+}
+
+/// Today's quality reviews of one agent (agents without any are not listed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentQuality {
+    pub agent_id: String,
+    pub reviews: u64,
+    pub average_score: f64,
+    pub coaching_marked: u64,
 }
 
 /// What a viewer is sent.
@@ -79,6 +93,7 @@ pub struct FloorSnapshot {
     pub queues_unavailable: bool,
     pub agents: Vec<AgentFloor>,
     pub today: Today,
+    pub quality: Vec<AgentQuality>,
     /// (minute start ms, contacts waiting), oldest first.
     pub waiting_series: Vec<(i64, u32)>,
     /// (hour start ms, service level), oldest first.
@@ -256,6 +271,10 @@ impl FloorFeeds {
             .ok_or_else(|| crate::ConsoleError::UnknownTenant(tenant.to_owned()))?;
         let tz = config.hours().time_zone;
         let day_start = Period::Day.start_ms(tz, now_ms);
+        let day = Bucket {
+            period: Period::Day,
+            start_ms: day_start,
+        };
         let today = self
             .store
             .periods(tenant, "t", Period::Day, day_start, now_ms + 1)
@@ -273,9 +292,29 @@ impl FloorFeeds {
                     first_contact_resolution: k.first_contact_resolution,
                     transfer_rate: k.transfer_rate,
                     occupancy: k.occupancy,
+                    surveys_answered: k.surveys_answered,
+                    nps: k.nps,
+                    quality_reviews: k.quality_reviews,
+                    average_quality_score: k.average_quality_score,
+                    coaching_marked: k.coaching_marked,
                 }
             })
             .unwrap_or_default();
+        let agents = self.store.agents(tenant).await?;
+        let ids: Vec<String> = agents.iter().map(|a| a.agent_id.clone()).collect();
+        let quality = ids
+            .iter()
+            .zip(self.store.agents_period(tenant, &ids, day).await?)
+            .filter_map(|(agent_id, counters)| {
+                let k = figures::kpis(tz, day, &counters);
+                (k.quality_reviews > 0 || k.coaching_marked > 0).then(|| AgentQuality {
+                    agent_id: agent_id.clone(),
+                    reviews: k.quality_reviews,
+                    average_score: k.average_quality_score,
+                    coaching_marked: k.coaching_marked,
+                })
+            })
+            .collect();
         let since = now_ms - CHART_HOURS * 3_600_000;
         let service_level_series = self
             .store
@@ -325,8 +364,9 @@ impl FloorFeeds {
             time_zone: tz.name().to_owned(),
             queues: queue_rows,
             queues_unavailable: queues.is_none(),
-            agents: self.store.agents(tenant).await?,
+            agents,
             today,
+            quality,
             waiting_series: self.store.waiting_samples(tenant, since).await?,
             service_level_series,
         })

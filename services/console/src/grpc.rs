@@ -1,5 +1,5 @@
 //! The tonic adapter of `careline.v1.Console`: authenticate, validate, read
-//! the KPI store, map errors through [`ConsoleError`].
+//! the KPI store or record a quality review, map errors through [`ConsoleError`].
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use tracing::instrument;
 use crate::error::ConsoleError;
 use crate::figures;
 use crate::periods::Period;
+use crate::quality::QualityDesk;
 use crate::store::KpiStore;
 
 /// Scopes that may read KPIs (or `admin`).
@@ -22,10 +23,14 @@ pub const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
 /// Longest range one GetKpis may ask for.
 pub const MAX_RANGE_MS: i64 = 400 * 24 * 3_600_000;
 
+/// Scopes that may score interactions and mark them for coaching (or `admin`).
+pub const REVIEW: &[Scope] = &[Scope::Supervisor];
+
 /// The Console gRPC service.
 pub struct ConsoleService {
     pub store: KpiStore,
     pub tenants: Arc<TenantDirectory>,
+    pub quality: QualityDesk,
 }
 
 /// A validated GetKpis request.
@@ -144,6 +149,40 @@ impl Console for ConsoleService {
         tracing::Span::current().record("tenant", tenant.as_str());
         let query = validate(request.get_ref(), chrono::Utc::now().timestamp_millis())?;
         Ok(Response::new(self.kpis(&tenant, &query).await?))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn score_interaction(
+        &self,
+        request: Request<v1::ScoreInteractionRequest>,
+    ) -> Result<Response<v1::ScoreInteractionResponse>, Status> {
+        let tenant = careline_kit::authorize(&request, REVIEW)?;
+        let span = tracing::Span::current();
+        span.record("tenant", tenant.as_str());
+        span.record("interaction_id", request.get_ref().interaction_id.as_str());
+        let reviewer = careline_kit::auth::key_id(&request);
+        Ok(Response::new(
+            self.quality
+                .score(&tenant, &reviewer, request.get_ref())
+                .await?,
+        ))
+    }
+
+    #[instrument(skip_all, fields(tenant, interaction_id))]
+    async fn mark_for_coaching(
+        &self,
+        request: Request<v1::MarkForCoachingRequest>,
+    ) -> Result<Response<v1::MarkForCoachingResponse>, Status> {
+        let tenant = careline_kit::authorize(&request, REVIEW)?;
+        let span = tracing::Span::current();
+        span.record("tenant", tenant.as_str());
+        span.record("interaction_id", request.get_ref().interaction_id.as_str());
+        let reviewer = careline_kit::auth::key_id(&request);
+        Ok(Response::new(
+            self.quality
+                .mark_for_coaching(&tenant, &reviewer, request.get_ref())
+                .await?,
+        ))
     }
 }
 

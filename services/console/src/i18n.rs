@@ -121,6 +121,60 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Su sesión terminó; vuelva a entrar.",
     ),
     ("seconds", "s", "s"),
+    ("kpi_nps", "Net promoter score", "Índice de promotores netos"),
+    ("kpi_surveys", "Survey answers", "Respuestas a encuestas"),
+    (
+        "kpi_quality",
+        "Quality score (1–5)",
+        "Puntuación de calidad (1–5)",
+    ),
+    (
+        "kpi_coaching",
+        "Marked for coaching",
+        "Marcados para coaching",
+    ),
+    ("quality", "Quality by agent (today)", "Calidad por agente (hoy)"),
+    ("col_reviews", "Reviews", "Revisiones"),
+    ("col_quality", "Average (1–5)", "Media (1–5)"),
+    ("col_coaching", "Coaching", "Coaching"),
+    ("col_nps", "NPS", "NPS"),
+    (
+        "operator_title",
+        "Careline operator view: all tenants",
+        "Careline: vista de operación de todas las organizaciones",
+    ),
+    (
+        "operator_key_label",
+        "Platform operator token",
+        "Token de operación de la plataforma",
+    ),
+    (
+        "operator_key_hint",
+        "The platform team's token, not a tenant API key. It is sent with each view and not kept.",
+        "El token del equipo de plataforma, no una clave de API de una organización. Se envía con cada consulta y no se guarda.",
+    ),
+    (
+        "operator_refused",
+        "That credential does not open the operator view. Tenant API keys never do.",
+        "Esa credencial no abre la vista de operación. Las claves de API de una organización nunca la abren.",
+    ),
+    ("operator_show", "Show the last 24 hours", "Mostrar las últimas 24 horas"),
+    (
+        "operator_caption",
+        "Last 24 hours per tenant: counts and rates only, no member data.",
+        "Últimas 24 horas por organización: solo cifras y tasas, sin datos de miembros.",
+    ),
+    ("col_tenant", "Tenant", "Organización"),
+    ("col_created", "Contacts", "Contactos"),
+    ("col_answered", "Answered", "Atendidos"),
+    ("col_abandoned", "Abandoned", "Abandonados"),
+    ("col_abandon_rate", "Abandonment rate", "Tasa de abandono"),
+    ("col_service_level", "Service level", "Nivel de servicio"),
+    (
+        "operator_truncated",
+        "More tenants than one page shows; the first by id are listed.",
+        "Hay más organizaciones de las que caben; se muestran las primeras por id.",
+    ),
 ];
 
 /// Every string in `lang`, as (key, text).
@@ -149,7 +203,8 @@ pub fn json(lang: Lang) -> String {
         .replace("</", "<\\/")
 }
 
-fn escape_html(text: &str) -> String {
+/// `text` safe inside HTML text and attribute values.
+pub fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -163,8 +218,19 @@ mod tests {
     #[test]
     fn pages_have_every_word_filled_in_both_languages() {
         // Filled per request, not from the table.
-        let per_request = ["{{error_hidden}}", "{{strings_json}}", "{{tenant}}"];
-        for template in [crate::web::LOGIN_HTML, crate::web::FLOOR_HTML] {
+        let per_request = [
+            "{{error_hidden}}",
+            "{{strings_json}}",
+            "{{tenant}}",
+            "{{rows}}",
+            "{{table_hidden}}",
+            "{{truncated_hidden}}",
+        ];
+        for template in [
+            crate::web::LOGIN_HTML,
+            crate::web::FLOOR_HTML,
+            crate::web::OPERATOR_HTML,
+        ] {
             for lang in [Lang::En, Lang::Es] {
                 let mut page = fill(template, lang);
                 for placeholder in per_request {

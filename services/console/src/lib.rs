@@ -10,8 +10,10 @@
 //! - [`floor`]: the floor view's data, one shared feed per tenant;
 //!   [`session`]: floor view sign-in and session cookies; [`i18n`]: its
 //!   words in English and Spanish; `web`: its HTTP routes and live updates.
-//! - `grpc`: the tonic adapter (`GetKpis`); `error`: [`ConsoleError`] and
-//!   its one status table.
+//! - [`quality`]: quality review and coaching marks, events on the log.
+//! - [`overview`]: the platform operator's view across tenants and its gate.
+//! - `grpc`: the tonic adapter (`GetKpis`, `ScoreInteraction`,
+//!   `MarkForCoaching`); `error`: [`ConsoleError`] and its one status table.
 //!
 //! [`serve`] runs it: the same function backs the binary, `careline up` and the tests.
 
@@ -24,7 +26,9 @@ pub mod figures;
 pub mod floor;
 mod grpc;
 pub mod i18n;
+pub mod overview;
 pub mod periods;
+pub mod quality;
 pub mod session;
 pub mod store;
 pub mod web;
@@ -34,6 +38,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use careline_kit::{GrpcServer, RedisConnection, Shutdown, TenantAuth};
 use careline_proto::v1::console_server::ConsoleServer;
+use careline_proto::v1::platform_overview_server::PlatformOverviewServer;
 use careline_proto::v1::router_client::RouterClient;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -68,6 +73,7 @@ pub async fn serve_with_http(
     http: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    config.validate()?;
     // URLs are not echoed: they may carry passwords.
     let tls = config.common.tls.load()?;
     let redis = RedisConnection::connect(&config.common.redis_url, &tls)
@@ -91,9 +97,13 @@ pub async fn serve_with_http(
         short_abandon: config.short_abandon(),
         fcr_window: config.fcr_window(),
     };
-    let consuming = tokio::spawn(consumer::run(js, materialiser, shutdown.clone()));
+    let consuming = tokio::spawn(consumer::run(js.clone(), materialiser, shutdown.clone()));
     let (healthy, probe) =
         careline_kit::readiness::spawn_probe(redis, nats.clone(), shutdown.token().clone());
+    let gate = overview::OperatorGate::new(
+        &config.operator_token,
+        TenantAuth::from_arc(tenants.clone()),
+    );
     let feed_tasks = TaskTracker::new();
     let web = web::routes(web::WebState {
         tenants: tenants.clone(),
@@ -111,6 +121,8 @@ pub async fn serve_with_http(
         shutdown: shutdown.clone(),
         streams: Arc::new(Semaphore::new(web::MAX_STREAMS)),
         secure_cookie: config.secure_cookie,
+        operator: gate.clone(),
+        store: store.clone(),
     });
     tracing::info!(addr = %http.local_addr()?, tls = tls.serves_tls(), "console HTTP (floor view) serving");
     let http_server = tokio::spawn(careline_kit::tls::serve_http(
@@ -121,15 +133,26 @@ pub async fn serve_with_http(
     ));
     let service = tonic::service::interceptor::InterceptedService::new(
         ConsoleServer::new(grpc::ConsoleService {
-            store,
+            store: store.clone(),
             tenants: tenants.clone(),
+            quality: quality::QualityDesk {
+                store: store.clone(),
+                tenants: tenants.clone(),
+                publisher: careline_bus::Publisher::new(js),
+            },
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
-        TenantAuth::from_arc(tenants),
+        TenantAuth::from_arc(tenants.clone()),
+    );
+    let platform = tonic::service::interceptor::InterceptedService::new(
+        PlatformOverviewServer::new(overview::PlatformOverviewService { store, tenants })
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        gate,
     );
     tracing::info!(addr = %listener.local_addr()?, "console gRPC serving");
     GrpcServer::new()
         .add_service(service)
+        .add_service(platform)
         .configure(&config.common)?
         .readiness(healthy)
         .serve(listener, shutdown.wait())

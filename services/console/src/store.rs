@@ -8,7 +8,9 @@
 //! `...:i:<scope>:<period>` the periods of a scope (sorted by start),
 //! `...:ag:<agent>` an agent's state, since when, and load per channel,
 //! `...:agents` the agents seen, `...:ix:<id>` and `...:m:<member>:*` the
-//! pairing state of contacts and members, `...:seen:<event id>`.
+//! pairing state of contacts and members, `...:seen:<event id>`,
+//! `...:rv:<score|coaching>:<id>` the claim of an interaction's one quality
+//! score or coaching mark.
 //! Scopes: `t` (the tenant), `q:<queue>`, `a:<agent>`.
 
 use std::collections::HashMap;
@@ -49,7 +51,7 @@ pub const MAX_FLOOR_AGENTS: usize = 2000;
 pub struct KpiEvent {
     pub event_id: String,
     /// `created`, `offered`, `assigned`, `abandoned`, `resolved`, `transferred`,
-    /// `offer_timed_out`, `capacity_released`, `state`, or `other`.
+    /// `offer_timed_out`, `capacity_released`, `state`, or `add`.
     pub kind: &'static str,
     pub at_ms: i64,
     pub sequence: u64,
@@ -63,6 +65,8 @@ pub struct KpiEvent {
     /// For `state`: `available`, `away` or `offline`, and the reason.
     pub state: String,
     pub reason: String,
+    /// For `add`: counter fields and what the event adds to them.
+    pub adds: Vec<(String, i64)>,
 }
 
 impl KpiEvent {
@@ -222,6 +226,14 @@ impl KpiStore {
                 .arg(&changes)
                 .arg(KPI_RETENTION.as_secs())
                 .arg(millis(MAX_WRAP_UP))
+                .arg(
+                    event
+                        .adds
+                        .iter()
+                        .map(|(field, n)| format!("{field}\t{n}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
                 .invoke_async(&mut conn)
                 .await?;
             match reply.first().map(String::as_str) {
@@ -343,6 +355,25 @@ impl KpiStore {
         Ok(buckets.into_iter().zip(counters).collect())
     }
 
+    /// The counters of each of `agents` in one period (one round trip).
+    pub async fn agents_period(
+        &self,
+        tenant: &str,
+        agents: &[String],
+        bucket: Bucket,
+    ) -> Result<Vec<HashMap<String, i64>>, ConsoleError> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = prefix(tenant);
+        let mut pipe = redis::pipe();
+        for agent in agents {
+            pipe.hgetall(format!("{prefix}k:a:{agent}:{}", bucket.key()));
+        }
+        let mut conn = self.redis.clone();
+        Ok(pipe.query_async(&mut conn).await?)
+    }
+
     /// Every agent of `tenant` seen on the log, with its state and load.
     pub async fn agents(&self, tenant: &str) -> Result<Vec<AgentFloor>, ConsoleError> {
         let prefix = prefix(tenant);
@@ -376,6 +407,72 @@ impl KpiStore {
                 }
             })
             .collect())
+    }
+}
+
+/// What the log says of one interaction, for a quality review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// Whether `interaction.resolved` was applied.
+    pub resolved: bool,
+    /// The queue and agent that resolved it ("" until resolved).
+    pub queue_id: String,
+    pub agent_id: String,
+}
+
+impl KpiStore {
+    /// What the console's log knows of `tenant`'s interaction `id`; `None`
+    /// when none of its events was applied (unknown, another tenant's, or
+    /// older than [`PAIRING_RETENTION`]).
+    pub async fn resolution(&self, tenant: &str, id: &str) -> Result<Option<Resolution>, ConsoleError> {
+        let mut conn = self.redis.clone();
+        let (exists, fields): (bool, (Option<String>, Option<String>, Option<String>)) = redis::pipe()
+            .exists(format!("{}ix:{id}", prefix(tenant)))
+            .cmd("HMGET")
+            .arg(format!("{}ix:{id}", prefix(tenant)))
+            .arg("r")
+            .arg("rq")
+            .arg("ra")
+            .query_async(&mut conn)
+            .await?;
+        if !exists {
+            return Ok(None);
+        }
+        let (resolved, queue_id, agent_id) = fields;
+        Ok(Some(Resolution {
+            resolved: resolved.is_some(),
+            queue_id: queue_id.unwrap_or_default(),
+            agent_id: agent_id.unwrap_or_default(),
+        }))
+    }
+
+    /// Claims the one `what` (a score, a coaching mark) of `tenant`'s
+    /// interaction `id` for `keep`; false when it was claimed already. Two
+    /// supervisors (or replicas) at once: one wins.
+    pub async fn claim_review(
+        &self,
+        tenant: &str,
+        what: &str,
+        id: &str,
+        keep: Duration,
+    ) -> Result<bool, ConsoleError> {
+        let mut conn = self.redis.clone();
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(format!("{}rv:{what}:{id}", prefix(tenant)))
+            .arg("1")
+            .arg("NX")
+            .arg("EX")
+            .arg(keep.as_secs().max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Gives back a claim whose event could not be published, so it can be retried.
+    pub async fn release_review(&self, tenant: &str, what: &str, id: &str) -> Result<(), ConsoleError> {
+        let mut conn = self.redis.clone();
+        let _: i64 = conn.del(format!("{}rv:{what}:{id}", prefix(tenant))).await?;
+        Ok(())
     }
 }
 

@@ -1,6 +1,8 @@
 //! The console's HTTP side: the floor view at `/floor` (sign-in form, the
 //! page, its script and style) and its live updates over server-sent events
-//! at `/floor/events`, fed by the tenant's shared [`FloorFeeds`] feed.
+//! at `/floor/events`, fed by the tenant's shared [`FloorFeeds`] feed; and
+//! the platform operator's view across tenants at `/operator` (a form posting
+//! the operator token, answered with the table; nothing is kept).
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::floor::FloorFeeds;
 use crate::i18n;
+use crate::overview::{self, Access, OperatorGate};
+use crate::store::KpiStore;
 use crate::session::{self, COOKIE, Lang, Session, Sessions};
 
 /// Live update streams open at once on this replica.
@@ -27,8 +31,12 @@ pub const MAX_STREAMS: usize = 1000;
 pub const LOGIN_HTML: &str = include_str!("../static/login.html");
 /// The floor view template.
 pub const FLOOR_HTML: &str = include_str!("../static/floor.html");
+/// The operator view template.
+pub const OPERATOR_HTML: &str = include_str!("../static/operator.html");
 /// Where the floor view lives.
 pub const FLOOR_PATH: &str = "/floor";
+/// Where the platform operator's view across tenants lives.
+pub const OPERATOR_PATH: &str = "/operator";
 
 const FLOOR_JS: &str = include_str!("../static/floor.js");
 const FLOOR_CSS: &str = include_str!("../static/floor.css");
@@ -48,6 +56,9 @@ pub struct WebState {
     pub streams: Arc<Semaphore>,
     /// Whether the session cookie is marked `Secure` (served over HTTPS).
     pub secure_cookie: bool,
+    /// Who may open the operator view.
+    pub operator: OperatorGate,
+    pub store: KpiStore,
 }
 
 /// The HTTP routes of the console.
@@ -59,6 +70,7 @@ pub fn routes(state: WebState) -> Router {
         .route("/floor/logout", post(logout))
         .route("/floor/lang", post(change_lang))
         .route("/floor/events", get(events))
+        .route(OPERATOR_PATH, get(operator_form).post(operator_view))
         .route(
             "/floor/floor.js",
             get(|| async { asset("text/javascript; charset=utf-8", FLOOR_JS) }),
@@ -235,4 +247,92 @@ async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
         Sse::new(updates).keep_alive(KeepAlive::default()),
     )
         .into_response()
+}
+
+/// The operator view: the token form, then the table when `overview` is given.
+fn operator_page(
+    status: StatusCode,
+    lang: Lang,
+    refused: bool,
+    overview: Option<&careline_proto::v1::GetTenantOverviewResponse>,
+) -> Response {
+    let percent = |ratio: f64| format!("{:.0}%", ratio * 100.0);
+    let rows: String = overview
+        .map(|o| o.tenants.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            let nps = if t.surveys_answered == 0 {
+                "–".to_owned()
+            } else {
+                format!("{:.0}", t.nps)
+            };
+            format!(
+                "<tr><th scope=\"row\">{} <span class=\"tenant\">{}</span></th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{nps}</td></tr>",
+                i18n::escape_html(&t.name),
+                i18n::escape_html(&t.tenant_id),
+                t.created,
+                t.answered,
+                t.abandoned,
+                percent(t.abandonment_rate),
+                percent(t.service_level),
+            )
+        })
+        .collect();
+    let hidden = |hide: bool| if hide { "hidden" } else { "" };
+    let page = i18n::fill(OPERATOR_HTML, lang)
+        .replace("{{error_hidden}}", hidden(!refused))
+        .replace("{{table_hidden}}", hidden(overview.is_none()))
+        .replace(
+            "{{truncated_hidden}}",
+            hidden(!overview.is_some_and(|o| o.truncated)),
+        )
+        .replace("{{rows}}", &rows);
+    html(status, page)
+}
+
+async fn operator_form(Query(query): Query<LangQuery>) -> Response {
+    let lang = Lang::parse(query.lang.as_deref().unwrap_or_default());
+    operator_page(StatusCode::OK, lang, false, None)
+}
+
+#[derive(serde::Deserialize)]
+struct OperatorForm {
+    token: String,
+    #[serde(default)]
+    lang: String,
+}
+
+async fn operator_view(State(state): State<WebState>, Form(form): Form<OperatorForm>) -> Response {
+    let lang = Lang::parse(&form.lang);
+    let status = match state.operator.check(form.token.trim()) {
+        Access::Operator => None,
+        Access::TenantKey => {
+            tracing::info!("operator view refused a tenant key");
+            Some(StatusCode::FORBIDDEN)
+        }
+        Access::Unknown => Some(StatusCode::UNAUTHORIZED),
+        Access::Off => Some(StatusCode::FORBIDDEN),
+    };
+    if let Some(status) = status {
+        return operator_page(status, lang, true, None);
+    }
+    let now = now_ms();
+    let result = match overview::range(0, 0, now) {
+        Ok((from_ms, to_ms)) => {
+            overview::overview(&state.store, &state.tenants, from_ms, to_ms).await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(overview) => operator_page(StatusCode::OK, lang, false, Some(&overview)),
+        Err(error) => {
+            tracing::warn!(%error, "operator view read failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the KPI store cannot be read right now; retry shortly",
+            )
+                .into_response()
+        }
+    }
 }

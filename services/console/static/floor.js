@@ -58,13 +58,21 @@
     });
   }
 
+  // Today's figures shown as plain counts.
+  const COUNTS = new Set([
+    'answered', 'abandoned', 'surveys_answered', 'quality_reviews', 'coaching_marked',
+  ]);
+
   function drawToday(today) {
     for (const dd of document.querySelectorAll('#today [data-kpi]')) {
       const key = dd.dataset.kpi;
       const value = today[key];
       let text;
-      if (key === 'answered' || key === 'abandoned') text = String(value);
-      else if (key.endsWith('_secs')) text = secs(value);
+      if (COUNTS.has(key)) text = String(value);
+      else if (key === 'nps') text = today.surveys_answered ? String(Math.round(value)) : '–';
+      else if (key === 'average_quality_score') {
+        text = today.quality_reviews ? value.toFixed(1) : '–';
+      } else if (key.endsWith('_secs')) text = secs(value);
       else text = pct(value);
       setText(dd, text);
     }
@@ -175,6 +183,13 @@
     drawQueues(snapshot);
     agents = snapshot.agents;
     drawAgents();
+    fillTable(document.getElementById('quality'), snapshot.quality, (q) => q.agent_id, (q) => [
+      q.agent_id,
+      String(q.reviews),
+      q.reviews ? q.average_score.toFixed(1) : '–',
+      String(q.coaching_marked),
+    ]);
+    document.getElementById('quality-empty').hidden = snapshot.quality.length > 0;
     drawCharts(snapshot);
   }
 

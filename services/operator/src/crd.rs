@@ -18,7 +18,7 @@ use careline_domain::Language;
 use careline_domain::campaign::OutreachSettings;
 use careline_domain::tenant::{
     AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
-    SurveySettings,
+    QualitySettings, SurveySettings,
 };
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
@@ -92,6 +92,9 @@ pub struct TenantSpec {
     /// Outreach campaigns and the hours they may contact members.
     #[serde(default)]
     pub outreach: OutreachSettings,
+    /// Quality review: the rubric supervisors score resolved contacts against.
+    #[serde(default)]
+    pub quality: QualitySettings,
 }
 
 /// An API key kept in a Secret; the operator stores only its SHA-256.

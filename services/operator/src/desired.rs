@@ -39,6 +39,7 @@ pub fn tenant_config(tenant: &Tenant, queues: &[ContactQueue], api_keys: Vec<Api
         limits: spec.limits,
         surveys: spec.surveys.clone(),
         outreach: spec.outreach.clone(),
+        quality: spec.quality.clone(),
     };
     Desired {
         config,
