@@ -16,6 +16,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT};
+/// The platform operator token every replica of these tests is given.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-7Kq2xWv9Rb";
 /// The tenant's zone in these tests: it changes clocks in March and November.
 pub const TIME_ZONE: &str = "America/New_York";
 /// Longest wait for the consumer to apply a scripted day.
@@ -102,6 +104,7 @@ impl Platform {
             nats_url: self.sandbox.nats_url(),
             ..CommonConfig::default()
         });
+        config.operator_token = OPERATOR_TOKEN.to_owned();
         if let Some(router) = self.router_addr {
             config.router_url = format!("http://{router}");
             config.router_api_keys = format!("{TENANT}={DEMO_KEY}").parse().expect("router keys");
@@ -128,6 +131,23 @@ impl Platform {
             client.get_kpis(v1::GetKpisRequest::default()).await.is_ok(),
             "console replica ready"
         );
+    }
+
+    /// Applies another tenant's configuration and waits until the first replica
+    /// answers its key.
+    pub async fn add_tenant(&self, config: &careline_domain::TenantConfig, key: &str) {
+        let store = TenantStore::open(&self.js, None).await.expect("tenant bucket");
+        store.put(config).await.expect("tenant applied");
+        let mut client = self.client(key).await;
+        careline_testkit::assert_eventually!(
+            client.get_kpis(v1::GetKpisRequest::default()).await.is_ok(),
+            "the console knows the new tenant"
+        );
+    }
+
+    /// The gRPC address of the first replica.
+    pub fn grpc(&self) -> SocketAddr {
+        self.replicas[0].addr
     }
 
     /// Stops every replica and waits for them to end.
@@ -236,7 +256,9 @@ fn subject(event: &v1::Event) -> Subject {
                 .trim_start_matches("AGENT_EVENT_KIND_")
                 .to_ascii_lowercase(),
         ),
-        _ => panic!("tests publish interaction and agent events"),
+        Some(v1::event::Payload::SurveyAnswered(_)) => ("survey", "answered".to_owned()),
+        Some(v1::event::Payload::QualityScored(_)) => ("quality", "scored".to_owned()),
+        _ => panic!("tests publish interaction, agent, survey and quality events"),
     };
     Subject::new(&event.tenant_id, entity, &kind).unwrap()
 }

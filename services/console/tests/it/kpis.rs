@@ -7,24 +7,38 @@ use careline_proto::v1::{AgentEventKind as A, InteractionEventKind as I};
 
 use crate::harness::{DEMO_KEY, Platform, TENANT};
 
-fn ms(rfc3339: &str) -> i64 {
+pub(crate) fn ms(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .expect("valid time")
         .timestamp_millis()
 }
 
 /// Events as the router publishes them, numbered in order.
-#[derive(Default)]
-struct Log {
-    events: Vec<v1::Event>,
+pub(crate) struct Log {
+    pub(crate) events: Vec<v1::Event>,
+    tenant: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log::of(TENANT)
+    }
 }
 
 impl Log {
-    fn push(&mut self, at: &str, payload: v1::event::Payload) {
+    /// An empty log of `tenant`.
+    pub(crate) fn of(tenant: &str) -> Log {
+        Log {
+            events: Vec::new(),
+            tenant: tenant.to_owned(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, at: &str, payload: v1::event::Payload) {
         let sequence = self.events.len() as u64 + 1;
         self.events.push(v1::Event {
-            event_id: format!("{TENANT}:script-{sequence}"),
-            tenant_id: TENANT.to_owned(),
+            event_id: format!("{}:script-{sequence}", self.tenant),
+            tenant_id: self.tenant.clone(),
             occurred_at_ms: ms(at),
             sequence,
             payload: Some(payload),
@@ -32,7 +46,7 @@ impl Log {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn ix(
+    pub(crate) fn ix(
         &mut self,
         at: &str,
         kind: I,

@@ -5,3 +5,5 @@ mod browser;
 mod floor;
 mod harness;
 mod kpis;
+mod operator;
+mod quality;
