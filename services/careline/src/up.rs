@@ -28,6 +28,10 @@ const DEMO_ROUTER_KEYS: &str = "demo-health=demo-health-key-0000000000000000";
 /// reads it can forge links; deployments set CARELINE_SURVEY_LINK_KEYS).
 const DEMO_SURVEY_LINK_KEYS: &str = "localSurveyLinkKey0000demo1234567890abcdef";
 
+/// The platform operator token of `careline up`'s console (the /operator
+/// view across tenants; local use only: deployments set their own secret).
+const DEMO_OPERATOR_TOKEN: &str = "demo-operator-token-7Kq2xWv9Rb3m";
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Where Redis and NATS keep their data between runs.
@@ -104,6 +108,11 @@ pub struct UpArgs {
     /// the demo tenant's local-only key.
     #[arg(long, default_value = DEMO_ROUTER_KEYS)]
     campaigns_router_api_keys: RouterKeys,
+    /// The platform operator token opening the console's operator view
+    /// (/operator, PlatformOverview); the default is a local-only demo token.
+    #[arg(long, env = "CARELINE_CONSOLE_OPERATOR_TOKEN", default_value = DEMO_OPERATOR_TOKEN,
+          hide_env_values = true)]
+    console_operator_token: String,
     /// Prometheus metrics address of all services.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_addr: SocketAddr,
@@ -228,6 +237,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut console_config = ConsoleConfig::with_common(common.clone());
     console_config.router_url = format!("http://{}", args.router_addr);
     console_config.router_api_keys = args.console_router_api_keys.clone();
+    console_config.operator_token = args.console_operator_token.clone();
     services.spawn(careline_console::serve_with_http(
         console_config,
         console_listener,
@@ -289,7 +299,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  survey    http://{survey_http_addr}/s/<token>   (the page linked from survey emails)"
     );
     println!(
-        "  console   grpc://{}   (careline.v1.Console: GetKpis)",
+        "  console   grpc://{}   (careline.v1.Console: GetKpis, ScoreInteraction, MarkForCoaching; PlatformOverview)",
         args.console_addr
     );
     println!(
@@ -298,6 +308,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!(
         "  campaigns grpc://{}   (careline.v1.CampaignService, health, reflection)",
         args.campaigns_addr
+    );
+    let operator_token = if args.console_operator_token == DEMO_OPERATOR_TOKEN {
+        format!("demo token {DEMO_OPERATOR_TOKEN}")
+    } else {
+        "the token you set".to_owned()
+    };
+    println!(
+        "  operator  http://{console_http_addr}/operator   (every tenant's volumes and rates; {operator_token})"
     );
     println!("  metrics   http://{}/metrics", args.metrics_addr);
     println!("  redis     {}", redis.url());
