@@ -5,7 +5,8 @@
 // Opens CONSOLE_URL/floor and, with the keyboard only, signs in with the tenant key. Then waits
 // for the numbers to change as the caller drives the router over gRPC: it prints "signed_in" and
 // waits until the Member services queue shows two contacts waiting; prints "waiting_seen" and waits
-// until today's answered count is 1, agent ana is listed and one contact still waits. Checks the page's landmarks, table
+// until today's answered count is 1, agent ana is listed and one contact still waits; prints
+// "quality_seen" once ana's scored contact shows in today's quality. Checks the page's landmarks, table
 // headers and live regions, saves a screenshot, and switches to Spanish with the keyboard.
 //
 // Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
@@ -59,6 +60,17 @@ await withBrowser(async (page) => {
   emit("answered_seen", {
     agentState: await page.textContent('#agents tbody tr[data-id="ana"] [data-key="state"]'),
   });
+
+  // A supervisor scored ana's resolved contact (5, 4, 3): today's quality and her row show 4.0.
+  await page.waitForFunction(() => {
+    const row = document.querySelector('#quality tbody tr[data-id="ana"]');
+    return (
+      row !== null &&
+      row.cells[2].textContent === "4.0" &&
+      document.querySelector('[data-kpi="average_quality_score"]').textContent === "4.0"
+    );
+  });
+  emit("quality_seen");
 
   // What assistive technology relies on.
   const a11y = await page.evaluate(() => ({

@@ -9,7 +9,7 @@
 //! `...:ag:<agent>` an agent's state, since when, and load per channel,
 //! `...:agents` the agents seen, `...:ix:<id>` and `...:m:<member>:*` the
 //! pairing state of contacts and members, `...:seen:<event id>`,
-//! `...:rv:<score|coaching>:<id>` the claim of an interaction's one quality
+//! `...:rv:<scored|coaching_marked>:<id>` the claim of an interaction's one quality
 //! score or coaching mark.
 //! Scopes: `t` (the tenant), `q:<queue>`, `a:<agent>`.
 

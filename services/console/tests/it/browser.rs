@@ -97,10 +97,11 @@ async fn create_contact(router: &mut careline_testkit::router::Router, n: usize)
         .id
 }
 
-/// Logs ana in at presence, available, and accepts her first offer.
+/// Logs ana in at presence, available, and accepts her first offer; her
+/// session and the id of the contact she took.
 async fn ana_takes_a_contact(
     presence: std::net::SocketAddr,
-) -> mpsc::Sender<v1::AgentSessionRequest> {
+) -> (mpsc::Sender<v1::AgentSessionRequest>, String) {
     let (tx, rx) = mpsc::channel(16);
     tx.send(v1::AgentSessionRequest {
         kind: Some(DeskRequest::Login(v1::Login {
@@ -146,8 +147,12 @@ async fn ana_takes_a_contact(
     })
     .await
     .unwrap();
-    while !matches!(next(&mut events).await, DeskEvent::Assigned(_)) {}
-    tx
+    loop {
+        if let DeskEvent::Assigned(assigned) = next(&mut events).await {
+            let id = assigned.interaction.expect("the assigned contact").id;
+            return (tx, id);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,12 +204,43 @@ async fn supervisor_watches_contacts_wait_and_get_answered_live_in_a_real_browse
         create_contact(&mut router, n).await;
     }
     script.wait_for("waiting_seen").await;
-    let _desk = ana_takes_a_contact(platform.presence_addr.unwrap()).await;
+    let (_desk, taken) = ana_takes_a_contact(platform.presence_addr.unwrap()).await;
     let answered = script.wait_for("answered_seen").await;
     assert!(
         answered.contains("\"agentState\":\"Available\""),
         "ana is shown available (she has room for more): {answered}"
     );
+
+    // Resolved, then scored by a supervisor: her quality shows beside the KPIs.
+    router
+        .resolve(v1::ResolveRequest {
+            interaction_id: taken.clone(),
+            agent_id: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ana's contact resolved");
+    let mut console = platform.client(DEMO_KEY).await;
+    let scores: Vec<v1::CriterionScoreInput> = [("engagement", 5), ("accuracy", 4), ("compliance", 3)]
+        .into_iter()
+        .map(|(criterion, score)| v1::CriterionScoreInput {
+            criterion_id: criterion.into(),
+            score,
+            comment: String::new(),
+        })
+        .collect();
+    // Until the console has applied the resolution from the log.
+    careline_testkit::assert_eventually!(
+        console
+            .score_interaction(v1::ScoreInteractionRequest {
+                interaction_id: taken.clone(),
+                scores: scores.clone(),
+            })
+            .await
+            .is_ok(),
+        "the resolved contact is scored"
+    );
+    script.wait_for("quality_seen").await;
     script.wait_for("spanish_seen").await;
     script.wait_for("passed").await;
     let status = tokio::time::timeout(BROWSER_DEADLINE, child.wait())
