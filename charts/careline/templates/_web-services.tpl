@@ -86,6 +86,14 @@ email-intake they call, and their keys from Secrets.
 - name: CARELINE_CONSOLE_SESSION_SECRET
   valueFrom:
     secretKeyRef: {{ include "careline.console.sessionSecret" . }}
+{{- with $values.operatorToken.existingSecret.name }}
+# Opens the operator view across tenants; a platform credential, never a tenant key.
+- name: CARELINE_CONSOLE_OPERATOR_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $values.operatorToken.existingSecret.key }}
+{{- end }}
 - name: CARELINE_CONSOLE_SESSION_SECS
   value: {{ int $values.sessionSecs | quote }}
 - name: CARELINE_CONSOLE_SECURE_COOKIE
