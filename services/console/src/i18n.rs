@@ -121,7 +121,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Su sesión terminó; vuelva a entrar.",
     ),
     ("seconds", "s", "s"),
-    ("kpi_nps", "Net promoter score", "Índice de promotores netos"),
+    (
+        "kpi_nps",
+        "Net promoter score",
+        "Índice de promotores netos",
+    ),
     ("kpi_surveys", "Survey answers", "Respuestas a encuestas"),
     (
         "kpi_quality",
@@ -133,7 +137,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Marked for coaching",
         "Marcados para coaching",
     ),
-    ("quality", "Quality by agent (today)", "Calidad por agente (hoy)"),
+    (
+        "quality",
+        "Quality by agent (today)",
+        "Calidad por agente (hoy)",
+    ),
     ("col_reviews", "Reviews", "Revisiones"),
     ("col_quality", "Average (1–5)", "Media (1–5)"),
     ("col_coaching", "Coaching", "Coaching"),
@@ -158,7 +166,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "That credential does not open the operator view. Tenant API keys never do.",
         "Esa credencial no abre la vista de operación. Las claves de API de una organización nunca la abren.",
     ),
-    ("operator_show", "Show the last 24 hours", "Mostrar las últimas 24 horas"),
+    (
+        "operator_show",
+        "Show the last 24 hours",
+        "Mostrar las últimas 24 horas",
+    ),
     (
         "operator_caption",
         "Last 24 hours per tenant: counts and rates only, no member data.",

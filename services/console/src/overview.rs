@@ -129,7 +129,10 @@ pub async fn overview(
         };
         let tz = config.hours().time_zone;
         let mut totals: HashMap<String, i64> = HashMap::new();
-        for (_, counters) in store.periods(&id, "t", Period::Hour, from_ms, to_ms).await? {
+        for (_, counters) in store
+            .periods(&id, "t", Period::Hour, from_ms, to_ms)
+            .await?
+        {
             for (field, value) in counters {
                 *totals.entry(field).or_default() += value;
             }

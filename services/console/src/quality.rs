@@ -234,7 +234,11 @@ impl QualityDesk {
             payload: Some(payload),
         };
         let published = match Subject::new(tenant, QUALITY_ENTITY, what) {
-            Ok(subject) => self.publisher.publish_kept_for(&subject, &event, keep).await,
+            Ok(subject) => {
+                self.publisher
+                    .publish_kept_for(&subject, &event, keep)
+                    .await
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = published {

@@ -424,17 +424,22 @@ impl KpiStore {
     /// What the console's log knows of `tenant`'s interaction `id`; `None`
     /// when none of its events was applied (unknown, another tenant's, or
     /// older than [`PAIRING_RETENTION`]).
-    pub async fn resolution(&self, tenant: &str, id: &str) -> Result<Option<Resolution>, ConsoleError> {
+    pub async fn resolution(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Resolution>, ConsoleError> {
         let mut conn = self.redis.clone();
-        let (exists, fields): (bool, (Option<String>, Option<String>, Option<String>)) = redis::pipe()
-            .exists(format!("{}ix:{id}", prefix(tenant)))
-            .cmd("HMGET")
-            .arg(format!("{}ix:{id}", prefix(tenant)))
-            .arg("r")
-            .arg("rq")
-            .arg("ra")
-            .query_async(&mut conn)
-            .await?;
+        let (exists, fields): (bool, (Option<String>, Option<String>, Option<String>)) =
+            redis::pipe()
+                .exists(format!("{}ix:{id}", prefix(tenant)))
+                .cmd("HMGET")
+                .arg(format!("{}ix:{id}", prefix(tenant)))
+                .arg("r")
+                .arg("rq")
+                .arg("ra")
+                .query_async(&mut conn)
+                .await?;
         if !exists {
             return Ok(None);
         }
@@ -469,9 +474,16 @@ impl KpiStore {
     }
 
     /// Gives back a claim whose event could not be published, so it can be retried.
-    pub async fn release_review(&self, tenant: &str, what: &str, id: &str) -> Result<(), ConsoleError> {
+    pub async fn release_review(
+        &self,
+        tenant: &str,
+        what: &str,
+        id: &str,
+    ) -> Result<(), ConsoleError> {
         let mut conn = self.redis.clone();
-        let _: i64 = conn.del(format!("{}rv:{what}:{id}", prefix(tenant))).await?;
+        let _: i64 = conn
+            .del(format!("{}rv:{what}:{id}", prefix(tenant)))
+            .await?;
         Ok(())
     }
 }

@@ -22,8 +22,8 @@ use tokio_stream::wrappers::WatchStream;
 use crate::floor::FloorFeeds;
 use crate::i18n;
 use crate::overview::{self, Access, OperatorGate};
-use crate::store::KpiStore;
 use crate::session::{self, COOKIE, Lang, Session, Sessions};
+use crate::store::KpiStore;
 
 /// Live update streams open at once on this replica.
 pub const MAX_STREAMS: usize = 1000;

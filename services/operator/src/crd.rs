@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use careline_domain::Language;
 use careline_domain::campaign::OutreachSettings;
 use careline_domain::tenant::{
-    AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QueueConfig, RoutingSettings,
-    QualitySettings, SurveySettings,
+    AgentConfig, ChatSettings, EmailSettings, Limits, OpeningHours, QualitySettings, QueueConfig,
+    RoutingSettings, SurveySettings,
 };
 use kube::CustomResource;
 use kube::core::CustomResourceExt;

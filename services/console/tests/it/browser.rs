@@ -221,14 +221,15 @@ async fn supervisor_watches_contacts_wait_and_get_answered_live_in_a_real_browse
         .await
         .expect("ana's contact resolved");
     let mut console = platform.client(DEMO_KEY).await;
-    let scores: Vec<v1::CriterionScoreInput> = [("engagement", 5), ("accuracy", 4), ("compliance", 3)]
-        .into_iter()
-        .map(|(criterion, score)| v1::CriterionScoreInput {
-            criterion_id: criterion.into(),
-            score,
-            comment: String::new(),
-        })
-        .collect();
+    let scores: Vec<v1::CriterionScoreInput> =
+        [("engagement", 5), ("accuracy", 4), ("compliance", 3)]
+            .into_iter()
+            .map(|(criterion, score)| v1::CriterionScoreInput {
+                criterion_id: criterion.into(),
+                score,
+                comment: String::new(),
+            })
+            .collect();
     // Until the console has applied the resolution from the log.
     careline_testkit::assert_eventually!(
         console

@@ -136,7 +136,9 @@ impl Platform {
     /// Applies another tenant's configuration and waits until the first replica
     /// answers its key.
     pub async fn add_tenant(&self, config: &careline_domain::TenantConfig, key: &str) {
-        let store = TenantStore::open(&self.js, None).await.expect("tenant bucket");
+        let store = TenantStore::open(&self.js, None)
+            .await
+            .expect("tenant bucket");
         store.put(config).await.expect("tenant applied");
         let mut client = self.client(key).await;
         careline_testkit::assert_eventually!(

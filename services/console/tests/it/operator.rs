@@ -51,13 +51,61 @@ async fn operator_token_sees_every_tenant_and_tenant_keys_never_do() {
     platform.add_tenant(&other, OTHER_KEY).await;
     // Demo: two contacts, one answered, one abandoned. Other: one answered.
     let mut demo = Log::default();
-    demo.ix(&an_hour_ago(0), I::Created, &ix_id(1), "general", "", "m-1", &[]);
-    demo.ix(&an_hour_ago(10), I::Assigned, &ix_id(1), "general", "ana", "m-1", &[]);
-    demo.ix(&an_hour_ago(0), I::Created, &ix_id(2), "general", "", "m-2", &[]);
-    demo.ix(&an_hour_ago(60), I::Abandoned, &ix_id(2), "general", "", "m-2", &[]);
+    demo.ix(
+        &an_hour_ago(0),
+        I::Created,
+        &ix_id(1),
+        "general",
+        "",
+        "m-1",
+        &[],
+    );
+    demo.ix(
+        &an_hour_ago(10),
+        I::Assigned,
+        &ix_id(1),
+        "general",
+        "ana",
+        "m-1",
+        &[],
+    );
+    demo.ix(
+        &an_hour_ago(0),
+        I::Created,
+        &ix_id(2),
+        "general",
+        "",
+        "m-2",
+        &[],
+    );
+    demo.ix(
+        &an_hour_ago(60),
+        I::Abandoned,
+        &ix_id(2),
+        "general",
+        "",
+        "m-2",
+        &[],
+    );
     let mut theirs = Log::of(OTHER);
-    theirs.ix(&an_hour_ago(0), I::Created, &ix_id(3), "general", "", "m-3", &[]);
-    theirs.ix(&an_hour_ago(5), I::Assigned, &ix_id(3), "general", "ana", "m-3", &[]);
+    theirs.ix(
+        &an_hour_ago(0),
+        I::Created,
+        &ix_id(3),
+        "general",
+        "",
+        "m-3",
+        &[],
+    );
+    theirs.ix(
+        &an_hour_ago(5),
+        I::Assigned,
+        &ix_id(3),
+        "general",
+        "ana",
+        "m-3",
+        &[],
+    );
     platform.publish(&demo.events).await;
     platform.publish(&theirs.events).await;
     platform.settled().await;
@@ -110,7 +158,10 @@ async fn operator_token_sees_every_tenant_and_tenant_keys_never_do() {
         .expect("GetKpis answers")
         .into_inner();
     let created: u64 = mine.periods.iter().map(|p| p.created).sum();
-    assert_eq!(created, 1, "the other tenant sees its one contact, not the demo's");
+    assert_eq!(
+        created, 1,
+        "the other tenant sees its one contact, not the demo's"
+    );
 
     // The page: the operator token shows the table; a tenant key is refused.
     let addr = platform.http();
@@ -127,13 +178,23 @@ async fn operator_token_sees_every_tenant_and_tenant_keys_never_do() {
     .await;
     assert_eq!(status, 200);
     for tenant in [TENANT, OTHER] {
-        assert!(body.contains(&format!("<span class=\"tenant\">{tenant}</span>")), "{body}");
+        assert!(
+            body.contains(&format!("<span class=\"tenant\">{tenant}</span>")),
+            "{body}"
+        );
     }
-    assert!(body.contains("<td>50%</td>"), "the demo's abandonment rate: {body}");
+    assert!(
+        body.contains("<td>50%</td>"),
+        "the demo's abandonment rate: {body}"
+    );
     for key in [DEMO_KEY, OTHER_KEY] {
-        let (status, _, body) = http(addr, "POST", "/operator", &[FORM], &format!("token={key}")).await;
+        let (status, _, body) =
+            http(addr, "POST", "/operator", &[FORM], &format!("token={key}")).await;
         assert_eq!(status, 403);
-        assert!(!body.contains("<span class=\"tenant\">"), "no tenant row for a tenant key");
+        assert!(
+            !body.contains("<span class=\"tenant\">"),
+            "no tenant row for a tenant key"
+        );
         assert!(body.contains("Tenant API keys never do"));
     }
     let (status, _, _) = http(addr, "POST", "/operator", &[FORM], "token=wrong-token").await;

@@ -56,10 +56,42 @@ fn full_scores() -> Vec<v1::CriterionScoreInput> {
 fn resolved_and_waiting() -> Vec<v1::Event> {
     let mut log = Log::default();
     let (one, two) = (ix_id(1), ix_id(2));
-    log.ix("2026-06-01T10:00:00-04:00", I::Created, &one, "general", "", "m-1", &[]);
-    log.ix("2026-06-01T10:00:20-04:00", I::Assigned, &one, "general", "ana", "m-1", &[]);
-    log.ix("2026-06-01T10:09:00-04:00", I::Resolved, &one, "general", "ana", "m-1", &[]);
-    log.ix("2026-06-01T10:10:00-04:00", I::Created, &two, "general", "", "m-2", &[]);
+    log.ix(
+        "2026-06-01T10:00:00-04:00",
+        I::Created,
+        &one,
+        "general",
+        "",
+        "m-1",
+        &[],
+    );
+    log.ix(
+        "2026-06-01T10:00:20-04:00",
+        I::Assigned,
+        &one,
+        "general",
+        "ana",
+        "m-1",
+        &[],
+    );
+    log.ix(
+        "2026-06-01T10:09:00-04:00",
+        I::Resolved,
+        &one,
+        "general",
+        "ana",
+        "m-1",
+        &[],
+    );
+    log.ix(
+        "2026-06-01T10:10:00-04:00",
+        I::Created,
+        &two,
+        "general",
+        "",
+        "m-2",
+        &[],
+    );
     log.events
 }
 
@@ -89,9 +121,22 @@ async fn survey_answers_make_the_nps_per_tenant_queue_and_agent_and_a_replay_kee
     let mut platform = Platform::start(1).await;
     let mut log = Log::default();
     // (contact, agent, likelihood to recommend 0-10)
-    for (n, agent, recommend) in [(1, "ana", 10), (2, "ana", 3), (3, "luis", 9), (4, "luis", 7)] {
+    for (n, agent, recommend) in [
+        (1, "ana", 10),
+        (2, "ana", 3),
+        (3, "luis", 9),
+        (4, "luis", 7),
+    ] {
         let id = ix_id(n);
-        log.ix("2026-06-01T10:00:00-04:00", I::Resolved, &id, "general", agent, "", &[]);
+        log.ix(
+            "2026-06-01T10:00:00-04:00",
+            I::Resolved,
+            &id,
+            "general",
+            agent,
+            "",
+            &[],
+        );
         log.push(
             "2026-06-01T11:00:00-04:00",
             v1::event::Payload::SurveyAnswered(v1::SurveyAnswered {
@@ -268,7 +313,15 @@ async fn scoring_refuses_bad_scores_and_unresolved_unknown_or_other_tenants_inte
     );
     platform.add_tenant(&other, other_key).await;
     let mut theirs = Log::of("other-plan");
-    theirs.ix("2026-06-01T10:00:00-04:00", I::Resolved, &ix_id(5), "general", "ana", "", &[]);
+    theirs.ix(
+        "2026-06-01T10:00:00-04:00",
+        I::Resolved,
+        &ix_id(5),
+        "general",
+        "ana",
+        "",
+        &[],
+    );
     platform.publish(&resolved_and_waiting()).await;
     platform.publish(&theirs.events).await;
     platform.settled().await;
@@ -324,7 +377,11 @@ async fn scoring_refuses_bad_scores_and_unresolved_unknown_or_other_tenants_inte
     ];
     for (status, code, want) in cases {
         assert_eq!(status.code(), code, "{}", status.message());
-        assert!(status.message().contains(want), "{want}: {}", status.message());
+        assert!(
+            status.message().contains(want),
+            "{want}: {}",
+            status.message()
+        );
     }
 
     // Another tenant's resolved contact is answered exactly as an unknown one.
