@@ -430,24 +430,17 @@ impl KpiStore {
         id: &str,
     ) -> Result<Option<Resolution>, ConsoleError> {
         let mut conn = self.redis.clone();
-        let (exists, fields): (bool, (Option<String>, Option<String>, Option<String>)) =
-            redis::pipe()
-                .exists(format!("{}ix:{id}", prefix(tenant)))
-                .cmd("HMGET")
-                .arg(format!("{}ix:{id}", prefix(tenant)))
-                .arg("r")
-                .arg("rq")
-                .arg("ra")
-                .query_async(&mut conn)
-                .await?;
-        if !exists {
+        // A contact's pairing state is a small hash; empty when it is unknown.
+        let fields: HashMap<String, String> =
+            conn.hgetall(format!("{}ix:{id}", prefix(tenant))).await?;
+        if fields.is_empty() {
             return Ok(None);
         }
-        let (resolved, queue_id, agent_id) = fields;
+        let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
         Ok(Some(Resolution {
-            resolved: resolved.is_some(),
-            queue_id: queue_id.unwrap_or_default(),
-            agent_id: agent_id.unwrap_or_default(),
+            resolved: fields.contains_key("r"),
+            queue_id: field("rq"),
+            agent_id: field("ra"),
         }))
     }
 
