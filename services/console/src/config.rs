@@ -69,7 +69,8 @@ pub struct ConsoleConfig {
         long,
         env = "CARELINE_CONSOLE_SESSION_SECRET",
         default_value = "",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = session_secret
     )]
     pub session_secret: String,
     /// Mark the session cookie `Secure` (set when the floor view is served over HTTPS).
@@ -143,5 +144,40 @@ impl careline_kit::service::ServiceConfig for ConsoleConfig {
 
     fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+}
+
+/// An empty session secret, or a strong one (`careline key new`): a
+/// placeholder left in a deployment's Secret stops start-up, naming it.
+fn session_secret(text: &str) -> Result<String, String> {
+    if !text.is_empty() {
+        careline_domain::secret::check_key_strength(text)
+            .map_err(|problem| format!("console session secret: {problem}"))?;
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ConsoleConfig;
+
+    #[test]
+    fn a_placeholder_session_secret_is_refused_and_empty_or_strong_ones_are_taken() {
+        let parse = |secret: &str| {
+            ConsoleConfig::try_parse_from(["careline-console", "--session-secret", secret])
+        };
+        let refused = parse("REPLACE with the key of `careline key new`")
+            .expect_err("a placeholder is refused")
+            .to_string();
+        assert!(refused.contains("console session secret"), "{refused}");
+        assert!(parse("").is_ok(), "empty: a random secret per process");
+        assert_eq!(
+            parse("dev-only-console-session-4Hw8Tn2pQ6vR")
+                .expect("a strong secret")
+                .session_secret,
+            "dev-only-console-session-4Hw8Tn2pQ6vR"
+        );
     }
 }
