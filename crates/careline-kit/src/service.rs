@@ -69,3 +69,15 @@ where
         Err(error) => fail(&error),
     }
 }
+
+/// Waits for a service's background tasks once its server has stopped,
+/// logging by name any that panicked (the service still ends cleanly).
+pub async fn join_tasks<'a>(
+    tasks: impl IntoIterator<Item = (tokio::task::JoinHandle<()>, &'a str)>,
+) {
+    for (task, name) in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "{name} panicked");
+        }
+    }
+}

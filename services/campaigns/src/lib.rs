@@ -147,14 +147,11 @@ pub async fn serve_with(
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;
-    for (task, name) in [
+    careline_kit::service::join_tasks([
         (consuming, "campaigns consumer"),
         (scheduling, "campaign scheduler"),
         (probe, "health probe"),
-    ] {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "{name} panicked");
-        }
-    }
+    ])
+    .await;
     Ok(())
 }

@@ -147,11 +147,7 @@ pub async fn serve_with_http(
         Ok(Err(error)) => tracing::error!(%error, "HTTP server failed"),
         Err(error) => tracing::error!(%error, "HTTP server panicked"),
     }
-    for (task, name) in [(sweeper, "grace sweeper"), (probe, "health probe")] {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "{name} panicked");
-        }
-    }
+    careline_kit::service::join_tasks([(sweeper, "grace sweeper"), (probe, "health probe")]).await;
     Ok(())
 }
 

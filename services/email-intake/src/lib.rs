@@ -133,15 +133,12 @@ pub async fn serve_with_smtp(
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;
-    for (task, name) in [
+    careline_kit::service::join_tasks([
         (smtp, "SMTP listener"),
         (consumer, "email consumer"),
         (probe, "health probe"),
-    ] {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "{name} panicked");
-        }
-    }
+    ])
+    .await;
     Ok(())
 }
 

@@ -108,11 +108,11 @@ pub async fn serve(
         .readiness(healthy)
         .serve(listener, shutdown.wait())
         .await?;
-    for (task, name) in [(consuming, "notification worker"), (probe, "health probe")] {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "{name} panicked");
-        }
-    }
+    careline_kit::service::join_tasks([
+        (consuming, "notification worker"),
+        (probe, "health probe"),
+    ])
+    .await;
     Ok(())
 }
 

@@ -137,14 +137,11 @@ pub async fn serve_with(
         Err(error) => tracing::error!(%error, "survey page panicked"),
         Ok(Ok(())) => {}
     }
-    for (task, name) in [
+    careline_kit::service::join_tasks([
         (consuming, "survey consumer"),
         (sending, "due worker"),
         (probe, "health probe"),
-    ] {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "{name} panicked");
-        }
-    }
+    ])
+    .await;
     Ok(())
 }
