@@ -54,7 +54,7 @@ pub use config::{
 pub use error::KitError;
 pub use grpc::{GrpcServer, HealthHandle};
 pub use redis_client::{RedisConnection, RedisTarget};
-pub use router_keys::RouterKeys;
+pub use router_keys::{RouterKeys, RouterLink};
 pub use shutdown::Shutdown;
 pub use telemetry::{TelemetryGuard, init_telemetry};
 pub use tls::{Tls, TlsConfig};

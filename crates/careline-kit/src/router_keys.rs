@@ -1,5 +1,6 @@
-//! [`RouterKeys`]: the router API key an intake service (email-intake,
-//! chat-gateway) presents for each tenant when it creates interactions.
+//! [`RouterKeys`]: the router API key a service (email-intake, chat-gateway,
+//! campaigns) presents for each tenant when it calls the router, and
+//! [`RouterLink`]: the channel and keys those calls go through.
 
 use std::collections::BTreeMap;
 
@@ -58,5 +59,54 @@ mod tests {
     fn router_keys_debug_hides_the_keys() {
         let keys: RouterKeys = "demo-health=secret".parse().unwrap();
         assert!(!format!("{keys:?}").contains("secret"));
+    }
+}
+
+/// The router as a service reaches it on behalf of tenants: one lazily
+/// connected channel (reconnecting as needed) and each tenant's router key.
+#[derive(Debug, Clone)]
+pub struct RouterLink {
+    channel: tonic::transport::Channel,
+    keys: RouterKeys,
+}
+
+impl RouterLink {
+    /// A link to the router at `url` (`https://` uses `tls`'s CA file and
+    /// client certificate), each call given `timeout`; the error names the
+    /// `--router-url` setting.
+    pub fn new(
+        url: &str,
+        keys: RouterKeys,
+        tls: &crate::Tls,
+        timeout: std::time::Duration,
+    ) -> Result<RouterLink, String> {
+        let channel = tls
+            .grpc_endpoint(url)
+            .map_err(|e| format!("--router-url {url:?}: {e}"))?
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(RouterLink { channel, keys })
+    }
+
+    /// Whether a router key is configured for `tenant`.
+    pub fn has_key(&self, tenant: &str) -> bool {
+        self.keys.get(tenant).is_some()
+    }
+
+    /// `message` as a call of `tenant`: its router key as the bearer and the
+    /// current trace; `None` without a usable key for the tenant.
+    pub fn request<T>(&self, tenant: &str, message: T) -> Option<tonic::Request<T>> {
+        let value = format!("Bearer {}", self.keys.get(tenant)?).parse().ok()?;
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", value);
+        crate::grpc::inject_trace_context(request.metadata_mut());
+        Some(request)
+    }
+
+    /// A router client on the shared channel.
+    pub fn client(
+        &self,
+    ) -> careline_proto::v1::router_client::RouterClient<tonic::transport::Channel> {
+        careline_proto::v1::router_client::RouterClient::new(self.channel.clone())
     }
 }

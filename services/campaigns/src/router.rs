@@ -2,7 +2,7 @@
 //! uses it (create outbound interactions, read queue stats and an inbound
 //! interaction's campaign attribute), each call with the tenant's router key.
 
-use careline_kit::{RouterKeys, Tls};
+use careline_kit::{RouterKeys, RouterLink, Tls};
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use tonic::transport::Channel;
@@ -24,42 +24,30 @@ pub struct QueueLoad {
 /// A router client per call, sharing one lazily connected channel.
 #[derive(Debug, Clone)]
 pub struct RouterGateway {
-    channel: Channel,
-    keys: RouterKeys,
+    link: RouterLink,
 }
 
 impl RouterGateway {
     /// A gateway to the router at `url` (connects on first use).
     pub fn new(url: &str, keys: RouterKeys, tls: &Tls) -> Result<RouterGateway, CampaignError> {
-        let channel = tls
-            .grpc_endpoint(url)
-            .map_err(|e| CampaignError::Invalid(format!("--router-url {url:?}: {e}")))?
-            .timeout(ROUTER_CALL_TIMEOUT)
-            .connect_lazy();
-        Ok(RouterGateway { channel, keys })
+        let link =
+            RouterLink::new(url, keys, tls, ROUTER_CALL_TIMEOUT).map_err(CampaignError::Invalid)?;
+        Ok(RouterGateway { link })
     }
 
     /// Whether the tenant's router key is configured.
     pub fn has_key(&self, tenant: &str) -> bool {
-        self.keys.get(tenant).is_some()
+        self.link.has_key(tenant)
     }
 
     fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, CampaignError> {
-        let key = self
-            .keys
-            .get(tenant)
-            .ok_or_else(|| CampaignError::NoRouterKey(tenant.to_owned()))?;
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {key}")
-            .parse()
-            .map_err(|_| CampaignError::NoRouterKey(tenant.to_owned()))?;
-        request.metadata_mut().insert("authorization", value);
-        careline_kit::grpc::inject_trace_context(request.metadata_mut());
-        Ok(request)
+        self.link
+            .request(tenant, message)
+            .ok_or_else(|| CampaignError::NoRouterKey(tenant.to_owned()))
     }
 
     fn client(&self) -> RouterClient<Channel> {
-        RouterClient::new(self.channel.clone())
+        self.link.client()
     }
 
     /// `CreateInteraction` for `tenant`.

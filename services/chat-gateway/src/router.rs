@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use careline_kit::RouterKeys;
 use careline_kit::Tls;
+use careline_kit::{RouterKeys, RouterLink};
 use careline_proto::v1;
 use careline_proto::v1::router_client::RouterClient;
 use tonic::transport::Channel;
@@ -18,43 +18,31 @@ pub const ROUTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A router client per call, sharing one lazily connected channel.
 #[derive(Debug, Clone)]
 pub struct RouterGateway {
-    channel: Channel,
-    keys: RouterKeys,
+    link: RouterLink,
 }
 
 impl RouterGateway {
     /// A gateway to the router at `url` (connects on first use, reconnects as needed);
     /// `https://` uses `tls`'s CA file and client certificate.
     pub fn new(url: &str, keys: RouterKeys, tls: &Tls) -> Result<RouterGateway, ChatError> {
-        let channel = tls
-            .grpc_endpoint(url)
-            .map_err(|e| ChatError::Invalid(format!("--router-url {url:?}: {e}")))?
-            .timeout(ROUTER_CALL_TIMEOUT)
-            .connect_lazy();
-        Ok(RouterGateway { channel, keys })
+        let link =
+            RouterLink::new(url, keys, tls, ROUTER_CALL_TIMEOUT).map_err(ChatError::Invalid)?;
+        Ok(RouterGateway { link })
     }
 
     /// Whether the gateway can create interactions for `tenant`.
     pub fn serves(&self, tenant: &str) -> bool {
-        self.keys.get(tenant).is_some()
+        self.link.has_key(tenant)
     }
 
     fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, ChatError> {
-        let key = self
-            .keys
-            .get(tenant)
-            .ok_or_else(|| ChatError::NoRouterKey(tenant.to_owned()))?;
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {key}")
-            .parse()
-            .map_err(|_| ChatError::NoRouterKey(tenant.to_owned()))?;
-        request.metadata_mut().insert("authorization", value);
-        careline_kit::grpc::inject_trace_context(request.metadata_mut());
-        Ok(request)
+        self.link
+            .request(tenant, message)
+            .ok_or_else(|| ChatError::NoRouterKey(tenant.to_owned()))
     }
 
     fn client(&self) -> RouterClient<Channel> {
-        RouterClient::new(self.channel.clone())
+        self.link.client()
     }
 
     /// `CreateInteraction` for `tenant`.

@@ -1,10 +1,8 @@
 //! [`RouterGateway`]: the router's public gRPC API as email-intake uses it,
 //! each call authenticated with the tenant's router API key.
 
-use careline_kit::Tls;
+use careline_kit::{RouterLink, Tls};
 use careline_proto::v1;
-use careline_proto::v1::router_client::RouterClient;
-use tonic::transport::Channel;
 
 use crate::config::RouterKeys;
 use crate::error::EmailError;
@@ -15,35 +13,22 @@ pub const ROUTER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// A router client per call, sharing one lazily connected channel.
 #[derive(Debug, Clone)]
 pub struct RouterGateway {
-    channel: Channel,
-    keys: RouterKeys,
+    link: RouterLink,
 }
 
 impl RouterGateway {
     /// A gateway to the router at `url` (connects on first use, reconnects as needed);
     /// `https://` uses `tls`'s CA file and client certificate.
     pub fn new(url: &str, keys: RouterKeys, tls: &Tls) -> Result<RouterGateway, EmailError> {
-        let channel = tls
-            .grpc_endpoint(url)
-            .map_err(|e| EmailError::Invalid(format!("--router-url {url:?}: {e}")))?
-            .timeout(ROUTER_CALL_TIMEOUT)
-            .connect_lazy();
-        Ok(RouterGateway { channel, keys })
+        let link =
+            RouterLink::new(url, keys, tls, ROUTER_CALL_TIMEOUT).map_err(EmailError::Invalid)?;
+        Ok(RouterGateway { link })
     }
 
     fn request<T>(&self, tenant: &str, message: T) -> Result<tonic::Request<T>, EmailError> {
-        let key = self
-            .keys
-            .0
-            .get(tenant)
-            .ok_or_else(|| EmailError::NoRouterKey(tenant.to_owned()))?;
-        let mut request = tonic::Request::new(message);
-        let value = format!("Bearer {key}")
-            .parse()
-            .map_err(|_| EmailError::NoRouterKey(tenant.to_owned()))?;
-        request.metadata_mut().insert("authorization", value);
-        careline_kit::grpc::inject_trace_context(request.metadata_mut());
-        Ok(request)
+        self.link
+            .request(tenant, message)
+            .ok_or_else(|| EmailError::NoRouterKey(tenant.to_owned()))
     }
 
     /// `CreateInteraction` for `tenant`.
@@ -53,7 +38,8 @@ impl RouterGateway {
         create: v1::CreateInteractionRequest,
     ) -> Result<v1::CreateInteractionResponse, EmailError> {
         let request = self.request(tenant, create)?;
-        RouterClient::new(self.channel.clone())
+        self.link
+            .client()
             .create_interaction(request)
             .await
             .map(tonic::Response::into_inner)
@@ -72,10 +58,7 @@ impl RouterGateway {
                 interaction_id: interaction_id.to_owned(),
             },
         )?;
-        match RouterClient::new(self.channel.clone())
-            .get_interaction(request)
-            .await
-        {
+        match self.link.client().get_interaction(request).await {
             Ok(response) => Ok(Some(response.into_inner())),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
             Err(status) => Err(EmailError::Router(status)),
