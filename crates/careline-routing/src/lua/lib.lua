@@ -75,6 +75,30 @@ end
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
+-- The fields of an agent's hash that routing reads: not its proficiencies
+-- (unless the tenant routes to the most skilled), nor its pending offers
+-- (`o:<offer id>`, as many as its capacity), which HGETALL would copy too.
+local AGENT_FIELDS = {'state', 'online', 'session', 'targets', 'langs',
+  'used:voice', 'used:chat', 'used:email', 'cap:voice', 'cap:chat', 'cap:email',
+  'idle:voice', 'idle:chat', 'idle:email', 'offered:voice', 'offered:chat', 'offered:email',
+  'idx:voice', 'idx:chat', 'idx:email'}
+
+-- The agent's routing fields (nil when it has none).
+local function load_agent(aid)
+  if SETTINGS.strategy == 'most_skilled' then return hgetall(agent_key(aid)) end
+  local values = redis.call('HMGET', agent_key(aid), unpack(AGENT_FIELDS))
+  local a, found = {}, false
+  for i = 1, #AGENT_FIELDS do
+    if values[i] then
+      a[AGENT_FIELDS[i]] = values[i]
+      found = true
+    end
+  end
+  if found then return a end
+  return nil
+end
+
+
 -- The tenant's event sequence: how many events its scripts have emitted. It
 -- lives in the settings hash (`seq`), so the prelude's one read of the
 -- settings also tells a script the number of its first event (an offer id is
@@ -198,7 +222,7 @@ local function is_personal(target) return string.sub(target, 1, 1) == '@' end
 -- when the caller already holds it (kept up to date in place).
 local function reindex_agent(aid, channels, loaded)
   local key = agent_key(aid)
-  local a = loaded or hgetall(key)
+  local a = loaded or load_agent(aid)
   if a == nil then return end
   local targets = split(a.targets)
   local langs = split(a.langs)
@@ -242,7 +266,7 @@ local function release_capacity(aid, ch)
   local key = agent_key(aid)
   local used = tonumber(redis.call('HINCRBY', key, 'used:' .. ch, -1))
   if used <= 0 then redis.call('HSET', key, 'used:' .. ch, 0, 'idle:' .. ch, NOW) end
-  local a = hgetall(key)
+  local a = load_agent(aid)
   emit_agent('capacity_released', aid, {ch = ch})
   reindex_agent(aid, affected_channels(a, ch))
 end
@@ -300,15 +324,24 @@ end
 
 local OFFERS_MADE = 0
 
+-- `n` in `width` base32 digits, most significant first. Digits are gathered
+-- in a table and joined once: a string built digit by digit costs one new
+-- string per digit.
 local function base32(n, width)
-  local s = ''
-  for _ = 1, width do
+  local digits = {}
+  for i = width, 1, -1 do
     local d = n % 32
-    s = string.sub(B32, d + 1, d + 1) .. s
-    n = math.floor(n / 32)
+    digits[i] = string.sub(B32, d + 1, d + 1)
+    n = (n - d) / 32
+    if n == 0 then
+      for j = i - 1, 1, -1 do digits[j] = '0' end
+      break
+    end
   end
-  return s
+  return table.concat(digits)
 end
+-- The time part of the offer ids this script makes (at most one clock read).
+local NOW_B32 = nil
 
 -- The timer of an offer's deadline (`offer|<offer id>|<interaction id>`).
 local function offer_timer(oid, id) return 'offer|' .. oid .. '|' .. id end
@@ -338,7 +371,8 @@ local function make_offer(id, ix, aid, a, extra)
   -- before it below) orders round robin and makes the offer id: "of_" + 26
   -- base32 chars (time, then the number).
   local count = next_event_number()
-  local oid = 'of_' .. base32(NOW, 10) .. base32(count, 16)
+  NOW_B32 = NOW_B32 or base32(NOW, 10)
+  local oid = 'of_' .. NOW_B32 .. base32(count, 16)
   local timeout = setting_num('offer_timeout:' .. ix.ch)
   local deadline = NOW + timeout * 1000
   if ix.state == 'queued' then redis.call('ZREM', queue_key(ix.target, ix.ch, ix.lang), id) end
@@ -394,14 +428,17 @@ end
 -- longest idle.
 local function first_free_agent(index, id, ch, target, fresh)
   local start = 0
+  -- The head is nearly always the one: read it alone first (each entry read
+  -- costs its score's formatting), then whole pages while skipping.
+  local size = 1
   while start < MAX_DECLINED_SKIP do
-    local page = redis.call('ZRANGE', index, start, start + SCAN_PAGE - 1, 'WITHSCORES')
+    local page = redis.call('ZRANGE', index, start, start + size - 1, 'WITHSCORES')
     if #page == 0 then return nil end
     local repaired = false
     for i = 1, #page, 2 do
       local aid = page[i]
       if fresh or not declined_by(id, aid) then
-        local a = hgetall(agent_key(aid))
+        local a = load_agent(aid)
         if not agent_free(a, ch) then
           reindex_agent(aid)
         else
@@ -415,7 +452,10 @@ local function first_free_agent(index, id, ch, target, fresh)
       end
       start = start + 1
     end
-    if not repaired and #page < 2 * SCAN_PAGE then return nil end
+    if not repaired then
+      if #page < 2 * size then return nil end
+      size = SCAN_PAGE
+    end
   end
   return nil
 end
@@ -432,7 +472,7 @@ local function match_interaction(id, ix, extra)
   end
   if is_personal(ix.target) then
     local aid = string.sub(ix.target, 2)
-    local a = hgetall(agent_key(aid))
+    local a = load_agent(aid)
     if agent_free(a, ix.ch) and string.find(',' .. a.langs .. ',', ',' .. ix.lang .. ',', 1, true)
       and not declined_by(id, aid) then
       return make_offer(id, ix, aid, a, extra)
@@ -470,7 +510,7 @@ local function match_agent(aid)
     rematch_later('rma', aid)
     return
   end
-  local a = hgetall(agent_key(aid))
+  local a = load_agent(aid)
   if a == nil then return end
   local waiting = {}
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'waiting')) do waiting[key] = true end
@@ -511,7 +551,7 @@ end
 local function match_free_agents(ix)
   local index = agent_index_key(ix.target, ix.ch, ix.lang)
   for _, aid in ipairs(redis.call('ZRANGE', index, 0, SCAN_PAGE - 1)) do
-    if agent_free(hgetall(agent_key(aid)), ix.ch) then
+    if agent_free(load_agent(aid), ix.ch) then
       match_agent(aid)
     else
       reindex_agent(aid)
@@ -607,7 +647,7 @@ end
 -- assigned work waits `reconnect_grace_secs` for the agent to come back.
 local function end_session(aid, session, reason)
   local key = agent_key(aid)
-  local a = hgetall(key)
+  local a = load_agent(aid)
   if a == nil or a.session ~= session or a.online ~= '1' then return end
   redis.call('HSET', key, 'online', '0', 'state', 'offline', 'reason', reason, 'state_since', NOW)
   redis.call('ZREM', P .. 'timers', 'hb|' .. aid .. '|' .. session)

@@ -100,7 +100,7 @@ local function on_aging(id)
 end
 
 local function on_grace_over(aid, session)
-  local a = hgetall(agent_key(aid))
+  local a = load_agent(aid)
   if a == nil or a.session ~= session or a.online == '1' then return end
   for _, id in ipairs(redis.call('SMEMBERS', P .. 'holds:' .. aid)) do
     local ix = load_ix(id)
