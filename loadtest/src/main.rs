@@ -364,7 +364,7 @@ fn report_reference(name: &str, result: anyhow::Result<f64>) -> Option<f64> {
 fn print_top_commands(stats: &server::CommandStats, unit: &str, count: u64, shown: usize) {
     let mut by_calls: Vec<_> = stats
         .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "evalsha" | "config" | "slowlog" | "info"))
+        .filter(|(name, _)| !server::outside_scripts(name))
         .collect();
     by_calls.sort_by_key(|(_, (calls, _))| std::cmp::Reverse(*calls));
     let top: Vec<String> = by_calls

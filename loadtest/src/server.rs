@@ -204,10 +204,20 @@ pub async fn command_stats(conn: &mut MultiplexedConnection) -> anyhow::Result<C
     Ok(stats)
 }
 
-/// Commands that are not part of a routing script: the scripts themselves
-/// and the benchmark's own bookkeeping.
-fn outside_scripts(name: &str) -> bool {
-    matches!(name, "evalsha" | "eval" | "config" | "slowlog" | "info")
+/// Calls of routing code: the routing library's functions and the
+/// standalone scripts.
+const SCRIPT_CALLS: [&str; 2] = ["fcall", "evalsha"];
+
+/// Commands that are not part of a routing call: the calls themselves and
+/// the benchmark's own bookkeeping.
+pub fn outside_scripts(name: &str) -> bool {
+    // Subcommands are counted as "<command>|<subcommand>".
+    let command = name.split('|').next().unwrap_or(name);
+    SCRIPT_CALLS.contains(&command)
+        || matches!(
+            command,
+            "eval" | "function" | "script" | "config" | "slowlog" | "info"
+        )
 }
 
 /// Scripts run, their server time (us) and the commands they issued between
@@ -220,10 +230,10 @@ pub fn script_cost(before: &CommandStats, after: &CommandStats) -> (u64, u64, u6
             usec.saturating_sub(usec_before),
         )
     };
-    let (scripts, script_us) = after
-        .get("evalsha")
-        .map(|stat| delta("evalsha", *stat))
-        .unwrap_or_default();
+    let (scripts, script_us) = SCRIPT_CALLS
+        .iter()
+        .filter_map(|name| after.get(*name).map(|stat| delta(name, *stat)))
+        .fold((0, 0), |(calls, us), (c, u)| (calls + c, us + u));
     let inner = after
         .iter()
         .filter(|(name, _)| !outside_scripts(name))

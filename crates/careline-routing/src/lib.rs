@@ -14,8 +14,8 @@
 //! - [`keys`]: Redis key names (`cl:{tenant}:...`).
 //! - [`error`]: [`RoutingError`], with the one table of error -> gRPC code and client message.
 //!
-//! The scripts live in `src/lua/`, one per operation, after the shared
-//! prelude `lib.lua`.
+//! The routing operations live in `src/lua/`: one Redis Functions library,
+//! `lib.lua` and a function per operation (assembled in `scripts.rs`).
 
 #![forbid(unsafe_code)]
 

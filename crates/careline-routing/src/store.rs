@@ -15,12 +15,12 @@ use careline_domain::{Channel, Language, Priority, UrgentReason};
 use careline_kit::{RedisConnection, Tls};
 use careline_proto::v1;
 use futures::StreamExt;
-use redis::{FromRedisValue, Script, ScriptInvocation, Value};
+use redis::{FromRedisValue, Value};
 
 use crate::activity::Activity;
 use crate::error::{Result, RoutingError};
 use crate::keys;
-use crate::scripts::Scripts;
+use crate::scripts::{Routine, Scripts, library_missing};
 
 mod agents;
 mod interactions;
@@ -184,14 +184,16 @@ impl RoutingStore {
     pub async fn connect_with_tls(redis_url: &str, tls: &Tls) -> Result<Self> {
         let conn = RedisConnection::connect(redis_url, tls).await?;
         check_redis_version(&mut conn.clone()).await?;
-        Ok(Self {
+        let store = Self {
             conn,
             scripts: Arc::new(Scripts::new()),
             activity: Arc::default(),
             outbox_max_events: u64::MAX,
             replica_acks: 0,
             replica_acks_paused_until: Arc::default(),
-        })
+        };
+        store.load_library().await?;
+        Ok(store)
     }
 
     /// Takes one token from the tenant's bucket `bucket` (`per_sec` tokens a
@@ -369,11 +371,15 @@ impl RoutingStore {
         Ok(())
     }
 
-    async fn run(&self, script: &Script, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
-        let mut conn = self.conn.clone();
-        let reply = invocation(script, tenant, args)
-            .invoke_async::<Vec<Value>>(&mut conn)
+    async fn run(&self, routine: &Routine, tenant: &str, args: &[&[u8]]) -> Result<Vec<Value>> {
+        let call = routine.call(tenant, args);
+        let reply = self
+            .call_routing(|mut conn| {
+                let call = &call;
+                async move { call.query_async::<Vec<Value>>(&mut conn).await }
+            })
             .await;
+        let mut conn = self.conn.clone();
         // Even a failed call may have changed state (a reply lost on the way).
         self.activity.touched(tenant);
         let reply = script_result(reply?)?;
@@ -394,6 +400,36 @@ impl RoutingStore {
             }
         }
         Ok(reply)
+    }
+
+    /// Makes a call of the routing library's functions (one FCALL or a
+    /// pipeline of them) through `call`; a primary that answers it does not
+    /// have the library (a new or emptied one) gets it, and the call is made
+    /// again once.
+    pub(crate) async fn call_routing<T, F, Fut>(&self, call: F) -> redis::RedisResult<T>
+    where
+        F: Fn(RedisConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match call(self.conn.clone()).await {
+            Err(error) if library_missing(&error) => {
+                self.load_library().await?;
+                call(self.conn.clone()).await
+            }
+            other => other,
+        }
+    }
+
+    /// Loads the routing library into every primary (replacing one of the
+    /// same name: the same code).
+    async fn load_library(&self) -> redis::RedisResult<()> {
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&self.scripts.library)
+            .query_async::<Value>(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     fn replica_acks_paused(&self) -> bool {
@@ -525,15 +561,6 @@ fn redis_version(info: &str) -> Option<(&str, u32)> {
         .find_map(|line| line.trim().strip_prefix("redis_version:"))?;
     let major = version.split('.').next()?.parse().ok()?;
     Some((version, major))
-}
-
-fn invocation<'a>(script: &'a Script, tenant: &str, args: &[&[u8]]) -> ScriptInvocation<'a> {
-    let mut invocation = script.key(keys::prefix(tenant));
-    invocation.arg(careline_bus::current_traceparent());
-    for arg in args {
-        invocation.arg(*arg);
-    }
-    invocation
 }
 
 /// A script's reply `{status, values...}` as the values, or the error its status names.

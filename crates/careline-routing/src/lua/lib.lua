@@ -1,4 +1,8 @@
--- Shared prelude of every routing script (concatenated in front of each one).
+-- The routing library's shared part: constants, state and helpers of every
+-- routing function (each script file is one function's body; see
+-- scripts.rs). Redis loads the library once (FUNCTION LOAD), so the helpers
+-- below are defined once, not on every call; what belongs to one call is
+-- set by `begin` when the call starts.
 --
 -- KEYS[1]  the tenant's key prefix, "cl:{<tenant>}:" (the hash tag puts all of
 --          a tenant's keys in one Redis Cluster slot)
@@ -11,8 +15,9 @@
 -- Everything a script does happens atomically. No script scans all agents or
 -- all interactions: it pops from and pushes to per-target indexes.
 
-local P = KEYS[1]
-local TRACEPARENT = ARGV[1]
+-- The call's keys and arguments, the tenant's key prefix and the request's
+-- traceparent (see `run`).
+local KEYS, ARGV, P, TRACEPARENT
 
 -- Index entries a match reads per round trip while it skips agents who
 -- declined the interaction, or interactions the agent declined...
@@ -36,7 +41,8 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local NOW = now_ms()
+-- The call's clock, read once when it starts.
+local NOW
 
 local function ix_key(id) return P .. 'ix:' .. id end
 local function agent_key(id) return P .. 'agent:' .. id end
@@ -58,20 +64,13 @@ local function split(csv)
   return out
 end
 
-local SETTINGS = hgetall(P .. 'settings')
-if SETTINGS == nil then
-  return {'SETTINGS_MISSING', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
-end
--- Every number a script may read, checked before any write: a script must
--- never fail half-way and leave a half-changed interaction behind.
-for _, name in ipairs({'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeout:email',
-    'wrap_up_secs', 'heartbeat_ttl_secs', 'reconnect_grace_secs', 'aging_after_secs',
-    'aging_max_band', 'personal_fallback_secs'}) do
-  if tonumber(SETTINGS[name]) == nil then
-    return {'SETTINGS_MISSING', 'tenant routing settings are incomplete (' .. name ..
-      '); they are rewritten from configuration shortly, retry'}
-  end
-end
+-- The tenant's routing settings, read when the call starts (`begin`).
+local SETTINGS
+-- Every number a call may read, checked before any write: a call must never
+-- fail half-way and leave a half-changed interaction behind.
+local NUMERIC_SETTINGS = {'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeout:email',
+  'wrap_up_secs', 'heartbeat_ttl_secs', 'reconnect_grace_secs', 'aging_after_secs',
+  'aging_max_band', 'personal_fallback_secs'}
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
@@ -98,15 +97,9 @@ local function load_agent(aid)
   return nil
 end
 
-
--- The tenant's event sequence: how many events its scripts have emitted. It
--- lives in the settings hash (`seq`), so the prelude's one read of the
--- settings also tells a script the number of its first event (an offer id is
--- made from it) and, with `relayed`, how many events wait in the outbox.
--- Releases before it was a key of its own (`seq`): moved on the first write.
-local SEQ = tonumber(SETTINGS.seq)
-local SEQ_KEY_TO_MOVE = SEQ == nil
-if SEQ_KEY_TO_MOVE then SEQ = tonumber(redis.call('GET', P .. 'seq')) or 0 end
+-- The tenant's event sequence, read when the call starts (see `begin`), and
+-- whether it still lives in the key of releases before it moved.
+local SEQ, SEQ_KEY_TO_MOVE
 
 -- Events the script emitted, appended to the tenant's outbox when it ends
 -- (`flush_events`, run after every script body) as one entry of up to
@@ -322,6 +315,7 @@ local function queue_position(id, ix)
   return 0
 end
 
+-- Offers this call made (see `can_offer_more`).
 local OFFERS_MADE = 0
 
 -- `n` in `width` base32 digits, most significant first. Digits are gathered
@@ -684,4 +678,46 @@ end
 
 local function add_note(id, note)
   if note ~= nil and note ~= '' then redis.call('RPUSH', ix_key(id) .. ':notes', note) end
+end
+
+-- Calls -----------------------------------------------------------------------
+
+-- Starts a call: its keys, arguments and clock, and the tenant's settings
+-- and event sequence. Returns the refusal when the settings are not usable.
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  P, TRACEPARENT = KEYS[1], ARGV[1]
+  NOW = now_ms()
+  NOW_B32 = nil
+  EVENTS = {}
+  OFFERS_MADE = 0
+  SETTINGS = hgetall(P .. 'settings')
+  if SETTINGS == nil then
+    return {'SETTINGS_MISSING', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
+  end
+  for _, name in ipairs(NUMERIC_SETTINGS) do
+    if tonumber(SETTINGS[name]) == nil then
+      return {'SETTINGS_MISSING', 'tenant routing settings are incomplete (' .. name ..
+        '); they are rewritten from configuration shortly, retry'}
+    end
+  end
+  -- The tenant's event sequence: how many events its calls have emitted. It
+  -- lives in the settings hash (`seq`), so the one read of the settings also
+  -- tells a call the number of its first event (an offer id is made from it)
+  -- and, with `relayed`, how many events wait in the outbox. Releases before
+  -- it was a key of its own (`seq`): moved on the first write.
+  SEQ = tonumber(SETTINGS.seq)
+  SEQ_KEY_TO_MOVE = SEQ == nil
+  if SEQ_KEY_TO_MOVE then SEQ = tonumber(redis.call('GET', P .. 'seq')) or 0 end
+  return nil
+end
+
+-- Runs one routing function's body as a call: whatever it returns, the
+-- events it emitted are appended to the outbox after it.
+local function run(keys, args, body)
+  local refused = begin(keys, args)
+  if refused then return refused end
+  local reply = body()
+  flush_events()
+  return reply
 end

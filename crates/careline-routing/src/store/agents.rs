@@ -9,7 +9,7 @@ use careline_domain::tenant::{AgentConfig, TenantConfig};
 use careline_proto::v1;
 use redis::{FromRedisValue, Value};
 
-use super::{AgentStatus, Held, REFRESH_PIPELINE, RoutingStore, invocation, script_result, take};
+use super::{AgentStatus, Held, REFRESH_PIPELINE, RoutingStore, script_result, take};
 use crate::convert::{channel_to_proto, language_from_str, language_to_proto};
 use crate::error::{Result, RoutingError};
 use crate::keys;
@@ -70,7 +70,7 @@ impl RoutingStore {
             .arg(keys::tenant_key(tenant, "agents"))
             .query_async(&mut conn)
             .await?;
-        let script = &self.scripts.agent_refresh;
+        let routine = &self.scripts.agent_refresh;
         let targets = routing_targets(config);
         let configured: HashMap<&str, &AgentConfig> = config
             .agents
@@ -85,10 +85,6 @@ impl RoutingStore {
             }
             let stored: Vec<(Option<String>, Option<String>)> = read.query_async(&mut conn).await?;
             let mut refresh = redis::pipe();
-            // Unlike `invoke_async`, a pipelined script is not reloaded on
-            // NOSCRIPT: load it first in the same pipeline, so a script cache
-            // emptied by a Redis restart cannot fail the pass.
-            refresh.load_script(script).ignore();
             let mut stale = 0;
             for (id, (online, profile)) in chunk.iter().zip(stored) {
                 if online.as_deref() != Some("1") {
@@ -106,17 +102,18 @@ impl RoutingStore {
                     Some(p) => [&p.targets, &p.profs, &p.langs, &p.caps].map(|v| v.as_bytes()),
                     None => [&b""[..]; 4],
                 };
-                refresh.invoke_script(&invocation(
-                    script,
-                    tenant,
-                    &[id.as_bytes(), targets, profs, langs, caps],
-                ));
+                refresh.add_command(
+                    routine.call(tenant, &[id.as_bytes(), targets, profs, langs, caps]),
+                );
                 stale += 1;
             }
             if stale == 0 {
                 continue;
             }
-            let replies: Vec<Vec<Value>> = refresh.query_async(&mut conn).await?;
+            let refresh = &refresh;
+            let replies: Vec<Vec<Value>> = self
+                .call_routing(|mut conn| async move { refresh.query_async(&mut conn).await })
+                .await?;
             for reply in replies {
                 let [updated] = take::<1>(script_result(reply)?)?;
                 changed += usize::from(i64::from_redis_value(updated)? == 1);

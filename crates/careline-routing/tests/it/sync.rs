@@ -76,22 +76,30 @@ async fn a_change_reaches_two_thousand_logged_in_agents_in_one_pipelined_pass() 
     );
 }
 
+/// What a new or emptied Redis primary lacks: the routing library and the
+/// standalone scripts.
+async fn forget_code(env: &Env) {
+    let mut conn = env.redis_conn().await;
+    for what in ["SCRIPT", "FUNCTION"] {
+        redis::cmd(what)
+            .arg("FLUSH")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn a_change_still_applies_after_redis_lost_its_script_cache() {
+async fn a_change_and_a_create_still_apply_after_redis_lost_the_routing_code() {
     let mut env = Env::new(|c| {
         c.agents
             .push(agent("a1", &[("billing", 5)], &[Language::En]));
     })
     .await;
     env.login("a1").await;
-    let mut conn = env.redis_conn().await;
-    // What a restart or failover does to the scripts loaded so far.
-    redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    forget_code(&env).await;
 
+    // A pipeline of calls (the refresh of logged-in agents)...
     env.config.agents[0].languages.push(Language::Es);
     assert_eq!(env.store.refresh_agents(&env.config).await.unwrap(), 1);
     let a1 = env
@@ -101,6 +109,11 @@ async fn a_change_still_applies_after_redis_lost_its_script_cache() {
         .unwrap()
         .unwrap();
     assert!(a1.languages.contains(&(v1::Language::Es as i32)));
+
+    // ... and a single one.
+    forget_code(&env).await;
+    let id = env.chat("billing").await;
+    assert_eq!(env.offered_to(&id).await.as_deref(), Some("a1"));
 }
 
 #[tokio::test]
