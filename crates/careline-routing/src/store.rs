@@ -192,7 +192,12 @@ impl RoutingStore {
             replica_acks: 0,
             replica_acks_paused_until: Arc::default(),
         };
-        store.load_library().await?;
+        store.load_library().await.map_err(|error| {
+            RoutingError::Unreachable(format!(
+                "Redis did not take the routing library (FUNCTION LOAD): {error}; \
+                 a Redis ACL user for Careline needs FUNCTION LOAD and FCALL"
+            ))
+        })?;
         Ok(store)
     }
 
