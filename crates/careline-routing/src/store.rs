@@ -192,12 +192,18 @@ impl RoutingStore {
             replica_acks: 0,
             replica_acks_paused_until: Arc::default(),
         };
-        store.load_library().await.map_err(|error| {
-            RoutingError::Unreachable(format!(
-                "Redis did not take the routing library (FUNCTION LOAD): {error}; \
-                 a Redis ACL user for Careline needs FUNCTION LOAD and FCALL"
-            ))
-        })?;
+        // Loaded now so that first calls do not wait for it. A primary that
+        // is down (failing over) gets it on its first call instead; a Redis
+        // user not allowed to load it is a setup error, said at start-up.
+        if let Err(error) = store.load_library().await {
+            if error.code() == Some("NOPERM") {
+                return Err(RoutingError::Unreachable(format!(
+                    "Redis did not take the routing library (FUNCTION LOAD): {error}; \
+                     a Redis ACL user for Careline needs FUNCTION LOAD and FCALL"
+                )));
+            }
+            tracing::warn!(%error, "the routing library is loaded on first use: FUNCTION LOAD failed");
+        }
         Ok(store)
     }
 

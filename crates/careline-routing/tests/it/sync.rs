@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use careline_domain::Language;
 use careline_proto::v1;
+use careline_routing::RoutingStore;
 
 use crate::env::{Env, agent};
 
@@ -114,6 +115,39 @@ async fn a_change_and_a_create_still_apply_after_redis_lost_the_routing_code() {
     forget_code(&env).await;
     let id = env.chat("billing").await;
     assert_eq!(env.offered_to(&id).await.as_deref(), Some("a1"));
+}
+
+#[tokio::test]
+async fn a_redis_user_not_allowed_to_load_the_routing_code_stops_start_up_saying_so() {
+    let env = Env::new(|_| {}).await;
+    let mut conn = env.redis_conn().await;
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "careline",
+            "on",
+            ">secret",
+            "~*",
+            "&*",
+            "+@all",
+            "-function",
+        ])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let url = env
+        .redis
+        .url()
+        .replacen("redis://", "redis://careline:secret@", 1);
+
+    let refused = RoutingStore::connect(&url)
+        .await
+        .expect_err("start-up stops");
+    let message = refused.to_string();
+    assert!(
+        message.contains("FUNCTION LOAD") && message.contains("FCALL"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
