@@ -308,7 +308,7 @@ impl RoutingStore {
             Some(aging) => (aging.after_secs, aging.max_priority.band()),
             None => (0, 0),
         };
-        let settings: Vec<(&str, String)> = vec![
+        let mut settings: Vec<(&str, String)> = vec![
             ("strategy", strategy.into()),
             (
                 "offer_timeout:voice",
@@ -351,6 +351,10 @@ impl RoutingStore {
                 (u64::from(routing.history_retention_days) * 86_400).to_string(),
             ),
         ];
+        // Routing calls keep the settings they read and read them again
+        // only when this digest of them changes (`read_settings` in lib.lua).
+        let digest = settings_digest(&settings);
+        settings.push(("digest", digest));
         let targets: Vec<(String, String)> = routing_targets(config)
             .into_iter()
             .map(|t| {
@@ -572,6 +576,24 @@ fn redis_version(info: &str) -> Option<(&str, u32)> {
         .find_map(|line| line.trim().strip_prefix("redis_version:"))?;
     let major = version.split('.').next()?.parse().ok()?;
     Some((version, major))
+}
+
+/// Hex digits of a digest of the settings written with them.
+const SETTINGS_DIGEST_CHARS: usize = 16;
+
+/// A digest of the settings `sync_tenant` writes: equal digests, equal settings.
+fn settings_digest(settings: &[(&str, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (name, value) in settings {
+        hasher.update(name.as_bytes());
+        hasher.update(b"=");
+        hasher.update(value.as_bytes());
+        hasher.update(b"\n");
+    }
+    let mut digest = hex::encode(hasher.finalize());
+    digest.truncate(SETTINGS_DIGEST_CHARS);
+    digest
 }
 
 /// A script's reply `{status, values...}` as the values, or the error its status names.

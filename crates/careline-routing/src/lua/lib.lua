@@ -66,6 +66,15 @@ end
 
 -- The tenant's routing settings, read when the call starts (`begin`).
 local SETTINGS
+-- Settings already read and checked, by tenant key prefix: {digest, settings}.
+-- The library lives as long as the primary's Lua state, so a call reads only
+-- what changes between calls (the sequence, `relayed`) and the digest
+-- `sync_tenant` writes with the rest; it reads the whole hash again when the
+-- digest differs or is missing (settings written by an older release).
+local SETTINGS_CACHE = {}
+local SETTINGS_CACHED = 0
+-- Tenants whose settings are kept before the cache starts over.
+local SETTINGS_CACHE_MAX = 10000
 -- Every number a call may read, checked before any write: a call must never
 -- fail half-way and leave a half-changed interaction behind.
 local NUMERIC_SETTINGS = {'offer_timeout:voice', 'offer_timeout:chat', 'offer_timeout:email',
@@ -682,6 +691,36 @@ end
 
 -- Calls -----------------------------------------------------------------------
 
+-- The tenant's settings, or nil and the refusal when they are not usable:
+-- kept ones while their digest holds, else read and checked.
+local function read_settings()
+  local head = redis.call('HMGET', P .. 'settings', 'digest', 'seq', 'relayed')
+  local cached = SETTINGS_CACHE[P]
+  if head[1] and cached and cached.digest == head[1] then
+    cached.settings.seq = head[2] or nil
+    cached.settings.relayed = head[3] or nil
+    return cached.settings
+  end
+  local settings = hgetall(P .. 'settings')
+  if settings == nil then
+    return nil, {'SETTINGS_MISSING', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
+  end
+  for _, name in ipairs(NUMERIC_SETTINGS) do
+    if tonumber(settings[name]) == nil then
+      return nil, {'SETTINGS_MISSING', 'tenant routing settings are incomplete (' .. name ..
+        '); they are rewritten from configuration shortly, retry'}
+    end
+  end
+  if settings.digest then
+    if cached == nil then
+      if SETTINGS_CACHED >= SETTINGS_CACHE_MAX then SETTINGS_CACHE, SETTINGS_CACHED = {}, 0 end
+      SETTINGS_CACHED = SETTINGS_CACHED + 1
+    end
+    SETTINGS_CACHE[P] = {digest = settings.digest, settings = settings}
+  end
+  return settings
+end
+
 -- Starts a call: its keys, arguments and clock, and the tenant's settings
 -- and event sequence. Returns the refusal when the settings are not usable.
 local function begin(keys, args)
@@ -691,16 +730,9 @@ local function begin(keys, args)
   NOW_B32 = nil
   EVENTS = {}
   OFFERS_MADE = 0
-  SETTINGS = hgetall(P .. 'settings')
-  if SETTINGS == nil then
-    return {'SETTINGS_MISSING', 'tenant routing settings are not loaded yet (the tenant was applied moments ago); retry shortly'}
-  end
-  for _, name in ipairs(NUMERIC_SETTINGS) do
-    if tonumber(SETTINGS[name]) == nil then
-      return {'SETTINGS_MISSING', 'tenant routing settings are incomplete (' .. name ..
-        '); they are rewritten from configuration shortly, retry'}
-    end
-  end
+  local refused
+  SETTINGS, refused = read_settings()
+  if refused then return refused end
   -- The tenant's event sequence: how many events its calls have emitted. It
   -- lives in the settings hash (`seq`), so the one read of the settings also
   -- tells a call the number of its first event (an offer id is made from it)

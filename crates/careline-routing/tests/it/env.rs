@@ -272,12 +272,14 @@ impl Env {
             .unwrap()
     }
 
-    /// Removes one routing setting, as a half-finished write would leave it.
+    /// Removes one routing setting, as settings written by an older release
+    /// without it are (those lack the digest of the settings too).
     pub async fn redis_del_setting(&self, name: &str) {
         let key = format!("{}settings", keys::prefix(self.tenant()));
         let _: () = redis::cmd("HDEL")
             .arg(key)
             .arg(name)
+            .arg("digest")
             .query_async(&mut self.redis_conn().await)
             .await
             .unwrap();

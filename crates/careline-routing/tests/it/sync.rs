@@ -151,6 +151,24 @@ async fn a_redis_user_not_allowed_to_load_the_routing_code_stops_start_up_saying
 }
 
 #[tokio::test]
+async fn a_settings_change_reaches_the_very_next_call() {
+    let mut env = Env::new(|c| {
+        c.agents
+            .push(agent("a1", &[("billing", 5)], &[Language::En]));
+        c.routing.offer_timeout_secs.chat = 60;
+    })
+    .await;
+    env.login("a1").await;
+    let first = env.get(&env.chat("billing").await).await;
+    assert_eq!(first.offer_deadline_ms - first.updated_at_ms, 60_000);
+
+    env.config.routing.offer_timeout_secs.chat = 20;
+    env.store.sync_tenant(&env.config).await.unwrap();
+    let second = env.get(&env.chat("billing").await).await;
+    assert_eq!(second.offer_deadline_ms - second.updated_at_ms, 20_000);
+}
+
+#[tokio::test]
 async fn work_for_a_tenant_whose_settings_are_not_synced_yet_is_retryable_and_changes_nothing() {
     let env = Env::new(|_| {}).await;
     let mut early = env.config.clone();
