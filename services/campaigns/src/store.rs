@@ -83,6 +83,8 @@ pub struct NewTarget<'a> {
     pub high: bool,
     pub priority: &'a str,
     pub due_ms: i64,
+    /// A call-back's: when the member first queued (ms); 0 for other targets.
+    pub queued_since_ms: i64,
 }
 
 /// An attempt to make now.
@@ -95,6 +97,8 @@ pub struct Attempt {
     pub contact_hint: String,
     pub language: String,
     pub priority: String,
+    /// A call-back's: when the member first queued (ms); 0 for other targets.
+    pub queued_since_ms: i64,
 }
 
 /// What [`CampaignStore::start_attempt`] found.
@@ -174,6 +178,7 @@ impl CampaignStore {
             .arg(target.language)
             .arg(target.priority)
             .arg(ms(TARGET_KEEP))
+            .arg(target.queued_since_ms)
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(|e| CampaignError::redis("add a target", &e))?;
@@ -256,7 +261,9 @@ impl CampaignStore {
             .await
             .map_err(|e| CampaignError::redis("start an attempt", &e))?;
         Ok(match reply.as_slice() {
-            [start, attempt, member_ref, hint, language, priority] if start == "start" => {
+            [start, attempt, member_ref, hint, language, priority, queued]
+                if start == "start" =>
+            {
                 Started::Attempt(Attempt {
                     member_key: member.to_owned(),
                     attempt: attempt.parse().unwrap_or(1),
@@ -264,6 +271,7 @@ impl CampaignStore {
                     contact_hint: hint.clone(),
                     language: language.clone(),
                     priority: priority.clone(),
+                    queued_since_ms: queued.parse().unwrap_or(0),
                 })
             }
             [why, ..] => Started::Skipped(why.clone()),

@@ -6,7 +6,7 @@
 -- KEYS[1] target, KEYS[2] active, KEYS[3] due (normal band), KEYS[4] opt-out,
 -- KEYS[5] reached, KEYS[6] open interactions (set), KEYS[7] stats
 -- ARGV[1] member key, ARGV[2] now_ms, ARGV[3] defer_ms, ARGV[4] settled lifetime (ms)
--- Returns {'start', attempt, member_ref, hint, language, priority} or {why}.
+-- Returns {'start', attempt, member_ref, hint, language, priority, queued since} or {why}.
 local function settle(outcome)
   redis.call('HSET', KEYS[1], 'state', 'done', 'outcome', outcome)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -14,7 +14,8 @@ local function settle(outcome)
   redis.call('HINCRBY', KEYS[7], 'r:' .. outcome, 1)
   return {outcome}
 end
-local t = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'member_ref', 'hint', 'language', 'priority')
+local t = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'member_ref', 'hint', 'language',
+  'priority', 'queued')
 if not t[1] or t[1] == 'done' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'gone'}
@@ -37,4 +38,4 @@ if t[1] ~= 'active' then
   redis.call('HSET', KEYS[1], 'state', 'active', 'attempt', attempt)
   redis.call('HINCRBY', KEYS[7], 'attempts', 1)
 end
-return {'start', tostring(attempt), t[3], t[4], t[5], t[6]}
+return {'start', tostring(attempt), t[3], t[4], t[5], t[6], t[7] or '0'}
