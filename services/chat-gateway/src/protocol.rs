@@ -100,6 +100,7 @@ pub enum ServerFrame {
         contact_email: String,
         portal_url: String,
         /// The member may ask for a call-back (`POST /v1/callback`).
+        #[serde(default)]
         callback: bool,
     },
     /// The first message looked urgent.
