@@ -43,6 +43,12 @@ pub const OPEN_INTERACTION_DEFER_MS: i64 = 15 * 60 * 1000;
 pub const OUTBOUND_PRIORITY: v1::Priority = v1::Priority::Low;
 /// Campaign steps counted, by step and outcome.
 pub const STEPS_METRIC: &str = "careline_campaign_steps_total";
+/// Failed attempts counted, by tenant, campaign and reason (`not_started`, `lease_expired`).
+pub const FAILED_METRIC: &str = "careline_campaign_attempts_failed_total";
+/// Reason of an attempt the router refused or could not be asked for.
+pub const FAILED_NOT_STARTED: &str = "not_started";
+/// Reason of an attempt whose lease ran out without a result.
+pub const FAILED_LEASE_EXPIRED: &str = "lease_expired";
 
 /// The campaigns service's core; cheap to clone.
 #[derive(Clone)]
@@ -71,6 +77,8 @@ pub struct CampaignStats {
     pub dispositions: BTreeMap<String, u64>,
     pub outcome_tags: BTreeMap<String, u64>,
     pub in_window: bool,
+    /// Failed attempts by reason (`not_started`, `lease_expired`).
+    pub failed_by_reason: BTreeMap<String, u64>,
 }
 
 impl Campaigns {
@@ -307,6 +315,8 @@ impl Campaigns {
                 stats.dispositions.insert(disposition.to_owned(), count);
             } else if let Some(tag) = name.strip_prefix("o:") {
                 stats.outcome_tags.insert(tag.to_owned(), count);
+            } else if let Some(reason) = name.strip_prefix("f:") {
+                stats.failed_by_reason.insert(reason.to_owned(), count);
             } else if name == "targets" {
                 stats.targets = count;
             } else if name == "attempts" {
@@ -416,11 +426,20 @@ impl Campaigns {
             .await?;
         match step {
             Started::Attempt(attempt) => {
+                if attempt.lease_expired {
+                    // Counted by the store as it took the target back.
+                    tracing::warn!(tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt's lease ran out without a result; made again");
+                    failed_metric(tenant, &campaign.code, FAILED_LEASE_EXPIRED);
+                }
                 // A failure leaves the claim to run out; the same attempt is tried again.
                 match self.attempt(config, campaign, &attempt).await {
                     Ok(()) => return Ok(true),
                     Err(error) => {
-                        tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease")
+                        tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease");
+                        failed_metric(tenant, &campaign.code, FAILED_NOT_STARTED);
+                        self.store
+                            .attempt_failed(tenant, &campaign.code, FAILED_NOT_STARTED)
+                            .await?;
                     }
                 }
             }
@@ -668,6 +687,11 @@ fn outbound_interaction(
         idempotency_key,
         queued_since_ms,
     }
+}
+
+fn failed_metric(tenant: &str, code: &str, reason: &'static str) {
+    metrics::counter!(FAILED_METRIC, "tenant" => tenant.to_owned(), "campaign" => code.to_owned(), "reason" => reason)
+        .increment(1);
 }
 
 /// A target's priority as stored, and as the router takes it.
