@@ -498,8 +498,7 @@ impl Campaigns {
                 key
             }
             _ => {
-                let create =
-                    outbound_interaction(campaign, attempt, language, key, self.now_ms());
+                let create = outbound_interaction(campaign, attempt, language, key, self.now_ms());
                 let created = self.router.create(tenant, create).await?;
                 let id = created.interaction.map(|ix| ix.id).unwrap_or_default();
                 self.store

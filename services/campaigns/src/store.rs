@@ -264,20 +264,25 @@ impl CampaignStore {
             .await
             .map_err(|e| CampaignError::redis("start an attempt", &e))?;
         Ok(match reply.as_slice() {
-            [start, attempt, member_ref, hint, language, priority, queued, expired]
-                if start == "start" =>
-            {
-                Started::Attempt(Attempt {
-                    member_key: member.to_owned(),
-                    attempt: attempt.parse().unwrap_or(1),
-                    member_ref: member_ref.clone(),
-                    contact_hint: hint.clone(),
-                    language: language.clone(),
-                    priority: priority.clone(),
-                    queued_since_ms: queued.parse().unwrap_or(0),
-                    lease_expired: expired == "1",
-                })
-            }
+            [
+                start,
+                attempt,
+                member_ref,
+                hint,
+                language,
+                priority,
+                queued,
+                expired,
+            ] if start == "start" => Started::Attempt(Attempt {
+                member_key: member.to_owned(),
+                attempt: attempt.parse().unwrap_or(1),
+                member_ref: member_ref.clone(),
+                contact_hint: hint.clone(),
+                language: language.clone(),
+                priority: priority.clone(),
+                queued_since_ms: queued.parse().unwrap_or(0),
+                lease_expired: expired == "1",
+            }),
             [why, ..] => Started::Skipped(why.clone()),
             [] => Started::Skipped("gone".into()),
         })

@@ -134,8 +134,7 @@ async fn accept(
     if !origin_allowed(&widget, headers) {
         return Err((lang, Problem::OriginNotAllowed));
     }
-    let (Some(campaigns), Some(api_key)) = (&desk.campaigns, desk.api_keys.get(&tenant.id))
-    else {
+    let (Some(campaigns), Some(api_key)) = (&desk.campaigns, desk.api_keys.get(&tenant.id)) else {
         return Err((lang, Problem::CallbackNotOffered));
     };
     if !desk.chats.offers_callback(&tenant) {
@@ -186,10 +185,18 @@ mod tests {
 
     #[test]
     fn phone_numbers_are_kept_as_plus_and_digits_and_bad_ones_are_refused() {
-        assert_eq!(normalize_phone(" +1 (555) 010-1234 ").unwrap(), "+15550101234");
+        assert_eq!(
+            normalize_phone(" +1 (555) 010-1234 ").unwrap(),
+            "+15550101234"
+        );
         assert_eq!(normalize_phone("555.010.1234").unwrap(), "5550101234");
         assert_eq!(normalize_phone("   "), Err(Problem::PhoneMissing));
-        for bad in ["12345", "+1 555 010 1234 ext 9", "1+5550101234", &"5".repeat(40)] {
+        for bad in [
+            "12345",
+            "+1 555 010 1234 ext 9",
+            "1+5550101234",
+            &"5".repeat(40),
+        ] {
             assert_eq!(normalize_phone(bad), Err(Problem::PhoneInvalid), "{bad}");
         }
     }

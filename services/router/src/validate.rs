@@ -1,9 +1,9 @@
 //! Request validation: every field checked against its format, its size
 //! limit and the tenant's configuration, with messages a person can act on.
 
+use careline_domain::channel::MAX_QUEUED_SINCE_AGE_MS;
 use careline_domain::targets::personal_eligibility;
 use careline_domain::tenant::TenantConfig;
-use careline_domain::channel::MAX_QUEUED_SINCE_AGE_MS;
 use careline_domain::{AgentId, InteractionId, OfferId, QueueId};
 use careline_proto::v1;
 use careline_routing::RoutingError;

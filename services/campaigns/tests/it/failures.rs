@@ -29,7 +29,11 @@ async fn attempts_that_run_out_of_lease_or_cannot_reach_the_router_are_counted()
     let stats = core.stats(TENANT, "callbacks").await.unwrap();
     assert_eq!(
         stats.failed_by_reason,
-        [("lease_expired".to_owned(), 1), ("not_started".to_owned(), 1)].into(),
+        [
+            ("lease_expired".to_owned(), 1),
+            ("not_started".to_owned(), 1)
+        ]
+        .into(),
         "{stats:?}"
     );
     assert_eq!(stats.attempts, 1, "the same attempt, made again");

@@ -51,7 +51,11 @@ impl CallbackPlatform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let campaigns = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(careline_campaigns::serve(config, listener, shutdown.clone()));
+        let task = tokio::spawn(careline_campaigns::serve(
+            config,
+            listener,
+            shutdown.clone(),
+        ));
         let gateway = platform
             .gateway_with(|config| config.campaigns_url = format!("http://{campaigns}"))
             .await;
@@ -128,7 +132,10 @@ async fn a_call_back_asked_for_on_the_closed_widget_becomes_a_target_of_the_call
     // The member's chat says the tenant is closed and a call-back may be asked for.
     let mut member = env.gateway.member().await;
     member.start("en", "I need help with my bill").await;
-    assert!(offered(&mut member).await, "the closed widget offers a call-back");
+    assert!(
+        offered(&mut member).await,
+        "the closed widget offers a call-back"
+    );
 
     let http = env.gateway.http;
     let (status, answer) = request(
