@@ -106,5 +106,6 @@ pub fn new_chat(seq: u64) -> NewInteraction {
         after_hours: false,
         idempotency_key: format!("bench-{seq}"),
         max_waiting: 0,
+        queued_since_ms: None,
     }
 }

@@ -1,8 +1,8 @@
 {{/*
 What chat-gateway, survey-dispatcher and console need beyond the shared service template
 (services.yaml; their HTTP listener comes from httpEnv in careline.grpcServices): the
-settings each one's configuration reads (services/<name>/src/config.rs), the router and
-email-intake they call, and their keys from Secrets.
+settings each one's configuration reads (services/<name>/src/config.rs), the router,
+email-intake and campaigns they call, and their keys from Secrets.
 */}}
 
 {{/* chat-gateway (services/chat-gateway/src/config.rs). */}}
@@ -14,6 +14,11 @@ email-intake they call, and their keys from Secrets.
 # The contact form (outside opening hours) becomes an email through IngestEmail.
 - name: CARELINE_EMAIL_INTAKE_URL
   value: {{ include "careline.grpcUrl" (dict "ctx" . "name" "email-intake") | quote }}
+{{- end }}
+{{- if .Values.campaigns.enabled }}
+# A closed widget offers a call-back: RequestCallback on campaigns.
+- name: CARELINE_CAMPAIGNS_URL
+  value: {{ include "careline.grpcUrl" (dict "ctx" . "name" "campaigns") | quote }}
 {{- end }}
 - name: CARELINE_CHAT_RESUME_GRACE_SECS
   value: {{ int $values.resumeGraceSecs | quote }}

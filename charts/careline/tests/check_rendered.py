@@ -290,12 +290,13 @@ def network_policies_allow_only_the_architecture_flows():
     for name in ("router", "presence", "notifications"):
         assert all(components(r, "to") != ["router"] for r in policy[name]["egress"]), name
         assert all(p["port"] != "smtp" for r in policy[name]["ingress"] for p in r["ports"]), name
-    # chat-gateway calls the router and email-intake (contact forms), console and campaigns
-    # the router; survey-dispatcher none (it asks notifications through NATS).
+    # chat-gateway calls the router, email-intake (contact forms) and campaigns (call-backs),
+    # console and campaigns the router; survey-dispatcher none (it asks notifications through NATS).
     def grpc_to(name):
         return sorted((components(r, "to")[0], r["ports"][0]["port"]) for r in policy[name]["egress"]
                       if len(components(r, "to")) == 1 and components(r, "to")[0] not in ("redis", "nats"))
-    assert grpc_to("chat-gateway") == [("email-intake", 50053), ("router", 50051)], policy["chat-gateway"]["egress"]
+    assert grpc_to("chat-gateway") == [("campaigns", 50058), ("email-intake", 50053), ("router", 50051)], \
+        policy["chat-gateway"]["egress"]
     assert grpc_to("console") == [("router", 50051)], policy["console"]["egress"]
     assert grpc_to("survey-dispatcher") == [], policy["survey-dispatcher"]["egress"]
     assert grpc_to("campaigns") == [("router", 50051)], policy["campaigns"]["egress"]
@@ -322,7 +323,7 @@ def network_policies_allow_only_the_architecture_flows():
             "app.kubernetes.io/component": component}}}
     assert prod[PREFIX + "-router"]["ingress"][0]["from"] == [
         ingress_nginx, pods("campaigns"), pods("chat-gateway"), pods("console"), pods("email-intake")]
-    assert prod[PREFIX + "-campaigns"]["ingress"][0]["from"] == [ingress_nginx]
+    assert prod[PREFIX + "-campaigns"]["ingress"][0]["from"] == [ingress_nginx, pods("chat-gateway")]
     assert prod[PREFIX + "-email-intake"]["ingress"][0]["from"] == [ingress_nginx, pods("chat-gateway")]
     assert prod[PREFIX + "-survey-dispatcher"]["ingress"][0]["from"] == [ingress_nginx]
     # Senders restricted to CIDRs (external set): SMTP from those only.
@@ -603,13 +604,15 @@ def web_services_share_their_signing_secrets_and_reach_the_router():
         "name": "careline-chat-gateway", "key": "router-api-keys"}
     assert console["CARELINE_CONSOLE_ROUTER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
         "name": "careline-console", "key": "router-api-keys"}
-    # They call this release's router (and chat-gateway email-intake), over https with tls.server.
+    # They call this release's router (and chat-gateway email-intake and campaigns), over https
+    # with tls.server.
     for value_set, scheme in (("default", "http"), ("tls-server", "https")):
         docs = render(value_set)
         chat = env_of(find(docs, "Deployment", PREFIX + "-chat-gateway")["spec"]["template"]["spec"]["containers"][0])
         console = env_of(find(docs, "Deployment", PREFIX + "-console")["spec"]["template"]["spec"]["containers"][0])
         assert chat["CARELINE_ROUTER_URL"]["value"] == "%s://%s-router:50051" % (scheme, PREFIX), value_set
         assert chat["CARELINE_EMAIL_INTAKE_URL"]["value"] == "%s://%s-email-intake:50053" % (scheme, PREFIX), value_set
+        assert chat["CARELINE_CAMPAIGNS_URL"]["value"] == "%s://%s-campaigns:50058" % (scheme, PREFIX), value_set
         assert console["CARELINE_ROUTER_URL"]["value"] == "%s://%s-router:50051" % (scheme, PREFIX), value_set
         # The floor view's cookie is Secure exactly when it is served over HTTPS.
         assert console["CARELINE_CONSOLE_SECURE_COOKIE"]["value"] == str(scheme == "https").lower(), value_set

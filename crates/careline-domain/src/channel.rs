@@ -88,3 +88,7 @@ impl Priority {
         }
     }
 }
+
+/// Furthest back a new contact's queue-entry time may be set
+/// (`CreateInteraction.queued_since_ms`, a call-back keeping its place).
+pub const MAX_QUEUED_SINCE_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;

@@ -58,6 +58,9 @@ pub struct NewInteraction {
     /// Refuse it (QueueFull) when this many contacts already wait in its
     /// queue; 0: no cap. Urgent contacts are never refused for it.
     pub max_waiting: u32,
+    /// When the member first queued (ms since the epoch, not after now):
+    /// its place in its band is that time's. `None`: now.
+    pub queued_since_ms: Option<i64>,
 }
 
 /// The outcome of [`RoutingStore::create_interaction`].

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use careline_bus::{Publisher, Subject, TenantDirectory};
 use careline_domain::campaign::{self, AttemptResult, CampaignConfig, NextStep, Schedule};
+use careline_domain::channel::MAX_QUEUED_SINCE_AGE_MS;
 use careline_domain::{Channel, Language, Priority, TenantConfig};
 use careline_proto::v1;
 use chrono::{DateTime, Utc};
@@ -42,6 +43,12 @@ pub const OPEN_INTERACTION_DEFER_MS: i64 = 15 * 60 * 1000;
 pub const OUTBOUND_PRIORITY: v1::Priority = v1::Priority::Low;
 /// Campaign steps counted, by step and outcome.
 pub const STEPS_METRIC: &str = "careline_campaign_steps_total";
+/// Failed attempts counted, by tenant, campaign and reason (`not_started`, `lease_expired`).
+pub const FAILED_METRIC: &str = "careline_campaign_attempts_failed_total";
+/// Reason of an attempt the router refused or could not be asked for.
+pub const FAILED_NOT_STARTED: &str = "not_started";
+/// Reason of an attempt whose lease ran out without a result.
+pub const FAILED_LEASE_EXPIRED: &str = "lease_expired";
 
 /// The campaigns service's core; cheap to clone.
 #[derive(Clone)]
@@ -70,6 +77,8 @@ pub struct CampaignStats {
     pub dispositions: BTreeMap<String, u64>,
     pub outcome_tags: BTreeMap<String, u64>,
     pub in_window: bool,
+    /// Failed attempts by reason (`not_started`, `lease_expired`).
+    pub failed_by_reason: BTreeMap<String, u64>,
 }
 
 impl Campaigns {
@@ -127,6 +136,7 @@ impl Campaigns {
                 high: priority.band() <= Priority::High.band(),
                 priority: priority_name(priority),
                 due_ms: now,
+                queued_since_ms: 0,
             };
             if self.store.add_target(tenant, code, &new).await? {
                 added += 1;
@@ -158,7 +168,8 @@ impl Campaigns {
     }
 
     /// Adds a call-back target for `member_ref` to the tenant's call-back
-    /// campaign, placed by the waiting interaction's creation time.
+    /// campaign, placed by the waiting interaction's creation time and band
+    /// (now and normal without an interaction: the chat widget when closed).
     pub async fn request_callback(
         &self,
         tenant: &str,
@@ -178,16 +189,20 @@ impl Campaigns {
         let member_ref = validate::member_ref(member_ref)?;
         let contact_hint = validate::contact_hint(contact_hint)?;
         let language = validate::language(language)?;
-        // The place in line is when the member first queued: call-backs are
-        // made in that order, ahead of everyone who asked later.
-        let queued_at = if interaction_id.trim().is_empty() {
-            self.now_ms()
+        // The place in line is when the member first queued, in the band they
+        // queued at: call-backs are made in that order, and the router queues
+        // each at that place among the inbound contacts.
+        let (queued_at, priority) = if interaction_id.trim().is_empty() {
+            (self.now_ms(), Priority::Normal)
         } else {
             self.router
                 .get(tenant, interaction_id.trim())
                 .await?
                 .filter(|ix| ix.member_ref == member_ref)
-                .map(|ix| ix.created_at_ms)
+                .map(|ix| {
+                    let band = validate::priority(ix.priority).unwrap_or(Priority::Normal);
+                    (ix.created_at_ms, band)
+                })
                 .ok_or_else(|| {
                     CampaignError::Invalid(format!(
                         "interaction_id {:?} is not an interaction of this member",
@@ -200,8 +215,9 @@ impl Campaigns {
             contact_hint,
             language: language.map(Language::as_str).unwrap_or_default(),
             high: false,
-            priority: priority_name(Priority::Normal),
+            priority: priority_name(priority),
             due_ms: queued_at,
+            queued_since_ms: queued_at,
         };
         let added = self.store.add_target(tenant, &code, &new).await?;
         if added {
@@ -299,6 +315,8 @@ impl Campaigns {
                 stats.dispositions.insert(disposition.to_owned(), count);
             } else if let Some(tag) = name.strip_prefix("o:") {
                 stats.outcome_tags.insert(tag.to_owned(), count);
+            } else if let Some(reason) = name.strip_prefix("f:") {
+                stats.failed_by_reason.insert(reason.to_owned(), count);
             } else if name == "targets" {
                 stats.targets = count;
             } else if name == "attempts" {
@@ -344,6 +362,10 @@ impl Campaigns {
     ) -> Result<usize, CampaignError> {
         let tenant = config.id.as_str();
         let agents_serving = match (&campaign.channel, &campaign.queue) {
+            // Call-backs are inbound contacts kept for later: they queue at
+            // their members' places among the others, so neither waiting
+            // inbound contacts nor the agent share hold them back.
+            (Channel::Voice, Some(_)) if campaign.callback => None,
             (Channel::Voice, Some(queue)) => {
                 let load = self.router.queue_load(tenant, queue).await?;
                 // Inbound contacts waiting: every free agent is theirs first.
@@ -404,11 +426,20 @@ impl Campaigns {
             .await?;
         match step {
             Started::Attempt(attempt) => {
+                if attempt.lease_expired {
+                    // Counted by the store as it took the target back.
+                    tracing::warn!(tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt's lease ran out without a result; made again");
+                    failed_metric(tenant, &campaign.code, FAILED_LEASE_EXPIRED);
+                }
                 // A failure leaves the claim to run out; the same attempt is tried again.
                 match self.attempt(config, campaign, &attempt).await {
                     Ok(()) => return Ok(true),
                     Err(error) => {
-                        tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease")
+                        tracing::warn!(%error, tenant, campaign = %campaign.code, attempt = attempt.attempt, "attempt not started; retried after the claim lease");
+                        failed_metric(tenant, &campaign.code, FAILED_NOT_STARTED);
+                        self.store
+                            .attempt_failed(tenant, &campaign.code, FAILED_NOT_STARTED)
+                            .await?;
                     }
                 }
             }
@@ -467,7 +498,7 @@ impl Campaigns {
                 key
             }
             _ => {
-                let create = outbound_interaction(campaign, attempt, language, key);
+                let create = outbound_interaction(campaign, attempt, language, key, self.now_ms());
                 let created = self.router.create(tenant, create).await?;
                 let id = created.interaction.map(|ix| ix.id).unwrap_or_default();
                 self.store
@@ -608,17 +639,30 @@ impl Campaigns {
 }
 
 /// The router request of a voice attempt: preview mode, the campaign's
-/// queue, below every inbound contact, the contact hint for the agent's
-/// telephony in the attributes, one interaction per attempt (idempotency key).
+/// queue, below every inbound contact (a call-back: at its member's place
+/// among them), the contact hint for the agent's telephony in the
+/// attributes, one interaction per attempt (idempotency key).
 fn outbound_interaction(
     campaign: &CampaignConfig,
     attempt: &Attempt,
     language: Language,
     idempotency_key: String,
+    now_ms: i64,
 ) -> v1::CreateInteractionRequest {
     let language = match language {
         Language::En => v1::Language::En,
         Language::Es => v1::Language::Es,
+    };
+    // A call-back older than the router accepts queues as new, at its band.
+    let (priority, queued_since_ms) = if campaign.callback {
+        let queued = attempt.queued_since_ms;
+        let kept = queued > 0 && now_ms - queued < MAX_QUEUED_SINCE_AGE_MS;
+        (
+            routed_priority(&attempt.priority),
+            if kept { queued } else { 0 },
+        )
+    } else {
+        (OUTBOUND_PRIORITY, 0)
     };
     let attributes = [
         (CAMPAIGN_ATTRIBUTE.to_owned(), campaign.code.clone()),
@@ -632,7 +676,7 @@ fn outbound_interaction(
         queue_id: campaign.queue.clone().unwrap_or_default(),
         language: language as i32,
         urgent: false,
-        priority: OUTBOUND_PRIORITY as i32,
+        priority: priority as i32,
         member_ref: attempt.member_ref.clone(),
         context: Some(v1::InteractionContext {
             reason: format!("Outreach: {}", campaign.name),
@@ -640,14 +684,34 @@ fn outbound_interaction(
             ..Default::default()
         }),
         idempotency_key,
+        queued_since_ms,
     }
 }
 
+fn failed_metric(tenant: &str, code: &str, reason: &'static str) {
+    metrics::counter!(FAILED_METRIC, "tenant" => tenant.to_owned(), "campaign" => code.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// A target's priority as stored, and as the router takes it.
+const PRIORITIES: [(Priority, &str, v1::Priority); 4] = [
+    (Priority::Low, "low", v1::Priority::Low),
+    (Priority::Normal, "normal", v1::Priority::Normal),
+    (Priority::High, "high", v1::Priority::High),
+    (Priority::Urgent, "urgent", v1::Priority::Urgent),
+];
+
 fn priority_name(priority: Priority) -> &'static str {
-    match priority {
-        Priority::Low => "low",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-        Priority::Urgent => "urgent",
-    }
+    PRIORITIES
+        .iter()
+        .find(|(p, _, _)| *p == priority)
+        .map_or("normal", |(_, name, _)| name)
+}
+
+/// The router priority of a stored priority name (normal if unknown).
+fn routed_priority(name: &str) -> v1::Priority {
+    PRIORITIES
+        .iter()
+        .find(|(_, n, _)| *n == name)
+        .map_or(v1::Priority::Normal, |(_, _, routed)| *routed)
 }

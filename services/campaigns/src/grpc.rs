@@ -117,6 +117,8 @@ impl CampaignService for CampaignApi {
             dispositions: stats.dispositions.into_iter().collect(),
             outcome_tags: stats.outcome_tags.into_iter().collect(),
             in_window: stats.in_window,
+            failed_attempts: stats.failed_by_reason.values().sum(),
+            failed_by_reason: stats.failed_by_reason.into_iter().collect(),
         }))
     }
 }

@@ -9,7 +9,7 @@
 //! - `c:<code>:active`: member keys in an attempt, by lease end (ms).
 //! - `c:<code>:hour:<hour>`: contacts started in one clock hour (pacing).
 //! - `c:<code>:stats`: counters: `targets`, `attempts`, `r:<result>`,
-//!   `d:<disposition>`, `o:<outcome tag>`.
+//!   `d:<disposition>`, `o:<outcome tag>`, `f:<failure reason>`.
 //! - `optout:<member key>`, `reached:<member key>`: the suppression ledger,
 //!   shared by the tenant's campaigns (like the survey throttle).
 //! - `open:<member key>`: set of the member's open interactions (from events).
@@ -83,6 +83,8 @@ pub struct NewTarget<'a> {
     pub high: bool,
     pub priority: &'a str,
     pub due_ms: i64,
+    /// A call-back's: when the member first queued (ms); 0 for other targets.
+    pub queued_since_ms: i64,
 }
 
 /// An attempt to make now.
@@ -95,6 +97,11 @@ pub struct Attempt {
     pub contact_hint: String,
     pub language: String,
     pub priority: String,
+    /// A call-back's: when the member first queued (ms); 0 for other targets.
+    pub queued_since_ms: i64,
+    /// This attempt had started before and its lease ran out without a
+    /// result (counted as `f:lease_expired`); it is made again.
+    pub lease_expired: bool,
 }
 
 /// What [`CampaignStore::start_attempt`] found.
@@ -174,6 +181,7 @@ impl CampaignStore {
             .arg(target.language)
             .arg(target.priority)
             .arg(ms(TARGET_KEEP))
+            .arg(target.queued_since_ms)
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(|e| CampaignError::redis("add a target", &e))?;
@@ -256,16 +264,25 @@ impl CampaignStore {
             .await
             .map_err(|e| CampaignError::redis("start an attempt", &e))?;
         Ok(match reply.as_slice() {
-            [start, attempt, member_ref, hint, language, priority] if start == "start" => {
-                Started::Attempt(Attempt {
-                    member_key: member.to_owned(),
-                    attempt: attempt.parse().unwrap_or(1),
-                    member_ref: member_ref.clone(),
-                    contact_hint: hint.clone(),
-                    language: language.clone(),
-                    priority: priority.clone(),
-                })
-            }
+            [
+                start,
+                attempt,
+                member_ref,
+                hint,
+                language,
+                priority,
+                queued,
+                expired,
+            ] if start == "start" => Started::Attempt(Attempt {
+                member_key: member.to_owned(),
+                attempt: attempt.parse().unwrap_or(1),
+                member_ref: member_ref.clone(),
+                contact_hint: hint.clone(),
+                language: language.clone(),
+                priority: priority.clone(),
+                queued_since_ms: queued.parse().unwrap_or(0),
+                lease_expired: expired == "1",
+            }),
             [why, ..] => Started::Skipped(why.clone()),
             [] => Started::Skipped("gone".into()),
         })
@@ -290,6 +307,7 @@ impl CampaignStore {
             .arg(now_ms.saturating_add(ms(ATTEMPT_LEASE)))
             .arg(member)
             .ignore();
+        pipe.hset(format!("{p}t:{member}"), "started", 1).ignore();
         if let Some(id) = interaction_id {
             pipe.hset(format!("{p}t:{member}"), "interaction", id)
                 .ignore()
@@ -299,6 +317,24 @@ impl CampaignStore {
         pipe.query_async::<()>(&mut self.redis.clone())
             .await
             .map_err(|e| CampaignError::redis("record a started attempt", &e))
+    }
+
+    /// Counts a failed attempt of campaign `code` under `reason` (`f:<reason>`).
+    pub async fn attempt_failed(
+        &self,
+        tenant: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<(), CampaignError> {
+        self.redis
+            .clone()
+            .hincr::<_, _, _, ()>(
+                format!("{}stats", campaign_prefix(tenant, code)),
+                format!("f:{reason}"),
+                1,
+            )
+            .await
+            .map_err(|e| CampaignError::redis("count a failed attempt", &e))
     }
 
     /// The attempt number of `member`'s target in campaign `code` while it is

@@ -218,6 +218,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut chat_config = ChatGatewayConfig::with_common(common.clone());
     chat_config.router_url = format!("http://{}", args.router_addr);
     chat_config.router_api_keys = args.chat_router_api_keys.clone();
+    // A closed widget offers call-backs to the demo tenant's call-back campaign.
+    chat_config.campaigns_url = format!("http://{}", args.campaigns_addr);
     services.spawn(careline_chat_gateway::serve_with_http(
         chat_config,
         chat_listener,

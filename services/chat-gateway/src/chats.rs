@@ -71,6 +71,8 @@ pub struct Chats {
     pub router: RouterGateway,
     pub tenants: Arc<TenantDirectory>,
     pub resume_grace: Duration,
+    /// Whether campaigns is configured, so a closed widget may offer a call-back.
+    pub callbacks: bool,
 }
 
 fn now_ms() -> i64 {
@@ -140,6 +142,14 @@ fn language_proto(code: Option<&str>) -> v1::Language {
 }
 
 impl Chats {
+    /// Whether `tenant`'s members are offered a call-back when chat is closed: campaigns is
+    /// configured, the tenant has a call-back campaign and the gateway has its key.
+    pub fn offers_callback(&self, tenant: &TenantConfig) -> bool {
+        self.callbacks
+            && self.router.serves(&tenant.id)
+            && tenant.outreach.campaigns.iter().any(|c| c.callback)
+    }
+
     /// The tenant and widget of a widget key, if exactly one tenant has it.
     pub fn widget(&self, key: &str) -> Option<(Arc<TenantConfig>, ChatWidget)> {
         let mut found = self.tenants.tenant_ids().into_iter().filter_map(|id| {
@@ -242,6 +252,7 @@ impl Chats {
                     .to_owned(),
                 contact_email: tenant.contact_email.clone(),
                 portal_url: tenant.portal_url.clone(),
+                callback: self.offers_callback(&tenant),
             });
         }
         frames.push(ServerFrame::Queued {

@@ -53,6 +53,11 @@ pub struct ChatGatewayConfig {
     /// (with the tenant's key from `--router-api-keys`).
     #[arg(long, env = "CARELINE_EMAIL_INTAKE_URL", default_value = DEFAULT_EMAIL_INTAKE_URL)]
     pub email_intake_url: String,
+    /// campaigns' gRPC URL: a closed widget offers a call-back (RequestCallback, with the
+    /// tenant's key from `--router-api-keys`) to tenants with a call-back campaign. Empty:
+    /// no call-backs are offered.
+    #[arg(long, env = "CARELINE_CAMPAIGNS_URL", default_value = "")]
+    pub campaigns_url: String,
     /// Seconds a member has to reconnect before the chat is abandoned.
     #[arg(long, env = "CARELINE_CHAT_RESUME_GRACE_SECS", default_value_t = DEFAULT_RESUME_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(MIN_RESUME_GRACE_SECS..=MAX_RESUME_GRACE_SECS))]
@@ -69,6 +74,7 @@ impl ChatGatewayConfig {
             router_url: DEFAULT_ROUTER_URL.to_owned(),
             router_api_keys: RouterKeys::default(),
             email_intake_url: DEFAULT_EMAIL_INTAKE_URL.to_owned(),
+            campaigns_url: String::new(),
             resume_grace_secs: DEFAULT_RESUME_GRACE_SECS,
         }
     }

@@ -1,5 +1,7 @@
 //! The contact form: `POST /v1/contact` (JSON from the widget) and `POST /contact` (the
-//! no-JavaScript page `GET /contact?key=WIDGET_KEY` posting to itself, form-encoded).
+//! no-JavaScript page `GET /contact?key=WIDGET_KEY` posting to itself, form-encoded), and the
+//! widget's call-back request `POST /v1/callback` ([`crate::callback`]), which shares the
+//! desk's widget checks, CORS and error answers.
 //!
 //! Accepted 24 hours a day, whatever the tenant's hours. A valid submission becomes an RFC 5322
 //! message (lettre's builder: `From` = the member's reply address, `To` = the tenant's inbound
@@ -28,6 +30,7 @@ use careline_domain::tenant::ChatWidget;
 use careline_kit::RouterKeys;
 use careline_kit::Tls;
 use careline_proto::v1;
+use careline_proto::v1::campaign_service_client::CampaignServiceClient;
 use careline_proto::v1::email_intake_client::EmailIntakeClient;
 use lettre::Address;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue as MailHeaderValue};
@@ -60,37 +63,51 @@ pub const INGEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// API key is good for every service).
 #[derive(Clone)]
 pub struct ContactDesk {
-    chats: Arc<Chats>,
+    pub(crate) chats: Arc<Chats>,
     email_intake: EmailIntakeClient<Channel>,
-    api_keys: RouterKeys,
-    in_flight: Arc<Semaphore>,
+    /// campaigns, when configured (call-backs).
+    pub(crate) campaigns: Option<CampaignServiceClient<Channel>>,
+    pub(crate) api_keys: RouterKeys,
+    pub(crate) in_flight: Arc<Semaphore>,
 }
 
 impl ContactDesk {
-    /// A desk handing submissions to email-intake at `email_intake_url` (connected lazily, so
-    /// the gateway starts while email-intake is away; a submission then gets `503`).
+    /// A desk handing submissions to email-intake at `email_intake_url` and call-back requests
+    /// to campaigns at `campaigns_url` (empty: none), both connected lazily, so the gateway
+    /// starts while they are away (a submission then gets `503`).
     pub fn new(
         chats: Arc<Chats>,
         email_intake_url: &str,
+        campaigns_url: &str,
         api_keys: RouterKeys,
         tls: &Tls,
     ) -> anyhow::Result<Self> {
-        let channel = tls
-            .grpc_endpoint(email_intake_url)
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "--email-intake-url {email_intake_url:?} is not a URL (e.g. http://127.0.0.1:50053)"
-                )
-            })?
-            .connect_timeout(INGEST_TIMEOUT)
-            .connect_lazy();
+        let campaigns = (!campaigns_url.is_empty())
+            .then(|| lazy_channel(tls, "--campaigns-url", campaigns_url, "50058"))
+            .transpose()?
+            .map(CampaignServiceClient::new);
         Ok(Self {
             chats,
-            email_intake: EmailIntakeClient::new(channel),
+            email_intake: EmailIntakeClient::new(lazy_channel(
+                tls,
+                "--email-intake-url",
+                email_intake_url,
+                "50053",
+            )?),
+            campaigns,
             api_keys,
             in_flight: Arc::new(Semaphore::new(MAX_CONCURRENT_SUBMISSIONS)),
         })
     }
+}
+
+/// A channel to `url` that connects on first use; `flag` and `port` name it in the error.
+fn lazy_channel(tls: &Tls, flag: &str, url: &str, port: &str) -> anyhow::Result<Channel> {
+    Ok(tls
+        .grpc_endpoint(url)
+        .map_err(|_| anyhow::anyhow!("{flag} {url:?} is not a URL (e.g. http://127.0.0.1:{port})"))?
+        .connect_timeout(INGEST_TIMEOUT)
+        .connect_lazy())
 }
 
 /// The contact routes: `POST /v1/contact` (JSON or form) with its CORS preflight, and
@@ -99,6 +116,10 @@ pub fn routes(desk: ContactDesk) -> axum::Router {
     axum::Router::new()
         .route("/v1/contact", post(submit).options(preflight))
         .route("/contact", post(submit))
+        .route(
+            crate::callback::CALLBACK_PATH,
+            post(crate::callback::submit).options(preflight),
+        )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(desk)
 }
@@ -119,8 +140,8 @@ pub struct ContactRequest {
 /// The widget key may come in the query (the page posting to itself, the widget's preflight).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct KeyQuery {
-    key: String,
+pub(crate) struct KeyQuery {
+    pub(crate) key: String,
 }
 
 /// The language of the answer pages and messages, and of the email's subject.
@@ -131,6 +152,15 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// The language of a request's `language` field (`""` is English).
+    pub(crate) fn parse(language: &str) -> Option<Lang> {
+        match language.trim() {
+            "" | "en" => Some(Lang::En),
+            "es" => Some(Lang::Es),
+            _ => None,
+        }
+    }
+
     fn code(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -165,6 +195,9 @@ pub enum Problem {
     MessageMissing,
     MessageTooLong,
     SubmissionIdInvalid,
+    PhoneMissing,
+    PhoneInvalid,
+    CallbackNotOffered,
     UnsupportedMediaType,
     Malformed,
     Busy,
@@ -182,7 +215,9 @@ impl Problem {
             Problem::TopicInvalid => Some("topic"),
             Problem::MessageMissing | Problem::MessageTooLong => Some("message"),
             Problem::SubmissionIdInvalid => Some("submission_id"),
+            Problem::PhoneMissing | Problem::PhoneInvalid => Some("phone"),
             Problem::OriginNotAllowed
+            | Problem::CallbackNotOffered
             | Problem::UnsupportedMediaType
             | Problem::Malformed
             | Problem::Busy
@@ -190,10 +225,16 @@ impl Problem {
         }
     }
 
+    /// The machine-readable code of the problem (answers and metrics).
+    pub(crate) fn code(self) -> &'static str {
+        self.status_and_code().1
+    }
+
     /// The one table of problem -> HTTP status and machine-readable code.
     fn status_and_code(self) -> (StatusCode, &'static str) {
         match self {
             Problem::UnknownKey => (StatusCode::NOT_FOUND, "unknown_key"),
+            Problem::CallbackNotOffered => (StatusCode::NOT_FOUND, "callback_not_offered"),
             Problem::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             Problem::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -211,6 +252,8 @@ impl Problem {
             | Problem::MessageMissing
             | Problem::MessageTooLong
             | Problem::SubmissionIdInvalid
+            | Problem::PhoneMissing
+            | Problem::PhoneInvalid
             | Problem::Malformed => (StatusCode::BAD_REQUEST, "invalid"),
         }
     }
@@ -285,6 +328,28 @@ impl Problem {
             Problem::SubmissionIdInvalid => format!(
                 "submission_id must be 8-{MAX_SUBMISSION_ID_BYTES} of A-Z, a-z, 0-9, - and _."
             ),
+            Problem::PhoneMissing => {
+                if es {
+                    "Escriba el número de teléfono al que le llamamos.".into()
+                } else {
+                    "Please enter the phone number we should call.".into()
+                }
+            }
+            Problem::PhoneInvalid => {
+                let (min, max) = (crate::callback::MIN_PHONE_DIGITS, crate::callback::MAX_PHONE_DIGITS);
+                if es {
+                    format!("Escriba un número de teléfono de {min} a {max} dígitos, como +1 555 010 1234.")
+                } else {
+                    format!("Please enter a phone number of {min} to {max} digits, like +1 555 010 1234.")
+                }
+            }
+            Problem::CallbackNotOffered => {
+                if es {
+                    "No ofrecemos llamadas de vuelta aquí. Escríbanos o use el portal.".into()
+                } else {
+                    "Call-backs are not offered here. Please write to us or use the portal.".into()
+                }
+            }
             Problem::UnsupportedMediaType => {
                 "Send application/json or application/x-www-form-urlencoded.".into()
             }
@@ -308,10 +373,8 @@ impl Problem {
 
 /// Checks a submission against the limits above (pure: unit-tested without sockets).
 pub fn validate(request: &ContactRequest) -> Result<Contact, (Lang, Problem)> {
-    let lang = match request.language.trim() {
-        "" | "en" => Lang::En,
-        "es" => Lang::Es,
-        _ => return Err((Lang::En, Problem::LanguageUnknown)),
+    let Some(lang) = Lang::parse(&request.language) else {
+        return Err((Lang::En, Problem::LanguageUnknown));
     };
     let fail = |problem| Err((lang, problem));
     let name = request.name.trim();
@@ -430,12 +493,26 @@ pub fn build_message(contact: &Contact, to: &Address) -> Result<Vec<u8>, lettre:
     Ok(message.formatted())
 }
 
+/// A call carrying the tenant's `api_key` that gives up after `timeout`; `None` when the key
+/// cannot be a header value.
+pub(crate) fn authorized<T>(
+    message: T,
+    api_key: &str,
+    timeout: Duration,
+) -> Option<tonic::Request<T>> {
+    let mut call = tonic::Request::new(message);
+    call.set_timeout(timeout);
+    call.metadata_mut()
+        .insert("authorization", format!("Bearer {api_key}").parse().ok()?);
+    Some(call)
+}
+
 /// Whether the answer should be JSON (the widget) or an HTML page (the plain form).
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     content_type(headers).starts_with("application/json")
 }
 
-fn content_type(headers: &HeaderMap) -> String {
+pub(crate) fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -446,7 +523,7 @@ fn content_type(headers: &HeaderMap) -> String {
 /// A cross-origin request's origin may use the widget when it is in the widget's
 /// `allowed_origins`; the gateway's own pages (same host) and non-browser clients (no
 /// `Origin`) may always: the form is open to anyone, the list only says which sites may embed.
-fn origin_allowed(widget: &ChatWidget, headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(widget: &ChatWidget, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -460,7 +537,7 @@ fn origin_allowed(widget: &ChatWidget, headers: &HeaderMap) -> bool {
 }
 
 /// CORS headers that let the widget's page read our answer (only for allowed origins).
-fn cors(headers: &HeaderMap, response: &mut Response) {
+pub(crate) fn cors(headers: &HeaderMap, response: &mut Response) {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let out = response.headers_mut();
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
@@ -579,12 +656,8 @@ async fn accept(
         .in_flight
         .try_acquire()
         .map_err(|_| (lang, Problem::Busy))?;
-    let mut call = tonic::Request::new(v1::IngestEmailRequest { raw });
-    call.set_timeout(INGEST_TIMEOUT);
-    let bearer = format!("Bearer {api_key}")
-        .parse()
-        .map_err(|_| (lang, Problem::Unavailable))?;
-    call.metadata_mut().insert("authorization", bearer);
+    let call = authorized(v1::IngestEmailRequest { raw }, api_key, INGEST_TIMEOUT)
+        .ok_or((lang, Problem::Unavailable))?;
     match desk.email_intake.clone().ingest_email(call).await {
         Ok(answer) => {
             let answer = answer.into_inner();
@@ -602,7 +675,7 @@ async fn accept(
     }
 }
 
-fn answer_accepted(json: bool, lang: Lang) -> Response {
+pub(crate) fn answer_accepted(json: bool, lang: Lang) -> Response {
     if json {
         return (
             StatusCode::ACCEPTED,
@@ -623,7 +696,7 @@ fn answer_accepted(json: bool, lang: Lang) -> Response {
     page(StatusCode::OK, lang, title, &[text], false)
 }
 
-fn answer_problem(json: bool, lang: Lang, problem: Problem) -> Response {
+pub(crate) fn answer_problem(json: bool, lang: Lang, problem: Problem) -> Response {
     let (status, code) = problem.status_and_code();
     let message = problem.message(lang);
     if json {

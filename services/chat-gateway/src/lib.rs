@@ -11,7 +11,8 @@
 //! - [`feed`]: the live side across replicas, one core NATS subject per chat.
 //! - [`router`]: the router's gRPC API as the gateway calls it.
 //! - `member`: one member socket; `web`: the HTTP routes and static files;
-//!   [`contact`]: the contact form (`POST /v1/contact`), handed to email-intake.
+//!   [`contact`]: the contact form (`POST /v1/contact`), handed to email-intake;
+//!   [`callback`]: a closed widget's call-back request (`POST /v1/callback`), to campaigns.
 //! - `agent`: one agent `ChatSession` stream; `grpc`: the tonic adapter;
 //!   `error`: [`ChatError`] and its one status table.
 //!
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+pub mod callback;
 pub mod chats;
 pub mod config;
 pub mod contact;
@@ -89,6 +91,7 @@ pub async fn serve_with_http(
         )?,
         tenants: tenants.clone(),
         resume_grace: config.resume_grace(),
+        callbacks: !config.campaigns_url.is_empty(),
     });
     let (healthy, probe) =
         careline_kit::readiness::spawn_probe(redis, nats, shutdown.token().clone());
@@ -98,6 +101,7 @@ pub async fn serve_with_http(
     let contact = contact::ContactDesk::new(
         chats.clone(),
         &config.email_intake_url,
+        &config.campaigns_url,
         config.router_api_keys.clone(),
         &tls,
     )?;

@@ -99,6 +99,9 @@ pub enum ServerFrame {
         message: String,
         contact_email: String,
         portal_url: String,
+        /// The member may ask for a call-back (`POST /v1/callback`).
+        #[serde(default)]
+        callback: bool,
     },
     /// The first message looked urgent.
     Emergency {

@@ -9,7 +9,8 @@
  * It speaks the member protocol v1 of docs/chat-protocol.md over one WebSocket. The resume token
  * is kept in sessionStorage so a reload or a dropped connection continues the same chat; every
  * message carries a client id, so a message re-sent after a reconnect is stored and shown once.
- * When chat is closed, or the member prefers it, it offers the contact form (POST v1/contact).
+ * When chat is closed, or the member prefers it, it offers the contact form (POST v1/contact);
+ * when chat is closed and the after_hours frame says so, a call-back request (POST v1/callback).
  * Accessibility: a labelled dialog; messages in an aria-live log; queue status in role=status;
  * the emergency banner in role=alert; every control labelled; Escape closes the panel and focus
  * returns to the launcher; Enter sends, Shift+Enter starts a new line.
@@ -29,6 +30,9 @@
   var MAX_CONTACT_NAME_CHARS = 100;
   var MAX_CONTACT_MESSAGE_CHARS = 10000;
   var MAX_EMAIL_CHARS = 254;
+  var MAX_PHONE_CHARS = 32;
+  var MIN_PHONE_DIGITS = 7;
+  var MAX_PHONE_DIGITS = 15;
   /* Reconnect backoff after an unexpected close: doubles from the first delay to the last. */
   var RECONNECT_FIRST_MS = 500;
   var RECONNECT_MAX_MS = 8000;
@@ -82,6 +86,13 @@
       emailUs: "Email us at ",
       portal: "Use the member portal (open 24 hours)",
       contactUs: "Contact us",
+      callbackUs: "Request a call-back",
+      callbackTitle: "Request a call-back",
+      callbackIntro: "Leave your number and we will call you back when we open.",
+      phone: "Phone number",
+      callbackSubmit: "Call me back",
+      callbackSent: "Thank you. We will call you back when we open.",
+      badPhone: "Please enter a phone number like +1 555 010 1234.",
       emergency: function (call, crisis) {
         return [
           "If this is a medical emergency, call ",
@@ -160,6 +171,13 @@
       emailUs: "Escribirnos a ",
       portal: "Usar el portal para miembros (abierto las 24 horas)",
       contactUs: "Contáctenos",
+      callbackUs: "Pedir que le llamemos",
+      callbackTitle: "Pedir que le llamemos",
+      callbackIntro: "Déjenos su número y le llamaremos cuando abramos.",
+      phone: "Número de teléfono",
+      callbackSubmit: "Llámenme",
+      callbackSent: "Gracias. Le llamaremos cuando abramos.",
+      badPhone: "Escriba un número de teléfono como +1 555 010 1234.",
       emergency: function (call, crisis) {
         return [
           "Si es una emergencia médica, llame al ",
@@ -403,17 +421,35 @@
   ]);
   var contactView = el("div", { hidden: true }, [contactForm, contactDone]);
 
+  /* Call-back view: the number to call, sent as JSON with the widget's language. */
+  var callbackPhone = field("phone", "phone", el("input", { type: "tel", name: "phone", autocomplete: "tel", required: "", maxlength: String(MAX_PHONE_CHARS) }));
+  var callbackError = el("p", { class: "cl-error", role: "alert", hidden: true });
+  var callbackDone = el("p", { class: "cl-done", role: "status", tabindex: "-1" });
+  var callbackSubmit = say(el("button", { type: "submit", class: "cl-button" }), text("callbackSubmit"));
+  var callbackBack = say(el("button", { type: "button", class: "cl-button cl-button-secondary" }), text("back"));
+  var callbackForm = el("form", { class: "cl-form", novalidate: "" }, [
+    say(el("p", { class: "cl-hint" }), text("callbackIntro")),
+    callbackPhone.wrap,
+    callbackError,
+    el("div", { class: "cl-actions" }, [callbackSubmit, callbackBack]),
+  ]);
+  var callbackView = el("div", { hidden: true }, [callbackForm, callbackDone]);
+
   body.appendChild(startForm);
   body.appendChild(chatView);
   body.appendChild(contactView);
+  body.appendChild(callbackView);
   panel.appendChild(composer);
   panel.appendChild(footer);
 
   /* ---------- views and focus ---------- */
 
   var view = "start";
+  function viewTitle() {
+    return { contact: t.contactTitle, callback: t.callbackTitle }[view] || t.title;
+  }
   say(heading, function (node) {
-    node.textContent = view === "contact" ? t.contactTitle : t.title;
+    node.textContent = viewTitle();
   });
 
   function chatOpen() {
@@ -425,9 +461,10 @@
     startForm.hidden = name !== "start";
     chatView.hidden = name !== "chat";
     contactView.hidden = name !== "contact";
+    callbackView.hidden = name !== "callback";
     composer.hidden = name !== "chat" || session.over;
     footer.hidden = name !== "chat";
-    heading.textContent = name === "contact" ? t.contactTitle : t.title;
+    heading.textContent = viewTitle();
     if (!panel.hidden && focusTarget) {
       focusTarget.focus();
     }
@@ -439,6 +476,9 @@
     }
     if (view === "contact") {
       return contactForm.hidden ? contactDone : contactEmail.control;
+    }
+    if (view === "callback") {
+      return callbackForm.hidden ? callbackDone : callbackPhone.control;
     }
     return composer.hidden ? (newChatButton.hidden ? heading : newChatButton) : composerInput;
   }
@@ -739,6 +779,11 @@
     var contactButton = el("button", { type: "button", class: "cl-button", text: t.contactUs });
     contactButton.addEventListener("click", showContact);
     afterHours.appendChild(contactButton);
+    if (frame.callback === true) {
+      var callbackButton = el("button", { type: "button", class: "cl-button", text: t.callbackUs });
+      callbackButton.addEventListener("click", showCallback);
+      afterHours.appendChild(callbackButton);
+    }
     afterHours.hidden = false;
   }
 
@@ -866,13 +911,15 @@
   });
   newChatButton.addEventListener("click", resetSession);
   preferContactButton.addEventListener("click", showContact);
-  contactBack.addEventListener("click", function () {
+  function back() {
     if (chatOpen() || session.over) {
       showView("chat", defaultFocus());
     } else {
       showView("start", languageSelect);
     }
-  });
+  }
+  contactBack.addEventListener("click", back);
+  callbackBack.addEventListener("click", back);
 
   /* ---------- contact form ---------- */
 
@@ -951,6 +998,75 @@
         contactSubmit.disabled = false;
         contactError.textContent = t.failed;
         contactError.hidden = false;
+      });
+  });
+
+  /* ---------- call-back request ---------- */
+
+  function showCallback() {
+    callbackDone.textContent = "";
+    callbackForm.hidden = false;
+    callbackError.hidden = true;
+    showView("callback", callbackPhone.control);
+  }
+
+  /* The same shape the server checks: an optional leading +, digits with spaces, dashes, dots
+     or parentheses between them; the server has the last word. */
+  function plausiblePhone(value) {
+    var digits = value.replace(/[^0-9]/g, "").length;
+    return /^\+?[0-9 ().-]+$/.test(value) && digits >= MIN_PHONE_DIGITS && digits <= MAX_PHONE_DIGITS;
+  }
+
+  callbackForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    callbackError.hidden = true;
+    var phone = callbackPhone.control.value.trim();
+    if (!phone) {
+      showError(callbackPhone, t.required);
+    } else {
+      showError(callbackPhone, phone.length <= MAX_PHONE_CHARS && plausiblePhone(phone) ? "" : t.badPhone);
+    }
+    if (!focusFirstInvalid([callbackPhone])) {
+      return;
+    }
+    callbackSubmit.disabled = true;
+    var target = new URL("v1/callback", gateway);
+    target.searchParams.set("key", widgetKey);
+    fetch(target.href, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ key: widgetKey, language: lang, phone: phone }),
+    })
+      .then(function (response) {
+        return response.json().then(
+          function (json) {
+            return { ok: response.ok, json: json || {} };
+          },
+          function () {
+            return { ok: false, json: {} };
+          }
+        );
+      })
+      .then(function (result) {
+        callbackSubmit.disabled = false;
+        if (result.ok) {
+          callbackForm.hidden = true;
+          callbackDone.textContent = t.callbackSent;
+          callbackDone.focus();
+          return;
+        }
+        if (result.json.field === "phone") {
+          showError(callbackPhone, result.json.message || t.badPhone);
+          callbackPhone.control.focus();
+        } else {
+          callbackError.textContent = result.json.message || t.failed;
+          callbackError.hidden = false;
+        }
+      })
+      .catch(function () {
+        callbackSubmit.disabled = false;
+        callbackError.textContent = t.failed;
+        callbackError.hidden = false;
       });
   });
 

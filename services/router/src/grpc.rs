@@ -189,9 +189,9 @@ impl Router for RouterService {
         request: Request<v1::CreateInteractionRequest>,
     ) -> Result<Response<v1::CreateInteractionResponse>, Status> {
         let config = self.admit(&request, Budget::Creates, INTAKE).await?;
-        let create = validate::create(&config, request.into_inner())?;
-        let created =
-            intake::create_interaction(&self.store, &config, create, (self.clock)()).await?;
+        let now = (self.clock)();
+        let create = validate::create(&config, request.into_inner(), now.timestamp_millis())?;
+        let created = intake::create_interaction(&self.store, &config, create, now).await?;
         record_interaction(&created.interaction_id);
         metrics::counter!("careline_interactions_created_total", "tenant" => config.id.clone())
             .increment(u64::from(!created.replayed));

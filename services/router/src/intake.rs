@@ -30,6 +30,8 @@ pub struct CreateRequest {
     pub member_ref: String,
     pub context: v1::InteractionContext,
     pub idempotency_key: String,
+    /// When the member first queued (ms since the epoch); `None`: now.
+    pub queued_since_ms: Option<i64>,
 }
 
 /// Applies the tenant's rules to `request` and queues it.
@@ -131,5 +133,6 @@ fn understand(
         after_hours: false,
         max_waiting,
         idempotency_key: request.idempotency_key,
+        queued_since_ms: request.queued_since_ms,
     })
 }

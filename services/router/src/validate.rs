@@ -1,6 +1,7 @@
 //! Request validation: every field checked against its format, its size
 //! limit and the tenant's configuration, with messages a person can act on.
 
+use careline_domain::channel::MAX_QUEUED_SINCE_AGE_MS;
 use careline_domain::targets::personal_eligibility;
 use careline_domain::tenant::TenantConfig;
 use careline_domain::{AgentId, InteractionId, OfferId, QueueId};
@@ -30,6 +31,9 @@ pub const MAX_OUTCOME_TAGS: usize = 16;
 pub const MAX_DESTINATION_LEN: usize = 256;
 /// Furthest a pending follow-up may be set.
 pub const MAX_PENDING_MS: i64 = 90 * 24 * 3600 * 1000;
+/// How far ahead of this router's clock a `queued_since_ms` may be (another
+/// replica's clock set it); it is then taken as now.
+pub const MAX_QUEUED_SINCE_SKEW_MS: i64 = 5_000;
 
 fn invalid(message: impl Into<String>) -> RouterError {
     RouterError::Invalid(message.into())
@@ -162,11 +166,13 @@ fn context(context: &v1::InteractionContext) -> Result<(), RouterError> {
     Ok(())
 }
 
-/// A create request, checked against the tenant's configuration; intake then
-/// applies the tenant's rules (text, urgency, hours) to it.
+/// A create request, checked against the tenant's configuration and the
+/// router's clock (`now_ms`); intake then applies the tenant's rules (text,
+/// urgency, hours) to it.
 pub fn create(
     config: &TenantConfig,
     request: v1::CreateInteractionRequest,
+    now_ms: i64,
 ) -> Result<CreateRequest, RouterError> {
     let channel = channel_from_proto(request.channel).ok_or_else(|| {
         invalid("channel is required: CHANNEL_VOICE, CHANNEL_EMAIL or CHANNEL_CHAT")
@@ -200,6 +206,7 @@ pub fn create(
     reference("idempotency_key", &request.idempotency_key)?;
     let context_value = request.context.unwrap_or_default();
     context(&context_value)?;
+    let queued_since_ms = queued_since(request.queued_since_ms, now_ms)?;
     Ok(CreateRequest {
         channel,
         queue,
@@ -209,7 +216,30 @@ pub fn create(
         member_ref: request.member_ref,
         context: context_value,
         idempotency_key: request.idempotency_key,
+        queued_since_ms,
     })
+}
+
+/// A queue-entry time: 0 is none (now); otherwise not in the future (beyond
+/// [`MAX_QUEUED_SINCE_SKEW_MS`]) and within [`MAX_QUEUED_SINCE_AGE_MS`].
+fn queued_since(queued_since_ms: i64, now_ms: i64) -> Result<Option<i64>, RouterError> {
+    if queued_since_ms == 0 {
+        return Ok(None);
+    }
+    if queued_since_ms - now_ms > MAX_QUEUED_SINCE_SKEW_MS {
+        return Err(invalid(format!(
+            "queued_since_ms {queued_since_ms} is in the future (now is {now_ms}); pass when \
+             the member first queued, or 0 for now"
+        )));
+    }
+    if now_ms - queued_since_ms > MAX_QUEUED_SINCE_AGE_MS {
+        return Err(invalid(format!(
+            "queued_since_ms {queued_since_ms} is more than {} days ago; pass 0 to queue \
+             the contact as new",
+            MAX_QUEUED_SINCE_AGE_MS / (24 * 3600 * 1000)
+        )));
+    }
+    Ok(Some(queued_since_ms.min(now_ms)))
 }
 
 /// Free-text notes (may be empty).

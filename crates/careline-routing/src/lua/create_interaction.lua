@@ -9,6 +9,7 @@
 -- ARGV[15] outbox bound: refused with UNAVAILABLE while this many events wait
 -- ARGV[16] urgent reason: the phrase id found in its text, or ''
 -- ARGV[17] most contacts that may wait in the queue (0: no cap; urgent ones pass)
+-- ARGV[18] when the member first queued (ms; '' for now): its place in its band
 -- Returns {'ok', id, queue position (0 once offered), replayed (0/1)}.
 local idem_key = P .. 'idem:' .. ARGV[2]
 -- Claims the key, or reads who holds it, in one command (Redis 7.0+).
@@ -48,13 +49,14 @@ if max_waiting > 0 and ARGV[10] ~= '1' then
 end
 local id = ARGV[4]
 local band = tonumber(ARGV[9])
+local qenq = math.min(tonumber(ARGV[18]) or NOW, NOW)
 local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], band = band,
-  urgent = ARGV[10], member = ARGV[11], score = band * BAND + NOW, qenq = NOW, created = NOW,
+  urgent = ARGV[10], member = ARGV[11], score = band * BAND + qenq, qenq = qenq, created = NOW,
   state = 'new', tp = TRACEPARENT}
 -- Written with the interaction's first state (offered or queued): one HSET.
 local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW, 'qenq', NOW, 'target', ix.target, 'score', ix.score,
+  'created', NOW, 'qenq', qenq, 'target', ix.target, 'score', ix.score,
   'urgent_reason', ARGV[16], 'tp', TRACEPARENT}
 redis.call('ZADD', P .. 'live', NOW, id)
 emit_ix('created', ix, id)

@@ -29,6 +29,7 @@ impl RoutingStore {
         let band = new.priority.band().to_string();
         let window = IDEMPOTENCY_WINDOW_SECS.to_string();
         let outbox_max = self.outbox_max_events.to_string();
+        let queued_since = new.queued_since_ms.map(|ms| ms.to_string());
         let reply = self
             .run(
                 &self.scripts.create_interaction,
@@ -52,6 +53,7 @@ impl RoutingStore {
                         .map_or("", UrgentReason::as_str)
                         .as_bytes(),
                     new.max_waiting.to_string().as_bytes(),
+                    queued_since.as_deref().unwrap_or("").as_bytes(),
                 ],
             )
             .await?;
@@ -349,6 +351,11 @@ fn fingerprint(new: &NewInteraction, context: &[u8]) -> String {
     ] {
         hash.update((part.len() as u64).to_le_bytes());
         hash.update(part);
+    }
+    // Only when set, so the keys of creates without it keep their fingerprint.
+    if let Some(ms) = new.queued_since_ms {
+        hash.update(8u64.to_le_bytes());
+        hash.update(ms.to_le_bytes());
     }
     hex::encode(hash.finalize())
 }

@@ -74,6 +74,7 @@ pub fn interaction_request(
         after_hours: false,
         idempotency_key: format!("k-{n}"),
         max_waiting: 0,
+        queued_since_ms: None,
     }
 }
 

@@ -85,3 +85,82 @@ async fn call_backs_are_made_in_the_order_the_members_first_queued() {
     assert!(members.contains(&"m-second".to_owned()), "{members:?}");
     platform.stop().await;
 }
+
+async fn queue_inbound(router: &mut careline_testkit::router::Router, member: &str) -> String {
+    router
+        .create_interaction(v1::CreateInteractionRequest {
+            channel: v1::Channel::Voice as i32,
+            queue_id: "general".into(),
+            member_ref: member.into(),
+            idempotency_key: format!("queued-{member}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .interaction
+        .unwrap()
+        .id
+}
+
+async fn state_of(router: &mut careline_testkit::router::Router, id: &str) -> (i32, String) {
+    let ix = router
+        .get_interaction(v1::GetInteractionRequest {
+            interaction_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (ix.state, ix.agent_id)
+}
+
+#[tokio::test]
+async fn a_call_back_keeps_its_place_among_inbound_contacts() {
+    let mut callbacks = voice_campaign("callbacks", 1);
+    callbacks.callback = true;
+    let platform = Platform::start(tenant(vec![callbacks])).await;
+    platform.login(&["ana"], AgentStatus::Away).await;
+    let mut router = platform.router().await;
+    let original = queue_inbound(&mut router, "m-caller").await;
+    let later = [
+        queue_inbound(&mut router, "m-later-1").await,
+        queue_inbound(&mut router, "m-later-2").await,
+    ];
+    let core = platform.core(platform.clock()).await;
+    core.request_callback(TENANT, "m-caller", &original, "+15550001111", 0)
+        .await
+        .unwrap();
+    router
+        .abandon(v1::AbandonRequest {
+            interaction_id: original.clone(),
+        })
+        .await
+        .unwrap();
+
+    // Inbound contacts wait, yet the call-back is made: it is one of them.
+    assert_eq!(core.run_due(TENANT).await.unwrap(), 1);
+    let call_back = platform.outbound("callbacks").await;
+    assert_eq!(call_back.len(), 1);
+    let call_back = &call_back[0];
+    assert_eq!(call_back.member_ref, "m-caller");
+    assert_eq!(call_back.priority, v1::Priority::Normal as i32);
+
+    platform
+        .routing
+        .agent_set_state(TENANT, "ana", "s-ana", AgentStatus::Available, "")
+        .await
+        .unwrap();
+    careline_testkit::assert_eventually!(
+        state_of(&mut router, &call_back.id).await
+            == (v1::InteractionState::Offered as i32, "ana".to_owned()),
+        "the call-back is offered first, at the member's original place"
+    );
+    for id in &later {
+        assert_eq!(
+            state_of(&mut router, id).await,
+            (v1::InteractionState::Queued as i32, String::new()),
+            "contacts that queued after the member wait"
+        );
+    }
+    platform.stop().await;
+}

@@ -98,7 +98,7 @@ pub struct Platform {
     pub tenant: TenantConfig,
     pub routing: RoutingStore,
     router_addr: std::net::SocketAddr,
-    router: (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>),
+    router: Option<(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)>,
     offset_ms: Arc<AtomicI64>,
     pub replicas: Vec<Replica>,
     core_shutdown: Shutdown,
@@ -130,7 +130,7 @@ impl Platform {
             tenant,
             routing,
             router_addr,
-            router: (shutdown, server),
+            router: Some((shutdown, server)),
             offset_ms: Arc::new(AtomicI64::new(0)),
             replicas: Vec::new(),
             core_shutdown: Shutdown::new(),
@@ -279,15 +279,21 @@ impl Platform {
     }
 
     /// Stops every replica and the router.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.core_shutdown.trigger();
-        for replica in self.replicas {
+        for replica in std::mem::take(&mut self.replicas) {
             replica.shutdown.trigger();
             replica.server.await.unwrap().unwrap();
         }
-        let (shutdown, server) = self.router;
-        shutdown.trigger();
-        server.await.unwrap().unwrap();
+        self.stop_router().await;
+    }
+
+    /// Stops the router (calls to it fail from now on).
+    pub async fn stop_router(&mut self) {
+        if let Some((shutdown, server)) = self.router.take() {
+            shutdown.trigger();
+            server.await.unwrap().unwrap();
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod callbacks;
 mod email;
+mod failures;
 mod harness;
 mod pacing;
 mod priority;

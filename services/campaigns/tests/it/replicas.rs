@@ -24,6 +24,7 @@ async fn concurrent_claims_over_one_due_set_hand_out_each_target_once() {
             high: i % 3 == 0,
             priority: "normal",
             due_ms: now,
+            queued_since_ms: 0,
         };
         assert!(store.add_target(TENANT, "race", &target).await.unwrap());
     }

@@ -7,6 +7,8 @@
 //!   one more; Escape closes the panel.
 //! - `after_hours.mjs`: the tenant is closed; the widget shows the after-hours message, contact
 //!   email and portal link, and its contact form becomes an email interaction.
+//! - `callback.mjs`: the tenant is closed; the widget offers a call-back, refuses a number too
+//!   short beside the field, and the member's number becomes a target of the call-back campaign.
 //!
 //! Screenshots are kept under the target directory (`target/tmp/browser/`), their paths printed.
 //! `scripts/test.sh` installs what this needs (`ensure_browser_tools` in scripts/lib.sh):
@@ -19,6 +21,7 @@ use careline_domain::TenantConfig;
 use careline_proto::v1;
 use careline_testkit::browser::{BROWSER_DEADLINE, BrowserRun, browser_tools};
 
+use crate::callback::CallbackPlatform;
 use crate::contact::ContactPlatform;
 use crate::harness::Platform;
 
@@ -171,4 +174,25 @@ async fn closed_tenant_chat_offers_after_hours_help_and_the_widget_contact_form_
     // The widget's contact form became an email interaction (beside the queued chat).
     let email = env.wait_for_email_interactions(1).await;
     assert_eq!(email.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_widget_offers_a_call_back_that_becomes_a_target_of_the_call_back_campaign() {
+    browser_tools().unwrap_or_else(|missing| panic!("{missing}"));
+    let env = CallbackPlatform::start_with(widget_anywhere).await;
+    let screenshot = screenshot_path("callback-en.png");
+    let seen = BrowserRun::start(
+        "callback.mjs",
+        &format!("http://{}/", env.gateway.http),
+        &screenshot,
+        &[],
+    )
+    .passed()
+    .await;
+    assert!(
+        seen.iter().any(|line| line.contains("callback_sent")),
+        "{seen:?}"
+    );
+    println!("screenshot of the call-back form: {}", screenshot.display());
+    env.wait_for_targets(1).await;
 }

@@ -41,18 +41,7 @@ impl ContactPlatform {
     /// [`start`](Self::start) with the closed demo tenant changed by `configure` first.
     pub async fn start_with(configure: impl FnOnce(&mut TenantConfig)) -> ContactPlatform {
         let platform = Platform::start().await;
-        // Closed all day (a holiday around today in every time zone): the form is open anyway.
-        let mut demo = careline_testkit::demo::tenant();
-        let today = chrono::Utc::now().date_naive();
-        demo.holidays = vec![today.pred_opt().unwrap(), today, today.succ_opt().unwrap()];
-        configure(&mut demo);
-        let js = async_nats::jetstream::new(platform.sandbox.nats().await.unwrap());
-        TenantStore::open(&js, None)
-            .await
-            .unwrap()
-            .put(&demo)
-            .await
-            .expect("closed demo tenant applied");
+        close_demo(&platform, configure).await;
         let (intake_addr, intake) = start_email_intake(&platform).await;
         let gateway = platform
             .gateway_with(|config| config.email_intake_url = format!("http://{intake_addr}"))
@@ -123,6 +112,22 @@ impl ContactPlatform {
         }
         out
     }
+}
+
+/// Applies the demo tenant closed all day (a holiday around today in every time zone), changed
+/// by `configure` first.
+pub async fn close_demo(platform: &Platform, configure: impl FnOnce(&mut TenantConfig)) {
+    let mut demo = careline_testkit::demo::tenant();
+    let today = chrono::Utc::now().date_naive();
+    demo.holidays = vec![today.pred_opt().unwrap(), today, today.succ_opt().unwrap()];
+    configure(&mut demo);
+    let js = async_nats::jetstream::new(platform.sandbox.nats().await.unwrap());
+    TenantStore::open(&js, None)
+        .await
+        .unwrap()
+        .put(&demo)
+        .await
+        .expect("closed demo tenant applied");
 }
 
 async fn start_email_intake(

@@ -2,6 +2,7 @@
 //! gateway replicas; members over real WebSockets, agents over gRPC.
 
 mod browser;
+mod callback;
 mod chat;
 mod contact;
 mod harness;

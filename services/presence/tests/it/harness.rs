@@ -145,6 +145,7 @@ impl Presence {
                     after_hours: false,
                     idempotency_key: uuid::Uuid::new_v4().to_string(),
                     max_waiting: 0,
+                    queued_since_ms: None,
                 },
             )
             .await?;

@@ -847,3 +847,122 @@ async fn every_read_of_a_contact_is_in_the_access_audit_without_its_content() {
     assert_eq!(status.code(), Code::PermissionDenied);
     platform.stop().await;
 }
+
+/// The state and agent of interaction `id`.
+async fn offered_to(client: &mut crate::harness::Client, id: &str) -> (i32, String) {
+    let ix = client
+        .get_interaction(v1::GetInteractionRequest {
+            interaction_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (ix.state, ix.agent_id)
+}
+
+#[tokio::test]
+async fn a_contact_created_with_an_earlier_queued_since_is_offered_before_contacts_that_queued_after_it()
+ {
+    let platform = Platform::start_with_demo(careline_testkit::demo::tenant_always_open()).await;
+    // The router's clock is the wall clock here: queued_since is checked against it.
+    let now = chrono::Utc::now();
+    platform.set_now(&now.to_rfc3339());
+    let now_ms = now.timestamp_millis();
+    let mut client = platform.client(DEMO_KEY).await;
+    let store = careline_routing::RoutingStore::connect(&platform.sandbox.redis_url())
+        .await
+        .unwrap();
+    let config = crate::harness::demo();
+    for agent in ["ana", "luis"] {
+        store
+            .agent_login(
+                &config,
+                agent,
+                &format!("s-{agent}"),
+                careline_routing::AgentStatus::Away,
+            )
+            .await
+            .unwrap();
+    }
+    let queued = |key: &str, since_ms: i64| {
+        let mut request = create("general", v1::Channel::Voice, key);
+        request.member_ref = format!("member-{key}");
+        request.queued_since_ms = since_ms;
+        request
+    };
+    // Created first in wall time, queued now.
+    let walk_in = client
+        .create_interaction(queued("walk-in", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(walk_in.queue_position, 1);
+    // A call-back for a member who queued 30 s ago: ahead of the walk-in.
+    let call_back = client
+        .create_interaction(queued("call-back", now_ms - 30_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(call_back.queue_position, 1, "ahead of the later walk-in");
+    // Someone who queued a minute ago stays ahead of the call-back.
+    let earlier = client
+        .create_interaction(queued("earlier", now_ms - 60_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(earlier.queue_position, 1);
+
+    // A replay is the same contact; the same key with another time is refused.
+    let again = client
+        .create_interaction(queued("call-back", now_ms - 30_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    let moved = client
+        .create_interaction(queued("call-back", now_ms - 45_000))
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Code::AlreadyExists, "{moved:?}");
+
+    for (since_ms, says) in [
+        (now_ms + 3_600_000, "is in the future"),
+        (now_ms - 8 * 24 * 3_600_000, "more than 7 days ago"),
+    ] {
+        let status = client
+            .create_interaction(queued("bad", since_ms))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(says), "{}", status.message());
+    }
+
+    let ids = [
+        earlier.interaction.unwrap().id,
+        call_back.interaction.unwrap().id,
+        walk_in.interaction.unwrap().id,
+    ];
+    for (agent, offered) in [("ana", &ids[0]), ("luis", &ids[1])] {
+        store
+            .agent_set_state(
+                &config.id,
+                agent,
+                &format!("s-{agent}"),
+                careline_routing::AgentStatus::Available,
+                "",
+            )
+            .await
+            .unwrap();
+        careline_testkit::assert_eventually!(
+            offered_to(&mut client, offered).await
+                == (v1::InteractionState::Offered as i32, agent.to_owned()),
+            "the next in line is offered to the agent who freed up"
+        );
+    }
+    assert_eq!(
+        offered_to(&mut client, &ids[2]).await,
+        (v1::InteractionState::Queued as i32, String::new()),
+        "the walk-in still waits"
+    );
+    platform.stop().await;
+}
