@@ -2,17 +2,37 @@
 # Prints the tenant `loadtest/k6/offers.js` runs against: N agents (default
 # 200) who serve queue `general` in English with chat capacity 5, open every
 # hour, wrap-up 0 (capacity is free again at once), rate limits above the
-# test's rate. Keys (local use only): API key bench-offers-key-000000000000000
+# test's rate. Keys (local use only): API key <id>-key-000000000000000
 # (admin: the agents resolve through it, naming themselves), agent i's key
-# bench-agent-key-<i>.
+# bench-agent-key-<i>. The id is `bench-offers` unless given.
 #
 #   loadtest/k6/offers-tenant.sh 200 > /tmp/bench-offers.yaml
 #   careline config apply -f /tmp/bench-offers.yaml
+#
+# Many tenants: `--tenants T DIR` writes DIR/bench-offers-<t>.yaml for t in
+# 1..T, N agents each (offers.js with TENANTS=T spreads its agents and creates
+# over them); and the tenant of the timeout probe (offers.js PROBE_AGENTS):
+#
+#   loadtest/k6/offers-tenant.sh 4 --tenants 499 /tmp/bench-tenants
+#   OFFER_TIMEOUT_SECS=1 loadtest/k6/offers-tenant.sh 4 bench-timeout > /tmp/bench-timeout.yaml
+#
+# Env: OFFER_TIMEOUT_SECS (chat offer timeout, default 30).
 set -euo pipefail
 agents="${1:-200}"
+if [[ "${2:-}" == --tenants ]]; then
+  tenants="${3:?--tenants needs a count and a directory}"
+  dir="${4:?--tenants needs a count and a directory}"
+  mkdir -p "$dir"
+  for t in $(seq 1 "$tenants"); do
+    "$0" "$agents" "bench-offers-$t" > "$dir/bench-offers-$t.yaml"
+  done
+  exit 0
+fi
+id="${2:-bench-offers}"
+offer_timeout="${OFFER_TIMEOUT_SECS:-30}"
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 cat <<YAML
-id: bench-offers
+id: $id
 name: k6 offers benchmark
 time_zone: UTC
 languages: [en]
@@ -21,7 +41,7 @@ after_hours_message:
 contact_email: help@bench-offers.example
 api_keys:
   - id: bench
-    sha256: $(sha bench-offers-key-000000000000000)
+    sha256: $(sha "$id-key-000000000000000")
     scopes: [admin]
 limits:
   creates_per_sec: 20000
@@ -31,7 +51,7 @@ limits:
 routing:
   strategy: longest_idle
   urgent_queue: general
-  offer_timeout_secs: { voice: 30, chat: 30, email: 30 }
+  offer_timeout_secs: { voice: 30, chat: $offer_timeout, email: 30 }
   capacity: { voice: 1, chat: 5, email: 5 }
   wrap_up_secs: 0
   heartbeat_ttl_secs: 30

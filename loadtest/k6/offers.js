@@ -13,12 +13,24 @@
 // Phases (one run): the echo service at RATE for DURATION; then the agents log
 // in (WARMUP); then creates at RATE for DURATION while the agents work.
 //
+// Many tenants: with TENANTS=T (> 1) the agents and creates are spread round
+// robin over tenants bench-offers-1..T (`offers-tenant.sh A --tenants T DIR`,
+// A >= AGENTS / T agents each). Timeout probe: with PROBE_AGENTS=P (> 0), P
+// agents of tenant bench-timeout (short chat offer timeout) log in with the
+// others and never answer; contacts are created there at PROBE_RATE from the
+// warm-up on. Each timed-out offer gives offer_timeout_late_ms = arrival of its
+// revocation on the stream minus the offer's deadline_ms, tagged storm:no
+// (warm-up, no creates elsewhere) or storm:yes (during the creates); the agent
+// abandons the contact and makes itself available again.
+//
 // Env: RATE (iterations/s, default 2000), DURATION (default 20s), WARMUP
 //      (default 10s), AGENTS (default 200, as many as the tenant file has),
 //      ROUTER_ADDR / PRESENCE_ADDR / ECHO_ADDR (default 127.0.0.1:50051 /
 //      :50052 / :50099, loopback only; ECHO_ADDR=off skips the echo phase),
 //      VUS / MAX_VUS (pre-allocated / maximum VUs of each open-model phase,
-//      default 100 / 1000), P99_MS (threshold on p99s, default 500).
+//      default 100 / 1000), P99_MS (threshold on p99s, default 500),
+//      TENANTS (default 1: tenant bench-offers), PROBE_AGENTS (default 0: no
+//      probe), PROBE_RATE (probe contacts/s, default 2).
 //
 // Metrics: grpc_req_duration per method (CreateInteraction, Resolve, Health
 // Check); offer_on_stream_ms = arrival of the offer on the agent's stream
@@ -40,13 +52,18 @@ const PRESENCE_ADDR = __ENV.PRESENCE_ADDR || '127.0.0.1:50052';
 const ECHO_ADDR = __ENV.ECHO_ADDR || '127.0.0.1:50099';
 const ECHO = ECHO_ADDR !== 'off';
 const P99_MS = parseInt(__ENV.P99_MS || '500', 10);
-const TENANT = 'bench-offers';
-const API_KEY = 'bench-offers-key-000000000000000';
+const TENANTS = parseInt(__ENV.TENANTS || '1', 10);
+const TENANT_IDS =
+  TENANTS > 1 ? Array.from({ length: TENANTS }, (_, t) => `bench-offers-${t + 1}`) : ['bench-offers'];
+const PROBE_AGENTS = parseInt(__ENV.PROBE_AGENTS || '0', 10);
+const PROBE_RATE = parseInt(__ENV.PROBE_RATE || '2', 10);
+const PROBE_TENANT = 'bench-timeout';
 // Agents send a heartbeat this often (the tenant's TTL is 30 s).
 const HEARTBEAT_MS = 5000;
 
 const CREATE = 'careline.v1.Router/CreateInteraction';
 const RESOLVE = 'careline.v1.Router/Resolve';
+const ABANDON = 'careline.v1.Router/Abandon';
 const SESSION = 'careline.v1.Presence/OpenAgentSession';
 const HEALTH = 'grpc.health.v1.Health/Check';
 
@@ -61,6 +78,7 @@ const offerOnStream = new Trend('offer_on_stream_ms', true);
 const offersReceived = new Counter('offers_received');
 const resolvedOk = new Counter('resolved');
 const streamErrors = new Counter('agent_stream_errors');
+const timeoutLate = new Trend('offer_timeout_late_ms', true);
 
 const echoStart = 0;
 const agentsStart = ECHO ? DURATION_S : 0;
@@ -94,6 +112,24 @@ const scenarios = {
   creates: openModel('create', createsStart),
 };
 if (ECHO) scenarios.echo = openModel('echo', echoStart);
+if (PROBE_AGENTS > 0) {
+  scenarios.probeAgents = {
+    executor: 'per-vu-iterations',
+    exec: 'probeAgent',
+    vus: PROBE_AGENTS,
+    iterations: 1,
+    startTime: `${agentsStart}s`,
+    maxDuration: `${WARMUP_S + DURATION_S + 60}s`,
+  };
+  // From a second after the agents start until the creates end.
+  scenarios.probe = {
+    ...openModel('probe', agentsStart + 1),
+    rate: PROBE_RATE,
+    duration: `${WARMUP_S + DURATION_S - 1}s`,
+    preAllocatedVUs: 2,
+    maxVUs: 20,
+  };
+}
 
 export const options = {
   scenarios,
@@ -103,14 +139,21 @@ export const options = {
     [`grpc_req_duration{name:/${RESOLVE}}`]: [`p(99)<${P99_MS}`],
     offer_on_stream_ms: [`p(99)<${P99_MS}`],
     ...(ECHO ? { [`grpc_req_duration{name:/${HEALTH}}`]: [`p(99)<${P99_MS}`] } : {}),
+    // Listed so the summary shows both sides of the probe.
+    ...(PROBE_AGENTS > 0
+      ? {
+          'offer_timeout_late_ms{storm:no}': [`p(99)<${P99_MS}`],
+          'offer_timeout_late_ms{storm:yes}': [`p(99)<${P99_MS}`],
+        }
+      : {}),
   },
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max'],
 };
 
-const apiParams = {
-  metadata: { authorization: `Bearer ${API_KEY}` },
-  timeout: '10s',
-};
+// Calls with a tenant's admin key (`offers-tenant.sh`: <id>-key-000000000000000).
+function apiParams(tenant) {
+  return { metadata: { authorization: `Bearer ${tenant}-key-000000000000000` }, timeout: '10s' };
+}
 
 const client = new grpc.Client();
 let connected = false;
@@ -123,11 +166,16 @@ function connectOnce(addr) {
 }
 
 export function setup() {
-  return { runId: `${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}` };
+  const now = Date.now();
+  return {
+    runId: `${now.toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`,
+    stormFromMs: now + createsStart * 1000,
+    stormUntilMs: now + (createsStart + DURATION_S) * 1000,
+  };
 }
 
-// One member contact: a chat in English, offered at once when an agent is free.
-export function create(data) {
+// One member contact in `tenant`: a chat in English, offered at once when an agent is free.
+function createIn(tenant, data) {
   connectOnce(ROUTER_ADDR);
   const res = client.invoke(
     CREATE,
@@ -139,9 +187,19 @@ export function create(data) {
       context: { reason: 'k6 offers benchmark' },
       idempotency_key: `k6-offers-${data.runId}-${__VU}-${__ITER}`,
     },
-    apiParams,
+    apiParams(tenant),
   );
   check(res, { 'create: status OK': (r) => r.status === grpc.StatusOK });
+}
+
+// The creates, round robin over the tenants.
+export function create(data) {
+  createIn(TENANT_IDS[exec.scenario.iterationInTest % TENANTS], data);
+}
+
+// A contact for the probe's agents, who let every offer time out.
+export function probe(data) {
+  createIn(PROBE_TENANT, data);
 }
 
 // The bare service, called the same way.
@@ -153,11 +211,10 @@ export function echo() {
   });
 }
 
-// One agent: logs in available, accepts every offer on its stream, resolves
-// each assigned contact over the Router, sends heartbeats, and leaves after
-// the creates are over.
-export function agent() {
-  const agentId = `a${exec.scenario.iterationInTest + 1}`;
+// One agent of `tenant`: opens a presence session, logs in available, hands
+// every event to `onEvent(event, stream, router)`, sends heartbeats, and leaves
+// after the creates are over.
+function agentSession(tenant, agentId, onEvent) {
   const presence = new grpc.Client();
   presence.connect(PRESENCE_ADDR, { plaintext: true, reflect: true, timeout: '10s' });
   const router = new grpc.Client();
@@ -165,32 +222,20 @@ export function agent() {
 
   const stream = new grpc.Stream(presence, SESSION);
   stream.on('data', (event) => {
-    if (event.offer) {
-      offersReceived.add(1);
-      offerOnStream.add(Date.now() - Number(event.offer.interaction.createdAtMs));
-      stream.write({ accept: { tenant_id: TENANT, offer_id: event.offer.offerId } });
-    } else if (event.assigned) {
-      router
-        .asyncInvoke(
-          RESOLVE,
-          { interaction_id: event.assigned.interaction.id, agent_id: agentId, disposition: 'resolved' },
-          apiParams,
-        )
-        .then((res) => {
-          if (check(res, { 'resolve: status OK': (r) => r.status === grpc.StatusOK })) resolvedOk.add(1);
-        });
-    } else if (event.error) {
+    if (event.error) {
       streamErrors.add(1);
-      console.warn(`${agentId}: ${JSON.stringify(event.error)}`);
+      console.warn(`${tenant}/${agentId}: ${JSON.stringify(event.error)}`);
+    } else {
+      onEvent(event, stream, router);
     }
   });
   stream.on('error', (err) => {
     streamErrors.add(1);
-    console.warn(`${agentId}: stream error ${JSON.stringify(err)}`);
+    console.warn(`${tenant}/${agentId}: stream error ${JSON.stringify(err)}`);
   });
   stream.write({
     login: {
-      tenants: [{ tenant_id: TENANT, agent_id: agentId, agent_key: `bench-agent-key-${agentId.slice(1)}` }],
+      tenants: [{ tenant_id: tenant, agent_id: agentId, agent_key: `bench-agent-key-${agentId.slice(1)}` }],
       initial_state: 'AGENT_STATE_AVAILABLE',
     },
   });
@@ -200,4 +245,56 @@ export function agent() {
     stream.end();
     router.close();
   }, agentsStayMs);
+}
+
+// A working agent: accepts every offer on its stream and resolves each
+// assigned contact over the Router. Agent k (0-based) is a<k / TENANTS + 1>
+// of tenant k % TENANTS.
+export function agent() {
+  const k = exec.scenario.iterationInTest;
+  const tenant = TENANT_IDS[k % TENANTS];
+  const agentId = `a${Math.floor(k / TENANTS) + 1}`;
+  agentSession(tenant, agentId, (event, stream, router) => {
+    if (event.offer) {
+      offersReceived.add(1);
+      offerOnStream.add(Date.now() - Number(event.offer.interaction.createdAtMs));
+      stream.write({ accept: { tenant_id: tenant, offer_id: event.offer.offerId } });
+    } else if (event.assigned) {
+      router
+        .asyncInvoke(
+          RESOLVE,
+          { interaction_id: event.assigned.interaction.id, agent_id: agentId, disposition: 'resolved' },
+          apiParams(tenant),
+        )
+        .then((res) => {
+          if (check(res, { 'resolve: status OK': (r) => r.status === grpc.StatusOK })) resolvedOk.add(1);
+        });
+    }
+  });
+}
+
+// A probe agent: never answers an offer; when it times out, records how late
+// the revocation came, abandons the contact and becomes available again (a
+// missed offer sets the agent away).
+export function probeAgent(data) {
+  const agentId = `a${exec.scenario.iterationInTest + 1}`;
+  const deadlines = {};
+  agentSession(PROBE_TENANT, agentId, (event, stream, router) => {
+    const available = { set_state: { tenant_id: PROBE_TENANT, state: 'AGENT_STATE_AVAILABLE' } };
+    if (event.offer) {
+      deadlines[event.offer.offerId] = Number(event.offer.deadlineMs);
+    } else if (event.revoked && event.revoked.reason === 'timed_out') {
+      const now = Date.now();
+      const deadline = deadlines[event.revoked.offerId];
+      delete deadlines[event.revoked.offerId];
+      if (deadline) {
+        const storm = now >= data.stormFromMs && now <= data.stormUntilMs ? 'yes' : 'no';
+        timeoutLate.add(now - deadline, { storm });
+      }
+      router.asyncInvoke(ABANDON, { interaction_id: event.revoked.interactionId }, apiParams(PROBE_TENANT));
+      stream.write(available);
+    } else if (event.stateChanged && event.stateChanged.state === 'AGENT_STATE_AWAY') {
+      stream.write(available);
+    }
+  });
 }
