@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # 1 vs 500 tenants on the public path (issue 13), back to back on one stack:
-# redis-server, nats-server and release builds of careline-router and
-# careline-presence as separate processes (so /proc gives each its CPU and
-# resident memory), every tenant applied through `careline config apply`.
+# a release `careline up` (redis-server and nats-server as its children, every
+# service in its process), every tenant applied through `careline config apply`.
 #
-#   cargo build --release -p careline -p careline-router -p careline-presence -p careline-loadtest --bins
+#   cargo build --release -p careline -p careline-loadtest --bins
 #   source scripts/lib.sh && ensure_k6
 #   loadtest/k6/offers-tenants.sh            # about 10 minutes; results under $OUT
 #
@@ -14,14 +13,15 @@
 # creates and agents in bench-offers); k6 run "500, spread" (the same rate and
 # agents over bench-offers-1..50). Every k6 run also runs the echo phase and the
 # timeout probe. Idle sample: CPU ms per second (utime + stime from
-# /proc/<pid>/stat over IDLE_SECS) and VmRSS of each process.
+# /proc/<pid>/stat over IDLE_SECS) and VmRSS of the careline process (router,
+# presence and the other services), its redis-server and its nats-server.
 #
 # Env: RATE (300), DURATION (20s), WARMUP (15s), AGENTS (200), PROBE_AGENTS (4),
 #      IDLE_SECS (20), TARGET (target/release; CARGO_TARGET_DIR's release if set),
 #      OUT (/tmp/offers-tenants: data dirs, logs, k6 summaries), ports
-#      REDIS_PORT (6391) NATS_PORT (4231) ROUTER_PORT (50151) PRESENCE_PORT
-#      (50152) ECHO_PORT (50199). Loopback only; everything it starts is
-#      stopped on exit.
+#      REDIS_PORT (6391) NATS_PORT (4231) ECHO_PORT (50199); the services
+#      listen on `careline up`'s default ports (router 50051, presence 50052).
+#      Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE="${RATE:-300}"
@@ -34,8 +34,8 @@ TARGET="${TARGET:-${CARGO_TARGET_DIR:-target}/release}"
 OUT="${OUT:-/tmp/offers-tenants}"
 REDIS_PORT="${REDIS_PORT:-6391}"
 NATS_PORT="${NATS_PORT:-4231}"
-ROUTER_PORT="${ROUTER_PORT:-50151}"
-PRESENCE_PORT="${PRESENCE_PORT:-50152}"
+ROUTER_PORT=50051
+PRESENCE_PORT=50052
 ECHO_PORT="${ECHO_PORT:-50199}"
 # Tenants besides bench-offers and bench-timeout, and how many of them take
 # the load in the spread run.
@@ -47,7 +47,7 @@ READY_SECS=60
 K6_TIMEOUT_SECS=600
 
 rm -rf "$OUT"
-mkdir -p "$OUT/redis" "$OUT/nats" "$OUT/tenants"
+mkdir -p "$OUT/tenants"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -55,21 +55,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$OUT/redis" --save '' \
-  --appendonly yes --appendfsync everysec > "$OUT/redis.log" 2>&1 &
-pids+=($!); redis_pid=$!
-nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$OUT/nats" > "$OUT/nats.log" 2>&1 &
-pids+=($!); nats_pid=$!
-export CARELINE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-export CARELINE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
-CARELINE_ROUTER_ADDR="127.0.0.1:$ROUTER_PORT" CARELINE_METRICS_ADDR=off \
-  "$TARGET/careline-router" > "$OUT/router.log" 2>&1 &
-pids+=($!); router_pid=$!
-CARELINE_PRESENCE_ADDR="127.0.0.1:$PRESENCE_PORT" CARELINE_METRICS_ADDR=off \
-  "$TARGET/careline-presence" > "$OUT/presence.log" 2>&1 &
-pids+=($!); presence_pid=$!
+echo "== $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+loadtest/k6/offers-tenant.sh "$AGENTS" > "$OUT/tenants/bench-offers.yaml"
+OFFER_TIMEOUT_SECS=1 loadtest/k6/offers-tenant.sh "$PROBE_AGENTS" bench-timeout \
+  > "$OUT/tenants/bench-timeout.yaml"
+loadtest/k6/offers-tenant.sh "$SPREAD_AGENTS_EACH" --tenants "$IDLE_TENANTS" "$OUT/tenants/many"
+
+"$TARGET/careline" up --data-dir "$OUT/data" --redis-port "$REDIS_PORT" --nats-port "$NATS_PORT" \
+  --tenant "$OUT/tenants/bench-offers.yaml" > "$OUT/careline.log" 2>&1 &
+pids+=($!); careline_pid=$!
 "$TARGET/careline-grpc-echo" "127.0.0.1:$ECHO_PORT" > "$OUT/echo.log" 2>&1 &
 pids+=($!)
+export CARELINE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 
 for port in "$ROUTER_PORT" "$PRESENCE_PORT" "$ECHO_PORT"; do
   deadline=$((SECONDS + READY_SECS))
@@ -78,6 +75,8 @@ for port in "$ROUTER_PORT" "$PRESENCE_PORT" "$ECHO_PORT"; do
     sleep 0.5
   done
 done
+redis_pid=$(pgrep -P "$careline_pid" redis-server)
+nats_pid=$(pgrep -P "$careline_pid" nats-server)
 
 apply() {
   "$TARGET/careline" config apply -f "$1" --wait-secs 30 > /dev/null
@@ -85,7 +84,7 @@ apply() {
 
 # CPU ms per second and resident MiB of each process over IDLE_SECS.
 idle_sample() {
-  local label="$1" names=(router presence redis nats) procs=("$router_pid" "$presence_pid" "$redis_pid" "$nats_pid")
+  local label="$1" names=(careline redis nats) procs=("$careline_pid" "$redis_pid" "$nats_pid")
   local tick before=() after=()
   tick=$(getconf CLK_TCK)
   for pid in "${procs[@]}"; do before+=("$(awk '{print $14 + $15}' "/proc/$pid/stat")"); done
@@ -109,13 +108,7 @@ k6_run() {
     loadtest/k6/offers.js 2>&1 | tee "$OUT/k6-$label.txt" || true
 }
 
-echo "== $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-loadtest/k6/offers-tenant.sh "$AGENTS" > "$OUT/tenants/bench-offers.yaml"
-OFFER_TIMEOUT_SECS=1 loadtest/k6/offers-tenant.sh "$PROBE_AGENTS" bench-timeout \
-  > "$OUT/tenants/bench-timeout.yaml"
-loadtest/k6/offers-tenant.sh "$SPREAD_AGENTS_EACH" --tenants "$IDLE_TENANTS" "$OUT/tenants/many"
-
-apply "$OUT/tenants/bench-offers.yaml"
+sleep 5 # past start-up
 idle_sample "1 tenant"
 apply "$OUT/tenants/bench-timeout.yaml"
 k6_run 1-tenant
