@@ -68,13 +68,19 @@ pids+=($!); careline_pid=$!
 pids+=($!)
 export CARELINE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 
-for port in "$ROUTER_PORT" "$PRESENCE_PORT" "$ECHO_PORT"; do
-  deadline=$((SECONDS + READY_SECS))
-  until grpcurl -plaintext "127.0.0.1:$port" grpc.health.v1.Health/Check > /dev/null 2>&1; do
-    if ((SECONDS > deadline)); then echo "nothing answers on port $port; logs in $OUT" >&2; exit 1; fi
+# Polls `$@` until it succeeds, at most READY_SECS.
+wait_for() {
+  local deadline=$((SECONDS + READY_SECS))
+  until "$@" > /dev/null 2>&1; do
+    if ((SECONDS > deadline)); then echo "not ready: $*; logs in $OUT" >&2; exit 1; fi
     sleep 0.5
   done
+}
+for port in "$ROUTER_PORT" "$PRESENCE_PORT"; do
+  wait_for grpcurl -plaintext "127.0.0.1:$port" grpc.health.v1.Health/Check
 done
+# The echo serves reflection v1 only, which grpcurl does not ask for.
+wait_for grep -q listening "$OUT/echo.log"
 redis_pid=$(pgrep -P "$careline_pid" redis-server)
 nats_pid=$(pgrep -P "$careline_pid" nats-server)
 

@@ -155,14 +155,16 @@ function apiParams(tenant) {
   return { metadata: { authorization: `Bearer ${tenant}-key-000000000000000` }, timeout: '10s' };
 }
 
-const client = new grpc.Client();
-let connected = false;
+// One connection per address and VU: k6 hands a VU from one scenario to the
+// next, so a VU that called the echo may go on to create.
+const clients = {};
 
-function connectOnce(addr) {
-  if (!connected) {
-    client.connect(addr, { plaintext: true, reflect: true, timeout: '10s' });
-    connected = true;
+function clientFor(addr) {
+  if (!clients[addr]) {
+    clients[addr] = new grpc.Client();
+    clients[addr].connect(addr, { plaintext: true, reflect: true, timeout: '10s' });
   }
+  return clients[addr];
 }
 
 export function setup() {
@@ -176,8 +178,7 @@ export function setup() {
 
 // One member contact in `tenant`: a chat in English, offered at once when an agent is free.
 function createIn(tenant, data) {
-  connectOnce(ROUTER_ADDR);
-  const res = client.invoke(
+  const res = clientFor(ROUTER_ADDR).invoke(
     CREATE,
     {
       channel: 'CHANNEL_CHAT',
@@ -204,8 +205,7 @@ export function probe(data) {
 
 // The bare service, called the same way.
 export function echo() {
-  connectOnce(ECHO_ADDR);
-  const res = client.invoke(HEALTH, {}, { timeout: '10s' });
+  const res = clientFor(ECHO_ADDR).invoke(HEALTH, {}, { timeout: '10s' });
   check(res, {
     'echo: SERVING': (r) => r.status === grpc.StatusOK && r.message.status === 'SERVING',
   });
