@@ -16,7 +16,7 @@
 # /proc/<pid>/stat over IDLE_SECS) and VmRSS of the careline process (router,
 # presence and the other services), its redis-server and its nats-server.
 #
-# Env: RATE (300), DURATION (20s), WARMUP (15s), AGENTS (200), PROBE_AGENTS (4),
+# Env: RATE (300), DURATION (20s), WARMUP (20s), AGENTS (200), PROBE_AGENTS (4),
 #      IDLE_SECS (20), TARGET (target/release; CARGO_TARGET_DIR's release if set),
 #      OUT (/tmp/offers-tenants: data dirs, logs, k6 summaries), ports
 #      REDIS_PORT (6391) NATS_PORT (4231) ECHO_PORT (50199); the services
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE="${RATE:-300}"
 DURATION="${DURATION:-20s}"
-WARMUP="${WARMUP:-15s}"
+WARMUP="${WARMUP:-20s}"
 AGENTS="${AGENTS:-200}"
 PROBE_AGENTS="${PROBE_AGENTS:-4}"
 IDLE_SECS="${IDLE_SECS:-20}"

@@ -19,9 +19,10 @@
 // agents of tenant bench-timeout (short chat offer timeout) log in with the
 // others and never answer; contacts are created there at PROBE_RATE from the
 // warm-up on. Each timed-out offer gives offer_timeout_late_ms = arrival of its
-// revocation on the stream minus the offer's deadline_ms, tagged storm:no
-// (warm-up, no creates elsewhere) or storm:yes (during the creates); the agent
-// abandons the contact and makes itself available again.
+// revocation on the stream minus the offer's deadline_ms, tagged by what the
+// other tenants do meanwhile: phase:logins (first half of the warm-up, the
+// agents log in), phase:quiet (second half), phase:creates (the creates); the
+// agent abandons the contact and makes itself available again.
 //
 // Env: RATE (iterations/s, default 2000), DURATION (default 20s), WARMUP
 //      (default 10s), AGENTS (default 200, as many as the tenant file has),
@@ -142,8 +143,9 @@ export const options = {
     // Listed so the summary shows both sides of the probe.
     ...(PROBE_AGENTS > 0
       ? {
-          'offer_timeout_late_ms{storm:no}': [`p(99)<${P99_MS}`],
-          'offer_timeout_late_ms{storm:yes}': [`p(99)<${P99_MS}`],
+          'offer_timeout_late_ms{phase:logins}': [`p(99)<${P99_MS}`],
+          'offer_timeout_late_ms{phase:quiet}': [`p(99)<${P99_MS}`],
+          'offer_timeout_late_ms{phase:creates}': [`p(99)<${P99_MS}`],
         }
       : {}),
   },
@@ -171,8 +173,8 @@ export function setup() {
   const now = Date.now();
   return {
     runId: `${now.toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`,
-    stormFromMs: now + createsStart * 1000,
-    stormUntilMs: now + (createsStart + DURATION_S) * 1000,
+    quietFromMs: now + (agentsStart + WARMUP_S / 2) * 1000,
+    createsFromMs: now + createsStart * 1000,
   };
 }
 
@@ -288,8 +290,8 @@ export function probeAgent(data) {
       const deadline = deadlines[event.revoked.offerId];
       delete deadlines[event.revoked.offerId];
       if (deadline) {
-        const storm = now >= data.stormFromMs && now <= data.stormUntilMs ? 'yes' : 'no';
-        timeoutLate.add(now - deadline, { storm });
+        const phase = now >= data.createsFromMs ? 'creates' : now >= data.quietFromMs ? 'quiet' : 'logins';
+        timeoutLate.add(now - deadline, { phase });
       }
       router.asyncInvoke(ABANDON, { interaction_id: event.revoked.interactionId }, apiParams(PROBE_TENANT));
       stream.write(available);
