@@ -60,7 +60,10 @@ fn one_tenant_is_bench_offers_with_its_agents_and_a_30_s_offer_timeout() {
 fn many_tenants_are_written_one_file_each_with_keys_of_their_own() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("many");
-    generate(&["2", "--tenants", "3", out.to_str().expect("UTF-8 path")], &[]);
+    generate(
+        &["2", "--tenants", "3", out.to_str().expect("UTF-8 path")],
+        &[],
+    );
     let mut api_keys = Vec::new();
     for t in 1..=3 {
         let file = out.join(format!("bench-offers-{t}.yaml"));
@@ -70,7 +73,11 @@ fn many_tenants_are_written_one_file_each_with_keys_of_their_own() {
         api_keys.push(tenant.api_keys[0].sha256.clone());
     }
     api_keys.dedup();
-    assert_eq!(api_keys.len(), 3, "a bearer key names its tenant: keys must differ");
+    assert_eq!(
+        api_keys.len(),
+        3,
+        "a bearer key names its tenant: keys must differ"
+    );
     assert_eq!(std::fs::read_dir(&out).expect("dir").count(), 3);
 }
 
