@@ -140,7 +140,7 @@ export const options = {
     [`grpc_req_duration{name:/${RESOLVE}}`]: [`p(99)<${P99_MS}`],
     offer_on_stream_ms: [`p(99)<${P99_MS}`],
     ...(ECHO ? { [`grpc_req_duration{name:/${HEALTH}}`]: [`p(99)<${P99_MS}`] } : {}),
-    // Listed so the summary shows both sides of the probe.
+    // Listed so the summary shows the probe in each phase.
     ...(PROBE_AGENTS > 0
       ? {
           'offer_timeout_late_ms{phase:logins}': [`p(99)<${P99_MS}`],
@@ -188,7 +188,7 @@ function createIn(tenant, data) {
       language: 'LANGUAGE_EN',
       member_ref: `k6-member-${__VU}-${__ITER % 1000}`,
       context: { reason: 'k6 offers benchmark' },
-      idempotency_key: `k6-offers-${data.runId}-${__VU}-${__ITER}`,
+      idempotency_key: `k6-offers-${data.runId}-${exec.scenario.name}-${__VU}-${__ITER}`,
     },
     apiParams(tenant),
   );
