@@ -34,6 +34,11 @@ pub const DEFAULT_REPLICAS: usize = 1;
 pub const MAX_REPLICAS: usize = 5;
 /// Concurrent creators can race (both see "not found", one create loses); retry that many times.
 const CREATE_ATTEMPTS: usize = 3;
+/// A cluster may briefly count a busy server as offline and refuse to place
+/// a replicated stream; that refusal is tried again this many times...
+const PLACEMENT_ATTEMPTS: usize = 10;
+/// ... this long apart, before it is reported.
+const PLACEMENT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Settings of the event stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +97,11 @@ pub(crate) async fn create_or_update(
     let before = loop {
         match create_or_update_once(js, &mut config, replicas).await {
             Ok(before) => break before,
+            Err(err @ BusError::Replicas { .. }) if attempt < PLACEMENT_ATTEMPTS => {
+                tracing::warn!(stream = %name, attempt, error = %err, "JetStream could not place the stream's replicas; trying again");
+                tokio::time::sleep(PLACEMENT_PAUSE).await;
+                attempt += 1;
+            }
             Err(_) if attempt < CREATE_ATTEMPTS => attempt += 1,
             Err(err) => return Err(err),
         }
