@@ -936,6 +936,27 @@
     return /^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[^\s@<>()",;:\\]+$/.test(value);
   }
 
+  /* Posts a form's JSON to the gateway at `path`; resolves to {ok, json} (json {} when the answer
+     is not JSON). The key is also in the query: the browser's CORS preflight carries no body. */
+  function postForm(path, body) {
+    var target = new URL(path, gateway);
+    target.searchParams.set("key", widgetKey);
+    return fetch(target.href, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.json().then(
+        function (json) {
+          return { ok: response.ok, json: json || {} };
+        },
+        function () {
+          return { ok: false, json: {} };
+        }
+      );
+    });
+  }
+
   contactForm.addEventListener("submit", function (event) {
     event.preventDefault();
     contactError.hidden = true;
@@ -951,32 +972,15 @@
       return;
     }
     contactSubmit.disabled = true;
-    /* The key also in the query: the browser's CORS preflight carries no body. */
-    var target = new URL("v1/contact", gateway);
-    target.searchParams.set("key", widgetKey);
-    fetch(target.href, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({
-        key: widgetKey,
-        language: lang,
-        name: contactName.control.value.trim(),
-        email: email,
-        topic: contactTopic.control.value,
-        message: contactMessage.control.value.trim(),
-        submission_id: newClientId(),
-      }),
+    postForm("v1/contact", {
+      key: widgetKey,
+      language: lang,
+      name: contactName.control.value.trim(),
+      email: email,
+      topic: contactTopic.control.value,
+      message: contactMessage.control.value.trim(),
+      submission_id: newClientId(),
     })
-      .then(function (response) {
-        return response.json().then(
-          function (json) {
-            return { ok: response.ok, json: json || {} };
-          },
-          function () {
-            return { ok: false, json: {} };
-          }
-        );
-      })
       .then(function (result) {
         contactSubmit.disabled = false;
         if (result.ok) {
@@ -1030,23 +1034,7 @@
       return;
     }
     callbackSubmit.disabled = true;
-    var target = new URL("v1/callback", gateway);
-    target.searchParams.set("key", widgetKey);
-    fetch(target.href, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ key: widgetKey, language: lang, phone: phone }),
-    })
-      .then(function (response) {
-        return response.json().then(
-          function (json) {
-            return { ok: response.ok, json: json || {} };
-          },
-          function () {
-            return { ok: false, json: {} };
-          }
-        );
-      })
+    postForm("v1/callback", { key: widgetKey, language: lang, phone: phone })
       .then(function (result) {
         callbackSubmit.disabled = false;
         if (result.ok) {
