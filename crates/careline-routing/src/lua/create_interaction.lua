@@ -14,7 +14,7 @@
 local idem_key = P .. 'idem:' .. ARGV[2]
 -- Claims the key, or reads who holds it, in one command (Redis 7.0+).
 local previous = redis.call('SET', idem_key, ARGV[4] .. '|' .. ARGV[3], 'NX', 'GET',
-  'EX', tonumber(ARGV[14]))
+  'EX', ARGV[14])
 if previous then
   local sep = string.find(previous, '|', 1, true)
   local id, fingerprint = string.sub(previous, 1, sep - 1), string.sub(previous, sep + 1)
@@ -54,11 +54,11 @@ local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], ban
   urgent = ARGV[10], member = ARGV[11], score = band * BAND + qenq, qenq = qenq, created = NOW,
   state = 'new', tp = TRACEPARENT}
 -- Written with the interaction's first state (offered or queued): one HSET.
-local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', band,
+local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', ARGV[9],
   'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW, 'qenq', qenq, 'target', ix.target, 'score', ix.score,
+  'created', NOW_S, 'qenq', int(qenq), 'target', ix.target, 'score', int(ix.score),
   'urgent_reason', ARGV[16], 'tp', TRACEPARENT}
-redis.call('ZADD', P .. 'live', NOW, id)
+redis.call('ZADD', P .. 'live', NOW_S, id)
 emit_ix('created', ix, id)
 -- Into an empty queue, a free agent takes it at once (its overflow and aging
 -- clocks start only if it ever waits: see `requeue`). Behind others, it
