@@ -17,6 +17,9 @@ CREATES=${1:-200}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$ROOT/target/release/careline-bench}
 PREFIX='cl:{demo-health}:'
+# The Redis settings Careline ships (the chart's Redis, `careline up`): set
+# ZSET_MAX_LISTPACK_ENTRIES=128 to count with Redis' default instead.
+REDIS_ARGS=(--zset-max-listpack-entries "${ZSET_MAX_LISTPACK_ENTRIES:-16}")
 WORK=$(mktemp -d /tmp/careline-instructions.XXXX)
 PIDS=()
 cleanup() {
@@ -39,7 +42,7 @@ wait_ready() {
 
 echo "== setting up the bench tenant (careline-bench, 100 agents) =="
 SETUP_PORT=$(free_port)
-redis-server --port "$SETUP_PORT" --save '' --appendonly no --dir "$WORK" >"$WORK/setup.log" 2>&1 &
+redis-server --port "$SETUP_PORT" --save '' --appendonly no --dir "$WORK" "${REDIS_ARGS[@]}" >"$WORK/setup.log" 2>&1 &
 PIDS+=($!)
 wait_ready "$SETUP_PORT"
 "$BENCH" --agents 100 --duration-secs 1 --latency-secs 1 --rate 100 \
@@ -67,7 +70,7 @@ measure() {
   port=$(free_port)
   out="$WORK/callgrind.$port"
   valgrind --tool=callgrind --callgrind-out-file="$out" redis-server --port "$port" \
-    --dir "$WORK" --dbfilename dump.rdb --save '' --appendonly no >"$WORK/vg.$port.log" 2>&1 &
+    --dir "$WORK" --dbfilename dump.rdb --save '' --appendonly no "${REDIS_ARGS[@]}" >"$WORK/vg.$port.log" 2>&1 &
   vg=$!
   PIDS+=("$vg")
   wait_ready "$port"

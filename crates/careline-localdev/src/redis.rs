@@ -22,6 +22,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 /// (and a replica takes over): short, so fault tests see failovers quickly.
 pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1_500;
 
+/// Sorted sets of more members than this are kept as skip lists, not as one
+/// packed list (Redis' default keeps up to 128 packed). Routing moves an
+/// agent to the end of its index on every offer: in a packed list that reads
+/// every entry before it, in a skip list a few. The Helm chart's Redis runs
+/// with the same setting; `loadtest/README.md` has the measurement.
+const ZSET_MAX_LISTPACK_ENTRIES: u32 = 16;
+
 const REDIS: Binary = Binary {
     name: "redis-server",
     env_var: "CARELINE_REDIS_SERVER",
@@ -227,6 +234,8 @@ fn spawn(
         if aof.is_some() { "yes" } else { "no" },
         "--appendfsync",
         fsync.as_str(),
+        "--zset-max-listpack-entries",
+        &ZSET_MAX_LISTPACK_ENTRIES.to_string(),
         "--daemonize",
         "no",
     ]
