@@ -7,9 +7,10 @@
 //! Every replica runs a relay in one consumer group, so an event is published
 //! even when the replica that made the change dies; entries a dead replica had
 //! claimed are taken over after [`CLAIM_IDLE_MS`]. An entry holds the events
-//! of one script. JetStream de-duplicates by event id, `<tenant>:<outbox
-//! entry id>` for an entry's first event and `<tenant>:<entry id>:<k>` for its
-//! k-th: entry ids are time-based and assigned by Redis, so they stay unique
+//! of one script, a JSON array of their fields (entries of older releases:
+//! the k-th event's fields prefixed `k:`). JetStream de-duplicates by event
+//! id, `<tenant>:<outbox entry id>` for an entry's first event and
+//! `<tenant>:<entry id>:<k>` for its k-th: entry ids are time-based and assigned by Redis, so they stay unique
 //! when Redis loses its data or fails over (the per-tenant sequence then
 //! starts again), and a re-published entry is stored once.
 //!
@@ -303,34 +304,23 @@ pub async fn outbox_lag(conn: &mut RedisConnection, tenant: &str) -> Result<Outb
 /// as they are, the k-th one's prefixed `k:`; `seq` (the number of its first
 /// event), `at` and `tp` are the entry's.
 fn events_of_entry(tenant: &str, entry: &StreamId) -> Result<Vec<(Outgoing, String)>> {
-    let mut events: Vec<HashMap<String, String>> = vec![HashMap::new()];
-    for (name, value) in &entry.map {
-        let value = redis::from_redis_value::<String>(value.clone())?;
-        let (index, field) = match name.split_once(':') {
-            None => (0, name.as_str()),
-            Some((k, field)) => match k.parse::<usize>() {
-                Ok(k) if (2..=MAX_EVENTS_PER_ENTRY).contains(&k) => (k - 1, field),
-                _ => {
-                    return Err(RoutingError::Corrupt(format!(
-                        "outbox entry field {name:?} names no event"
-                    )));
-                }
-            },
-        };
-        if events.len() <= index {
-            events.resize_with(index + 1, HashMap::new);
-        }
-        events[index].insert(field.to_string(), value);
-    }
-    let first: u64 = events[0]
-        .get("seq")
+    let field = |name: &str| -> Result<Option<String>> {
+        entry
+            .map
+            .get(name)
+            .map(|value| redis::from_redis_value::<String>(value.clone()))
+            .transpose()
+            .map_err(RoutingError::from)
+    };
+    let events = match field("events")? {
+        Some(packed) => packed_events(&packed)?,
+        None => prefixed_events(entry)?,
+    };
+    let first: u64 = field("seq")?
         .and_then(|seq| seq.parse().ok())
         .ok_or_else(|| RoutingError::Corrupt("outbox entry without seq".into()))?;
-    let at: i64 = events[0]
-        .get("at")
-        .and_then(|at| at.parse().ok())
-        .unwrap_or(0);
-    let traceparent = events[0].get("tp").cloned().unwrap_or_default();
+    let at: i64 = field("at")?.and_then(|at| at.parse().ok()).unwrap_or(0);
+    let traceparent = field("tp")?.unwrap_or_default();
     events
         .iter()
         .enumerate()
@@ -367,6 +357,55 @@ fn events_of_entry(tenant: &str, entry: &StreamId) -> Result<Vec<(Outgoing, Stri
             Ok((outgoing, fields.get("kind").cloned().unwrap_or_default()))
         })
         .collect()
+}
+
+/// The events of an entry: a JSON array (field `events`) of objects whose
+/// values are strings (numbers are taken as their text).
+fn packed_events(packed: &str) -> Result<Vec<HashMap<String, String>>> {
+    let corrupt = |why: String| RoutingError::Corrupt(format!("outbox entry events: {why}"));
+    let events: Vec<HashMap<String, serde_json::Value>> =
+        serde_json::from_str(packed).map_err(|e| corrupt(e.to_string()))?;
+    if events.is_empty() || events.len() > MAX_EVENTS_PER_ENTRY {
+        return Err(corrupt(format!("{} events in one entry", events.len())));
+    }
+    events
+        .into_iter()
+        .map(|fields| {
+            fields
+                .into_iter()
+                .map(|(name, value)| match value {
+                    serde_json::Value::String(text) => Ok((name, text)),
+                    serde_json::Value::Number(number) => Ok((name, number.to_string())),
+                    other => Err(corrupt(format!("field {name:?} is {other}"))),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The events of an entry written by a release before events were packed:
+/// the first event's fields as they are, the k-th's prefixed `k:`.
+fn prefixed_events(entry: &StreamId) -> Result<Vec<HashMap<String, String>>> {
+    let mut events: Vec<HashMap<String, String>> = vec![HashMap::new()];
+    for (name, value) in &entry.map {
+        let value = redis::from_redis_value::<String>(value.clone())?;
+        let (index, field) = match name.split_once(':') {
+            None => (0, name.as_str()),
+            Some((k, field)) => match k.parse::<usize>() {
+                Ok(k) if (2..=MAX_EVENTS_PER_ENTRY).contains(&k) => (k - 1, field),
+                _ => {
+                    return Err(RoutingError::Corrupt(format!(
+                        "outbox entry field {name:?} names no event"
+                    )));
+                }
+            },
+        };
+        if events.len() <= index {
+            events.resize_with(index + 1, HashMap::new);
+        }
+        events[index].insert(field.to_string(), value);
+    }
+    Ok(events)
 }
 
 /// The subject and payload of one event's fields.

@@ -120,8 +120,9 @@ local SEQ, SEQ_KEY_TO_MOVE
 
 -- Events the script emitted, appended to the tenant's outbox when it ends
 -- (`flush_events`, run after every script body) as one entry of up to
--- `EVENTS_PER_ENTRY` events (the first event's fields as they are, the k-th's
--- prefixed "k:"), numbered from `seq` on. The relay publishes them on NATS.
+-- `EVENTS_PER_ENTRY` events (field `events`: a JSON array of their fields;
+-- one value crosses into Redis instead of one per field, which cost twice as
+-- much), numbered from `seq` on. The relay publishes them on NATS.
 -- The outbox is never trimmed: an entry leaves it only once relayed or
 -- dead-lettered (see `refuse_new_work_if_outbox_full` for its bound). The
 -- entry id XADD assigns (time-based, replicated as an effect) makes the event
@@ -140,15 +141,11 @@ local function next_event_number() return SEQ + #EVENTS + 1 end
 local function flush_events()
   if #EVENTS == 0 then return end
   for first = 1, #EVENTS, EVENTS_PER_ENTRY do
-    local args = {'XADD', P .. 'outbox', '*', 'seq', int(SEQ + first), 'at', NOW_S, 'tp', TRACEPARENT}
-    for i = first, math.min(first + EVENTS_PER_ENTRY - 1, #EVENTS) do
-      local prefix = i == first and '' or ((i - first + 1) .. ':')
-      for k, v in pairs(EVENTS[i]) do
-        args[#args + 1] = prefix .. k
-        args[#args + 1] = v
-      end
-    end
-    redis.call(unpack(args))
+    local last = math.min(first + EVENTS_PER_ENTRY - 1, #EVENTS)
+    local entry = EVENTS
+    if first ~= 1 or last ~= #EVENTS then entry = {unpack(EVENTS, first, last)} end
+    redis.call('XADD', P .. 'outbox', '*', 'seq', int(SEQ + first), 'at', NOW_S, 'tp', TRACEPARENT,
+      'events', cjson.encode(entry))
   end
   SEQ = SEQ + #EVENTS
   redis.call('HSET', P .. 'settings', 'seq', int(SEQ))

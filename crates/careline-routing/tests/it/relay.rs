@@ -15,6 +15,7 @@ use futures::StreamExt;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use prost::Message;
+use redis::AsyncCommands;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -456,6 +457,56 @@ async fn a_scripts_events_share_one_outbox_entry_and_keep_ids_and_sequences_of_t
         r.relay.relay_new(env.tenant()).await.unwrap(),
         0,
         "nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_an_older_release_wrote_with_prefixed_fields_is_still_published() {
+    // Until events were packed as JSON, the k-th event's fields were
+    // prefixed "k:"; entries left in the outbox by such a release at an
+    // upgrade must reach NATS all the same.
+    let r = Relaying::start().await;
+    let env = &r.env;
+    let key = format!("{}outbox", careline_routing::keys::prefix(env.tenant()));
+    let mut conn = env.redis_conn().await;
+    let event = |prefix: &str, kind: &str| {
+        [
+            ("entity", "interaction"),
+            ("kind", kind),
+            ("ix", "ix_old"),
+            ("queue", "billing"),
+            ("ch", "chat"),
+            ("band", "2"),
+            ("urgent", "0"),
+        ]
+        .map(|(name, value)| (format!("{prefix}{name}"), value.to_string()))
+    };
+    let mut fields = vec![
+        ("seq".to_string(), "41".to_string()),
+        ("at".to_string(), "1764270000000".to_string()),
+    ];
+    fields.extend(event("", "created"));
+    fields.extend(event("2:", "requeued"));
+    let _: String = conn.xadd(&key, "*", &fields).await.unwrap();
+
+    assert_eq!(r.drain().await, 2, "both events are published");
+    let events = r.stored().await;
+    let kinds: Vec<(u64, v1::InteractionEventKind)> = events
+        .iter()
+        .map(|e| match &e.payload {
+            Some(v1::event::Payload::Interaction(ix)) => {
+                assert_eq!(ix.interaction_id, "ix_old");
+                (e.sequence, ix.kind())
+            }
+            other => panic!("interaction event: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (41, v1::InteractionEventKind::Created),
+            (42, v1::InteractionEventKind::Requeued)
+        ]
     );
 }
 
