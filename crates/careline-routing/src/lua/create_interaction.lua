@@ -55,9 +55,12 @@ local ix = {ch = ARGV[5], lang = ARGV[6], queue = ARGV[7], target = ARGV[8], ban
   state = 'new', tp = TRACEPARENT}
 -- Written with the interaction's first state (offered or queued): one HSET.
 local fields = {'ch', ix.ch, 'lang', ix.lang, 'queue', ix.queue, 'band', ARGV[9],
-  'urgent', ix.urgent, 'member', ix.member, 'ctx', ARGV[12], 'after_hours', ARGV[13],
-  'created', NOW_S, 'qenq', int(qenq), 'target', ix.target, 'score', int(ix.score),
-  'urgent_reason', ARGV[16], 'tp', TRACEPARENT}
+  'member', ix.member, 'ctx', ARGV[12], 'created', NOW_S, 'qenq', int(qenq),
+  'target', ix.target, 'score', int(ix.score)}
+add_unless_default(fields, 'urgent', ix.urgent)
+add_unless_default(fields, 'after_hours', ARGV[13])
+add_unless_default(fields, 'urgent_reason', ARGV[16])
+add_unless_default(fields, 'tp', TRACEPARENT)
 redis.call('ZADD', P .. 'live', NOW_S, id)
 emit_ix('created', ix, id)
 -- Into an empty queue, a free agent takes it at once (its overflow and aging

@@ -305,6 +305,16 @@ local function schedule_overflow(id, ix, target)
   end
 end
 
+-- Appends field `name` to `fields` (a flat list of fields and values)
+-- unless `value` is a default ('' or '0'): readers take a missing field as
+-- its default, and each field costs a hash write thousands of instructions.
+local function add_unless_default(fields, name, value)
+  if value ~= '' and value ~= '0' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+end
+
 -- Appends the pairs of `extra` (a flat list of fields and values, or nil)
 -- to `fields`: a new interaction's fields join its first HSET.
 local function with_extra(fields, extra)
