@@ -91,27 +91,38 @@ local NUMERIC_SETTINGS = {'offer_timeout:voice', 'offer_timeout:chat', 'offer_ti
 
 local function setting_num(name) return tonumber(SETTINGS[name]) end
 
--- The fields of an agent's hash that routing reads: not its proficiencies
--- (unless the tenant routes to the most skilled), nor its pending offers
--- (`o:<offer id>`, as many as its capacity), which HGETALL would copy too.
-local AGENT_FIELDS = {'state', 'online', 'session', 'targets', 'langs',
-  'used:voice', 'used:chat', 'used:email', 'cap:voice', 'cap:chat', 'cap:email',
-  'idle:voice', 'idle:chat', 'idle:email', 'offered:voice', 'offered:chat', 'offered:email',
-  'idx:voice', 'idx:chat', 'idx:email'}
+-- The fields of an agent's hash that routing reads (not its proficiencies,
+-- unless the tenant routes to the most skilled, nor its pending offers,
+-- `o:<offer id>`, as many as its capacity, which HGETALL would copy too) as
+-- a table, from their values in the order of the HMGET that reads them. One
+-- constructor sizes the table once; filled field by field, it grew five
+-- times, about 2% of a create's instructions.
+local function agent_from_values(v)
+  return {state = v[1], online = v[2], session = v[3], targets = v[4], langs = v[5],
+    ['used:voice'] = v[6], ['used:chat'] = v[7], ['used:email'] = v[8],
+    ['cap:voice'] = v[9], ['cap:chat'] = v[10], ['cap:email'] = v[11],
+    ['idle:voice'] = v[12], ['idle:chat'] = v[13], ['idle:email'] = v[14],
+    ['offered:voice'] = v[15], ['offered:chat'] = v[16], ['offered:email'] = v[17],
+    ['idx:voice'] = v[18], ['idx:chat'] = v[19], ['idx:email'] = v[20]}
+end
+-- Those field names in HMGET order, taken from the constructor above on first
+-- use (loading the library may not call Lua's standard functions).
+local AGENT_FIELDS
+local function agent_fields()
+  if AGENT_FIELDS == nil then
+    local place = agent_from_values(setmetatable({}, {__index = function(_, i) return i end}))
+    AGENT_FIELDS = {}
+    for name, i in pairs(place) do AGENT_FIELDS[i] = name end
+  end
+  return AGENT_FIELDS
+end
 
 -- The agent's routing fields (nil when it has none).
 local function load_agent(aid)
   if SETTINGS.strategy == 'most_skilled' then return hgetall(agent_key(aid)) end
-  local values = redis.call('HMGET', agent_key(aid), unpack(AGENT_FIELDS))
-  local a, found = {}, false
-  for i = 1, #AGENT_FIELDS do
-    if values[i] then
-      a[AGENT_FIELDS[i]] = values[i]
-      found = true
-    end
-  end
-  if found then return a end
-  return nil
+  local a = agent_from_values(redis.call('HMGET', agent_key(aid), unpack(agent_fields())))
+  if next(a) == nil then return nil end
+  return a
 end
 
 -- The tenant's event sequence, read when the call starts (see `begin`), and
