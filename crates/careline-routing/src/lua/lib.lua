@@ -326,11 +326,14 @@ local function add_unless_default(fields, name, value)
   end
 end
 
--- Appends the pairs of `extra` (a flat list of fields and values, or nil)
--- to `fields`: a new interaction's fields join its first HSET.
+-- `fields` and the pairs of `extra` (a flat list of fields and values, or
+-- nil) in one list: a new interaction's fields join its first HSET. The
+-- list is `extra`, which the caller gives up: the shorter `fields` is
+-- appended to the longer list, which then grows once at most.
 local function with_extra(fields, extra)
-  if extra then for _, v in ipairs(extra) do fields[#fields + 1] = v end end
-  return fields
+  if extra == nil then return fields end
+  for _, v in ipairs(fields) do extra[#extra + 1] = v end
+  return extra
 end
 
 -- Puts a waiting interaction into its target's queue at `score`; `extra`
