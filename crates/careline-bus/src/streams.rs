@@ -78,6 +78,9 @@ pub async fn ensure_streams_with(
         max_age: settings.max_age,
         // Quality reviews are kept for their tenant's retention, not the log's.
         allow_message_ttl: true,
+        // The relay publishes long batches atomically (see `Publisher::publish_in_order`);
+        // an existing stream gains the setting on its next update.
+        allow_atomic_publish: true,
         ..Default::default()
     };
     let events = create_or_update(js, config, settings.replicas).await?;

@@ -1,6 +1,9 @@
 //! Publishing: dedupe by event id, tenant and id checks.
 
-use careline_bus::{BusError, EVENTS_STREAM, Publisher, Subject, ensure_streams};
+use careline_bus::publish::ATOMIC_BATCH_MIN;
+use careline_bus::{BusError, EVENTS_STREAM, Outgoing, Publisher, Subject, ensure_streams};
+use careline_proto::v1::Event;
+use prost::Message as _;
 
 use crate::{event, jetstream};
 
@@ -46,5 +49,119 @@ async fn events_without_id_or_for_another_tenant_are_refused() -> anyhow::Result
 
     let info = js.get_stream(EVENTS_STREAM).await?.info().await?.clone();
     assert_eq!(info.state.messages, 0, "nothing was published");
+    Ok(())
+}
+
+/// `count` events of demo-health from sequence `from` on, as the relay hands them over.
+fn outgoing(from: u64, count: u64) -> Vec<Outgoing> {
+    (from..from + count)
+        .map(|sequence| Outgoing {
+            subject: Subject::new("demo-health", "interaction", "created").expect("valid subject"),
+            event: event("demo-health", sequence),
+            traceparent: String::new(),
+            cause: String::new(),
+        })
+        .collect()
+}
+
+/// The event sequences the stream holds, in stream order.
+async fn stored_sequences(js: &async_nats::jetstream::Context) -> anyhow::Result<Vec<u64>> {
+    let stream = js.get_stream(EVENTS_STREAM).await?;
+    let last = stream.get_info().await?.state.last_sequence;
+    let mut sequences = Vec::new();
+    for seq in 1..=last {
+        let message = stream.get_raw_message(seq).await?;
+        sequences.push(Event::decode(message.payload)?.sequence);
+    }
+    Ok(sequences)
+}
+
+#[tokio::test]
+async fn a_long_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let publisher = Publisher::new(js.clone());
+    let count = (ATOMIC_BATCH_MIN * 3) as u64;
+
+    let results = publisher.publish_in_order(&outgoing(1, count)).await;
+
+    let acks = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let sequences: Vec<u64> = acks.iter().map(|ack| ack.sequence).collect();
+    assert_eq!(sequences, (1..=count).collect::<Vec<_>>());
+    assert!(acks.iter().all(|ack| !ack.duplicate));
+    assert_eq!(
+        stored_sequences(&js).await?,
+        (1..=count).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_published_again_after_a_partial_failure_stores_each_event_once_in_order()
+-> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let publisher = Publisher::new(js.clone());
+    let count = (ATOMIC_BATCH_MIN * 2) as u64;
+    let batch = outgoing(1, count);
+    // The first attempt stored a prefix, then failed (e.g. NATS went away).
+    let stored_first = 40;
+    for outgoing in &batch[..stored_first] {
+        publisher
+            .publish(&outgoing.subject, &outgoing.event)
+            .await?;
+    }
+
+    let retry = publisher.publish_in_order(&batch).await;
+    let acks = retry.into_iter().collect::<Result<Vec<_>, _>>()?;
+    assert!(
+        acks[..stored_first].iter().all(|ack| ack.duplicate),
+        "the prefix is reported as stored before"
+    );
+    assert!(acks[stored_first..].iter().all(|ack| !ack.duplicate));
+    let sequences: Vec<u64> = acks.iter().map(|ack| ack.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=count).collect::<Vec<_>>(),
+        "each event acked at its one stored place"
+    );
+
+    // And once more, as after an ack lost in flight: nothing new is stored.
+    let again = publisher.publish_in_order(&batch).await;
+    assert!(
+        again
+            .iter()
+            .all(|ack| matches!(ack, Ok(ack) if ack.duplicate))
+    );
+    assert_eq!(
+        stored_sequences(&js).await?,
+        (1..=count).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_batch_stops_at_an_invalid_event_with_the_events_before_it_stored()
+-> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    ensure_streams(&js).await?;
+    let publisher = Publisher::new(js.clone());
+    let valid = ATOMIC_BATCH_MIN + 6;
+    let mut batch = outgoing(1, (valid + 10) as u64);
+    batch[valid].event.event_id.clear();
+
+    let results = publisher.publish_in_order(&batch).await;
+
+    assert!(results[..valid].iter().all(Result::is_ok));
+    assert!(matches!(results[valid], Err(BusError::MissingEventId)));
+    assert!(
+        results[valid + 1..]
+            .iter()
+            .all(|r| matches!(r, Err(BusError::NotSent(_))))
+    );
+    assert_eq!(
+        stored_sequences(&js).await?,
+        (1..=valid as u64).collect::<Vec<_>>()
+    );
     Ok(())
 }

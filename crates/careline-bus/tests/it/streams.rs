@@ -73,3 +73,20 @@ async fn consumer_names_that_nats_would_misread_are_refused() -> anyhow::Result<
     assert!(err.to_string().contains("consumer"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_event_stream_made_before_atomic_batches_gains_them_on_set_up() -> anyhow::Result<()> {
+    let (_server, js) = jetstream().await?;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: EVENTS_STREAM.to_owned(),
+        subjects: vec!["careline.>".to_owned()],
+        ..Default::default()
+    })
+    .await?;
+
+    ensure_streams(&js).await?;
+
+    let info = js.get_stream(EVENTS_STREAM).await?.info().await?.clone();
+    assert!(info.config.allow_atomic_publish);
+    Ok(())
+}
