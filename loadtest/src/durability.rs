@@ -3,7 +3,9 @@
 //! backend (its outbox relay, timers and tenant sync, as a router runs them):
 //! the defaults (Redis AOF with `appendfsync everysec`, JetStream's default
 //! sync) and both durable settings (`appendfsync always`, JetStream
-//! `sync_interval: always`). Each stack is measured with its relay publishing
+//! `sync_interval: always`, and the relay's long batches sent as atomic
+//! batches, `CARELINE_NATS_ATOMIC_BATCHES`, which pay only when JetStream
+//! syncs every write). Each stack is measured with its relay publishing
 //! and with its NATS paused (SIGSTOP: the relay stalls on acks that do not
 //! come, everything else runs as before), alternately, in rounds.
 
@@ -90,7 +92,9 @@ pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
     println!(
         "durability: creates (each ending in an offer) by {concurrency} tasks for {}s per measurement, \
          {AGENTS} agents; defaults = Redis AOF appendfsync everysec + JetStream default sync, \
-         durable = appendfsync always + JetStream sync_interval always; \"paused\" = that stack's \
+         durable = appendfsync always + JetStream sync_interval always + the relay's long \
+         batches as atomic batches (CARELINE_NATS_ATOMIC_BATCHES, off in defaults); \
+         \"paused\" = that stack's \
          nats-server stopped with SIGSTOP during the measurement (its relay stalls), resumed and \
          drained after it",
         duration.as_secs()
@@ -173,6 +177,8 @@ impl Stack {
             redis_url: redis.url(),
             nats_url: nats.url(),
             outbox_max_events: u64::MAX,
+            // Atomic batches save disk syncs only where JetStream syncs every write.
+            nats_atomic_batches: matches!(sync, JetStreamSync::Always),
             ..CommonConfig::default()
         };
         let backend = Backend::start(&common, "bench", &shutdown).await?;

@@ -6,9 +6,11 @@
 //! duplicate window. The call returns only after JetStream stored the event.
 //! [`Publisher::publish_in_order`] sends a batch in order before awaiting the
 //! acks, so the stream stores it in that order at the cost of one round trip.
-//! A long batch goes as one JetStream atomic batch (ADR-50): stored all or
-//! nothing, and with `sync_interval: always` synced to disk once instead of
-//! once per event (measured in loadtest/README.md, "Durability cost").
+//! With [`Publisher::with_atomic_batches`], a long batch goes as one JetStream
+//! atomic batch (ADR-50): stored all or nothing, and with `sync_interval:
+//! always` synced to disk once instead of once per event. It is off by
+//! default: with JetStream's default sync an atomic batch is slower than
+//! publishing event by event (measured in loadtest/README.md, "Atomic batches").
 
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Publisher {
     js: jetstream::Context,
+    /// Long batches go as atomic batches (see [`Publisher::with_atomic_batches`]).
+    atomic_batches: bool,
 }
 
 /// What JetStream said about a publish.
@@ -63,7 +67,21 @@ pub struct PublishAck {
 impl Publisher {
     /// A publisher over a JetStream context.
     pub fn new(js: jetstream::Context) -> Self {
-        Self { js }
+        Self {
+            js,
+            atomic_batches: false,
+        }
+    }
+
+    /// Whether [`Publisher::publish_in_order`] sends long batches as atomic
+    /// batches (default off). Turn it on only when the NATS servers sync every
+    /// write (`sync_interval: always`): a batch then costs one disk sync
+    /// instead of one per event; with the default sync it is slower.
+    pub fn with_atomic_batches(self, atomic_batches: bool) -> Self {
+        Self {
+            atomic_batches,
+            ..self
+        }
     }
 
     /// Publishes `event` on `subject` and waits for JetStream to store it.
@@ -86,20 +104,26 @@ impl Publisher {
     /// rest count as failed ([`BusError::NotSent`]) whether or not they were
     /// stored: publish them again (the dedupe id stores them once).
     ///
-    /// From [`ATOMIC_BATCH_MIN`] valid events on, they go in atomic batches of
-    /// at most [`ATOMIC_BATCH_MAX`]. JetStream refuses a whole atomic batch
+    /// With [`Publisher::with_atomic_batches`] on, from [`ATOMIC_BATCH_MIN`]
+    /// valid events on, they go in atomic batches of at most
+    /// [`ATOMIC_BATCH_MAX`]. JetStream refuses a whole atomic batch
     /// that holds an event it already stored (a retry after a lost ack or a
     /// half-published batch), or when the stream does not allow them; the
     /// rest of the batch then goes event by event, each stored once.
     pub async fn publish_in_order(&self, batch: &[Outgoing]) -> Vec<Result<PublishAck, BusError>> {
-        let valid = batch
-            .iter()
-            .position(|outgoing| check(&outgoing.subject, &outgoing.event).is_err())
-            .unwrap_or(batch.len());
+        // The events that may go in atomic batches: the valid prefix, or none.
+        let atomic = if self.atomic_batches {
+            batch
+                .iter()
+                .position(|outgoing| check(&outgoing.subject, &outgoing.event).is_err())
+                .unwrap_or(batch.len())
+        } else {
+            0
+        };
         let mut results = Vec::with_capacity(batch.len());
-        while valid - results.len() >= ATOMIC_BATCH_MIN {
+        while atomic - results.len() >= ATOMIC_BATCH_MIN {
             let start = results.len();
-            let chunk = &batch[start..valid.min(start + ATOMIC_BATCH_MAX)];
+            let chunk = &batch[start..atomic.min(start + ATOMIC_BATCH_MAX)];
             match self.publish_atomic(chunk).await {
                 Ok(acks) => results.extend(acks.into_iter().map(Ok)),
                 Err(Atomic::Refused(error)) => {

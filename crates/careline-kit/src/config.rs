@@ -28,6 +28,8 @@ pub const ENV_REDIS_URL: &str = "CARELINE_REDIS_URL";
 pub const ENV_NATS_URL: &str = "CARELINE_NATS_URL";
 /// Env var for how many NATS servers keep a copy of each stream and KV bucket.
 pub const ENV_NATS_REPLICAS: &str = "CARELINE_NATS_REPLICAS";
+/// Env var for whether the relay's long batches go as JetStream atomic batches.
+pub const ENV_NATS_ATOMIC_BATCHES: &str = "CARELINE_NATS_ATOMIC_BATCHES";
 /// Env var for the metrics listen address (or `off`).
 pub const ENV_METRICS_ADDR: &str = "CARELINE_METRICS_ADDR";
 /// Env var for the log format (`text` or `json`).
@@ -107,6 +109,19 @@ pub struct CommonConfig {
     /// keep their count and new ones get 1.
     #[arg(long = "nats-replicas", env = ENV_NATS_REPLICAS)]
     pub nats_replicas: Option<usize>,
+
+    /// Send the relay's long batches as JetStream atomic batches: one disk sync per batch
+    /// instead of one per event; turn on only when the NATS servers run with
+    /// `sync_interval: always` (with the default sync it is slower). `true` or `false`.
+    #[arg(
+        long = "nats-atomic-batches",
+        env = ENV_NATS_ATOMIC_BATCHES,
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = parse_atomic_batches,
+    )]
+    pub nats_atomic_batches: bool,
 
     /// NATS credentials file (decentralized JWT auth, as `nsc` writes it); a user and
     /// password or a token go in the URL instead (nats://user:password@host:4222).
@@ -318,6 +333,7 @@ impl Default for CommonConfig {
             redis_wait_replicas: 0,
             nats_url: DEFAULT_NATS_URL.to_owned(),
             nats_replicas: None,
+            nats_atomic_batches: false,
             nats_creds: None,
             metrics_addr: MetricsAddr::Listen(
                 DEFAULT_METRICS_ADDR
@@ -411,6 +427,16 @@ impl CommonConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+}
+
+/// `true` or `false`; anything else names the env var and the flag, since either may carry it.
+fn parse_atomic_batches(value: &str) -> Result<bool, String> {
+    value.parse().map_err(|_| {
+        format!(
+            "{value:?} is not true or false (set {ENV_NATS_ATOMIC_BATCHES} or \
+             --nats-atomic-batches to true or false)"
+        )
+    })
 }
 
 /// `scheme://rest` with a non-empty rest and one of the allowed schemes.
@@ -661,6 +687,27 @@ mod tests {
         let err = parse_from::<ServiceConfig, _, _>(["svc", "--nats-replicas", "three"], &env(&[]))
             .unwrap_err();
         assert!(err.to_string().contains("--nats-replicas"), "{err}");
+    }
+
+    #[test]
+    fn atomic_batches_are_off_by_default_on_from_the_env_or_flag_and_a_bad_value_names_the_var() {
+        let cfg: ServiceConfig = parse_from(["svc"], &env(&[])).unwrap();
+        assert!(!cfg.common.nats_atomic_batches);
+        let cfg: ServiceConfig =
+            parse_from(["svc"], &env(&[(ENV_NATS_ATOMIC_BATCHES, "true")])).unwrap();
+        assert!(cfg.common.nats_atomic_batches);
+        let cfg: ServiceConfig = parse_from(["svc", "--nats-atomic-batches"], &env(&[])).unwrap();
+        assert!(cfg.common.nats_atomic_batches);
+        let cfg: ServiceConfig = parse_from(
+            ["svc", "--nats-atomic-batches=false"],
+            &env(&[(ENV_NATS_ATOMIC_BATCHES, "true")]),
+        )
+        .unwrap();
+        assert!(!cfg.common.nats_atomic_batches);
+        let err =
+            parse_from::<ServiceConfig, _, _>(["svc"], &env(&[(ENV_NATS_ATOMIC_BATCHES, "maybe")]))
+                .unwrap_err();
+        assert!(err.to_string().contains(ENV_NATS_ATOMIC_BATCHES), "{err}");
     }
 
     #[test]

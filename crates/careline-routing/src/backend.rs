@@ -78,7 +78,7 @@ impl Backend {
                 .map_err(bus)?;
         let relay = OutboxRelay::new(
             store.connection(),
-            Publisher::new(jetstream),
+            Publisher::new(jetstream).with_atomic_batches(config.nats_atomic_batches),
             format!("{replica}-{}", uuid::Uuid::new_v4()),
         );
         let worker = tokio::spawn(crate::worker::run(

@@ -76,11 +76,17 @@ async fn stored_sequences(js: &async_nats::jetstream::Context) -> anyhow::Result
     Ok(sequences)
 }
 
-#[tokio::test]
-async fn a_long_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow::Result<()> {
+/// A publisher with atomic batches on, as the durable stack runs it.
+fn atomic_publisher(js: &async_nats::jetstream::Context) -> Publisher {
+    Publisher::new(js.clone()).with_atomic_batches(true)
+}
+
+/// Publishes a long batch with atomic batches on or off and checks that it is
+/// acked and stored in order at consecutive sequences.
+async fn a_long_batch_is_stored_in_order(atomic_batches: bool) -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
     ensure_streams(&js).await?;
-    let publisher = Publisher::new(js.clone());
+    let publisher = Publisher::new(js.clone()).with_atomic_batches(atomic_batches);
     let count = (ATOMIC_BATCH_MIN * 3) as u64;
 
     let results = publisher.publish_in_order(&outgoing(1, count)).await;
@@ -97,11 +103,23 @@ async fn a_long_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow:
 }
 
 #[tokio::test]
+async fn a_long_atomic_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow::Result<()>
+{
+    a_long_batch_is_stored_in_order(true).await
+}
+
+#[tokio::test]
+async fn a_long_batch_without_atomic_batches_is_stored_in_order_with_consecutive_sequences()
+-> anyhow::Result<()> {
+    a_long_batch_is_stored_in_order(false).await
+}
+
+#[tokio::test]
 async fn a_batch_published_again_after_a_partial_failure_stores_each_event_once_in_order()
 -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
     ensure_streams(&js).await?;
-    let publisher = Publisher::new(js.clone());
+    let publisher = atomic_publisher(&js);
     let count = (ATOMIC_BATCH_MIN * 2) as u64;
     let batch = outgoing(1, count);
     // The first attempt stored a prefix, then failed (e.g. NATS went away).
@@ -145,7 +163,7 @@ async fn a_long_batch_stops_at_an_invalid_event_with_the_events_before_it_stored
 -> anyhow::Result<()> {
     let (_server, js) = jetstream().await?;
     ensure_streams(&js).await?;
-    let publisher = Publisher::new(js.clone());
+    let publisher = atomic_publisher(&js);
     let valid = ATOMIC_BATCH_MIN + 6;
     let mut batch = outgoing(1, (valid + 10) as u64);
     batch[valid].event.event_id.clear();
