@@ -100,6 +100,7 @@ def bundled_stores_are_the_default_with_single_replica_streams():
     assert secret_value(docs, "redis-url") == "redis://careline-redis:6379/"
     assert secret_value(docs, "nats-url") == "nats://careline-nats:4222"
     assert config_env(docs)["CARELINE_NATS_REPLICAS"] == "1"
+    assert config_env(docs)["CARELINE_NATS_ATOMIC_BATCHES"] == "false"
     redis = find(docs, "StatefulSet", PREFIX + "-redis")
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--appendonly", "yes"], args
