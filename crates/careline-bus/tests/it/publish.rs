@@ -103,8 +103,7 @@ async fn a_long_batch_is_stored_in_order(atomic_batches: bool) -> anyhow::Result
 }
 
 #[tokio::test]
-async fn a_long_atomic_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow::Result<()>
-{
+async fn a_long_atomic_batch_is_stored_in_order_with_consecutive_sequences() -> anyhow::Result<()> {
     a_long_batch_is_stored_in_order(true).await
 }
 
