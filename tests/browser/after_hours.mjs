@@ -10,9 +10,7 @@
 //
 // Prints one JSON object per line on stdout ({"event": ...}); exits 0 when every step passed,
 // 1 with the reason on stderr otherwise (lib.mjs).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { demoUrl, emit, fail, focusedIs, tabTo, withBrowser } from "./lib.mjs";
+import { emit, fail, focusedIs, refusedFieldError, saveScreenshot, startChatWhileClosed, tabTo, withBrowser } from "./lib.mjs";
 
 const FIRST_MESSAGE = "Hello, I need a new member ID card.";
 const CONTACT_MESSAGE = "Please mail me a new member ID card; mine was lost.";
@@ -25,21 +23,11 @@ if (!gatewayUrl || !screenshotPath) {
 }
 
 await withBrowser(async (page) => {
-  await page.goto(demoUrl(gatewayUrl));
-  await tabTo(page, "the chat launcher", focusedIs("button", "Chat with us"));
-  await page.keyboard.press("Enter");
-  await tabTo(page, "the first message field", focusedIs("textbox", "How can we help?"));
-  await page.keyboard.type(FIRST_MESSAGE);
-  await tabTo(page, "the start button", focusedIs("button", "Start chat"));
-  await page.keyboard.press("Enter");
-
-  const closed = page.locator(".cl-after-hours");
-  await closed.getByRole("heading", { name: "We are closed right now" }).waitFor();
+  const closed = await startChatWhileClosed(page, gatewayUrl, FIRST_MESSAGE);
   const email = await closed.locator('a[href^="mailto:"]').textContent();
   const portal = await closed.getByRole("link", { name: "Use the member portal (open 24 hours)" }).getAttribute("href");
   emit("after_hours_shown", { email, portal });
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: false });
+  await saveScreenshot(page, screenshotPath);
   emit("screenshot", { path: screenshotPath });
 
   await tabTo(page, "the Contact us button", focusedIs("button", "Contact us"));
@@ -54,13 +42,7 @@ await withBrowser(async (page) => {
   await tabTo(page, "the send button", focusedIs("button", "Send message"));
   await page.keyboard.press("Enter");
   // Refused in the page: the error is beside the field, linked to it, and focus is there.
-  const invalid = page.locator('input[type="email"][aria-invalid="true"]');
-  await invalid.waitFor();
-  if (!(await page.evaluate(focusedIs("textbox", "Your email address")))) {
-    fail("after a bad address, focus did not go to the email field");
-  }
-  const described = await invalid.getAttribute("aria-describedby");
-  const error = await page.locator(`[id="${described}"]`).textContent();
+  const error = await refusedFieldError(page, 'input[type="email"]', "Your email address", "email");
   if (!error.includes("name@example.com")) fail(`unexpected email error: ${error}`);
   emit("bad_address_refused", { error });
 

@@ -10,9 +10,7 @@
 //
 // Prints one JSON object per line on stdout ({"event": ...}); exits 0 when every step passed,
 // 1 with the reason on stderr otherwise (lib.mjs).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { demoUrl, emit, fail, focusedIs, tabTo, withBrowser } from "./lib.mjs";
+import { emit, fail, focusedIs, refusedFieldError, saveScreenshot, startChatWhileClosed, tabTo, withBrowser } from "./lib.mjs";
 
 const FIRST_MESSAGE = "Hello, can someone call me about my bill?";
 const PHONE = process.env.CARELINE_CALLBACK_PHONE || "+1 555 010 1234";
@@ -24,16 +22,7 @@ if (!gatewayUrl || !screenshotPath) {
 }
 
 await withBrowser(async (page) => {
-  await page.goto(demoUrl(gatewayUrl));
-  await tabTo(page, "the chat launcher", focusedIs("button", "Chat with us"));
-  await page.keyboard.press("Enter");
-  await tabTo(page, "the first message field", focusedIs("textbox", "How can we help?"));
-  await page.keyboard.type(FIRST_MESSAGE);
-  await tabTo(page, "the start button", focusedIs("button", "Start chat"));
-  await page.keyboard.press("Enter");
-
-  const closed = page.locator(".cl-after-hours");
-  await closed.getByRole("heading", { name: "We are closed right now" }).waitFor();
+  const closed = await startChatWhileClosed(page, gatewayUrl, FIRST_MESSAGE);
   await closed.getByRole("button", { name: "Request a call-back" }).waitFor();
   emit("callback_offered", {});
 
@@ -47,17 +36,10 @@ await withBrowser(async (page) => {
   await tabTo(page, "the call-me-back button", focusedIs("button", "Call me back"));
   await page.keyboard.press("Enter");
   // Refused in the page: the error is beside the field, linked to it, and focus is there.
-  const invalid = page.locator('input[type="tel"][aria-invalid="true"]');
-  await invalid.waitFor();
-  if (!(await page.evaluate(focusedIs("textbox", "Phone number")))) {
-    fail("after a bad number, focus did not go to the phone field");
-  }
-  const described = await invalid.getAttribute("aria-describedby");
-  const error = await page.locator(`[id="${described}"]`).textContent();
+  const error = await refusedFieldError(page, 'input[type="tel"]', "Phone number", "phone");
   if (!error.includes("+1 555 010 1234")) fail(`unexpected phone error: ${error}`);
   emit("bad_phone_refused", { error });
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: false });
+  await saveScreenshot(page, screenshotPath);
   emit("screenshot", { path: screenshotPath });
 
   await page.keyboard.press("Control+A");

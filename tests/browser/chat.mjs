@@ -11,9 +11,7 @@
 //
 // Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
 // every step passed, 1 with the reason on stderr otherwise (lib.mjs).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { demoUrl, emit, fail, focusedIs, tabTo, withBrowser } from "./lib.mjs";
+import { demoUrl, emit, fail, focusedIs, saveScreenshot, tabTo, withBrowser } from "./lib.mjs";
 
 // What the member types (Spanish: the router must detect it and the widget must be in Spanish).
 const FIRST_MESSAGE = "Hola, tengo una pregunta sobre mi factura de este mes.";
@@ -110,8 +108,7 @@ await withBrowser(async (page) => {
   if (joinedLines.length !== 1) fail(`expected one "agent joined" line after the resume, got ${JSON.stringify(joinedLines)}`);
   emit("resumed_after_reload", { text: RESUMED_MESSAGE });
 
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: false });
+  await saveScreenshot(page, screenshotPath);
   emit("screenshot", { path: screenshotPath });
 
   // Escape closes the panel and focus goes back to the launcher.

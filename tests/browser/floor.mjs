@@ -11,9 +11,7 @@
 //
 // Prints one JSON object per line on stdout ({"event": ...}); the caller reads them. Exits 0 when
 // every step passed, 1 with the reason on stderr otherwise (lib.mjs).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { emit, fail, focusedIs, tabTo, withBrowser } from "./lib.mjs";
+import { emit, fail, focusedIs, saveScreenshot, tabTo, withBrowser } from "./lib.mjs";
 
 const [consoleUrl, screenshotPath] = process.argv.slice(2);
 const apiKey = process.env.CARELINE_API_KEY;
@@ -86,8 +84,7 @@ await withBrowser(async (page) => {
   if (a11y.colHeaders < 14 || a11y.rowHeaders < 2 || a11y.live < 3 || a11y.charts !== 2) {
     fail(`table headers, live regions or charts missing: ${JSON.stringify(a11y)}`);
   }
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: true });
+  await saveScreenshot(page, screenshotPath, true);
   emit("screenshot", { path: screenshotPath });
 
   // Español with the keyboard: the same session, the page in Spanish.

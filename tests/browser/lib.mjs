@@ -1,8 +1,8 @@
 // Shared by the browser tests: launching Debian Chromium with the flags this machine needs,
 // keyboard navigation helpers, and the one-JSON-object-per-line event output the Rust test reads.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
 // How long one step may take (an agent's answer goes through the router and NATS).
@@ -90,4 +90,38 @@ export async function withBrowser(scenario) {
 // The demo page of the gateway at `gatewayUrl`.
 export function demoUrl(gatewayUrl) {
   return new URL("demo", gatewayUrl.endsWith("/") ? gatewayUrl : gatewayUrl + "/").href;
+}
+
+// Saves a screenshot of `page` at `path`, making its directory.
+export async function saveScreenshot(page, path, fullPage = false) {
+  mkdirSync(dirname(path), { recursive: true });
+  await page.screenshot({ path, fullPage });
+}
+
+// Opens the chat widget of the demo page by keyboard and starts a chat with `firstMessage`
+// while the tenant is closed; returns the after-hours panel once it shows.
+export async function startChatWhileClosed(page, gatewayUrl, firstMessage) {
+  await page.goto(demoUrl(gatewayUrl));
+  await tabTo(page, "the chat launcher", focusedIs("button", "Chat with us"));
+  await page.keyboard.press("Enter");
+  await tabTo(page, "the first message field", focusedIs("textbox", "How can we help?"));
+  await page.keyboard.type(firstMessage);
+  await tabTo(page, "the start button", focusedIs("button", "Start chat"));
+  await page.keyboard.press("Enter");
+  const closed = page.locator(".cl-after-hours");
+  await closed.getByRole("heading", { name: "We are closed right now" }).waitFor();
+  return closed;
+}
+
+// A form refused `field` in the page: waits for the input matching `selector` to be marked
+// invalid, checks that focus went to it (a textbox labelled `label`), and returns the error
+// text linked to it.
+export async function refusedFieldError(page, selector, label, field) {
+  const invalid = page.locator(`${selector}[aria-invalid="true"]`);
+  await invalid.waitFor();
+  if (!(await page.evaluate(focusedIs("textbox", label)))) {
+    fail(`after a bad ${field}, focus did not go to the ${field} field`);
+  }
+  const described = await invalid.getAttribute("aria-describedby");
+  return await page.locator(`[id="${described}"]`).textContent();
 }

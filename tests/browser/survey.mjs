@@ -9,9 +9,7 @@
 //
 // Prints one JSON object per line on stdout ({"event": ...}); exits 0 when every step passed,
 // 1 with the reason on stderr otherwise (lib.mjs).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { emit, fail, tabTo, withBrowser } from "./lib.mjs";
+import { emit, fail, saveScreenshot, tabTo, withBrowser } from "./lib.mjs";
 
 // What the member types in the comment box.
 const COMMENT = "La agente fue muy amable y resolvió todo.";
@@ -75,7 +73,6 @@ await withBrowser(async (page) => {
   await page.keyboard.press("Enter");
 
   await page.getByText("¡Gracias! Sus respuestas quedaron registradas.").waitFor();
-  mkdirSync(dirname(screenshotPath), { recursive: true });
-  await page.screenshot({ path: screenshotPath, fullPage: true });
+  await saveScreenshot(page, screenshotPath, true);
   emit("thanked", { screenshot: screenshotPath });
 });
