@@ -14,20 +14,7 @@ async fn call_backs_are_made_in_the_order_the_members_first_queued() {
     let mut router = platform.router().await;
     let mut waiting = Vec::new();
     for member in ["m-first", "m-second"] {
-        let ix = router
-            .create_interaction(v1::CreateInteractionRequest {
-                channel: v1::Channel::Voice as i32,
-                queue_id: "general".into(),
-                member_ref: member.into(),
-                idempotency_key: format!("queued-{member}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .interaction
-            .unwrap();
-        waiting.push(ix.id);
+        waiting.push(platform.inbound(member, false).await);
     }
     let core = platform.core(platform.clock()).await;
     // The second caller asks first; then the first one; both hang up.
@@ -86,31 +73,9 @@ async fn call_backs_are_made_in_the_order_the_members_first_queued() {
     platform.stop().await;
 }
 
-async fn queue_inbound(router: &mut careline_testkit::router::Router, member: &str) -> String {
-    router
-        .create_interaction(v1::CreateInteractionRequest {
-            channel: v1::Channel::Voice as i32,
-            queue_id: "general".into(),
-            member_ref: member.into(),
-            idempotency_key: format!("queued-{member}"),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
-        .id
-}
-
-async fn state_of(router: &mut careline_testkit::router::Router, id: &str) -> (i32, String) {
-    let ix = router
-        .get_interaction(v1::GetInteractionRequest {
-            interaction_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+/// The state and agent of interaction `id`.
+async fn state_of(platform: &Platform, id: &str) -> (i32, String) {
+    let ix = platform.interaction(id).await;
     (ix.state, ix.agent_id)
 }
 
@@ -121,10 +86,10 @@ async fn a_call_back_keeps_its_place_among_inbound_contacts() {
     let platform = Platform::start(tenant(vec![callbacks])).await;
     platform.login(&["ana"], AgentStatus::Away).await;
     let mut router = platform.router().await;
-    let original = queue_inbound(&mut router, "m-caller").await;
+    let original = platform.inbound("m-caller", false).await;
     let later = [
-        queue_inbound(&mut router, "m-later-1").await,
-        queue_inbound(&mut router, "m-later-2").await,
+        platform.inbound("m-later-1", false).await,
+        platform.inbound("m-later-2", false).await,
     ];
     let core = platform.core(platform.clock()).await;
     core.request_callback(TENANT, "m-caller", &original, "+15550001111", 0)
@@ -151,13 +116,13 @@ async fn a_call_back_keeps_its_place_among_inbound_contacts() {
         .await
         .unwrap();
     careline_testkit::assert_eventually!(
-        state_of(&mut router, &call_back.id).await
+        state_of(&platform, &call_back.id).await
             == (v1::InteractionState::Offered as i32, "ana".to_owned()),
         "the call-back is offered first, at the member's original place"
     );
     for id in &later {
         assert_eq!(
-            state_of(&mut router, id).await,
+            state_of(&platform, id).await,
             (v1::InteractionState::Queued as i32, String::new()),
             "contacts that queued after the member wait"
         );

@@ -220,6 +220,38 @@ impl Platform {
         careline_testkit::router::router_client(self.router_addr, DEMO_KEY).await
     }
 
+    /// Queues an inbound voice contact of `member` in `general`; its id.
+    pub async fn inbound(&self, member: &str, urgent: bool) -> String {
+        self.router()
+            .await
+            .create_interaction(v1::CreateInteractionRequest {
+                channel: v1::Channel::Voice as i32,
+                queue_id: "general".into(),
+                member_ref: member.into(),
+                urgent,
+                idempotency_key: format!("inbound-{member}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .interaction
+            .unwrap()
+            .id
+    }
+
+    /// Interaction `id` as the router shows it.
+    pub async fn interaction(&self, id: &str) -> v1::Interaction {
+        self.router()
+            .await
+            .get_interaction(v1::GetInteractionRequest {
+                interaction_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Logs `agents` in to the routing state as `status`.
     pub async fn login(&self, agents: &[&str], status: AgentStatus) {
         for agent in agents {

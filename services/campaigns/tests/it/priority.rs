@@ -6,38 +6,6 @@ use careline_routing::AgentStatus;
 
 use crate::harness::{Platform, TENANT, targets, tenant, voice_campaign};
 
-async fn state_of(platform: &Platform, id: &str) -> v1::Interaction {
-    platform
-        .router()
-        .await
-        .get_interaction(v1::GetInteractionRequest {
-            interaction_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn inbound(platform: &Platform, member: &str, urgent: bool) -> String {
-    platform
-        .router()
-        .await
-        .create_interaction(v1::CreateInteractionRequest {
-            channel: v1::Channel::Voice as i32,
-            queue_id: "general".into(),
-            member_ref: member.into(),
-            urgent,
-            idempotency_key: format!("inbound-{member}"),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .interaction
-        .unwrap()
-        .id
-}
-
 #[tokio::test]
 async fn urgent_inbound_created_while_a_campaign_runs_is_offered_before_waiting_outbound() {
     let platform = Platform::start(tenant(vec![voice_campaign("blitz", 10)])).await;
@@ -59,8 +27,8 @@ async fn urgent_inbound_created_while_a_campaign_runs_is_offered_before_waiting_
     );
 
     // Then a normal and an urgent inbound call arrive, in that order.
-    let normal = inbound(&platform, "m-normal", false).await;
-    let urgent = inbound(&platform, "m-urgent", true).await;
+    let normal = platform.inbound("m-normal", false).await;
+    let urgent = platform.inbound("m-urgent", true).await;
     // Inbound is waiting: the campaign starts nothing more.
     assert_eq!(core.run_due(TENANT).await.unwrap(), 0);
 
@@ -78,7 +46,7 @@ async fn urgent_inbound_created_while_a_campaign_runs_is_offered_before_waiting_
             .unwrap();
         careline_testkit::assert_eventually!(
             {
-                let ix = state_of(&platform, expected).await;
+                let ix = platform.interaction(expected).await;
                 ix.state == v1::InteractionState::Offered as i32 && ix.agent_id == agent
             },
             "{agent} is offered the inbound call first"
