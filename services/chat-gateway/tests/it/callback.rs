@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 
 use careline_campaigns::CampaignsConfig;
 use careline_domain::TenantConfig;
-use careline_kit::{CommonConfig, RouterKeys, Shutdown};
+use careline_kit::Shutdown;
 use careline_proto::v1;
 use careline_proto::v1::campaign_service_client::CampaignServiceClient;
 use careline_testkit::Bearer;
-use careline_testkit::demo::{API_KEY as DEMO_KEY, TENANT as DEMO, WIDGET_KEY};
+use careline_testkit::demo::{API_KEY as DEMO_KEY, WIDGET_KEY};
 use careline_testkit::http::http;
 use serde_json::json;
 use tonic::transport::Channel;
@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use crate::contact::close_demo;
 use careline_chat_gateway::protocol::ServerFrame;
 
-use crate::harness::{DEMO_ORIGIN, Gateway, MemberSocket, Platform};
+use crate::harness::{DEMO_ORIGIN, Gateway, MemberSocket, Platform, common, demo_router_keys};
 
 /// The demo tenant's call-back campaign.
 const CALLBACKS: &str = "callbacks";
@@ -37,17 +37,9 @@ impl CallbackPlatform {
     pub async fn start_with(configure: impl FnOnce(&mut TenantConfig)) -> CallbackPlatform {
         let platform = Platform::start().await;
         close_demo(&platform, configure).await;
-        let mut config = CampaignsConfig::with_common(CommonConfig {
-            redis_url: platform.sandbox.redis_url(),
-            nats_url: platform.sandbox.nats_url(),
-            ..CommonConfig::default()
-        });
+        let mut config = CampaignsConfig::with_common(common(&platform.sandbox));
         config.router_url = format!("http://{}", platform.router_addr);
-        config.router_api_keys = RouterKeys(
-            [(DEMO.to_owned(), DEMO_KEY.to_owned())]
-                .into_iter()
-                .collect(),
-        );
+        config.router_api_keys = demo_router_keys();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let campaigns = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();

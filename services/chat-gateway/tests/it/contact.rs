@@ -9,7 +9,7 @@ use std::time::Duration;
 use careline_bus::TenantStore;
 use careline_domain::TenantConfig;
 use careline_email_intake::EmailIntakeConfig;
-use careline_kit::{CommonConfig, RouterKeys, Shutdown};
+use careline_kit::Shutdown;
 use careline_proto::v1;
 use careline_proto::v1::email_intake_client::EmailIntakeClient;
 use careline_testkit::Bearer;
@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use crate::harness::{DEMO_ORIGIN, Gateway, Platform};
+use crate::harness::{DEMO_ORIGIN, Gateway, Platform, common, demo_router_keys};
 use careline_testkit::http::http;
 
 /// How long a submission may take to become an interaction.
@@ -136,17 +136,9 @@ async fn start_email_intake(
     SocketAddr,
     (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>),
 ) {
-    let mut config = EmailIntakeConfig::with_common(CommonConfig {
-        redis_url: platform.sandbox.redis_url(),
-        nats_url: platform.sandbox.nats_url(),
-        ..CommonConfig::default()
-    });
+    let mut config = EmailIntakeConfig::with_common(common(&platform.sandbox));
     config.router_url = format!("http://{}", platform.router_addr);
-    config.router_api_keys = RouterKeys(
-        [(DEMO.to_owned(), DEMO_KEY.to_owned())]
-            .into_iter()
-            .collect(),
-    );
+    config.router_api_keys = demo_router_keys();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();

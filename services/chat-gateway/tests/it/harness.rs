@@ -55,12 +55,22 @@ impl Drop for Platform {
     }
 }
 
-fn common(sandbox: &Sandbox) -> CommonConfig {
+/// The settings every service of a platform on `sandbox` shares.
+pub fn common(sandbox: &Sandbox) -> CommonConfig {
     CommonConfig {
         redis_url: sandbox.redis_url(),
         nats_url: sandbox.nats_url(),
         ..CommonConfig::default()
     }
+}
+
+/// The demo tenant's router key, for a service that calls the router.
+pub fn demo_router_keys() -> RouterKeys {
+    RouterKeys(
+        [(DEMO.to_owned(), DEMO_KEY.to_owned())]
+            .into_iter()
+            .collect(),
+    )
 }
 
 async fn listener() -> (tokio::net::TcpListener, SocketAddr) {
