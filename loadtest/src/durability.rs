@@ -8,6 +8,13 @@
 //! syncs every write). Each stack is measured with its relay publishing
 //! and with its NATS paused (SIGSTOP: the relay stalls on acks that do not
 //! come, everything else runs as before), alternately, in rounds.
+//!
+//! Besides creates/s, each measurement reads what it cost Redis: its
+//! main-thread CPU time per create, over the burst and over the drain that
+//! follows it (a paused stack relays its burst's events only then), so that
+//! the comparison is Redis' CPU for creating and relaying the same events. On
+//! a shared machine the create rate mostly measures who gets the cores; the
+//! CPU per create is what bounds a shard, whose Redis has a core to itself.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +25,11 @@ use careline_domain::tenant::TenantConfig;
 use careline_kit::config::CommonConfig;
 use careline_localdev::{AppendFsync, JetStreamSync, NatsServer, RedisServer};
 use careline_routing::{AgentStatus, Backend};
+use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::phases::{self, Clients};
+use crate::server::{self, CommandStats, RedisCpu};
 use crate::tenant;
 
 /// Agents of the tenant, all available with the largest chat capacity, so
@@ -35,6 +44,18 @@ const DRAIN_POLL: Duration = Duration::from_millis(100);
 /// Longer than any run: no offer, heartbeat or aging timer comes due while
 /// measuring (the background worker runs timers; the measurement is of creates).
 const QUIET_SECS: u32 = 3_600;
+/// How long each Redis is watched idle at the start, to show what its
+/// background work (server cron, the worker's sweeps, the drain's polls)
+/// costs per second of a drain.
+const IDLE_SAMPLE: Duration = Duration::from_secs(2);
+/// The creates' commands: routing library functions.
+const CREATE_COMMANDS: [&str; 1] = ["fcall"];
+/// The relay's commands: it reads the outbox (XREADGROUP; XAUTOCLAIM for
+/// entries of dead replicas) and acknowledges and deletes what JetStream
+/// stored with a script (EVALSHA, which also counts the timer worker's
+/// checks: a few small scripts per second, in both cells). A script's inner
+/// commands are counted apart too, so they are not added again.
+const RELAY_COMMANDS: [&str; 3] = ["xreadgroup", "xautoclaim", "evalsha"];
 
 /// One stack: servers, the replica's backend and the clients that use it.
 struct Stack {
@@ -46,6 +67,54 @@ struct Stack {
     clients: Clients,
     js: jetstream::Context,
     tenant: String,
+    /// The benchmark's own connection, for INFO.
+    admin: MultiplexedConnection,
+}
+
+/// What a Redis has done since it started.
+struct RedisUsage {
+    cpu: RedisCpu,
+    commands: CommandStats,
+}
+
+/// What a Redis did in one window.
+#[derive(Debug, Default, Clone, Copy)]
+struct RedisWork {
+    cpu: RedisCpu,
+    /// Server time of the creates' commands, us.
+    creates_us: u64,
+    /// Server time of the relay's commands, us.
+    relay_us: u64,
+}
+
+impl RedisWork {
+    fn between(before: &RedisUsage, after: &RedisUsage) -> Self {
+        let usec = |names: &[&str]| -> u64 {
+            names
+                .iter()
+                .map(|name| {
+                    let of = |stats: &CommandStats| stats.get(*name).map_or(0, |(_, us)| *us);
+                    of(&after.commands).saturating_sub(of(&before.commands))
+                })
+                .sum()
+        };
+        Self {
+            cpu: after.cpu.since(&before.cpu),
+            creates_us: usec(&CREATE_COMMANDS),
+            relay_us: usec(&RELAY_COMMANDS),
+        }
+    }
+
+    fn plus(&self, other: &RedisWork) -> Self {
+        Self {
+            cpu: RedisCpu {
+                main_thread_us: self.cpu.main_thread_us + other.cpu.main_thread_us,
+                process_us: self.cpu.process_us + other.cpu.process_us,
+            },
+            creates_us: self.creates_us + other.creates_us,
+            relay_us: self.relay_us + other.relay_us,
+        }
+    }
 }
 
 /// One measurement.
@@ -53,6 +122,7 @@ struct Cell {
     stack: &'static str,
     paused: bool,
     round: usize,
+    creates: u64,
     creates_per_sec: f64,
     errors: u64,
     relayed_per_sec: f64,
@@ -61,6 +131,10 @@ struct Cell {
     /// Share of the events written during the measurement that the relay
     /// published in it (1.0: it kept up; 0 while paused).
     kept_up: f64,
+    /// Redis' work during the burst of creates.
+    burst_redis: RedisWork,
+    /// Redis' work from the end of the burst until the outbox was empty.
+    drain_redis: RedisWork,
 }
 
 impl Cell {
@@ -68,6 +142,16 @@ impl Cell {
     /// until its bound refuses creates.
     fn sustainable(&self) -> f64 {
         self.creates_per_sec * self.kept_up.min(1.0)
+    }
+
+    /// Redis' work for creating this cell's interactions and relaying their
+    /// events: the burst plus the drain, where a paused stack relays them.
+    fn redis(&self) -> RedisWork {
+        self.burst_redis.plus(&self.drain_redis)
+    }
+
+    fn per_create(&self, us: f64) -> f64 {
+        us / self.creates.max(1) as f64
     }
 }
 
@@ -99,6 +183,13 @@ pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
          drained after it",
         duration.as_secs()
     );
+    for stack in [&defaults, &durable] {
+        println!(
+            "{}: Redis idle (no creates, outbox empty): {:.0} us main-thread CPU per second",
+            stack.name,
+            stack.idle_cpu_us_per_sec().await?
+        );
+    }
     let mut cells = Vec::new();
     for round in 1..=ROUNDS {
         // Odd rounds measure relaying first, even rounds paused first.
@@ -127,6 +218,11 @@ pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
                     cell.relayed_per_sec,
                     cell.backlog_after,
                     cell.drained_in.as_secs_f64()
+                );
+                println!(
+                    "  Redis main-thread CPU per create: {:.1} us in the burst + {:.1} us in the drain",
+                    cell.per_create(cell.burst_redis.cpu.main_thread_us),
+                    cell.per_create(cell.drain_redis.cpu.main_thread_us),
                 );
                 cells.push(cell);
             }
@@ -167,6 +263,10 @@ impl Stack {
             .await
             .context("starting nats-server")?;
         let js = jetstream::new(async_nats::connect(nats.url()).await?);
+        let admin = redis::Client::open(redis.url())?
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting to redis-server for INFO")?;
         TenantStore::open(&js, None)
             .await?
             .put(config)
@@ -193,6 +293,7 @@ impl Stack {
             clients,
             js,
             tenant: config.id.clone(),
+            admin,
         };
         stack.drain().await?;
         Ok(stack)
@@ -210,7 +311,9 @@ impl Stack {
         if paused {
             self.nats.pause()?;
         }
+        let start = self.redis_usage().await?;
         let burst = phases::throughput(&self.clients, concurrency, u64::MAX, duration, false).await;
+        let burst_end = self.redis_usage().await?;
         let backlog_after = self.backlog().await?;
         if paused {
             self.nats.resume()?;
@@ -224,6 +327,7 @@ impl Stack {
             burst.creates
         );
         let drained_in = self.drain().await?;
+        let drained = self.redis_usage().await?;
         let grew = backlog_after.saturating_sub(backlog_before);
         let kept_up = if paused {
             0.0
@@ -234,6 +338,7 @@ impl Stack {
             stack: self.name,
             paused,
             round,
+            creates: burst.creates,
             creates_per_sec: burst.per_sec(),
             errors: burst.errors,
             relayed_per_sec: if paused {
@@ -244,7 +349,28 @@ impl Stack {
             backlog_after,
             drained_in,
             kept_up,
+            burst_redis: RedisWork::between(&start, &burst_end),
+            drain_redis: RedisWork::between(&burst_end, &drained),
         })
+    }
+
+    /// Redis' CPU time and command stats so far.
+    async fn redis_usage(&self) -> anyhow::Result<RedisUsage> {
+        let mut admin = self.admin.clone();
+        Ok(RedisUsage {
+            cpu: server::redis_cpu(&mut admin).await?,
+            commands: server::command_stats(&mut admin).await?,
+        })
+    }
+
+    /// Redis' main-thread CPU per second while nothing is created: what a
+    /// drain's seconds cost besides the relaying.
+    async fn idle_cpu_us_per_sec(&self) -> anyhow::Result<f64> {
+        let before = self.redis_usage().await?;
+        let start = Instant::now();
+        tokio::time::sleep(IDLE_SAMPLE).await;
+        let after = self.redis_usage().await?;
+        Ok(after.cpu.since(&before.cpu).main_thread_us / start.elapsed().as_secs_f64())
     }
 
     /// Messages in the event stream.
@@ -292,12 +418,18 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 
 fn print_table(cells: &[Cell]) {
     println!(
-        "\n| settings | NATS | round | creates/s | errors | events relayed/s | outbox at the end | drained after s | relay kept up | sustainable creates/s |"
+        "\nRedis us/create: Redis CPU time per create, main thread unless said (burst + drain = \
+         creating the burst's interactions and relaying their events); FCALL and relay \
+         commands: their server time (INFO commandstats) in burst + drain, per create"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "\n| settings | NATS | round | creates/s | errors | events relayed/s | outbox at the end | drained after s | relay kept up | sustainable creates/s | Redis us/create burst | drain | burst + drain | process, burst + drain | FCALL | relay commands |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for c in cells {
+        let redis = c.redis();
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.0} | {} | {:.1} | {:.0}% | {:.0} |",
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {} | {:.1} | {:.0}% | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             c.stack,
             if c.paused {
                 "paused"
@@ -312,6 +444,12 @@ fn print_table(cells: &[Cell]) {
             c.drained_in.as_secs_f64(),
             100.0 * c.kept_up,
             c.sustainable(),
+            c.per_create(c.burst_redis.cpu.main_thread_us),
+            c.per_create(c.drain_redis.cpu.main_thread_us),
+            c.per_create(redis.cpu.main_thread_us),
+            c.per_create(redis.cpu.process_us),
+            c.per_create(redis.creates_us as f64),
+            c.per_create(redis.relay_us as f64),
         );
     }
     let rate = |stack: &str, paused: bool| {
@@ -354,5 +492,44 @@ fn print_table(cells: &[Cell]) {
         "- sustainable (creates/s x share the relay kept up with), durable vs defaults: \
          {durable_kept:.0} / {defaults_kept:.0} = {:.2}x",
         durable_kept / defaults_kept
+    );
+    for stack in ["defaults", "durable"] {
+        print_redis_cost(cells, stack);
+    }
+}
+
+/// Redis CPU per create of one stack, relay publishing vs NATS paused, over
+/// all its rounds (total CPU over total creates).
+fn print_redis_cost(cells: &[Cell], stack: &str) {
+    let pooled = |paused: bool, part: fn(&Cell) -> f64| {
+        let of_stack = || {
+            cells
+                .iter()
+                .filter(move |c| c.stack == stack && c.paused == paused)
+        };
+        of_stack().map(part).sum::<f64>() / of_stack().map(|c| c.creates).sum::<u64>().max(1) as f64
+    };
+    let total = |paused| pooled(paused, |c| c.redis().cpu.main_thread_us);
+    let burst = |paused| pooled(paused, |c| c.burst_redis.cpu.main_thread_us);
+    let creates = |paused| pooled(paused, |c| c.redis().creates_us as f64);
+    let relay = |paused| pooled(paused, |c| c.redis().relay_us as f64);
+    let (relaying, paused) = (total(false), total(true));
+    println!(
+        "- Redis CPU per create (main thread, burst + drain), relay publishing vs NATS paused, \
+         {stack}: {relaying:.1} us / {paused:.1} us = creates per Redis-CPU-second ratio {:.2}x \
+         (aim >= 0.90x); the burst alone: {:.1} us / {:.1} us (a paused stack relays in its drain)",
+        paused / relaying,
+        burst(false),
+        burst(true),
+    );
+    println!(
+        "  of which FCALL (the creates) {:.1} / {:.1} us, relay commands {:.1} / {:.1} us, \
+         the rest (network I/O, parsing, cron, timer checks) {:.1} / {:.1} us",
+        creates(false),
+        creates(true),
+        relay(false),
+        relay(true),
+        relaying - creates(false) - relay(false),
+        paused - creates(true) - relay(true),
     );
 }

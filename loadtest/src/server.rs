@@ -204,6 +204,54 @@ pub async fn command_stats(conn: &mut MultiplexedConnection) -> anyhow::Result<C
     Ok(stats)
 }
 
+/// CPU time a Redis server has used since it started, from INFO cpu, in
+/// microseconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RedisCpu {
+    /// The main thread (`used_cpu_sys_main_thread` + `used_cpu_user_main_thread`):
+    /// the one thread that runs every command, so the part that bounds a
+    /// shard's throughput.
+    pub main_thread_us: f64,
+    /// The whole process (`used_cpu_sys` + `used_cpu_user`): also the
+    /// background threads (with `appendfsync everysec` the AOF fsync, lazy
+    /// frees), which a production primary runs on its other cores.
+    pub process_us: f64,
+}
+
+impl RedisCpu {
+    /// CPU used between `earlier` and `self`.
+    pub fn since(&self, earlier: &RedisCpu) -> RedisCpu {
+        RedisCpu {
+            main_thread_us: self.main_thread_us - earlier.main_thread_us,
+            process_us: self.process_us - earlier.process_us,
+        }
+    }
+}
+
+/// The CPU time the server has used so far.
+pub async fn redis_cpu(conn: &mut MultiplexedConnection) -> anyhow::Result<RedisCpu> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    parse_cpu(&info).context(
+        "INFO cpu lacks used_cpu_{sys,user}[_main_thread]: the benchmark needs Redis 6.2 or later",
+    )
+}
+
+/// The CPU times of an INFO cpu reply (seconds with microsecond digits).
+fn parse_cpu(info: &str) -> Option<RedisCpu> {
+    let seconds = |key: &str| -> Option<f64> {
+        info.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let us = |sys: &str, user: &str| Some((seconds(sys)? + seconds(user)?) * 1e6);
+    Some(RedisCpu {
+        main_thread_us: us("used_cpu_sys_main_thread", "used_cpu_user_main_thread")?,
+        process_us: us("used_cpu_sys", "used_cpu_user")?,
+    })
+}
+
 /// Calls of routing code: the routing library's functions and the
 /// standalone scripts.
 const SCRIPT_CALLS: [&str; 2] = ["fcall", "evalsha"];
@@ -299,5 +347,23 @@ mod tests {
         let out = "EVALSHA abc 1 k: rps=0.0 (overall: nan) avg_msec=nan\r\
                    EVALSHA abc 1 k: 41152.26 requests per second, p50=0.631 msec\n\n";
         assert_eq!(parse_rps(out), Some(41152.26));
+    }
+
+    #[test]
+    fn reads_main_thread_and_process_cpu_from_info() {
+        let info = "# CPU\r\nused_cpu_sys:0.5\r\nused_cpu_user:1.25\r\n\
+                    used_cpu_sys_children:9.0\r\nused_cpu_user_children:9.0\r\n\
+                    used_cpu_sys_main_thread:0.25\r\nused_cpu_user_main_thread:1.000001\r\n";
+        let cpu = parse_cpu(info).expect("all four fields");
+        assert!((cpu.main_thread_us - 1_250_001.0).abs() < 0.01, "{cpu:?}");
+        assert!((cpu.process_us - 1_750_000.0).abs() < 0.01, "{cpu:?}");
+    }
+
+    #[test]
+    fn info_without_main_thread_times_is_not_read_as_zero() {
+        assert_eq!(
+            parse_cpu("used_cpu_sys:0.5\r\nused_cpu_user:1.25\r\n"),
+            None
+        );
     }
 }
