@@ -37,6 +37,12 @@ use crate::tenant;
 const AGENTS: usize = 2_000;
 /// Rounds of the four measurements (alternating, to spread machine noise).
 const ROUNDS: usize = 3;
+/// Most creates one measurement makes: nobody resolves, so each holds a
+/// unit of the agents' capacity for the rest of the run, and every create
+/// must still find a free agent in the last measurement. A measurement that
+/// reaches it ends early (its rate stays creates over its own time).
+const MAX_CREATES_PER_MEASUREMENT: u64 =
+    AGENTS as u64 * crate::BURST_CHAT_CAPACITY as u64 / (2 * ROUNDS as u64);
 /// Longest wait for a relay to publish its backlog after a measurement.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(180);
 /// How often the backlog is read while draining.
@@ -174,7 +180,7 @@ pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "durability: creates (each ending in an offer) by {concurrency} tasks for {}s per measurement, \
+        "durability: creates (each ending in an offer) by {concurrency} tasks for {}s (or {MAX_CREATES_PER_MEASUREMENT} creates) per measurement, \
          {AGENTS} agents; defaults = Redis AOF appendfsync everysec + JetStream default sync, \
          durable = appendfsync always + JetStream sync_interval always + the relay's long \
          batches as atomic batches (CARELINE_NATS_ATOMIC_BATCHES, off in defaults); \
@@ -312,7 +318,14 @@ impl Stack {
             self.nats.pause()?;
         }
         let start = self.redis_usage().await?;
-        let burst = phases::throughput(&self.clients, concurrency, u64::MAX, duration, false).await;
+        let burst = phases::throughput(
+            &self.clients,
+            concurrency,
+            MAX_CREATES_PER_MEASUREMENT,
+            duration,
+            false,
+        )
+        .await;
         let burst_end = self.redis_usage().await?;
         let backlog_after = self.backlog().await?;
         if paused {
