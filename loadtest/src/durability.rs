@@ -24,7 +24,7 @@ use careline_bus::{EVENTS_STREAM, TenantStore};
 use careline_domain::tenant::TenantConfig;
 use careline_kit::config::CommonConfig;
 use careline_localdev::{AppendFsync, JetStreamSync, NatsServer, RedisServer};
-use careline_routing::{AgentStatus, Backend};
+use careline_routing::{AgentStatus, Backend, RoutingStore};
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -241,7 +241,7 @@ pub async fn run(duration: Duration, concurrency: usize) -> anyhow::Result<()> {
 }
 
 /// The synthetic tenant with no timer due within the run and no overflow.
-fn quiet_tenant() -> anyhow::Result<TenantConfig> {
+pub(crate) fn quiet_tenant() -> anyhow::Result<TenantConfig> {
     let mut config = tenant::synthetic(AGENTS, crate::BURST_CHAT_CAPACITY)?;
     config.routing.offer_timeout_secs.voice = QUIET_SECS;
     config.routing.offer_timeout_secs.chat = QUIET_SECS;
@@ -386,41 +386,57 @@ impl Stack {
         Ok(after.cpu.since(&before.cpu).main_thread_us / start.elapsed().as_secs_f64())
     }
 
-    /// Messages in the event stream.
     async fn events_stored(&self) -> anyhow::Result<u64> {
-        let mut stream = self.js.get_stream(EVENTS_STREAM).await?;
-        Ok(stream.info().await?.state.messages)
+        events_stored(&self.js).await
     }
 
-    /// Events waiting in the tenant's outbox.
     async fn backlog(&self) -> anyhow::Result<u64> {
-        let mut conn = self.backend.store.connection();
-        Ok(careline_routing::outbox_lag(&mut conn, &self.tenant)
-            .await?
-            .events)
+        backlog(&self.backend.store, &self.tenant).await
     }
 
-    /// Waits until the relay has published the whole outbox; returns how long it took.
     async fn drain(&self) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        loop {
-            let backlog = self.backlog().await?;
-            if backlog == 0 {
-                return Ok(start.elapsed());
-            }
-            ensure!(
-                start.elapsed() < DRAIN_DEADLINE,
-                "{}: {backlog} events still in the outbox after {DRAIN_DEADLINE:?}",
-                self.name
-            );
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
+        drain(&self.backend.store, &self.tenant, self.name).await
     }
 
     async fn stop(self) {
         self.shutdown.cancel();
         self.backend.stopped().await;
         drop((self.redis, self.nats));
+    }
+}
+
+/// Messages in the event stream.
+pub(crate) async fn events_stored(js: &jetstream::Context) -> anyhow::Result<u64> {
+    let mut stream = js.get_stream(EVENTS_STREAM).await?;
+    Ok(stream.info().await?.state.messages)
+}
+
+/// Events waiting in the tenant's outbox.
+pub(crate) async fn backlog(store: &RoutingStore, tenant: &str) -> anyhow::Result<u64> {
+    let mut conn = store.connection();
+    Ok(careline_routing::outbox_lag(&mut conn, tenant)
+        .await?
+        .events)
+}
+
+/// Waits until a relay has published the tenant's whole outbox; returns how
+/// long it took.
+pub(crate) async fn drain(
+    store: &RoutingStore,
+    tenant: &str,
+    label: &str,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let backlog = backlog(store, tenant).await?;
+        if backlog == 0 {
+            return Ok(start.elapsed());
+        }
+        ensure!(
+            start.elapsed() < DRAIN_DEADLINE,
+            "{label}: {backlog} events still in the outbox after {DRAIN_DEADLINE:?}"
+        );
+        tokio::time::sleep(DRAIN_POLL).await;
     }
 }
 

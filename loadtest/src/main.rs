@@ -10,6 +10,7 @@ mod durability;
 mod heartbeats;
 mod phases;
 mod queued;
+mod relay_r3;
 mod server;
 mod tenant;
 mod tenants;
@@ -82,6 +83,11 @@ struct Args {
     /// JetStream sync always vs the defaults (`--duration-secs` each).
     #[arg(long)]
     durability: bool,
+    /// Instead of the agent phases: events/s of one relay draining a
+    /// backlog to an R3 stream on a 3-node NATS cluster, atomic batches on
+    /// vs off.
+    #[arg(long)]
+    relay_r3: bool,
 }
 
 /// One row of the final table.
@@ -104,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.idle_tenants.is_empty() {
         return idle_tenants(&args).await;
+    }
+    if args.relay_r3 {
+        return relay_r3::run(args.concurrency).await;
     }
     if args.durability {
         return durability::run(Duration::from_secs(args.duration_secs), args.concurrency).await;
