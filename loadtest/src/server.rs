@@ -236,16 +236,18 @@ pub async fn redis_cpu(conn: &mut MultiplexedConnection) -> anyhow::Result<Redis
     )
 }
 
+/// The number a field of an INFO reply (`name:value` lines) holds.
+pub fn info_field(info: &str, name: &str) -> Option<f64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The CPU times of an INFO cpu reply (seconds with microsecond digits).
 fn parse_cpu(info: &str) -> Option<RedisCpu> {
-    let seconds = |key: &str| -> Option<f64> {
-        info.lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let us = |sys: &str, user: &str| Some((seconds(sys)? + seconds(user)?) * 1e6);
+    let us = |sys: &str, user: &str| Some((info_field(info, sys)? + info_field(info, user)?) * 1e6);
     Some(RedisCpu {
         main_thread_us: us("used_cpu_sys_main_thread", "used_cpu_user_main_thread")?,
         process_us: us("used_cpu_sys", "used_cpu_user")?,

@@ -12,6 +12,8 @@ use careline_localdev::{NatsServer, RedisServer};
 use careline_routing::Backend;
 use tokio_util::sync::CancellationToken;
 
+use crate::server;
+
 /// How long the worker gets to apply every tenant before measuring.
 const SETTLE: Duration = Duration::from_secs(5);
 
@@ -92,11 +94,7 @@ async fn redis_counters(
     conn: &mut redis::aio::MultiplexedConnection,
 ) -> anyhow::Result<(u64, f64)> {
     let info: String = redis::cmd("INFO").arg("all").query_async(conn).await?;
-    let field = |name: &str| -> Option<f64> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().parse().ok())
-    };
+    let field = |name: &str| server::info_field(&info, name);
     let commands = field("total_commands_processed").context("total_commands_processed")?;
     let cpu = field("used_cpu_user").unwrap_or(0.0) + field("used_cpu_sys").unwrap_or(0.0);
     Ok((commands as u64, cpu * 1000.0))
