@@ -124,6 +124,15 @@ impl Replica {
         }
     }
 
+    /// How `serve` ended, if it has (taking its result); `None` while it runs.
+    pub async fn ended(&mut self) -> Option<anyhow::Result<()>> {
+        if !self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+            return None;
+        }
+        let handle = self.handle.take()?;
+        Some(handle.await.context("serve task").and_then(|served| served))
+    }
+
     /// Stops the replica gracefully (SIGTERM) and returns how `serve` ended.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.shutdown.trigger();
@@ -229,21 +238,25 @@ impl PlatformBuilder {
         for index in 0..self.presence {
             presence.push(Replica::start(Service::Presence, index, common.clone())?);
         }
-        let platform = Platform {
+        let mut platform = Platform {
             sandbox,
             jetstream,
             tenant: self.tenant,
             routers,
             presence,
         };
-        for replica in platform.routers.iter().chain(&platform.presence) {
-            wait_serving(
-                replica.service,
-                &replica.name,
-                replica.addr,
-                &platform.tenant.id,
-            )
-            .await?;
+        let tenant = platform.tenant.id.clone();
+        for replica in platform.routers.iter_mut().chain(&mut platform.presence) {
+            let waited = wait_serving(replica.service, &replica.name, replica.addr, &tenant).await;
+            if let Err(not_serving) = waited {
+                // Whether the replica gave up (and why) or is still starting.
+                let state = match replica.ended().await {
+                    Some(Ok(())) => format!("{} stopped without an error", replica.name),
+                    Some(Err(error)) => format!("{} stopped: {error:#}", replica.name),
+                    None => format!("{} is still running", replica.name),
+                };
+                return Err(not_serving.context(state));
+            }
         }
         Ok(platform)
     }
