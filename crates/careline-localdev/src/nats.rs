@@ -7,6 +7,7 @@
 //! [`NatsServer::pause`] stalls the process, for benchmarks of what
 //! durability and a stalled NATS cost.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::process::{
@@ -25,6 +26,9 @@ const NATS: Binary = Binary {
     apt_package: "nats-server",
 };
 
+/// Servers this process has launched, numbering their names.
+static LAUNCHED: AtomicUsize = AtomicUsize::new(0);
+
 /// Configuration file lines written for [`JetStreamSync::Always`].
 const SYNC_ALWAYS_CONFIG: &str = "jetstream {\n  sync_interval: always\n}\n";
 
@@ -42,7 +46,11 @@ pub enum JetStreamSync {
 pub struct NatsServer {
     port: u16,
     dir: DataDir,
-    /// Arguments beyond the defaults (the sync configuration file).
+    /// The server's name, unique to this launch: the readiness check makes
+    /// sure it reached this server, not another test's that took the port
+    /// first (this one then exits, unable to bind).
+    name: String,
+    /// Arguments beyond the defaults (the name, the sync configuration file).
     extra: Vec<String>,
     /// What clients need to get in: TLS files, a user and password.
     access: NatsAccess,
@@ -155,18 +163,23 @@ impl NatsServer {
         if sync == JetStreamSync::Always {
             config.push_str(SYNC_ALWAYS_CONFIG);
         }
-        let extra = if config.is_empty() {
-            Vec::new()
-        } else {
+        let name = format!(
+            "careline-{}-{}",
+            std::process::id(),
+            LAUNCHED.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut extra = vec!["--server_name".to_string(), name.clone()];
+        if !config.is_empty() {
             let file = dir.path().join("nats.conf");
             std::fs::write(&file, config)
                 .map_err(LocalDevError::io(format!("writing {}", file.display())))?;
-            vec!["-c".to_string(), file.display().to_string()]
-        };
+            extra.extend(["-c".to_string(), file.display().to_string()]);
+        }
         let process = spawn(&dir, port, &extra)?;
         let mut server = Self {
             port,
             dir,
+            name,
             extra,
             access,
             process,
@@ -218,7 +231,7 @@ impl NatsServer {
         let until = tokio::time::Instant::now() + READY_DEADLINE;
         loop {
             self.process.check_running()?;
-            if jetstream_answers(&url, self.access.client_options()).await {
+            if jetstream_answers(&url, self.access.client_options(), &self.name).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= until {
@@ -252,17 +265,25 @@ pub(crate) fn spawn(
     ServerProcess::spawn(&NATS, &args, dir, "nats.log")
 }
 
-/// Whether a client connects and JetStream answers an account-info request.
+/// Whether a client connects to the server named `name` and JetStream
+/// answers an account-info request.
 ///
 /// This asks `$JS.API.INFO` directly rather than via `Context::query_account`:
 /// async-nats 0.51 cannot decode nats-server 2.9's reply (it lacks `reserved_memory`).
-pub(crate) async fn jetstream_answers(url: &str, options: async_nats::ConnectOptions) -> bool {
+pub(crate) async fn jetstream_answers(
+    url: &str,
+    options: async_nats::ConnectOptions,
+    name: &str,
+) -> bool {
     let attempt = async {
         let client = options
             .connection_timeout(ATTEMPT_TIMEOUT)
             .connect(url)
             .await
             .ok()?;
+        if client.server_info().server_name != name {
+            return Some(false);
+        }
         let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
         let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
         Some(info.get("error").is_none() && info.get("streams").is_some())

@@ -177,7 +177,7 @@ async fn wait_node(node: &mut Node, deadline: Duration) -> Result<(), LocalDevEr
     let until = tokio::time::Instant::now() + deadline;
     loop {
         node.process.check_running()?;
-        if jetstream_answers(&url, async_nats::ConnectOptions::new()).await {
+        if jetstream_answers(&url, async_nats::ConnectOptions::new(), &node.name).await {
             return Ok(());
         }
         if tokio::time::Instant::now() >= until {
